@@ -1,0 +1,73 @@
+/**
+ * Every bound in replivol, in one place (TigerBeetle style: a limit on everything).
+ *
+ * Names end in their unit: `…BytesMax`, `…Ms`, `…Count`. Settings a user may override
+ * (timeouts, region sizes) have their defaults here and are passed explicitly through the API;
+ * hard limits (frame sizes, counts) are fixed by the wire format and asserted at load.
+ */
+import { assert } from "./assert.ts"
+
+export const KiB = 1024
+export const MiB = 1024 * KiB
+export const GiB = 1024 * MiB
+export const TiB = 1024 * GiB
+
+/** Replicas per volume (StorageOS v1: 0..5). */
+export const replicasMax = 5
+/** Failure tolerance (StorageOS v1: 0..4, and at most the replica count). */
+export const failureToleranceMax = 4
+/** Largest volume. Offsets stay exact in a JS number (< 2^53) with a wide margin. */
+export const volumeSizeBytesMax = 64 * TiB
+/** Volume sizes are whole sectors. */
+export const sectorBytes = 512
+
+/** Largest data payload of one replication frame; bigger writes are split into several frames. */
+export const writeChunkBytesMax = 1 * MiB
+/** Largest frame body on the wire (compressed or raw); a body never exceeds the raw payload limit. */
+export const frameBodyBytesMax = writeChunkBytesMax
+/** Largest body of a control frame (handshake, error text, open-volume request). */
+export const controlBodyBytesMax = 64 * KiB
+/** Fixed frame header size (see lib/wire/FORMAT.md). */
+export const frameHeaderBytes = 56
+
+/** Writes in flight from one master to one replica before the master waits (back-pressure). */
+export const inflightWritesPerReplicaMax = 256
+/** Bytes in flight from one master to one replica before the master waits. */
+export const inflightBytesPerReplicaMax = 64 * MiB
+/** Bytes a connection may buffer for sending before the sender waits. */
+export const sendBufferBytesMax = 16 * MiB
+
+/** Authenticated connections one node accepts at once. */
+export const connectionsPerNodeMax = 1024
+/** Connections waiting in the handshake at once (the rest are closed at accept). */
+export const handshakesPendingMax = 64
+/** Volume names: namespace/name, each a DNS-label-like word. */
+export const volumeNameBytesMax = 253
+/** Node names. */
+export const nodeNameBytesMax = 63
+/** Random nonce of the authentication handshake. */
+export const nonceBytes = 32
+/** Cluster secrets shorter than this are refused. */
+export const secretBytesMin = 16
+
+/** Default settings, each overridable through the API. */
+export const defaults = {
+  /** Port of the replication protocol (StorageOS: tcp/5703). */
+  replicationPort: 5703,
+  /** A replica that does not acknowledge within this time is marked failed. */
+  ackTimeoutMs: 5_000,
+  /** The authentication handshake must finish within this time. */
+  handshakeTimeoutMs: 2_000,
+  /** Reconnect backoff: first delay, ceiling. */
+  reconnectBaseMs: 10,
+  reconnectCeilingMs: 500,
+  /** Size of one dirty region tracked for delta resync. */
+  dirtyRegionBytes: 1 * MiB,
+} as const
+
+assert(frameBodyBytesMax >= writeChunkBytesMax, "a raw write chunk must fit in a frame body")
+assert(controlBodyBytesMax <= frameBodyBytesMax, "control bodies are frame bodies")
+assert(inflightBytesPerReplicaMax >= writeChunkBytesMax, "one full chunk must fit in flight")
+assert(volumeSizeBytesMax < Number.MAX_SAFE_INTEGER, "offsets must be exact numbers")
+assert(failureToleranceMax < replicasMax, "tolerance counts failed replicas out of at most replicasMax")
+assert(defaults.dirtyRegionBytes % sectorBytes === 0, "dirty regions are whole sectors")
