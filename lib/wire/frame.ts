@@ -1,0 +1,114 @@
+/**
+ * Frames in memory, and their encoding to bytes.
+ *
+ * A `Frame` is what the replication code sends and receives; `encodeFrame` turns one into
+ * `[header, body]` for a vectored socket write (the body is the caller's buffer, uncopied, when
+ * it goes raw). The sender is our own code, so a frame that breaks the format's rules is a bug
+ * and throws InvariantViolation rather than returning an error.
+ */
+import { assert } from "../core/assert.ts"
+import { crc32c } from "../core/checksum.ts"
+import { frameBodyBytesMax } from "../core/limits.ts"
+import { checkLengths, checkRanges, compressedBodyBytesMin, writeHeader } from "./header.ts"
+import { compressBlock } from "./lz4.ts"
+import { isDataType, isMessageType, MessageType, messageTypeName } from "./messages.ts"
+
+export interface Frame {
+  readonly type: MessageType
+  /** u64; 0n for connection-level frames. */
+  readonly volumeId: bigint
+  /** u32: the volume's epoch as the sender knows it. */
+  readonly epoch: number
+  /** u32: the ErrorCode of an Error frame, else 0. */
+  readonly aux: number
+  /** ≤ 2^53−1. */
+  readonly sequence: number
+  /** Byte offset in the volume, ≤ volumeSizeBytesMax. */
+  readonly offset: number
+  /** Uncompressed payload length (for Read: the requested bytes). */
+  readonly length: number
+  /** The decoded payload, uncompressed. May alias a buffer the decoder was given. */
+  readonly body: Uint8Array
+}
+
+export interface EncodeOptions {
+  /** Compress data frames (Write, SyncChunk, ReadReply) when that makes them smaller. */
+  readonly compress?: boolean
+}
+
+const emptyBody = new Uint8Array(0)
+const u64Limit = 1n << 64n
+
+/**
+ * A frame with defaults filled in: volumeId 0n, epoch/aux/sequence/offset 0, body empty, and
+ * length = body length (pass `length` explicitly for Read).
+ */
+export const makeFrame = (type: MessageType, fields: Partial<Omit<Frame, "type">> = {}): Frame => {
+  const body = fields.body ?? emptyBody
+  return {
+    type,
+    volumeId: fields.volumeId ?? 0n,
+    epoch: fields.epoch ?? 0,
+    aux: fields.aux ?? 0,
+    sequence: fields.sequence ?? 0,
+    offset: fields.offset ?? 0,
+    length: fields.length ?? body.length,
+    body,
+  }
+}
+
+const isU32 = (value: number): boolean => Number.isInteger(value) && value >= 0 && value <= 0xffffffff
+const isCount = (value: number): boolean => Number.isSafeInteger(value) && value >= 0
+
+const assertWellFormed = (frame: Frame): void => {
+  assert(isMessageType(frame.type), `frame type ${frame.type} is a MessageType`)
+  const name = messageTypeName(frame.type)
+  assert(frame.volumeId >= 0n && frame.volumeId < u64Limit, `${name} volumeId ${frame.volumeId} fits in a u64`)
+  assert(isU32(frame.epoch), `${name} epoch ${frame.epoch} is a u32`)
+  assert(isU32(frame.aux), `${name} aux ${frame.aux} is a u32`)
+  assert(isCount(frame.sequence) && isCount(frame.offset), `${name} sequence/offset are non-negative safe integers`)
+  assert(isCount(frame.length), `${name} length ${frame.length} is a non-negative integer`)
+  const bodyBytesExpected = frame.type === MessageType.Read ? 0 : frame.length
+  assert(frame.body.length === bodyBytesExpected, `${name} body has ${frame.body.length} bytes; expected ${bodyBytesExpected}`)
+  const lengthError = checkLengths(frame.type, false, frame.length, frame.body.length, frameBodyBytesMax)
+  assert(lengthError === undefined, lengthError?.message ?? "")
+  const rangeError = checkRanges(frame.type, frame.aux, frame.sequence, frame.offset, frame.length)
+  assert(rangeError === undefined, rangeError?.message ?? "")
+}
+
+/** The compressed body when compression is asked for, allowed and pays; else undefined. */
+const compressedBodyOf = (frame: Frame, options: EncodeOptions | undefined): Uint8Array | undefined => {
+  if (options?.compress !== true || !isDataType(frame.type) || frame.length <= compressedBodyBytesMin) return undefined
+  const packed = compressBlock(frame.body)
+  return packed.length < frame.length ? packed : undefined
+}
+
+/**
+ * `[header, body]`: the bytes of one frame. Data frames are lz4-compressed when
+ * `options.compress` is set and the block comes out smaller; otherwise the body goes raw.
+ */
+export const encodeFrame = (frame: Frame, options?: EncodeOptions): Uint8Array[] => {
+  assertWellFormed(frame)
+  const packed = compressedBodyOf(frame, options)
+  const wireBody = packed ?? frame.body
+  const header = writeHeader({
+    type: frame.type,
+    compressed: packed !== undefined,
+    volumeId: frame.volumeId,
+    epoch: frame.epoch,
+    aux: frame.aux,
+    sequence: frame.sequence,
+    offset: frame.offset,
+    length: frame.length,
+    bodyBytes: wireBody.length,
+    bodyChecksum: crc32c(wireBody),
+  })
+  return [header, wireBody]
+}
+
+/** Total bytes of an encoded frame (or of several frames' parts). */
+export const encodedBytes = (parts: Uint8Array[]): number => {
+  let total = 0
+  for (const part of parts) total += part.length
+  return total
+}
