@@ -1,0 +1,189 @@
+/**
+ * Framed, authenticated connections on top of a `Link`.
+ *
+ * Every connection authenticates both ways with the cluster secret before any other frame is
+ * read (DESIGN invariant 5):
+ *
+ *   client → Hello     { clientNonce, clientName }
+ *   server → Challenge { serverNonce, serverProof = HMAC(secret, "server" ‖ clientNonce ‖ serverNonce ‖ names) , serverName }
+ *   client → Prove     { clientProof = HMAC(secret, "client" ‖ serverNonce ‖ clientNonce ‖ names) }
+ *   server → Welcome
+ *
+ * Nonces are fresh on both sides, so a recorded session cannot be replayed: the server's new
+ * nonce makes an old proof worthless. A peer that sends anything else, sends garbage, or is too
+ * slow is closed with a typed `NetError` and nothing it sent is acted on.
+ */
+import { Deferred, Effect } from "effect"
+import { nodeNameBytesMax, nonceBytes, secretBytesMin } from "../core/limits.ts"
+import { constantTimeEqual, hmacSha256 } from "../core/sha256.ts"
+import { encodeFrame, FrameDecoder, MessageType, WireError, type Frame } from "../wire/index.ts"
+import { Entropy } from "./entropy.ts"
+import { type Link, NetError } from "./Transport.ts"
+
+export interface Connection {
+  readonly link: Link
+  /** The authenticated name of the peer node. */
+  readonly peerName: string
+  /** Sends one frame; false when the send buffer is above its high-water mark (wait on `link.drained`). */
+  readonly send: (frame: Frame, compress?: boolean) => boolean
+  /** Registers the receiver of every later frame (frames that arrived before are delivered first). */
+  readonly onFrame: (receive: (frame: Frame) => void) => void
+  readonly close: (reason: string) => void
+}
+
+const pendingFramesMax = 1024
+const text = new TextEncoder()
+const untext = new TextDecoder("utf-8", { fatal: true })
+
+/** Low-level framing: decoder on the receive side, pre-handshake frame inbox. */
+const framed = (link: Link) => {
+  // Before authentication a peer can make us buffer at most one frame body (≤ frameBodyBytesMax)
+  // per pending handshake, and at most handshakesPendingMax handshakes are pending.
+  const decoder = new FrameDecoder()
+  let receiver: ((frame: Frame) => void) | undefined
+  const inbox: Frame[] = []
+  let waiter: Deferred.Deferred<Frame, NetError> | undefined
+  let failure: NetError | undefined
+  const fail = (error: NetError) => {
+    failure ??= error
+    if (waiter) Deferred.doneUnsafe(waiter, Effect.fail(failure))
+    waiter = undefined
+  }
+  link.onData((chunk) => {
+    decoder.push(chunk)
+    for (;;) {
+      const next = decoder.next()
+      if (next === undefined) return
+      if (next instanceof WireError) {
+        fail(new NetError({ reason: "protocol", address: link.remote, message: `bad frame from ${link.remote}: ${next.message}`, cause: next }))
+        link.close(`bad frame: ${next.reason}`)
+        return
+      }
+      if (receiver) receiver(next)
+      else if (waiter) {
+        const w = waiter
+        waiter = undefined
+        Deferred.doneUnsafe(w, Effect.succeed(next))
+      } else if (inbox.length < pendingFramesMax) inbox.push(next)
+      else link.close("too many frames before the receiver was ready")
+    }
+  })
+  link.onClose((reason) => fail(new NetError({ reason: "closed", address: link.remote, message: `connection ${link.remote} closed: ${reason}` })))
+  const nextFrame: Effect.Effect<Frame, NetError> = Effect.suspend(() => {
+    const queued = inbox.shift()
+    if (queued) return Effect.succeed(queued)
+    if (failure) return Effect.fail(failure)
+    const deferred = Deferred.makeUnsafe<Frame, NetError>()
+    waiter = deferred
+    return Deferred.await(deferred)
+  })
+  const onFrame = (receive: (frame: Frame) => void) => {
+    receiver = receive
+    for (const frame of inbox.splice(0)) receive(frame)
+  }
+  const send = (frame: Frame, compress = false) => link.send(encodeFrame(frame, { compress }))
+  return { nextFrame, onFrame, send }
+}
+
+const controlFrame = (type: MessageType, body: Uint8Array, aux = 0): Frame => ({
+  type, volumeId: 0n, epoch: 0, aux, sequence: 0, offset: 0, length: body.length, body,
+})
+
+const concat = (...parts: Uint8Array[]): Uint8Array => {
+  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0))
+  let at = 0
+  for (const part of parts) {
+    out.set(part, at)
+    at += part.length
+  }
+  return out
+}
+
+const proof = (secret: Uint8Array, role: "server" | "client", first: Uint8Array, second: Uint8Array, clientName: string, serverName: string) =>
+  hmacSha256(secret, concat(text.encode(`replivol/1 ${role}\n`), first, second, text.encode(`\n${clientName}\n${serverName}`)))
+
+const validName = (name: string) => name.length > 0 && name.length <= nodeNameBytesMax && /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/.test(name)
+
+export interface HandshakeOptions {
+  readonly secret: Uint8Array
+  readonly nodeName: string
+  readonly timeoutMs: number
+}
+
+const authFailed = (link: Link, message: string) => {
+  link.close(message)
+  return new NetError({ reason: "auth-failed", address: link.remote, message })
+}
+
+const expect = (link: Link, frame: Frame, type: MessageType, what: string): Effect.Effect<Frame, NetError> =>
+  frame.type === type
+    ? Effect.succeed(frame)
+    : Effect.fail(authFailed(link, `expected ${what} from ${link.remote}, got frame type ${frame.type}`))
+
+export const assertSecret = (secret: Uint8Array): Effect.Effect<void, NetError> =>
+  secret.length >= secretBytesMin
+    ? Effect.void
+    : Effect.fail(new NetError({ reason: "auth-failed", address: "-", message: `the cluster secret is ${secret.length} bytes; at least ${secretBytesMin} are required` }))
+
+const withTimeout = <A>(link: Link, timeoutMs: number, effect: Effect.Effect<A, NetError>) =>
+  effect.pipe(
+    Effect.timeoutOrElse({
+      duration: timeoutMs,
+      orElse: () => Effect.fail(authFailed(link, `handshake with ${link.remote} did not finish within ${timeoutMs} ms`)),
+    }),
+    Effect.onError(() => Effect.sync(() => link.close("handshake failed"))),
+  )
+
+/** Client side: prove the secret, check the server's proof, return the authenticated connection. */
+export const clientHandshake = (link: Link, options: HandshakeOptions): Effect.Effect<Connection, NetError> =>
+  withTimeout(link, options.timeoutMs, Effect.gen(function* () {
+    const entropy = yield* Entropy
+    const io = framed(link)
+    const clientNonce = entropy.randomBytes(nonceBytes)
+    io.send(controlFrame(MessageType.Hello, concat(clientNonce, text.encode(options.nodeName))))
+    const challenge = yield* Effect.flatMap(io.nextFrame, (f) => expect(link, f, MessageType.Challenge, "a challenge"))
+    if (challenge.body.length < nonceBytes * 2 + 1) return yield* authFailed(link, `challenge from ${link.remote} is malformed`)
+    const serverNonce = challenge.body.subarray(0, nonceBytes)
+    const serverProof = challenge.body.subarray(nonceBytes, nonceBytes * 2)
+    let serverName: string
+    try {
+      serverName = untext.decode(challenge.body.subarray(nonceBytes * 2))
+    } catch {
+      return yield* authFailed(link, `challenge from ${link.remote} has a malformed node name`)
+    }
+    if (!validName(serverName)) return yield* authFailed(link, `challenge from ${link.remote} has a malformed node name`)
+    if (!constantTimeEqual(serverProof, proof(options.secret, "server", clientNonce, serverNonce, options.nodeName, serverName))) {
+      return yield* authFailed(link, `${link.remote} does not know the cluster secret`)
+    }
+    io.send(controlFrame(MessageType.Prove, proof(options.secret, "client", serverNonce, clientNonce, options.nodeName, serverName)))
+    yield* Effect.flatMap(io.nextFrame, (f) =>
+      f.type === MessageType.Error ? Effect.fail(authFailed(link, `${link.remote} refused us: ${untext.decode(f.body)}`)) : expect(link, f, MessageType.Welcome, "welcome"))
+    return { link, peerName: serverName, send: io.send, onFrame: io.onFrame, close: link.close }
+  }))
+
+/** Server side: challenge the client; only an authenticated connection is returned. */
+export const serverHandshake = (link: Link, options: HandshakeOptions): Effect.Effect<Connection, NetError> =>
+  withTimeout(link, options.timeoutMs, Effect.gen(function* () {
+    const entropy = yield* Entropy
+    const io = framed(link)
+    const hello = yield* Effect.flatMap(io.nextFrame, (f) => expect(link, f, MessageType.Hello, "hello"))
+    if (hello.body.length < nonceBytes + 1) return yield* authFailed(link, `hello from ${link.remote} is malformed`)
+    const clientNonce = hello.body.slice(0, nonceBytes)
+    let clientName: string
+    try {
+      clientName = untext.decode(hello.body.subarray(nonceBytes))
+    } catch {
+      return yield* authFailed(link, `hello from ${link.remote} has a malformed node name`)
+    }
+    if (!validName(clientName)) return yield* authFailed(link, `hello from ${link.remote} has a malformed node name`)
+    const serverNonce = entropy.randomBytes(nonceBytes)
+    const serverProof = proof(options.secret, "server", clientNonce, serverNonce, clientName, options.nodeName)
+    io.send(controlFrame(MessageType.Challenge, concat(serverNonce, serverProof, text.encode(options.nodeName))))
+    const prove = yield* Effect.flatMap(io.nextFrame, (f) => expect(link, f, MessageType.Prove, "a proof"))
+    if (!constantTimeEqual(prove.body, proof(options.secret, "client", serverNonce, clientNonce, clientName, options.nodeName))) {
+      io.send(controlFrame(MessageType.Error, text.encode("authentication failed"), 4))
+      return yield* authFailed(link, `${link.remote} (calling itself ${clientName}) failed authentication`)
+    }
+    io.send(controlFrame(MessageType.Welcome, new Uint8Array(0)))
+    return { link, peerName: clientName, send: io.send, onFrame: io.onFrame, close: link.close }
+  }))

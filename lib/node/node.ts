@@ -1,0 +1,181 @@
+/**
+ * A replivol node: one process (or one simulated host) that listens on its replication port,
+ * hosts replica copies for other nodes' masters, and opens master volumes of its own.
+ *
+ * Connections are accepted only after the cluster-secret handshake (lib/net/connection.ts), with
+ * bounds on pending handshakes and open connections. Everything the node opens lives in the
+ * Scope it was started in: closing the scope stops listening, closes connections and stores.
+ */
+import { Effect, Queue, Scope } from "effect"
+import { connectionsPerNodeMax, defaults, handshakesPendingMax, sectorBytes, volumeSizeBytesMax } from "../core/limits.ts"
+import { clientHandshake, serverHandshake, assertSecret, type Connection } from "../net/connection.ts"
+import { formatAddress, type Address, type Link, NetError, Transport } from "../net/Transport.ts"
+import type { BlockStore, StoreError } from "../store/BlockStore.ts"
+import { Stores } from "../store/Stores.ts"
+import { parseLabels, type LabelError, type VolumeSpec } from "../volume/labels.ts"
+import { isDnsLabel } from "../volume/labels.ts"
+import { ReplicationError } from "../replication/errors.ts"
+import { openMasterVolume, type MasterVolume, type VolumeEvent } from "../replication/masterVolume.ts"
+import { makeReplicaHost, type HostedReplicaStatus } from "../replication/replicaHost.ts"
+import type { ReplicaTarget } from "../replication/replicaLink.ts"
+
+export interface NodeOptions {
+  /** DNS-label node name, unique in the cluster. */
+  readonly name: string
+  /** Where this node listens for replication traffic (port 5703 by default). */
+  readonly address: { readonly host: string; readonly port?: number }
+  /** Directory (or, in the simulator, key prefix) of this node's volume copies. */
+  readonly dataDir: string
+  /** The cluster secret, at least 16 bytes; every connection proves it both ways. */
+  readonly secret: Uint8Array | string
+  readonly ackTimeoutMs?: number
+  readonly handshakeTimeoutMs?: number
+  readonly reconnectBaseMs?: number
+  readonly reconnectCeilingMs?: number
+  readonly dirtyRegionBytes?: number
+  readonly onEvent?: (event: VolumeEvent) => void
+}
+
+export interface OpenVolumeOptions {
+  /** `namespace/name`. */
+  readonly volume: string
+  readonly sizeBytes: number
+  /** StorageOS labels (`storageos.com/replicas`, …), validated; or a ready spec. */
+  readonly labels?: Readonly<Record<string, string>>
+  readonly spec?: VolumeSpec
+  /** Where the replicas are hosted: exactly `storageos.com/replicas` of them, on other nodes. */
+  readonly replicas: ReadonlyArray<ReplicaTarget>
+  /** The volume's epoch; a later master must use a higher one. Default 1. */
+  readonly epoch?: number
+}
+
+export interface NodeStats {
+  readonly connectionsAccepted: number
+  readonly connectionsOpen: number
+  readonly handshakesFailed: number
+  readonly refusedOverLimit: number
+}
+
+export interface ReplivolNode {
+  readonly name: string
+  readonly address: Address
+  readonly hostReplica: (volume: string, sizeBytes: number) => Effect.Effect<void, ReplicationError | StoreError, Scope.Scope>
+  readonly unhostReplica: (volume: string) => Effect.Effect<void>
+  readonly openVolume: (options: OpenVolumeOptions) => Effect.Effect<MasterVolume, ReplicationError | StoreError | LabelError, Scope.Scope>
+  readonly hostedReplicas: () => ReadonlyArray<HostedReplicaStatus>
+  readonly rejections: () => Readonly<Record<string, number>>
+  readonly stats: () => NodeStats
+  /** Dials another node and authenticates (for clients of this library and tests). */
+  readonly connect: (address: Address) => Effect.Effect<Connection, NetError>
+  readonly storePath: (volume: string) => string
+}
+
+const encoder = new TextEncoder()
+
+export const checkVolumeName = (volume: string): ReplicationError | undefined => {
+  const parts = volume.split("/")
+  if (parts.length === 2 && parts.every((part) => isDnsLabel(part) && part.length > 0)) return undefined
+  return new ReplicationError({ reason: "bad-name", volume, message: `volume name "${volume}" is malformed: allowed "namespace/name", each a DNS label (lower-case letters, digits and "-", 1..63 characters)` })
+}
+
+export const checkVolumeSize = (volume: string, sizeBytes: number): ReplicationError | undefined =>
+  Number.isSafeInteger(sizeBytes) && sizeBytes > 0 && sizeBytes % sectorBytes === 0 && sizeBytes <= volumeSizeBytesMax
+    ? undefined
+    : new ReplicationError({ reason: "bad-size", volume, message: `volume ${volume}: size ${sizeBytes} is not allowed: a whole number of ${sectorBytes}-byte sectors, from ${sectorBytes} bytes to ${volumeSizeBytesMax} bytes (64 TiB)` })
+
+export const startNode = (options: NodeOptions): Effect.Effect<ReplivolNode, NetError | ReplicationError, Scope.Scope | Transport | Stores> =>
+  Effect.gen(function* () {
+    if (!isDnsLabel(options.name) || options.name.length === 0) {
+      return yield* new ReplicationError({ reason: "bad-name", volume: "-", message: `node name "${options.name}" is malformed: allowed a DNS label (lower-case letters, digits and "-", 1..63 characters)` })
+    }
+    const secret = typeof options.secret === "string" ? encoder.encode(options.secret) : options.secret
+    yield* assertSecret(secret)
+    const transport = yield* Transport
+    const stores = yield* Stores
+    const scope = yield* Effect.scope
+    const address: Address = { host: options.address.host, port: options.address.port ?? defaults.replicationPort }
+    const handshake = { secret, nodeName: options.name, timeoutMs: options.handshakeTimeoutMs ?? defaults.handshakeTimeoutMs }
+    const replicaHost = makeReplicaHost({ nodeName: options.name })
+    let accepted = 0, open = 0, pendingHandshakes = 0, handshakesFailed = 0, refusedOverLimit = 0
+
+    const accepts = yield* Queue.unbounded<Link>()
+    const listener = yield* transport.listen(address, (link) => {
+      if (pendingHandshakes >= handshakesPendingMax || open >= connectionsPerNodeMax) {
+        refusedOverLimit++
+        return link.close("over the connection limit")
+      }
+      pendingHandshakes++
+      Queue.offerUnsafe(accepts, link)
+    })
+    const serveLink = (link: Link) =>
+      Effect.gen(function* () {
+        const result = yield* Effect.result(serverHandshake(link, handshake))
+        pendingHandshakes--
+        if (result._tag === "Failure") {
+          handshakesFailed++
+          yield* Effect.logDebug(`node ${options.name}: refused ${link.remote}: ${result.failure.message}`)
+          return
+        }
+        accepted++
+        open++
+        yield* replicaHost.serve(result.success).pipe(Effect.ensuring(Effect.sync(() => void open--)))
+      })
+    yield* Effect.forkIn(
+      Effect.forever(Effect.flatMap(Queue.take(accepts), (link) => Effect.forkIn(serveLink(link), scope))),
+      scope,
+    )
+
+    const storePath = (volume: string) => `${options.dataDir}/copies/${volume}.img`
+    const openStore = (volume: string, sizeBytes: number): Effect.Effect<BlockStore, ReplicationError | StoreError, Scope.Scope> =>
+      Effect.gen(function* () {
+        const bad = checkVolumeName(volume) ?? checkVolumeSize(volume, sizeBytes)
+        if (bad) return yield* bad
+        return yield* stores.open(storePath(volume), sizeBytes)
+      })
+
+    const hostReplica = (volume: string, sizeBytes: number) =>
+      Effect.gen(function* () {
+        const store = yield* openStore(volume, sizeBytes)
+        yield* replicaHost.host(volume, store)
+        yield* Effect.addFinalizer(() => replicaHost.unhost(volume))
+      })
+
+    const connect = (target: Address) =>
+      Effect.flatMap(transport.dial(target, { from: address.host, timeoutMs: handshake.timeoutMs }), (link) => clientHandshake(link, handshake))
+
+    const openVolume = (volumeOptions: OpenVolumeOptions) =>
+      Effect.gen(function* () {
+        const spec = volumeOptions.spec ?? (yield* parseLabels(volumeOptions.labels ?? {}))
+        if (volumeOptions.replicas.length !== spec.replicas) {
+          return yield* new ReplicationError({ reason: "bad-request", volume: volumeOptions.volume, message: `volume ${volumeOptions.volume} asks for ${spec.replicas} replicas but ${volumeOptions.replicas.length} locations were given` })
+        }
+        if (volumeOptions.replicas.some((r) => r.node === options.name)) {
+          return yield* new ReplicationError({ reason: "bad-request", volume: volumeOptions.volume, message: `a replica of ${volumeOptions.volume} cannot be on its master's node ${options.name}` })
+        }
+        const store = yield* openStore(volumeOptions.volume, volumeOptions.sizeBytes)
+        return yield* openMasterVolume({
+          volume: volumeOptions.volume, spec, epoch: volumeOptions.epoch ?? 1, store, nodeName: options.name,
+          replicas: volumeOptions.replicas, connect: (target) => connect(target.address),
+          ...(options.ackTimeoutMs === undefined ? {} : { ackTimeoutMs: options.ackTimeoutMs }),
+          ...(options.reconnectBaseMs === undefined ? {} : { reconnectBaseMs: options.reconnectBaseMs }),
+          ...(options.reconnectCeilingMs === undefined ? {} : { reconnectCeilingMs: options.reconnectCeilingMs }),
+          ...(options.dirtyRegionBytes === undefined ? {} : { dirtyRegionBytes: options.dirtyRegionBytes }),
+          ...(options.onEvent === undefined ? {} : { onEvent: options.onEvent }),
+        })
+      })
+
+    return {
+      name: options.name,
+      address: { host: address.host, port: listener.address.port },
+      hostReplica,
+      unhostReplica: replicaHost.unhost,
+      openVolume,
+      hostedReplicas: replicaHost.status,
+      rejections: replicaHost.rejections,
+      stats: () => ({ connectionsAccepted: accepted, connectionsOpen: open, handshakesFailed, refusedOverLimit }),
+      connect,
+      storePath,
+    } satisfies ReplivolNode
+  })
+
+export { formatAddress, NetError }

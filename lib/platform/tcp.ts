@@ -1,0 +1,112 @@
+/**
+ * TCP transport (node:net): the real `Transport`, on Node, Bun and Deno.
+ *
+ * Nagle is off (a 4 KiB write must not wait for the next one), keep-alive is on, and the send
+ * buffer's high-water mark is reported through `Link.send`'s return value so the replication
+ * layer can apply back-pressure instead of buffering without bound.
+ */
+import * as net from "node:net"
+import { Effect, Layer } from "effect"
+import { formatAddress, type Address, type Link, NetError, Transport } from "../net/Transport.ts"
+import { sendBufferBytesMax } from "../core/limits.ts"
+
+const errorReason = (code: string | undefined): NetError["reason"] =>
+  code === "ECONNREFUSED" ? "refused"
+  : code === "EADDRINUSE" ? "address-in-use"
+  : code === "EADDRNOTAVAIL" || code === "EINVAL" ? "bad-address"
+  : code === "ETIMEDOUT" ? "timeout"
+  : "unreachable"
+
+export const socketLink = (socket: net.Socket): Link => {
+  let receive: ((chunk: Uint8Array) => void) | undefined
+  const pending: Uint8Array[] = []
+  const closeHandlers: Array<(reason: string) => void> = []
+  let open = true
+  let closeReason = "closed by peer"
+  socket.setNoDelay(true)
+  socket.setKeepAlive(true, 10_000)
+  socket.on("data", (chunk: Uint8Array) => (receive ? receive(chunk) : pending.push(chunk)))
+  socket.on("error", (error: NodeJS.ErrnoException) => {
+    closeReason = `${error.code ?? "error"}: ${error.message}`
+  })
+  socket.on("close", () => {
+    open = false
+    for (const handler of closeHandlers.splice(0)) handler(closeReason)
+  })
+  const remote = `${socket.remoteAddress}:${socket.remotePort}`
+  const local = `${socket.localAddress}:${socket.localPort}`
+  return {
+    send: (chunks) => {
+      if (!open) return false
+      let writable = true
+      socket.cork()
+      for (const chunk of chunks) if (chunk.length > 0) writable = socket.write(chunk)
+      socket.uncork()
+      return writable && socket.writableLength < sendBufferBytesMax
+    },
+    bufferedBytes: () => socket.writableLength,
+    drained: Effect.callback<void>((resume) => {
+      if (!open || !socket.writableNeedDrain) return resume(Effect.void)
+      const done = () => {
+        socket.off("drain", done)
+        socket.off("close", done)
+        resume(Effect.void)
+      }
+      socket.on("drain", done)
+      socket.on("close", done)
+      return Effect.sync(() => {
+        socket.off("drain", done)
+        socket.off("close", done)
+      })
+    }),
+    onData: (handler) => {
+      receive = handler
+      for (const chunk of pending.splice(0)) handler(chunk)
+    },
+    onClose: (handler) => (open ? void closeHandlers.push(handler) : handler(closeReason)),
+    close: (reason) => {
+      if (!open) return
+      closeReason = reason
+      socket.destroy()
+    },
+    isOpen: () => open,
+    remote,
+    local,
+  }
+}
+
+const listen = (address: Address, accept: (link: Link) => void) =>
+  Effect.acquireRelease(
+    Effect.callback<net.Server, NetError>((resume) => {
+      const server = net.createServer({ noDelay: true }, (socket) => accept(socketLink(socket)))
+      server.once("error", (error: NodeJS.ErrnoException) =>
+        resume(Effect.fail(new NetError({ reason: errorReason(error.code), address: formatAddress(address), message: `cannot listen on ${formatAddress(address)}: ${error.message}`, cause: error }))),
+      )
+      server.listen({ host: address.host, port: address.port, backlog: 511 }, () => resume(Effect.succeed(server)))
+    }),
+    (server) => Effect.callback<void>((resume) => void server.close(() => resume(Effect.void))),
+  ).pipe(Effect.map((server) => {
+    const bound = server.address() as net.AddressInfo
+    return { address: { host: bound.address, port: bound.port } }
+  }))
+
+const dial = (address: Address, options?: { readonly from?: string; readonly timeoutMs?: number }) =>
+  Effect.callback<Link, NetError>((resume) => {
+    const socket = net.connect({ host: address.host, port: address.port, ...(options?.from ? { localAddress: options.from } : {}) })
+    const fail = (error: NodeJS.ErrnoException) =>
+      resume(Effect.fail(new NetError({ reason: errorReason(error.code), address: formatAddress(address), message: `cannot connect to ${formatAddress(address)}: ${error.message}`, cause: error })))
+    socket.once("error", fail)
+    socket.once("connect", () => {
+      socket.off("error", fail)
+      resume(Effect.succeed(socketLink(socket)))
+    })
+    return Effect.sync(() => socket.destroy())
+  }).pipe(
+    Effect.timeoutOrElse({
+      duration: options?.timeoutMs ?? 5_000,
+      orElse: () => Effect.fail(new NetError({ reason: "timeout", address: formatAddress(address), message: `connecting to ${formatAddress(address)} timed out` })),
+    }),
+  )
+
+export const tcpTransport = Transport.of({ listen, dial })
+export const layerTcp = Layer.succeed(Transport, tcpTransport)

@@ -1,0 +1,87 @@
+/**
+ * The replication protocol's message table: what each frame type means between a master and a
+ * replica, and the small JSON bodies of the control messages.
+ *
+ * | frame      | direction        | meaning                                                        |
+ * |------------|------------------|----------------------------------------------------------------|
+ * | Open       | master → replica | bind this connection to a hosted volume at an epoch            |
+ * | OpenAck    | replica → master | accepted; body tells the replica's epoch and whether it is new |
+ * | Write      | master → replica | apply `body` at `offset` (in arrival order); ack by sequence   |
+ * | WriteAck   | replica → master | the write with this sequence is applied                        |
+ * | SyncChunk  | master → replica | resync data (same as Write, counted separately)                |
+ * | SyncAck    | replica → master | the chunk with this sequence is applied                        |
+ * | Flush      | master → replica | fdatasync everything received so far                           |
+ * | FlushAck   | replica → master | durable                                                        |
+ * | Read       | either           | read `length` bytes at `offset` (verification, clients)        |
+ * | ReadReply  | reply            | the bytes                                                      |
+ * | Error      | reply            | `aux` = ErrorCode, body = text; the sequence names the request |
+ * | Ping/Pong  | either           | liveness                                                       |
+ */
+import { controlBodyBytesMax } from "../core/limits.ts"
+
+export interface OpenRequest {
+  readonly volume: string
+  readonly sizeBytes: number
+  readonly epoch: number
+  /** The master's node name, for the replica's records and logs. */
+  readonly master: string
+}
+
+export interface OpenReply {
+  readonly epoch: number
+}
+
+const encoder = new TextEncoder()
+const decoder = new TextDecoder("utf-8", { fatal: true })
+
+export const encodeJson = (value: unknown): Uint8Array => {
+  const bytes = encoder.encode(JSON.stringify(value))
+  if (bytes.length > controlBodyBytesMax) throw new RangeError(`control body of ${bytes.length} bytes exceeds ${controlBodyBytesMax}`)
+  return bytes
+}
+
+const parseJson = (body: Uint8Array): unknown => {
+  try {
+    return JSON.parse(decoder.decode(body))
+  } catch {
+    return undefined
+  }
+}
+
+const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null && !Array.isArray(value)
+const isCount = (value: unknown): value is number => typeof value === "number" && Number.isSafeInteger(value) && value >= 0
+
+export const decodeOpenRequest = (body: Uint8Array): OpenRequest | string => {
+  const value = parseJson(body)
+  if (!isRecord(value)) return "open request is not a JSON object"
+  const { volume, sizeBytes, epoch, master } = value
+  if (typeof volume !== "string" || volume.length === 0 || volume.length > 253) return "open request has no valid volume name"
+  if (!isCount(sizeBytes)) return "open request has no valid sizeBytes"
+  if (!isCount(epoch) || epoch > 0xffffffff) return "open request has no valid epoch"
+  if (typeof master !== "string" || master.length > 63) return "open request has no valid master name"
+  return { volume, sizeBytes, epoch, master }
+}
+
+export const decodeOpenReply = (body: Uint8Array): OpenReply | string => {
+  const value = parseJson(body)
+  if (!isRecord(value) || !isCount(value.epoch)) return "open reply is malformed"
+  return { epoch: value.epoch }
+}
+
+export const decodeText = (body: Uint8Array): string => {
+  try {
+    return decoder.decode(body)
+  } catch {
+    return "(undecodable text)"
+  }
+}
+
+/** A 64-bit volume id derived from its name (FNV-1a); hosts refuse a second name with the same id. */
+export const volumeIdOf = (name: string): bigint => {
+  let hash = 0xcbf29ce484222325n
+  for (const byte of encoder.encode(name)) {
+    hash ^= BigInt(byte)
+    hash = (hash * 0x100000001b3n) & 0xffffffffffffffffn
+  }
+  return hash === 0n ? 1n : hash
+}

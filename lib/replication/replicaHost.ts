@@ -1,0 +1,223 @@
+/**
+ * The replica side: a node's hosted replica copies, and the per-connection loop that applies a
+ * master's frames to them.
+ *
+ * Frames of one connection are applied strictly in arrival order by one fiber, so overlapping
+ * writes land in the master's order. A frame whose epoch is lower than the one the replica holds
+ * is refused with an Error frame (StaleEpoch) and not applied: a deposed master cannot write.
+ * When a master opens a volume with a higher epoch, the replica adopts it (durably, in the
+ * store's meta record) and closes the previous master's connection for that volume.
+ */
+import { Clock, Effect, Queue } from "effect"
+import type { BlockStore } from "../store/BlockStore.ts"
+import { ErrorCode, makeFrame, MessageType, type Frame } from "../wire/index.ts"
+import type { Connection } from "../net/connection.ts"
+import { decodeOpenRequest, encodeJson, volumeIdOf } from "./protocol.ts"
+import { ReplicationError } from "./errors.ts"
+
+/** Frames queued on one connection before the replica stops reading it (the master's in-flight limit is lower). */
+export const replicaQueueFramesMax = 4096
+
+export interface HostedReplicaStatus {
+  readonly volume: string
+  readonly sizeBytes: number
+  readonly epoch: number
+  readonly master: string | undefined
+  readonly connected: boolean
+  readonly writesApplied: number
+  readonly bytesApplied: number
+}
+
+interface Hosted {
+  readonly volume: string
+  readonly id: bigint
+  readonly sizeBytes: number
+  readonly store: BlockStore
+  epoch: number
+  owner: Connection | undefined
+  master: string | undefined
+  writesApplied: number
+  bytesApplied: number
+}
+
+export interface ReplicaHost {
+  readonly host: (volume: string, store: BlockStore) => Effect.Effect<void, ReplicationError>
+  readonly unhost: (volume: string) => Effect.Effect<void>
+  readonly isHosted: (volume: string) => boolean
+  /** Serves one authenticated connection until it closes. */
+  readonly serve: (connection: Connection) => Effect.Effect<void>
+  readonly status: () => ReadonlyArray<HostedReplicaStatus>
+  /** Rejections seen (typed reasons), for tests and metrics. */
+  readonly rejections: () => Readonly<Record<string, number>>
+}
+
+const encoder = new TextEncoder()
+
+export const makeReplicaHost = (options: { readonly nodeName: string }): ReplicaHost => {
+  const hosted = new Map<bigint, Hosted>()
+  const rejected: Record<string, number> = {}
+  const count = (reason: string) => void (rejected[reason] = (rejected[reason] ?? 0) + 1)
+
+  const host = (volume: string, store: BlockStore) =>
+    Effect.gen(function* () {
+      const id = volumeIdOf(volume)
+      const existing = hosted.get(id)
+      if (existing) {
+        return yield* new ReplicationError({ reason: "already-hosted", volume, message: existing.volume === volume ? `volume ${volume} is already hosted on ${options.nodeName}` : `volume ${volume} has the same id as hosted volume ${existing.volume}; rename one` })
+      }
+      const meta = yield* store.readMeta.pipe(Effect.mapError((cause) => new ReplicationError({ reason: "store", volume, message: `cannot read the replica's meta record: ${cause.message}`, cause })))
+      if (meta && (meta.volume !== volume || meta.sizeBytes !== store.sizeBytes)) {
+        return yield* new ReplicationError({ reason: "bad-request", volume, message: `the store holds ${meta.volume} (${meta.sizeBytes} bytes), not ${volume} (${store.sizeBytes} bytes)` })
+      }
+      hosted.set(id, { volume, id, sizeBytes: store.sizeBytes, store, epoch: meta?.epoch ?? 0, owner: undefined, master: undefined, writesApplied: 0, bytesApplied: 0 })
+    })
+
+  const unhost = (volume: string) =>
+    Effect.sync(() => {
+      const entry = hosted.get(volumeIdOf(volume))
+      if (!entry || entry.volume !== volume) return
+      hosted.delete(entry.id)
+      entry.owner?.close(`volume ${volume} is no longer hosted on ${options.nodeName}`)
+    })
+
+  const serve = (connection: Connection) => serveConnection(connection, hosted, options.nodeName, count)
+
+  const status = () =>
+    [...hosted.values()].map((h) => ({
+      volume: h.volume, sizeBytes: h.sizeBytes, epoch: h.epoch, master: h.master,
+      connected: h.owner !== undefined && h.owner.link.isOpen(), writesApplied: h.writesApplied, bytesApplied: h.bytesApplied,
+    }))
+
+  return { host, unhost, isHosted: (volume) => hosted.get(volumeIdOf(volume))?.volume === volume, serve, status, rejections: () => ({ ...rejected }) }
+}
+
+const reply = (connection: Connection, request: Frame, type: MessageType, epoch: number, body?: Uint8Array) =>
+  connection.send(makeFrame(type, { volumeId: request.volumeId, epoch, sequence: request.sequence, ...(body ? { body } : {}) }))
+
+const replyError = (connection: Connection, request: Frame, epoch: number, code: ErrorCode, text: string) =>
+  connection.send(makeFrame(MessageType.Error, { volumeId: request.volumeId, epoch, sequence: request.sequence, aux: code, body: encoder.encode(text) }))
+
+const serveConnection = (
+  connection: Connection,
+  hosted: Map<bigint, Hosted>,
+  nodeName: string,
+  count: (reason: string) => void,
+): Effect.Effect<void> =>
+  Effect.gen(function* () {
+    const queue = yield* Queue.bounded<Frame | undefined>(replicaQueueFramesMax + 1)
+    let queued = 0
+    connection.onFrame((frame) => {
+      if (queued >= replicaQueueFramesMax) return connection.close("replica receive queue is full")
+      queued++
+      Queue.offerUnsafe(queue, frame)
+    })
+    connection.link.onClose(() => void Queue.offerUnsafe(queue, undefined))
+    const opened = new Set<bigint>()
+    const handleOpen = (frame: Frame) => Effect.gen(function* () {
+      const request = decodeOpenRequest(frame.body)
+      if (typeof request === "string") {
+        count("bad-open")
+        replyError(connection, frame, 0, ErrorCode.BadFrame, request)
+        return
+      }
+      const entry = hosted.get(frame.volumeId)
+      if (!entry || entry.volume !== request.volume || volumeIdOf(request.volume) !== frame.volumeId) {
+        count("unknown-volume")
+        replyError(connection, frame, 0, ErrorCode.UnknownVolume, `volume ${request.volume} is not hosted on ${nodeName}`)
+        return
+      }
+      if (request.sizeBytes !== entry.sizeBytes) {
+        count("size-mismatch")
+        replyError(connection, frame, entry.epoch, ErrorCode.BadFrame, `volume ${request.volume} is ${entry.sizeBytes} bytes here, not ${request.sizeBytes}`)
+        return
+      }
+      if (request.epoch < entry.epoch) {
+        count("stale-epoch")
+        replyError(connection, frame, entry.epoch, ErrorCode.StaleEpoch, `epoch ${request.epoch} is older than ${entry.epoch} held by ${nodeName} for ${request.volume}`)
+        return
+      }
+      if (request.epoch > entry.epoch) {
+        entry.epoch = request.epoch
+        const now = yield* Clock.currentTimeMillis
+        yield* entry.store.writeMeta({ volume: entry.volume, sizeBytes: entry.sizeBytes, epoch: entry.epoch, role: "replica", state: "attached", updatedAtMs: now }).pipe(Effect.ignore)
+      }
+      if (entry.owner && entry.owner !== connection) entry.owner.close(`superseded by ${request.master} at epoch ${request.epoch}`)
+      entry.owner = connection
+      entry.master = request.master
+      opened.add(entry.id)
+      reply(connection, frame, MessageType.OpenAck, entry.epoch, encodeJson({ epoch: entry.epoch }))
+    })
+
+    const handleData = (frame: Frame, entry: Hosted) => Effect.gen(function* () {
+      if (frame.type === MessageType.Write || frame.type === MessageType.SyncChunk) {
+        const result = yield* Effect.result(entry.store.write(frame.offset, frame.body))
+        if (result._tag === "Failure") {
+          count(`store-${result.failure.reason}`)
+          replyError(connection, frame, entry.epoch, result.failure.reason === "out-of-range" ? ErrorCode.OutOfRange : ErrorCode.StoreFailed, result.failure.message)
+          return
+        }
+        entry.writesApplied++
+        entry.bytesApplied += frame.body.length
+        reply(connection, frame, frame.type === MessageType.Write ? MessageType.WriteAck : MessageType.SyncAck, entry.epoch)
+      } else if (frame.type === MessageType.Flush) {
+        const result = yield* Effect.result(entry.store.flush)
+        if (result._tag === "Failure") replyError(connection, frame, entry.epoch, ErrorCode.StoreFailed, result.failure.message)
+        else reply(connection, frame, MessageType.FlushAck, entry.epoch)
+      } else {
+        const result = yield* Effect.result(entry.store.read(frame.offset, frame.length))
+        if (result._tag === "Failure") replyError(connection, frame, entry.epoch, result.failure.reason === "out-of-range" ? ErrorCode.OutOfRange : ErrorCode.StoreFailed, result.failure.message)
+        else connection.send(makeFrame(MessageType.ReadReply, { volumeId: frame.volumeId, epoch: entry.epoch, sequence: frame.sequence, offset: frame.offset, body: result.success }))
+      }
+    })
+
+    const handle = (frame: Frame): Effect.Effect<boolean> => {
+      switch (frame.type) {
+        case MessageType.Open:
+          return Effect.as(handleOpen(frame), true)
+        case MessageType.Ping:
+          reply(connection, frame, MessageType.Pong, 0)
+          return Effect.succeed(true)
+        case MessageType.Close:
+          return Effect.succeed(false)
+        case MessageType.Write:
+        case MessageType.SyncChunk:
+        case MessageType.Flush:
+        case MessageType.Read: {
+          const entry = hosted.get(frame.volumeId)
+          if (!entry || !opened.has(frame.volumeId)) {
+            count("not-open")
+            replyError(connection, frame, 0, ErrorCode.UnknownVolume, `no volume with id ${frame.volumeId} is open on this connection to ${nodeName}`)
+            return Effect.succeed(true)
+          }
+          if (frame.epoch < entry.epoch || entry.owner !== connection) {
+            count("stale-epoch")
+            replyError(connection, frame, entry.epoch, ErrorCode.StaleEpoch, `epoch ${frame.epoch} is older than ${entry.epoch} held by ${nodeName} for ${entry.volume}`)
+            return Effect.succeed(true)
+          }
+          if (frame.epoch > entry.epoch) {
+            count("epoch-ahead")
+            replyError(connection, frame, entry.epoch, ErrorCode.BadFrame, `epoch ${frame.epoch} was not opened (held: ${entry.epoch}); send Open first`)
+            return Effect.succeed(true)
+          }
+          return Effect.as(handleData(frame, entry), true)
+        }
+        default:
+          count("unexpected-frame")
+          replyError(connection, frame, 0, ErrorCode.BadFrame, `frame type ${frame.type} is not accepted by a replica`)
+          return Effect.succeed(false)
+      }
+    }
+
+    for (;;) {
+      const frame = yield* Queue.take(queue)
+      if (frame === undefined) break
+      queued--
+      const keepGoing = yield* handle(frame)
+      if (!keepGoing) break
+    }
+    connection.close("replica connection finished")
+    for (const id of opened) {
+      const entry = hosted.get(id)
+      if (entry?.owner === connection) entry.owner = undefined
+    }
+  })

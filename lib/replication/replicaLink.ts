@@ -1,0 +1,247 @@
+/**
+ * The master's view of one replica: its connection, its in-flight frames, its state.
+ *
+ * Frames are numbered per link and kept until acknowledged. The connection is one ordered
+ * stream, so the replica applies them in the master's order. When the connection drops the link
+ * reconnects with backoff (Effect `Schedule`) and resends every unacknowledged frame in order —
+ * re-applying a suffix of writes in order leaves the same bytes — so a reset costs a pause, not a
+ * resync. A replica that does not acknowledge within the ack timeout (or cannot be reached within
+ * it) is marked `failed`: its pending frames are failed, the regions they touched are marked in
+ * its dirty bitmap for a later delta catch-up, and the volume decides by its failure mode.
+ */
+import { Deferred, Effect, Queue, Schedule, Scope } from "effect"
+import { assert } from "../core/assert.ts"
+import { inflightWritesPerReplicaMax } from "../core/limits.ts"
+import { DirtyBitmap } from "../store/dirtyBitmap.ts"
+import { ErrorCode, makeFrame, MessageType, type Frame } from "../wire/index.ts"
+import type { Connection } from "../net/connection.ts"
+import type { Address } from "../net/Transport.ts"
+import { decodeOpenReply, decodeText, encodeJson } from "./protocol.ts"
+
+export type ReplicaState = "connecting" | "in-sync" | "reconnecting" | "failed"
+
+export interface ReplicaTarget {
+  readonly node: string
+  readonly address: Address
+}
+
+export class LinkFailure {
+  readonly _tag = "LinkFailure"
+  constructor(
+    readonly reason: "ack-timeout" | "unreachable" | "stale-epoch" | "refused" | "store" | "closed",
+    readonly message: string,
+  ) {}
+}
+
+interface Pending {
+  readonly frame: Frame
+  readonly done: Deferred.Deferred<void, LinkFailure>
+}
+
+export interface ReplicaLinkOptions {
+  readonly target: ReplicaTarget
+  readonly volume: string
+  readonly volumeId: bigint
+  readonly sizeBytes: number
+  readonly epoch: number
+  readonly masterName: string
+  readonly compress: boolean
+  readonly ackTimeoutMs: number
+  readonly reconnectBaseMs: number
+  readonly reconnectCeilingMs: number
+  readonly dirtyRegionBytes: number
+  readonly connect: Effect.Effect<Connection, unknown>
+  /** Called once when the link fails (state already `failed`). */
+  readonly onFailed: (failure: LinkFailure) => void
+}
+
+export interface ReplicaLink {
+  readonly target: ReplicaTarget
+  readonly state: () => ReplicaState
+  readonly failure: () => LinkFailure | undefined
+  /** Connects and opens the volume; the link is `in-sync` or `failed` afterwards. */
+  readonly start: Effect.Effect<void>
+  /** Synchronously queues a frame (Write/Flush/SyncChunk) for an in-sync link; undefined if the link is failed. */
+  readonly enqueue: (type: MessageType, offset: number, body: Uint8Array) => Deferred.Deferred<void, LinkFailure> | undefined
+  /** Waits for an ack, failing the link when none arrives within the ack timeout. */
+  readonly awaitAck: (done: Deferred.Deferred<void, LinkFailure>) => Effect.Effect<void, LinkFailure>
+  /** Regions written while this replica was not in sync (or possibly unapplied when it failed). */
+  readonly dirty: DirtyBitmap
+  readonly pendingCount: () => number
+  readonly drained: Effect.Effect<void>
+  readonly fail: (failure: LinkFailure) => void
+  readonly close: Effect.Effect<void>
+}
+
+export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<ReplicaLink, never, Scope.Scope> =>
+  Effect.gen(function* () {
+    let state: ReplicaState = "connecting"
+    let failure: LinkFailure | undefined
+    let connection: Connection | undefined
+    let nextSequence = 1
+    const pending = new Map<number, Pending>()
+    const dirty = new DirtyBitmap(options.sizeBytes, options.dirtyRegionBytes)
+    const lost = yield* Queue.unbounded<Connection>()
+    const scope = yield* Effect.scope
+
+    const markPendingDirty = () => {
+      for (const { frame } of pending.values()) if (frame.type !== MessageType.Flush && frame.length > 0) dirty.mark(frame.offset, frame.length)
+    }
+
+    const fail = (why: LinkFailure) => {
+      if (state === "failed") return
+      state = "failed"
+      failure = why
+      markPendingDirty()
+      for (const { done } of pending.values()) Deferred.doneUnsafe(done, Effect.fail(why))
+      pending.clear()
+      connection?.close(`replica ${options.target.node} failed: ${why.message}`)
+      connection = undefined
+      options.onFailed(why)
+    }
+
+    const onFrame = (from: Connection) => (frame: Frame) => {
+      if (from !== connection) return
+      if (frame.type === MessageType.Error) {
+        const text = decodeText(frame.body)
+        if (frame.aux === ErrorCode.StaleEpoch) return fail(new LinkFailure("stale-epoch", `replica ${options.target.node} holds a newer epoch: ${text}`))
+        if (frame.aux === ErrorCode.StoreFailed) return fail(new LinkFailure("store", `replica ${options.target.node} could not store a write: ${text}`))
+        return fail(new LinkFailure("refused", `replica ${options.target.node} refused frame ${frame.sequence}: ${text}`))
+      }
+      if (frame.type !== MessageType.WriteAck && frame.type !== MessageType.FlushAck && frame.type !== MessageType.SyncAck) return
+      const entry = pending.get(frame.sequence)
+      if (!entry) return
+      pending.delete(frame.sequence)
+      Deferred.doneUnsafe(entry.done, Effect.void)
+    }
+
+    /** Dial, authenticate, open; resolves with the connection once the replica accepted our epoch. */
+    const openOnce: Effect.Effect<Connection, LinkFailure> = Effect.gen(function* () {
+      const conn = yield* options.connect.pipe(Effect.mapError((cause) => new LinkFailure("unreachable", `cannot reach replica ${options.target.node}: ${(cause as { message?: string }).message ?? String(cause)}`)))
+      const reply = Deferred.makeUnsafe<void, LinkFailure>()
+      conn.onFrame((frame) => {
+        if (frame.type === MessageType.OpenAck) {
+          const parsed = decodeOpenReply(frame.body)
+          Deferred.doneUnsafe(reply, typeof parsed === "string" ? Effect.fail(new LinkFailure("refused", parsed)) : Effect.void)
+        } else if (frame.type === MessageType.Error) {
+          const reason = frame.aux === ErrorCode.StaleEpoch ? "stale-epoch" : "refused"
+          Deferred.doneUnsafe(reply, Effect.fail(new LinkFailure(reason, `replica ${options.target.node} refused to open ${options.volume}: ${decodeText(frame.body)}`)))
+        }
+      })
+      conn.link.onClose((why) => Deferred.doneUnsafe(reply, Effect.fail(new LinkFailure("closed", `connection to ${options.target.node} closed: ${why}`))))
+      conn.send(makeFrame(MessageType.Open, { volumeId: options.volumeId, epoch: options.epoch, body: encodeJson({ volume: options.volume, sizeBytes: options.sizeBytes, epoch: options.epoch, master: options.masterName }) }))
+      yield* Deferred.await(reply).pipe(
+        Effect.timeoutOrElse({ duration: options.ackTimeoutMs, orElse: () => Effect.fail(new LinkFailure("ack-timeout", `replica ${options.target.node} did not answer the open within ${options.ackTimeoutMs} ms`)) }),
+        Effect.onError(() => Effect.sync(() => conn.close("open failed"))),
+      )
+      return conn
+    })
+
+    const attach = (conn: Connection) => {
+      connection = conn
+      conn.onFrame(onFrame(conn))
+      conn.link.onClose(() => {
+        if (connection === conn) {
+          connection = undefined
+          if (state === "in-sync") state = "reconnecting"
+          Queue.offerUnsafe(lost, conn)
+        }
+      })
+      // Resend everything unacknowledged, in sequence order (Map keeps insertion order).
+      const frames = [...pending.values()].map((p) => p.frame)
+      for (const frame of frames) conn.send(frame, options.compress)
+    }
+
+    const backoff = Schedule.exponential(options.reconnectBaseMs).pipe(
+      (s) => Schedule.min([s, Schedule.spaced(options.reconnectCeilingMs)]),
+    )
+
+    /** Reconnects within the ack timeout; a permanent refusal (stale epoch) is not retried. */
+    const reconnect = openOnce.pipe(
+      Effect.retry({ schedule: backoff, while: (e) => e.reason !== "stale-epoch" }),
+      Effect.timeoutOrElse({ duration: options.ackTimeoutMs, orElse: () => Effect.fail(new LinkFailure("unreachable", `replica ${options.target.node} could not be reached again within ${options.ackTimeoutMs} ms`)) }),
+    )
+
+    const supervise = Effect.gen(function* () {
+      for (;;) {
+        yield* Queue.take(lost)
+        if (state !== "reconnecting") continue
+        const result = yield* Effect.result(reconnect)
+        if (state !== "reconnecting") {
+          if (result._tag === "Success") result.success.close("link no longer wanted")
+          continue
+        }
+        if (result._tag === "Failure") fail(result.failure)
+        else {
+          state = "in-sync"
+          attach(result.success)
+        }
+      }
+    })
+    yield* Effect.forkIn(supervise, scope)
+
+    const start = Effect.gen(function* () {
+      const result = yield* Effect.result(openOnce)
+      if (result._tag === "Failure") {
+        fail(result.failure)
+        return
+      }
+      if (state === "failed") return result.success.close("link failed while opening")
+      state = "in-sync"
+      attach(result.success)
+    })
+
+    const enqueue = (type: MessageType, offset: number, body: Uint8Array) => {
+      if (state === "failed" || state === "connecting") {
+        if (type !== MessageType.Flush && body.length > 0) dirty.mark(offset, body.length)
+        return undefined
+      }
+      assert(pending.size < inflightWritesPerReplicaMax * 4, "the volume bounds frames in flight per replica")
+      const frame = makeFrame(type, { volumeId: options.volumeId, epoch: options.epoch, sequence: nextSequence++, offset, body })
+      const done = Deferred.makeUnsafe<void, LinkFailure>()
+      pending.set(frame.sequence, { frame, done })
+      connection?.send(frame, options.compress)
+      return done
+    }
+
+    const awaitAck = (done: Deferred.Deferred<void, LinkFailure>) =>
+      Deferred.await(done).pipe(
+        Effect.timeoutOrElse({
+          duration: options.ackTimeoutMs,
+          orElse: () => {
+            const why = new LinkFailure("ack-timeout", `replica ${options.target.node} did not acknowledge within ${options.ackTimeoutMs} ms`)
+            fail(why)
+            return Effect.fail(why)
+          },
+        }),
+      )
+
+    const close = Effect.sync(() => {
+      const conn = connection
+      connection = undefined
+      if (state !== "failed") {
+        state = "failed"
+        failure = new LinkFailure("closed", "the volume was closed")
+        for (const { done } of pending.values()) Deferred.doneUnsafe(done, Effect.fail(failure))
+        pending.clear()
+      }
+      if (conn) {
+        conn.send(makeFrame(MessageType.Close))
+        conn.close("volume closed")
+      }
+    })
+
+    return {
+      target: options.target,
+      state: () => state,
+      failure: () => failure,
+      start,
+      enqueue,
+      awaitAck,
+      dirty,
+      pendingCount: () => pending.size,
+      drained: Effect.suspend(() => connection?.link.drained ?? Effect.void),
+      fail,
+      close,
+    } satisfies ReplicaLink
+  })
