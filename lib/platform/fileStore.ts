@@ -1,0 +1,221 @@
+/**
+ * The file-backed BlockStore: one sparse file per copy of a volume, plus a sidecar meta record.
+ *
+ * Why this shape:
+ * - Sparse: the file is ftruncated to the volume size at creation, so a 1 TiB volume costs only
+ *   the blocks written.
+ * - Writes and reads are synchronous (`fs.writeSync` / `fs.readSync` inside `Effect.try`): they
+ *   hit the page cache in ~1.4 µs per 4 KiB against ~20 µs for an awaited thread-pool write, and
+ *   a synchronous write is applied the moment its effect starts, which is exactly the ordering
+ *   rule of the BlockStore contract (overlapping writes land in the order they start) with no
+ *   queue. `flush` is `fdatasync` on the thread pool, so it does not block the event loop.
+ * - Meta lives in `<path>.meta.json`, replaced atomically: write `<path>.meta.json.tmp`, fsync
+ *   it, rename over the record, fsync the directory.
+ * - Opening: `create: true` opens the file or creates it (open-or-create is friendlier for a node
+ *   restarting after a crash than failing with `exists`); an existing file must already have the
+ *   requested size (`size-mismatch` otherwise), except an empty file, which is what a crash
+ *   between create and ftruncate leaves behind and is extended. `exclusive: true` with `create`
+ *   refuses an existing file with `exists`. `create: false` requires the file.
+ * - Scoped: the file descriptor is closed when the scope closes (and by `close`); a flush still
+ *   running at close finishes first. Every operation after close fails with `closed`.
+ * errno mapping: ENOSPC/EDQUOT → `no-space`, EBADF → `closed`, EEXIST → `exists`, others → `io`
+ * with the code in the message. A write that fails may have changed part of its range.
+ */
+import * as fs from "node:fs"
+import { dirname } from "node:path"
+import { Effect, Semaphore, type Scope } from "effect"
+import { volumeSizeBytesMax } from "../core/limits.ts"
+import { type BlockStore, checkRange, closedError, StoreError, type StoreMeta } from "../store/BlockStore.ts"
+import { checkMetaForWrite, decodeMeta, encodeMeta, metaBytesMax } from "../store/meta.ts"
+
+export interface FileStoreOptions {
+  readonly path: string
+  readonly sizeBytes: number
+  /** Create the file when it does not exist (an existing file of the same size is opened). */
+  readonly create: boolean
+  /** With `create`: fail with `exists` when the file is already there. */
+  readonly exclusive?: boolean
+}
+
+/** Where the meta record of the store at `path` lives. */
+export const metaPathOf = (path: string): string => `${path}.meta.json`
+
+/** Maps a thrown fs error to a StoreError naming the operation, the file and the errno code. */
+export function storeErrorFromFs(path: string, operation: string, cause: unknown): StoreError {
+  const code = (cause as { code?: unknown } | undefined)?.code
+  const codeText = typeof code === "string" ? code : String(cause)
+  if (code === "ENOSPC" || code === "EDQUOT")
+    return new StoreError({ reason: "no-space", path, message: `${operation} of ${path}: no space left on the device (${codeText}); free space or move the volume`, cause })
+  if (code === "EBADF") return new StoreError({ reason: "closed", path, message: `${operation} of ${path}: the file is closed (EBADF)`, cause })
+  if (code === "EEXIST")
+    return new StoreError({ reason: "exists", path, message: `${operation} of ${path}: the file exists and exclusive creation was asked for`, cause })
+  return new StoreError({ reason: "io", path, message: `${operation} of ${path} failed: ${codeText}`, cause })
+}
+
+/** Runs a callback-style fs call on the thread pool as an Effect. */
+const fsAsync = <A>(path: string, operation: string, call: (done: (error: NodeJS.ErrnoException | null, value?: A) => void) => void) =>
+  Effect.callback<A, StoreError>((resume) => {
+    call((error, value) => resume(error ? Effect.fail(storeErrorFromFs(path, operation, error)) : Effect.succeed(value as A)))
+  })
+
+const fsSync = <A>(path: string, operation: string, run: () => A) =>
+  Effect.try({ try: run, catch: (cause) => storeErrorFromFs(path, operation, cause) })
+
+const fsyncPath = (path: string, operation: string) =>
+  Effect.acquireUseRelease(
+    fsAsync<number>(path, operation, (done) => fs.open(path, "r", done)),
+    (fd) => fsAsync<void>(path, operation, (done) => fs.fsync(fd, done)),
+    (fd) => Effect.sync(() => fs.close(fd, () => {})),
+  )
+
+/** Opens (or creates) the backing file and checks or sets its size; returns the fd. */
+const openBackingFile = (options: FileStoreOptions) =>
+  Effect.gen(function* () {
+    const { path, sizeBytes, create } = options
+    const { O_RDWR, O_CREAT, O_EXCL } = fs.constants
+    const created = create
+      ? yield* fsSync(path, "create", () => fs.openSync(path, O_RDWR | O_CREAT | O_EXCL, 0o644)).pipe(
+        Effect.map((fd) => ({ fd, fresh: true })),
+        Effect.catchIf(
+          (error) => error.reason === "exists" && options.exclusive !== true,
+          () => fsSync(path, "open", () => ({ fd: fs.openSync(path, O_RDWR), fresh: false })),
+        ),
+      )
+      : yield* fsSync(path, "open", () => ({ fd: fs.openSync(path, O_RDWR), fresh: false }))
+    const { fd } = created
+    const closeOnError = <A>(effect: Effect.Effect<A, StoreError>) =>
+      effect.pipe(Effect.tapError(() => Effect.sync(() => fs.close(fd, () => {}))))
+    const stat = yield* closeOnError(fsSync(path, "stat", () => fs.fstatSync(fd)))
+    if (!stat.isFile())
+      return yield* closeOnError(Effect.fail(new StoreError({ reason: "io", path, message: `${path} is not a regular file; a store needs one` })))
+    const extend = create && stat.size === 0 && sizeBytes > 0
+    if (!extend && stat.size !== sizeBytes)
+      return yield* closeOnError(Effect.fail(new StoreError({
+        reason: "size-mismatch",
+        path,
+        message: `${path} holds ${stat.size} bytes but the volume is ${sizeBytes} bytes; open it with its own size`,
+      })))
+    if (extend || created.fresh) {
+      yield* closeOnError(fsSync(path, "ftruncate", () => fs.ftruncateSync(fd, sizeBytes)))
+      yield* closeOnError(fsAsync<void>(path, "fsync", (done) => fs.fsync(fd, done)))
+      yield* closeOnError(fsyncPath(dirname(path), "fsync of the directory"))
+    }
+    return fd
+  })
+
+/** Opens a file store, closed with the scope. */
+export const openFileStore = (options: FileStoreOptions): Effect.Effect<BlockStore, StoreError, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.suspend(() => {
+      const { path, sizeBytes } = options
+      if (!Number.isSafeInteger(sizeBytes) || sizeBytes < 0 || sizeBytes > volumeSizeBytesMax)
+        return Effect.fail(new StoreError({ reason: "out-of-range", path, message: `store size ${sizeBytes} bytes must be an integer in 0..${volumeSizeBytesMax}` }))
+      return Effect.map(openBackingFile(options), (fd) => makeFileStore(path, sizeBytes, fd))
+    }),
+    (store) => store.close,
+  )
+
+function makeFileStore(path: string, sizeBytes: number, fd: number): BlockStore {
+  let closed = false
+  let flushesRunning = 0
+  const metaLock = Semaphore.makeUnsafe(1)
+  const closeFd = () => {
+    try {
+      fs.closeSync(fd)
+    } catch {
+      // Nothing to do: the fd is gone either way, and close has no error channel.
+    }
+  }
+  /** Fails when closed or out of range; otherwise runs `run`. */
+  const guarded = <A>(operation: string, offset: number, length: number, run: () => Effect.Effect<A, StoreError>) =>
+    Effect.suspend(() => {
+      if (closed) return Effect.fail(closedError(path, operation))
+      const error = checkRange(path, sizeBytes, offset, length)
+      return error === undefined ? run() : Effect.fail(error)
+    })
+
+  const read = (offset: number, length: number) =>
+    guarded("read", offset, length, () => fsSync(path, "read", () => readAll(path, fd, offset, length)))
+
+  const write = (offset: number, data: Uint8Array) =>
+    guarded("write", offset, data.length, () => (data.length === 0 ? Effect.void : fsSync(path, "write", () => writeAll(fd, offset, data))))
+
+  const flush = guarded("flush", 0, 0, () => {
+    flushesRunning++
+    return fsAsync<void>(path, "fdatasync", (done) => fs.fdatasync(fd, done)).pipe(
+      Effect.ensuring(Effect.sync(() => {
+        flushesRunning--
+        if (closed && flushesRunning === 0) closeFd()
+      })),
+    )
+  })
+
+  const close = Effect.sync(() => {
+    if (closed) return
+    closed = true
+    if (flushesRunning === 0) closeFd()
+  })
+
+  const readMeta = guarded("readMeta", 0, 0, () => readMetaFile(path, sizeBytes))
+  const writeMeta = (meta: StoreMeta) =>
+    guarded("writeMeta", 0, 0, () => {
+      const error = checkMetaForWrite(meta, path, sizeBytes)
+      return error === undefined ? metaLock.withPermits(1)(writeMetaFile(path, encodeMeta(meta))) : Effect.fail(error)
+    })
+
+  return { sizeBytes, read, write, flush, close, readMeta, writeMeta }
+}
+
+function readAll(path: string, fd: number, offset: number, length: number): Uint8Array {
+  const out = new Uint8Array(length)
+  let done = 0
+  while (done < length) {
+    const n = fs.readSync(fd, out, done, length - done, offset + done)
+    if (n === 0) throw Object.assign(new Error(`unexpected end of ${path} at ${offset + done}: the file was shortened`), { code: "EOF" })
+    done += n
+  }
+  return out
+}
+
+function writeAll(fd: number, offset: number, data: Uint8Array): void {
+  let done = 0
+  while (done < data.length) done += fs.writeSync(fd, data, done, data.length - done, offset + done)
+}
+
+const readMetaFile = (path: string, sizeBytes: number): Effect.Effect<StoreMeta | undefined, StoreError> => {
+  const metaPath = metaPathOf(path)
+  return fsAsync<number>(metaPath, "open", (done) => fs.open(metaPath, "r", done)).pipe(
+    Effect.flatMap((fd) =>
+      Effect.ensuring(
+        Effect.gen(function* () {
+          const buffer = new Uint8Array(metaBytesMax + 1)
+          const length = yield* fsAsync<number>(metaPath, "read", (done) => fs.read(fd, buffer, 0, buffer.length, 0, done))
+          const decoded = decodeMeta(new TextDecoder().decode(buffer.subarray(0, length)), metaPath, sizeBytes)
+          return decoded instanceof StoreError ? yield* Effect.fail(decoded) : decoded
+        }),
+        Effect.sync(() => fs.close(fd, () => {})),
+      )),
+    Effect.catchIf((error) => error.reason === "io" && (error.cause as { code?: unknown } | undefined)?.code === "ENOENT", () => Effect.succeed(undefined)),
+  )
+}
+
+/** tmp + fsync + rename + fsync of the directory: after a crash the old or the new record is there. */
+const writeMetaFile = (path: string, text: string): Effect.Effect<void, StoreError> => {
+  const metaPath = metaPathOf(path)
+  const tmpPath = `${metaPath}.tmp`
+  const bytes = new TextEncoder().encode(text)
+  return Effect.acquireUseRelease(
+    fsAsync<number>(tmpPath, "open", (done) => fs.open(tmpPath, "w", 0o644, done)),
+    (fd) =>
+      Effect.gen(function* () {
+        const written = yield* fsAsync<number>(tmpPath, "write", (done) => fs.write(fd, bytes, 0, bytes.length, 0, done))
+        if (written !== bytes.length)
+          return yield* new StoreError({ reason: "io", path: tmpPath, message: `short write of ${tmpPath}: ${written} of ${bytes.length} bytes` })
+        yield* fsAsync<void>(tmpPath, "fsync", (done) => fs.fsync(fd, done))
+      }),
+    (fd) => Effect.sync(() => fs.close(fd, () => {})),
+  ).pipe(
+    Effect.andThen(fsAsync<void>(metaPath, "rename", (done) => fs.rename(tmpPath, metaPath, done))),
+    Effect.andThen(fsyncPath(dirname(metaPath), "fsync of the directory")),
+  )
+}

@@ -1,0 +1,168 @@
+/**
+ * The file store: the shared contract on a real file, plus sparseness, reopening, size checks,
+ * meta damage and a full disk (a 1 MiB tmpfs; needs root to mount, skipped with a reason otherwise).
+ */
+import { suite } from "uvu"
+import * as assert from "uvu/assert"
+import { Effect } from "effect"
+import { execFileSync } from "node:child_process"
+import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { KiB, MiB, TiB } from "../../../lib/core/limits.ts"
+import { metaPathOf, openFileStore } from "../../../lib/platform/fileStore.ts"
+import { failureOf, registerContract, run } from "./contract.ts"
+
+const root = mkdtempSync(join(tmpdir(), "replivol-store-"))
+let fileCount = 0
+const freshPath = () => join(root, `volume-${++fileCount}.img`)
+
+const contract = suite("file store: BlockStore contract")
+registerContract(contract, (sizeBytes) => openFileStore({ path: freshPath(), sizeBytes, create: true }))
+contract.run()
+
+const test = suite("file store")
+test.after(() => rmSync(root, { recursive: true, force: true }))
+
+test("a 1 TiB volume file is sparse: it uses almost no disk", () =>
+  run(Effect.gen(function* () {
+    const path = freshPath()
+    const store = yield* openFileStore({ path, sizeBytes: 1 * TiB, create: true })
+    yield* store.write(TiB - 4096, new Uint8Array(4096).fill(7))
+    yield* store.write(512 * 1024 ** 3, new Uint8Array(10).fill(8))
+    yield* store.flush
+    const stat = statSync(path)
+    assert.is(stat.size, TiB)
+    assert.ok(stat.blocks * 512 <= 1 * MiB, `allocated ${stat.blocks * 512} bytes for 1 TiB`)
+    assert.ok((yield* store.read(TiB - 4096, 4096)).every((b) => b === 7))
+  })))
+
+test("reopening keeps data and meta", async () => {
+  const path = freshPath()
+  const meta = { volume: "ns/db", sizeBytes: 1 * MiB, epoch: 4, role: "master", state: "in-sync", updatedAtMs: 99 } as const
+  await run(Effect.gen(function* () {
+    const store = yield* openFileStore({ path, sizeBytes: 1 * MiB, create: true })
+    yield* store.write(1000, new Uint8Array([1, 2, 3]))
+    yield* store.writeMeta(meta)
+    yield* store.flush
+  }))
+  await run(Effect.gen(function* () {
+    const store = yield* openFileStore({ path, sizeBytes: 1 * MiB, create: false })
+    assert.equal([...(yield* store.read(999, 5))], [0, 1, 2, 3, 0])
+    assert.equal(yield* store.readMeta, meta)
+  }))
+  await run(Effect.gen(function* () {
+    const store = yield* openFileStore({ path, sizeBytes: 1 * MiB, create: true }) // open-or-create: opens it
+    assert.equal([...(yield* store.read(1000, 3))], [1, 2, 3])
+  }))
+})
+
+test("opening with another size, exclusively, or a missing file fails with a typed reason", () =>
+  run(Effect.gen(function* () {
+    const path = freshPath()
+    yield* Effect.scoped(openFileStore({ path, sizeBytes: 64 * KiB, create: true }))
+    const mismatch = yield* failureOf(Effect.scoped(openFileStore({ path, sizeBytes: 128 * KiB, create: true })))
+    assert.is(mismatch.reason, "size-mismatch")
+    assert.ok(mismatch.message.includes(String(64 * KiB)) && mismatch.message.includes(String(128 * KiB)), mismatch.message)
+    const exists = yield* failureOf(Effect.scoped(openFileStore({ path, sizeBytes: 64 * KiB, create: true, exclusive: true })))
+    assert.is(exists.reason, "exists")
+    const missing = yield* failureOf(Effect.scoped(openFileStore({ path: freshPath(), sizeBytes: 4096, create: false })))
+    assert.is(missing.reason, "io")
+    assert.ok(missing.message.includes("ENOENT"), missing.message)
+    assert.is((yield* failureOf(Effect.scoped(openFileStore({ path: freshPath(), sizeBytes: -1, create: true })))).reason, "out-of-range")
+  })))
+
+test("an empty file left by a crash during creation is extended on open-or-create", () =>
+  run(Effect.gen(function* () {
+    const path = freshPath()
+    writeFileSync(path, "")
+    const store = yield* openFileStore({ path, sizeBytes: 8192, create: true })
+    assert.is(statSync(path).size, 8192)
+    assert.is((yield* store.read(8191, 1))[0], 0)
+  })))
+
+test("a damaged or foreign meta record is refused, not trusted", () =>
+  run(Effect.gen(function* () {
+    const path = freshPath()
+    const store = yield* openFileStore({ path, sizeBytes: 4096, create: true })
+    writeFileSync(metaPathOf(path), "{not json")
+    assert.is((yield* failureOf(store.readMeta)).reason, "corrupt-meta")
+    writeFileSync(metaPathOf(path), JSON.stringify({ volume: "a/b", sizeBytes: 4096, epoch: 1, role: "boss", state: "x", updatedAtMs: 1 }))
+    const badRole = yield* failureOf(store.readMeta)
+    assert.is(badRole.reason, "corrupt-meta")
+    assert.ok(badRole.message.includes("role"), badRole.message)
+    writeFileSync(metaPathOf(path), JSON.stringify({ volume: "a/b", sizeBytes: 8192, epoch: 1, role: "replica", state: "x", updatedAtMs: 1 }))
+    assert.is((yield* failureOf(store.readMeta)).reason, "size-mismatch")
+    writeFileSync(metaPathOf(path), "x".repeat(10_000))
+    assert.is((yield* failureOf(store.readMeta)).reason, "corrupt-meta")
+  })))
+
+test("the scope closes the file: a store used after its scope fails with closed", async () => {
+  const store = await run(openFileStore({ path: freshPath(), sizeBytes: 4096, create: true }))
+  const failure = await Effect.runPromise(failureOf(store.read(0, 1)))
+  assert.is(failure.reason, "closed")
+})
+
+/** Mounts a 1 MiB tmpfs on a fresh directory; returns its unmount-and-remove, or why it cannot. */
+function mountTinyTmpfs(): { dir: string; unmount: () => void } | string {
+  if (process.platform !== "linux") return `needs Linux tmpfs (platform ${process.platform})`
+  if (process.getuid?.() !== 0) return "needs root to mount a tmpfs"
+  const dir = mkdtempSync(join(tmpdir(), "replivol-full-"))
+  try {
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", dir], { stdio: "pipe", timeout: 10_000 })
+  } catch (error) {
+    rmSync(dir, { recursive: true, force: true })
+    return `mount -t tmpfs failed: ${String((error as { stderr?: unknown }).stderr ?? error).trim()}`
+  }
+  return {
+    dir,
+    unmount: () => {
+      execFileSync("umount", [dir], { stdio: "pipe", timeout: 10_000 })
+      rmSync(dir, { recursive: true, force: true })
+    },
+  }
+}
+
+// Probe once at load (mount and unmount at once) so the test is skipped, with the reason
+// printed, where mounting is not allowed; the test mounts its own tmpfs and unmounts in finally.
+const probe = mountTinyTmpfs()
+if (typeof probe !== "string") probe.unmount()
+const fullDiskName = "a full disk gives a typed no-space error and earlier data stays readable"
+if (typeof probe === "string") {
+  console.log(`skipping the full-disk test: ${probe}`)
+  test.skip(fullDiskName, () => {})
+} else {
+  test(fullDiskName, async () => {
+    const disk = mountTinyTmpfs()
+    assert.type(disk, "object", String(disk))
+    if (typeof disk === "string") return
+    try {
+      await run(fillDisk(join(disk.dir, "volume.img")))
+    } finally {
+      disk.unmount()
+    }
+  })
+}
+
+/** Writes an 8 MiB sparse volume on a 1 MiB disk until it is full, then checks the early data. */
+const fillDisk = (path: string) =>
+  Effect.gen(function* () {
+    const store = yield* openFileStore({ path, sizeBytes: 8 * MiB, create: true })
+    const early = new Uint8Array(256 * KiB).map((_, i) => (i * 31) & 0xff)
+    yield* store.write(0, early)
+    yield* store.flush
+    const chunk = new Uint8Array(64 * KiB).fill(0xab)
+    let failure: { reason: string; message: string } | undefined
+    for (let offset = 256 * KiB; offset < 8 * MiB && failure === undefined; offset += chunk.length) {
+      const result = yield* Effect.result(store.write(offset, chunk))
+      if (result._tag === "Failure") failure = result.failure
+    }
+    assert.ok(failure !== undefined, "writing 8 MiB into a 1 MiB tmpfs must fail")
+    assert.is(failure.reason, "no-space")
+    assert.ok(failure.message.includes("ENOSPC"), failure.message)
+    const back = yield* store.read(0, early.length)
+    assert.ok(back.every((b, i) => b === early[i]), "data written before the disk filled is intact")
+    yield* store.close // before the unmount: an open file keeps the tmpfs busy
+  })
+
+test.run()
