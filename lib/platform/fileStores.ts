@@ -1,14 +1,19 @@
 /**
  * The `Stores` service over sparse files: one file per volume copy, plus its meta record.
  */
-import { rm } from "node:fs/promises"
+import { mkdir, rm } from "node:fs/promises"
+import { dirname } from "node:path"
 import { Effect, Layer } from "effect"
 import { StoreError } from "../store/BlockStore.ts"
 import { Stores } from "../store/Stores.ts"
 import { metaPathOf, openFileStore } from "./fileStore.ts"
 
 export const fileStores = Stores.of({
-  open: (path, sizeBytes) => openFileStore({ path, sizeBytes, create: true }),
+  open: (path, sizeBytes) =>
+    Effect.tryPromise({
+      try: () => mkdir(dirname(path), { recursive: true }),
+      catch: (cause) => new StoreError({ reason: (cause as { code?: string }).code === "ENOSPC" ? "no-space" : "io", path, message: `cannot create the directory of ${path}: ${String(cause)}`, cause }),
+    }).pipe(Effect.andThen(openFileStore({ path, sizeBytes, create: true }))),
   remove: (path) =>
     Effect.tryPromise({
       try: async () => {

@@ -1,0 +1,114 @@
+/**
+ * replivol — synchronously replicated block volumes.
+ *
+ * Two ways in:
+ *  - the Effect API: `startNode` (needs the `Transport` and `Stores` services; `layerNode`
+ *    provides the real ones: TCP and sparse files) returning a `ReplivolNode`, whose volumes are
+ *    Effects with typed errors;
+ *  - the Promise facade for plain async code: `createNode(...)` → `NodeHandle`, whose methods
+ *    return Promises that reject with the same typed errors (`err._tag`, `err.reason`).
+ */
+import { Effect, Exit, Layer, Scope } from "effect"
+import { layerTcp } from "./platform/tcp.ts"
+import { layerFileStores } from "./platform/fileStores.ts"
+import { startNode, type NodeOptions, type OpenVolumeOptions, type ReplivolNode, type NodeStats } from "./node/node.ts"
+import type { MasterVolume, VolumeStatus } from "./replication/masterVolume.ts"
+import type { HostedReplicaStatus } from "./replication/replicaHost.ts"
+import type { Address } from "./net/Transport.ts"
+
+export { startNode, checkVolumeName, checkVolumeSize } from "./node/node.ts"
+export type { NodeOptions, OpenVolumeOptions, ReplivolNode, NodeStats } from "./node/node.ts"
+export type { MasterVolume, VolumeStatus, ReplicaStatus, VolumeEvent } from "./replication/masterVolume.ts"
+export type { ReplicaState, ReplicaTarget } from "./replication/replicaLink.ts"
+export type { HostedReplicaStatus } from "./replication/replicaHost.ts"
+export { VolumeUnavailable, OutOfRange, VolumeIoError, ReplicationError, type VolumeError } from "./replication/errors.ts"
+export { NetError, Transport, type Address, type Link } from "./net/Transport.ts"
+export { Stores } from "./store/Stores.ts"
+export { StoreError, type BlockStore } from "./store/BlockStore.ts"
+export { layerTcp } from "./platform/tcp.ts"
+export { layerFileStores } from "./platform/fileStores.ts"
+export * as Labels from "./volume/labels.ts"
+export { parseLabels, validateLabels, LabelError, Label, type VolumeSpec, type FailureMode } from "./volume/labels.ts"
+export { assessVolume, type Health, type Assessment } from "./volume/health.ts"
+export * as Policy from "./policy/index.ts"
+export * as Limits from "./core/limits.ts"
+
+/** The real services: TCP on port 5703 and sparse backing files. */
+export const layerNode = Layer.merge(layerTcp, layerFileStores)
+
+export interface VolumeHandle {
+  readonly name: string
+  readonly sizeBytes: number
+  /** Resolves when the master and every in-sync replica have the bytes. */
+  readonly write: (offset: number, data: Uint8Array) => Promise<void>
+  readonly read: (offset: number, length: number) => Promise<Uint8Array>
+  /** Resolves when every in-sync copy has made earlier writes durable (fdatasync). */
+  readonly flush: () => Promise<void>
+  readonly status: () => Promise<VolumeStatus>
+  readonly close: () => Promise<void>
+  /** The underlying Effect API object. */
+  readonly effect: MasterVolume
+}
+
+export interface NodeHandle {
+  readonly name: string
+  readonly address: Address
+  readonly hostReplica: (volume: string, sizeBytes: number) => Promise<void>
+  readonly openVolume: (options: OpenVolumeOptions) => Promise<VolumeHandle>
+  readonly hostedReplicas: () => ReadonlyArray<HostedReplicaStatus>
+  readonly stats: () => NodeStats
+  readonly close: () => Promise<void>
+  readonly effect: ReplivolNode
+}
+
+const run = <A, E>(effect: Effect.Effect<A, E>): Promise<A> => Effect.runPromise(effect)
+
+/**
+ * Starts a node on real TCP and files (Promise facade). Rejects with `NetError` (e.g. the
+ * address is in use) or `ReplicationError` (a bad name or secret).
+ */
+export const createNode = async (options: NodeOptions): Promise<NodeHandle> => {
+  const scope = await run(Scope.make())
+  const within = <A, E>(child: Scope.Scope, effect: Effect.Effect<A, E, Scope.Scope | Layer.Success<typeof layerNode>>) =>
+    run(effect.pipe(Scope.provide(child), Effect.provide(layerNode)))
+  let node: ReplivolNode
+  try {
+    node = await within(scope, startNode(options))
+  } catch (error) {
+    await run(Scope.close(scope, Exit.void))
+    throw error
+  }
+  const hostReplica = async (volume: string, sizeBytes: number) => {
+    await within(scope, node.hostReplica(volume, sizeBytes))
+  }
+  const openVolume = async (volumeOptions: OpenVolumeOptions): Promise<VolumeHandle> => {
+    const child = await run(Scope.fork(scope))
+    let volume: MasterVolume
+    try {
+      volume = await within(child, node.openVolume(volumeOptions))
+    } catch (error) {
+      await run(Scope.close(child, Exit.void))
+      throw error
+    }
+    return {
+      name: volume.name,
+      sizeBytes: volume.sizeBytes,
+      write: (offset, data) => run(volume.write(offset, data)),
+      read: (offset, length) => run(volume.read(offset, length)),
+      flush: () => run(volume.flush),
+      status: () => run(volume.status),
+      close: () => run(Scope.close(child, Exit.void)),
+      effect: volume,
+    }
+  }
+  return {
+    name: node.name,
+    address: node.address,
+    hostReplica,
+    openVolume,
+    hostedReplicas: node.hostedReplicas,
+    stats: node.stats,
+    close: () => run(Scope.close(scope, Exit.void)),
+    effect: node,
+  }
+}
