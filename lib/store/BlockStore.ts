@@ -14,6 +14,8 @@
  *   even when many are in flight at once. Replication relies on overlapping writes landing in
  *   that order, so an implementation applies the bytes synchronously when the effect starts.
  * - Visibility: a read sees every write whose Effect completed.
+ * - Ownership: `write` copies its bytes (the caller may reuse the buffer once the effect
+ *   completes); `read` returns a fresh array the caller owns.
  * - Durability: after `flush` completes, every write completed before it survives a crash.
  *   `writeMeta` is durable and atomic by itself: after a crash the old or the new record is
  *   there, never a mix.

@@ -43,134 +43,141 @@ interface Fault {
   readonly operation: MemoryStoreOperation | undefined
 }
 
-export function makeMemoryStore(sizeBytes: number, options?: { readonly name?: string }): MemoryStore {
-  assert(Number.isSafeInteger(sizeBytes) && sizeBytes >= 0 && sizeBytes <= volumeSizeBytesMax, `memory store size ${sizeBytes} within 0..${volumeSizeBytesMax}`)
-  const name = options?.name ?? "memory"
-  const durable = new Map<number, Uint8Array>()
-  const volatile = new Map<number, Uint8Array>()
-  const faults: Fault[] = []
-  let meta: StoreMeta | undefined
-  let closed = false
+/**
+ * Sparse bytes in two layers: durable pages and a volatile overlay of pages written since the
+ * last `persist`. Reads see the overlay first. Ranges are checked by the caller.
+ */
+class LayeredPages {
+  readonly #durable = new Map<number, Uint8Array>()
+  readonly #volatile = new Map<number, Uint8Array>()
 
-  /** The error this operation must fail with now (closed, injected, out of range), if any. */
-  const guard = (operation: MemoryStoreOperation, offset = 0, length = 0): StoreError | undefined => {
-    if (closed) return closedError(undefined, `${operation} of memory store "${name}"`)
-    const faultIndex = faults.findIndex((f) => f.operation === undefined || f.operation === operation)
-    if (faultIndex >= 0) {
-      const [fault] = faults.splice(faultIndex, 1)
-      return new StoreError({ reason: fault!.reason, path: undefined, message: `injected ${fault!.reason} fault on ${operation} of memory store "${name}"` })
-    }
-    return checkRange(undefined, sizeBytes, offset, length)
+  get allocatedBytes(): number {
+    return this.#pageIndexes().length * memoryPageBytes
   }
 
-  const writablePage = (pageIndex: number): Uint8Array => {
-    let page = volatile.get(pageIndex)
-    if (page === undefined) {
-      const base = durable.get(pageIndex)
-      page = base === undefined ? new Uint8Array(memoryPageBytes) : base.slice()
-      volatile.set(pageIndex, page)
-    }
-    return page
-  }
-
-  /** Calls `visit` for each page-sized piece of [offset, offset + length). */
-  const eachPiece = (offset: number, length: number, visit: (pageIndex: number, inPage: number, position: number, pieceBytes: number) => void) => {
-    let position = 0
-    while (position < length) {
-      const absolute = offset + position
-      const pageIndex = Math.floor(absolute / memoryPageBytes)
-      const inPage = absolute - pageIndex * memoryPageBytes
-      const pieceBytes = Math.min(memoryPageBytes - inPage, length - position)
-      visit(pageIndex, inPage, position, pieceBytes)
-      position += pieceBytes
-    }
-  }
-
-  const readNow = (offset: number, length: number): Uint8Array => {
+  read(offset: number, length: number): Uint8Array {
     const out = new Uint8Array(length)
-    eachPiece(offset, length, (pageIndex, inPage, position, pieceBytes) => {
-      const page = volatile.get(pageIndex) ?? durable.get(pageIndex)
+    forEachPiece(offset, length, (pageIndex, inPage, position, pieceBytes) => {
+      const page = this.#visible(pageIndex)
       if (page !== undefined) out.set(page.subarray(inPage, inPage + pieceBytes), position)
     })
     return out
   }
 
-  const read = (offset: number, length: number) =>
-    Effect.suspend(() => {
-      const error = guard("read", offset, length)
-      return error === undefined ? Effect.succeed(readNow(offset, length)) : Effect.fail(error)
-    })
+  write(offset: number, data: Uint8Array): void {
+    forEachPiece(offset, data.length, (pageIndex, inPage, position, pieceBytes) =>
+      this.#writable(pageIndex).set(data.subarray(position, position + pieceBytes), inPage))
+  }
 
-  // Applied synchronously when the effect starts: writes land in the order they start.
-  const write = (offset: number, data: Uint8Array) =>
-    Effect.suspend(() => {
-      const error = guard("write", offset, data.length)
-      if (error !== undefined) return Effect.fail(error)
-      eachPiece(offset, data.length, (pageIndex, inPage, position, pieceBytes) =>
-        writablePage(pageIndex).set(data.subarray(position, position + pieceBytes), inPage))
-      return Effect.void
-    })
+  /** Makes every volatile page durable (what a completed flush guarantees). */
+  persist(): void {
+    for (const [pageIndex, page] of this.#volatile) this.#durable.set(pageIndex, page)
+    this.#volatile.clear()
+  }
 
-  const flush = Effect.suspend(() => {
-    const error = guard("flush")
-    if (error !== undefined) return Effect.fail(error)
-    for (const [pageIndex, page] of volatile) durable.set(pageIndex, page)
-    volatile.clear()
-    return Effect.void
-  })
+  /** Drops every volatile page (power loss). */
+  dropVolatile(): void {
+    this.#volatile.clear()
+  }
 
-  const readMeta = Effect.suspend(() => {
-    const error = guard("readMeta")
-    return error === undefined ? Effect.succeed(meta) : Effect.fail(error)
-  })
+  /** CRC-32C over (page index, visible page bytes) of every non-zero page in ascending order. */
+  digest(sizeBytes: number): string {
+    const indexBytes = new Uint8Array(8)
+    const indexView = new DataView(indexBytes.buffer)
+    let crc = 0
+    for (const pageIndex of this.#pageIndexes()) {
+      const page = this.#visible(pageIndex)!
+      const visible = page.subarray(0, Math.min(memoryPageBytes, sizeBytes - pageIndex * memoryPageBytes))
+      if (isZero(visible)) continue
+      indexView.setFloat64(0, pageIndex, true)
+      crc = crc32c(visible, crc32c(indexBytes, crc))
+    }
+    return `${sizeBytes.toString(16)}-${crc.toString(16).padStart(8, "0")}`
+  }
 
-  const writeMeta = (next: StoreMeta) =>
-    Effect.suspend(() => {
-      const error = guard("writeMeta") ?? checkMetaForWrite(next, undefined, sizeBytes)
-      if (error !== undefined) return Effect.fail(error)
-      meta = Object.freeze({ ...next })
-      return Effect.void
-    })
+  #visible(pageIndex: number): Uint8Array | undefined {
+    return this.#volatile.get(pageIndex) ?? this.#durable.get(pageIndex)
+  }
 
-  return {
-    name,
-    sizeBytes,
-    read,
-    write,
-    flush,
-    close: Effect.sync(() => void (closed = true)),
-    readMeta,
-    writeMeta,
-    get allocatedBytes() {
-      return new Set([...durable.keys(), ...volatile.keys()]).size * memoryPageBytes
-    },
-    snapshot: () => readNow(0, sizeBytes),
-    digest: () => digestPages(sizeBytes, durable, volatile),
-    crash: () => {
-      volatile.clear()
-      closed = false
-    },
-    failNext: (reason, faultOptions) => void faults.push({ reason, operation: faultOptions?.operation }),
+  /** The overlay page, made on first write as a copy of the durable page (or zeros). */
+  #writable(pageIndex: number): Uint8Array {
+    let page = this.#volatile.get(pageIndex)
+    if (page === undefined) {
+      const base = this.#durable.get(pageIndex)
+      page = base === undefined ? new Uint8Array(memoryPageBytes) : base.slice()
+      this.#volatile.set(pageIndex, page)
+    }
+    return page
+  }
+
+  #pageIndexes(): number[] {
+    return [...new Set([...this.#durable.keys(), ...this.#volatile.keys()])].sort((a, b) => a - b)
   }
 }
 
-/** CRC-32C over (page index, page bytes) of every non-zero page in ascending order, with the size. */
-function digestPages(sizeBytes: number, durable: ReadonlyMap<number, Uint8Array>, volatile: ReadonlyMap<number, Uint8Array>): string {
-  const indexes = [...new Set([...durable.keys(), ...volatile.keys()])].sort((a, b) => a - b)
-  const indexBytes = new Uint8Array(8)
-  const indexView = new DataView(indexBytes.buffer)
-  let crc = 0
-  for (const pageIndex of indexes) {
-    const page = volatile.get(pageIndex) ?? durable.get(pageIndex)!
-    const visible = page.subarray(0, Math.min(memoryPageBytes, sizeBytes - pageIndex * memoryPageBytes))
-    if (isZero(visible)) continue
-    indexView.setFloat64(0, pageIndex, true)
-    crc = crc32c(visible, crc32c(indexBytes, crc))
+/** Calls `visit` for each page-sized piece of [offset, offset + length). */
+function forEachPiece(offset: number, length: number, visit: (pageIndex: number, inPage: number, position: number, pieceBytes: number) => void) {
+  let position = 0
+  while (position < length) {
+    const absolute = offset + position
+    const pageIndex = Math.floor(absolute / memoryPageBytes)
+    const inPage = absolute - pageIndex * memoryPageBytes
+    const pieceBytes = Math.min(memoryPageBytes - inPage, length - position)
+    visit(pageIndex, inPage, position, pieceBytes)
+    position += pieceBytes
   }
-  return `${sizeBytes.toString(16)}-${crc.toString(16).padStart(8, "0")}`
 }
 
 function isZero(bytes: Uint8Array): boolean {
   for (let index = 0; index < bytes.length; index++) if (bytes[index] !== 0) return false
   return true
+}
+
+export function makeMemoryStore(sizeBytes: number, options?: { readonly name?: string }): MemoryStore {
+  assert(Number.isSafeInteger(sizeBytes) && sizeBytes >= 0 && sizeBytes <= volumeSizeBytesMax, `memory store size ${sizeBytes} within 0..${volumeSizeBytesMax}`)
+  const name = options?.name ?? "memory"
+  const pages = new LayeredPages()
+  const faults: Fault[] = []
+  let meta: StoreMeta | undefined
+  let closed = false
+
+  /** Runs `run` unless the store is closed, a fault is due, or the range is bad. */
+  const guarded = <A>(operation: MemoryStoreOperation, offset: number, length: number, run: () => A) =>
+    Effect.suspend((): Effect.Effect<A, StoreError> => {
+      if (closed) return Effect.fail(closedError(undefined, `${operation} of memory store "${name}"`))
+      const faultIndex = faults.findIndex((f) => f.operation === undefined || f.operation === operation)
+      if (faultIndex >= 0) {
+        const { reason } = faults.splice(faultIndex, 1)[0]!
+        return Effect.fail(new StoreError({ reason, path: undefined, message: `injected ${reason} fault on ${operation} of memory store "${name}"` }))
+      }
+      const error = checkRange(undefined, sizeBytes, offset, length)
+      return error === undefined ? Effect.succeed(run()) : Effect.fail(error)
+    })
+
+  return {
+    name,
+    sizeBytes,
+    read: (offset, length) => guarded("read", offset, length, () => pages.read(offset, length)),
+    // Applied synchronously when the effect starts: writes land in the order they start.
+    write: (offset, data) => guarded("write", offset, data.length, () => pages.write(offset, data)),
+    flush: guarded("flush", 0, 0, () => pages.persist()),
+    close: Effect.sync(() => void (closed = true)),
+    readMeta: guarded("readMeta", 0, 0, () => meta),
+    writeMeta: (next) =>
+      Effect.flatMap(guarded("writeMeta", 0, 0, () => checkMetaForWrite(next, undefined, sizeBytes)), (error) => {
+        if (error !== undefined) return Effect.fail(error)
+        meta = Object.freeze({ ...next })
+        return Effect.void
+      }),
+    get allocatedBytes() {
+      return pages.allocatedBytes
+    },
+    snapshot: () => pages.read(0, sizeBytes),
+    digest: () => pages.digest(sizeBytes),
+    crash: () => {
+      pages.dropVolatile()
+      closed = false
+    },
+    failNext: (reason, faultOptions) => void faults.push({ reason, operation: faultOptions?.operation }),
+  }
 }

@@ -129,6 +129,17 @@ export function registerContract(test: Test, open: OpenStore): void {
       assert.equal(failures.map((f) => f.reason), ["closed", "closed", "closed", "closed", "closed"])
     })))
 
+  test("write copies the caller's buffer and read returns a copy the caller owns", () =>
+    run(Effect.gen(function* () {
+      const store = yield* open(4096)
+      const buffer = new Uint8Array([1, 2, 3])
+      yield* store.write(10, buffer)
+      buffer.fill(9)
+      const first = yield* store.read(10, 3)
+      first.fill(7)
+      assert.equal([...(yield* store.read(10, 3))], [1, 2, 3])
+    })))
+
   test("flush completes and data written before it stays readable", () =>
     run(Effect.gen(function* () {
       const store = yield* open(1 << 20)
