@@ -4,7 +4,7 @@
  */
 import { suite } from "uvu"
 import * as assert from "uvu/assert"
-import { Effect } from "effect"
+import { Effect, Fiber } from "effect"
 import { execFileSync } from "node:child_process"
 import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -102,6 +102,18 @@ test("the scope closes the file: a store used after its scope fails with closed"
   const failure = await Effect.runPromise(failureOf(store.read(0, 1)))
   assert.is(failure.reason, "closed")
 })
+
+test("a flush running when the store closes still completes; later use fails with closed", () =>
+  run(Effect.gen(function* () {
+    const store = yield* openFileStore({ path: freshPath(), sizeBytes: 1 * MiB, create: true })
+    yield* store.write(0, new Uint8Array(64 * KiB).fill(1))
+    const flushing = yield* Effect.forkChild(store.flush)
+    yield* Effect.yieldNow
+    yield* store.close
+    const flushed = yield* Effect.result(Fiber.join(flushing))
+    assert.is(flushed._tag, "Success")
+    assert.is((yield* failureOf(store.flush)).reason, "closed")
+  })))
 
 /** Mounts a 1 MiB tmpfs on a fresh directory; returns its unmount-and-remove, or why it cannot. */
 function mountTinyTmpfs(): { dir: string; unmount: () => void } | string {
