@@ -36,7 +36,7 @@ const text = new TextEncoder()
 const untext = new TextDecoder("utf-8", { fatal: true })
 
 /** Low-level framing: decoder on the receive side, pre-handshake frame inbox. */
-const framed = (link: Link) => {
+const framed = (link: Link, onWireError?: (error: WireError) => void) => {
   // Before authentication a peer can make us buffer at most one frame body (≤ frameBodyBytesMax)
   // per pending handshake, and at most handshakesPendingMax handshakes are pending.
   const decoder = new FrameDecoder()
@@ -55,6 +55,7 @@ const framed = (link: Link) => {
       const next = decoder.next()
       if (next === undefined) return
       if (next instanceof WireError) {
+        onWireError?.(next)
         fail(new NetError({ reason: "protocol", address: link.remote, message: `bad frame from ${link.remote}: ${next.message}`, cause: next }))
         link.close(`bad frame: ${next.reason}`)
         return
@@ -108,6 +109,8 @@ export interface HandshakeOptions {
   readonly secret: Uint8Array
   readonly nodeName: string
   readonly timeoutMs: number
+  /** Told of every malformed frame (before or after authentication); the connection is closed. */
+  readonly onWireError?: (error: WireError) => void
 }
 
 const authFailed = (link: Link, message: string) => {
@@ -138,7 +141,7 @@ const withTimeout = <A>(link: Link, timeoutMs: number, effect: Effect.Effect<A, 
 export const clientHandshake = (link: Link, options: HandshakeOptions): Effect.Effect<Connection, NetError> =>
   withTimeout(link, options.timeoutMs, Effect.gen(function* () {
     const entropy = yield* Entropy
-    const io = framed(link)
+    const io = framed(link, options.onWireError)
     const clientNonce = entropy.randomBytes(nonceBytes)
     io.send(controlFrame(MessageType.Hello, concat(clientNonce, text.encode(options.nodeName))))
     const challenge = yield* Effect.flatMap(io.nextFrame, (f) => expect(link, f, MessageType.Challenge, "a challenge"))
@@ -165,7 +168,7 @@ export const clientHandshake = (link: Link, options: HandshakeOptions): Effect.E
 export const serverHandshake = (link: Link, options: HandshakeOptions): Effect.Effect<Connection, NetError> =>
   withTimeout(link, options.timeoutMs, Effect.gen(function* () {
     const entropy = yield* Entropy
-    const io = framed(link)
+    const io = framed(link, options.onWireError)
     const hello = yield* Effect.flatMap(io.nextFrame, (f) => expect(link, f, MessageType.Hello, "hello"))
     if (hello.body.length < nonceBytes + 1) return yield* authFailed(link, `hello from ${link.remote} is malformed`)
     const clientNonce = hello.body.slice(0, nonceBytes)

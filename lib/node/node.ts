@@ -54,6 +54,10 @@ export interface NodeStats {
   readonly connectionsOpen: number
   readonly handshakesFailed: number
   readonly refusedOverLimit: number
+  /** Failed handshakes by reason (auth-failed, protocol, closed, timeout…). */
+  readonly handshakeFailures: Readonly<Record<string, number>>
+  /** Malformed frames by WireError reason (each closed its connection). */
+  readonly wireRejections: Readonly<Record<string, number>>
 }
 
 export interface ReplivolNode {
@@ -94,7 +98,13 @@ export const startNode = (options: NodeOptions): Effect.Effect<ReplivolNode, Net
     const stores = yield* Stores
     const scope = yield* Effect.scope
     const address: Address = { host: options.address.host, port: options.address.port ?? defaults.replicationPort }
-    const handshake = { secret, nodeName: options.name, timeoutMs: options.handshakeTimeoutMs ?? defaults.handshakeTimeoutMs }
+    const handshakeFailures: Record<string, number> = {}
+    const wireRejections: Record<string, number> = {}
+    const bump = (counts: Record<string, number>, key: string) => void (counts[key] = (counts[key] ?? 0) + 1)
+    const handshake = {
+      secret, nodeName: options.name, timeoutMs: options.handshakeTimeoutMs ?? defaults.handshakeTimeoutMs,
+      onWireError: (error: { readonly reason: string }) => bump(wireRejections, error.reason),
+    }
     const replicaHost = makeReplicaHost({ nodeName: options.name })
     let accepted = 0, open = 0, pendingHandshakes = 0, handshakesFailed = 0, refusedOverLimit = 0
 
@@ -113,6 +123,7 @@ export const startNode = (options: NodeOptions): Effect.Effect<ReplivolNode, Net
         pendingHandshakes--
         if (result._tag === "Failure") {
           handshakesFailed++
+          bump(handshakeFailures, result.failure.reason)
           yield* Effect.logDebug(`node ${options.name}: refused ${link.remote}: ${result.failure.message}`)
           return
         }
@@ -172,7 +183,7 @@ export const startNode = (options: NodeOptions): Effect.Effect<ReplivolNode, Net
       openVolume,
       hostedReplicas: replicaHost.status,
       rejections: replicaHost.rejections,
-      stats: () => ({ connectionsAccepted: accepted, connectionsOpen: open, handshakesFailed, refusedOverLimit }),
+      stats: () => ({ connectionsAccepted: accepted, connectionsOpen: open, handshakesFailed, refusedOverLimit, handshakeFailures: { ...handshakeFailures }, wireRejections: { ...wireRejections } }),
       connect,
       storePath,
     } satisfies ReplivolNode

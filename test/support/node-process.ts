@@ -98,6 +98,13 @@ const blockWorkload = async (volume: VolumeHandle, seed: number, blockBytes: num
 if (role === "replica") {
   await node.hostReplica(volumeName, sizeBytes)
   say({ event: "ready", role, name: node.name })
+  for await (const line of createInterface({ input: process.stdin })) {
+    const command = JSON.parse(line) as Record<string, unknown>
+    if (command.cmd === "stats") say({ event: "stats", rssBytes: process.memoryUsage().rss, heapBytes: process.memoryUsage().heapUsed, node: node.stats(), replicas: node.hostedReplicas(), rejections: node.effect.rejections() })
+    else if (command.cmd === "exit") break
+  }
+  await node.close()
+  process.exit(0)
 } else if (role === "master") {
   const replicas = flag("replicas").split(",").filter(Boolean).map((entry) => {
     const [name, host] = entry.split("=")
