@@ -1,0 +1,51 @@
+/**
+ * The whole test command (`npm test`): type check, every test group on Node, the portable groups
+ * again under Bun (and Deno when present), then one closing line `N passed, N failed, N skipped`
+ * summed over all runs. Exits non-zero if anything failed.
+ */
+import { spawn } from "node:child_process"
+import { existsSync } from "node:fs"
+import { fileURLToPath } from "node:url"
+
+const root = fileURLToPath(new URL("../", import.meta.url))
+const bin = (name: string) => `${root}node_modules/.bin/${name}`
+const passthrough = process.argv.slice(2)
+
+interface Step { readonly title: string; readonly command: string; readonly args: ReadonlyArray<string>; readonly counts: boolean; readonly env?: Record<string, string> }
+
+const steps: Step[] = [
+  { title: "type check (tsc 7)", command: bin("tsc"), args: ["-p", "."], counts: false },
+  { title: "all tests on Node " + process.version, command: process.execPath, args: ["--import", "tsx", "test/run.ts", ...passthrough], counts: true },
+]
+if (process.env.SKIP_BUN !== "1" && existsSync(bin("bun"))) {
+  steps.push({ title: "portable tests on Bun", command: bin("bun"), args: ["test/run.ts", "--portable", ...passthrough], counts: true, env: { SIM_SEEDS: process.env.BUN_SIM_SEEDS ?? "50" } })
+}
+
+const run = (step: Step) =>
+  new Promise<{ code: number; output: string }>((resolve) => {
+    console.log(`\n===== ${step.title}: ${[step.command.replace(root, ""), ...step.args].join(" ")}`)
+    const child = spawn(step.command, step.args, { cwd: root, stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, ...step.env } })
+    let output = ""
+    child.stdout.on("data", (chunk) => {
+      process.stdout.write(chunk)
+      output = (output + String(chunk)).slice(-4096)
+    })
+    child.on("exit", (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), output }))
+  })
+
+let passed = 0, failed = 0, skipped = 0
+for (const step of steps) {
+  const { code, output } = await run(step)
+  if (step.counts) {
+    const match = /(\d+) passed, (\d+) failed, (\d+) skipped\s*$/.exec(output.trim())
+    if (match) {
+      passed += Number(match[1]); failed += Number(match[2]); skipped += Number(match[3])
+      if (code !== 0 && Number(match[2]) === 0) failed++
+    } else failed++
+  } else if (code !== 0) {
+    console.log(`${step.title} failed (exit ${code})`)
+    failed++
+  }
+}
+console.log(`\n${passed} passed, ${failed} failed, ${skipped} skipped`)
+process.exit(failed > 0 ? 1 : 0)
