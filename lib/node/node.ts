@@ -15,7 +15,7 @@ import { Stores } from "../store/Stores.ts"
 import { parseLabels, type LabelError, type VolumeSpec } from "../volume/labels.ts"
 import { isDnsLabel } from "../volume/labels.ts"
 import { ReplicationError } from "../replication/errors.ts"
-import { openMasterVolume, type MasterVolume, type VolumeEvent } from "../replication/masterVolume.ts"
+import { openMasterVolume, type MasterVolume, type ReplicaPlan, type VolumeEvent } from "../replication/masterVolume.ts"
 import { makeReplicaHost, type HostedReplicaStatus } from "../replication/replicaHost.ts"
 import type { ReplicaTarget } from "../replication/replicaLink.ts"
 
@@ -43,10 +43,16 @@ export interface OpenVolumeOptions {
   /** StorageOS labels (`storageos.com/replicas`, …), validated; or a ready spec. */
   readonly labels?: Readonly<Record<string, string>>
   readonly spec?: VolumeSpec
-  /** Where the replicas are hosted: exactly `storageos.com/replicas` of them, on other nodes. */
-  readonly replicas: ReadonlyArray<ReplicaTarget>
+  /**
+   * Where the replicas are hosted: exactly `storageos.com/replicas` of them, on other nodes. A bare
+   * target is a new copy (synced from the master, zero regions skipped on a fresh copy); a plan
+   * with `recorded: "in-sync"` was in sync with the previous master (activity logs reconciled).
+   */
+  readonly replicas: ReadonlyArray<ReplicaTarget | ReplicaPlan>
   /** The volume's epoch; a later master must use a higher one. Default 1. */
   readonly epoch?: number
+  /** Return only once the initial copies are in sync (default true). */
+  readonly waitForSync?: boolean
 }
 
 export interface NodeStats {
@@ -160,19 +166,22 @@ export const startNode = (options: NodeOptions): Effect.Effect<ReplivolNode, Net
         if (volumeOptions.replicas.length !== spec.replicas) {
           return yield* new ReplicationError({ reason: "bad-request", volume: volumeOptions.volume, message: `volume ${volumeOptions.volume} asks for ${spec.replicas} replicas but ${volumeOptions.replicas.length} locations were given` })
         }
-        if (volumeOptions.replicas.some((r) => r.node === options.name)) {
+        if (volumeOptions.replicas.some((r) => ("target" in r ? r.target.node : r.node) === options.name)) {
           return yield* new ReplicationError({ reason: "bad-request", volume: volumeOptions.volume, message: `a replica of ${volumeOptions.volume} cannot be on its master's node ${options.name}` })
         }
         const store = yield* openStore(volumeOptions.volume, volumeOptions.sizeBytes)
-        return yield* openMasterVolume({
+        const plans = volumeOptions.replicas.map((r): ReplicaPlan => ("target" in r ? r : { target: r, recorded: "needs-sync" }))
+        const volume = yield* openMasterVolume({
           volume: volumeOptions.volume, spec, epoch: volumeOptions.epoch ?? 1, store, nodeName: options.name,
-          replicas: volumeOptions.replicas, connect: (target) => connect(target.address),
+          replicas: plans, connect: (target) => connect(target.address),
           ...(options.ackTimeoutMs === undefined ? {} : { ackTimeoutMs: options.ackTimeoutMs }),
           ...(options.reconnectBaseMs === undefined ? {} : { reconnectBaseMs: options.reconnectBaseMs }),
           ...(options.reconnectCeilingMs === undefined ? {} : { reconnectCeilingMs: options.reconnectCeilingMs }),
           ...(options.dirtyRegionBytes === undefined ? {} : { dirtyRegionBytes: options.dirtyRegionBytes }),
           ...(options.onEvent === undefined ? {} : { onEvent: options.onEvent }),
         })
+        if (volumeOptions.waitForSync !== false) yield* volume.awaitSyncs
+        return volume
       })
 
     return {

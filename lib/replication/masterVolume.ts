@@ -2,17 +2,28 @@
  * The master copy of a volume: local writes fanned out to every replica, completed by acks.
  *
  * Write path (one network round trip): under the order lock, the chunk is written to the local
- * store and queued on every in-sync replica link in the same step, so every copy sees overlapping
- * writes in one order. The lock is released before waiting; many writes are in flight at once,
- * bounded by `inflightWritesPerReplicaMax`. The write completes when the master and every replica
- * that was in sync when it was queued acknowledged it, or — when a replica failed meanwhile — when
- * the failure mode (hard / soft + tolerance / alwayson) says the volume is still usable without
- * it. A master superseded by a newer epoch (a replica answers StaleEpoch) or whose lease was lost
- * fails every later IO with `VolumeUnavailable` (DESIGN invariant 2).
+ * store and queued on every replica link in the same step, so every copy sees overlapping writes
+ * in one order. The lock is released before waiting; many writes are in flight at once, bounded
+ * by `inflightWritesPerReplicaMax`. A write completes when the master and every replica that was
+ * in sync when it was queued acknowledged it, or — when such a replica failed meanwhile — once
+ * that failure is recorded (`onReplicaFailed`, so a later promotion never picks a replica that
+ * misses an acknowledged write) and the failure mode still allows IO.
  *
- * Reads are served by the master. Flush reaches fdatasync on the master and every in-sync replica.
+ * Resync: a syncing replica receives live writes, and the copy of old data goes through the same
+ * ordered stream — each chunk is read from the master's store and queued under the order lock,
+ * so it can never overwrite a newer write. The copy walks the link's dirty bitmap (all regions
+ * for a full sync; the regions written while it was away for a delta). It is throttled to a share
+ * of the time while foreground IO is active. The replica becomes in-sync only after the copy and
+ * every write queued since it began are acknowledged (DESIGN invariant 3).
+ *
+ * After a failover the new master first reconciles the activity logs (the regions of the most
+ * recent writes of every copy, DRBD style) so copies that received different in-flight writes of
+ * the dead master converge, and only then serves IO.
+ *
+ * IO is refused with `VolumeUnavailable` when the failure mode says so, when the master's lease
+ * is not valid (`leaseValid`), or when a replica reported a newer epoch (DESIGN invariant 2).
  */
-import { Clock, Deferred, Effect, Semaphore, Scope } from "effect"
+import { Clock, Deferred, Effect, Fiber, Scope, Semaphore } from "effect"
 import { assert } from "../core/assert.ts"
 import { defaults, inflightWritesPerReplicaMax, writeChunkBytesMax } from "../core/limits.ts"
 import type { BlockStore, StoreError } from "../store/BlockStore.ts"
@@ -30,6 +41,9 @@ export interface ReplicaStatus {
   readonly state: ReplicaState
   readonly reason: string | undefined
   readonly dirtyBytes: number
+  /** While syncing: bytes copied so far and in all. */
+  readonly syncBytesDone: number
+  readonly syncBytesTotal: number
 }
 
 export interface VolumeStatus {
@@ -47,8 +61,16 @@ export interface VolumeStatus {
 export interface VolumeEvent {
   readonly volume: string
   readonly atMs: number
-  readonly kind: "replica-failed" | "superseded" | "health-changed"
+  readonly kind: "replica-failed" | "superseded" | "sync-started" | "sync-progress" | "sync-done" | "replica-added" | "replica-removed"
+  readonly node?: string
   readonly message: string
+}
+
+/** How the master should treat one replica when it opens or adds it. */
+export interface ReplicaPlan {
+  readonly target: ReplicaTarget
+  /** `in-sync`: it was in sync with the previous master (reconcile activity, then serve); else a full sync. */
+  readonly recorded: "in-sync" | "needs-sync"
 }
 
 export interface MasterVolumeOptions {
@@ -57,70 +79,124 @@ export interface MasterVolumeOptions {
   readonly epoch: number
   readonly store: BlockStore
   readonly nodeName: string
-  readonly replicas: ReadonlyArray<ReplicaTarget>
+  readonly replicas: ReadonlyArray<ReplicaPlan>
   readonly connect: (target: ReplicaTarget) => Effect.Effect<Connection, unknown>
   readonly ackTimeoutMs?: number
   readonly reconnectBaseMs?: number
   readonly reconnectCeilingMs?: number
   readonly dirtyRegionBytes?: number
+  /** Share of time a resync may use while foreground IO is active (0 < share ≤ 1). */
+  readonly resyncShare?: number
+  /** Ranges this node's own copy wrote last (its activity log when it was a replica), or "all". */
+  readonly ownActivity?: ReadonlyArray<readonly [number, number]> | "all"
+  /** IO is served only while this says the master's lease is valid. */
+  readonly leaseValid?: () => boolean
+  /** Records a replica's failure durably; writes that depended on it wait for this. */
+  readonly onReplicaFailed?: (node: string, failure: LinkFailure) => Effect.Effect<void, unknown>
+  /** Records a replica that became in sync. */
+  readonly onReplicaInSync?: (node: string) => Effect.Effect<void, unknown>
   readonly onEvent?: (event: VolumeEvent) => void
 }
 
 export interface MasterVolume {
   readonly name: string
   readonly sizeBytes: number
+  readonly epoch: number
   readonly write: (offset: number, data: Uint8Array) => Effect.Effect<void, VolumeError>
   readonly read: (offset: number, length: number) => Effect.Effect<Uint8Array, VolumeError>
   readonly flush: Effect.Effect<void, VolumeError>
   readonly status: Effect.Effect<VolumeStatus>
-  /** Stops serving IO at once (lease lost, or handing over); every later IO fails with `reason`. */
+  /** Stops serving IO at once (lease lost, superseded, closing); every later IO fails. */
   readonly fence: (reason: VolumeUnavailable["reason"], message: string) => void
-  readonly links: ReadonlyArray<ReplicaLink>
+  readonly isFenced: () => boolean
+  /** Adds a replica (a new placement) and syncs it in full in the background. */
+  readonly addReplica: (target: ReplicaTarget) => Effect.Effect<void>
+  /** Drops a replica (replaced, or the volume shrank its replica count). */
+  readonly removeReplica: (node: string) => Effect.Effect<void>
+  /** Reconnects a failed replica whose node came back and catches it up by delta (its dirty regions). */
+  readonly reviveReplica: (node: string) => Effect.Effect<void>
+  readonly links: () => ReadonlyArray<ReplicaLink>
+  /** Waits until every running resync finished (successfully or not). */
+  readonly awaitSyncs: Effect.Effect<void>
   readonly close: Effect.Effect<void>
 }
 
 const storeFailure = (volume: string) => (error: StoreError): VolumeIoError =>
   new VolumeIoError({ volume, reason: error.reason === "no-space" ? "no-space" : error.reason === "closed" ? "closed" : "io", message: `volume ${volume}: the master's store failed: ${error.message}`, cause: error })
 
+const isAllZero = (bytes: Uint8Array): boolean => {
+  const words = bytes.byteOffset % 4 === 0 && bytes.length % 4 === 0 ? new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4) : undefined
+  if (words) {
+    for (let i = 0; i < words.length; i++) if (words[i] !== 0) return false
+    return true
+  }
+  for (let i = 0; i < bytes.length; i++) if (bytes[i] !== 0) return false
+  return true
+}
+
+/** Sync chunks in flight per replica during a resync. */
+const syncWindowChunks = 4
+
 export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<MasterVolume, never, Scope.Scope> =>
   Effect.gen(function* () {
     const { volume, spec, store, epoch } = options
-    assert(options.replicas.length === spec.replicas, "a master is opened with exactly the requested number of replica targets")
     const sizeBytes = store.sizeBytes
     const volumeId = volumeIdOf(volume)
     const ackTimeoutMs = options.ackTimeoutMs ?? defaults.ackTimeoutMs
+    const resyncShare = options.resyncShare ?? 0.5
+    assert(resyncShare > 0 && resyncShare <= 1, "resyncShare is in (0, 1]")
     const orderLock = yield* Semaphore.make(1)
     const inflight = yield* Semaphore.make(inflightWritesPerReplicaMax)
-    let fenced: VolumeUnavailable | undefined
+    const scope = yield* Effect.scope
     const clock = yield* Clock.Clock
-    const emit = (kind: VolumeEvent["kind"], message: string) =>
-      options.onEvent?.({ volume, atMs: clock.currentTimeMillisUnsafe(), kind, message })
+    let fenced: VolumeUnavailable | undefined
+    let lastForegroundMs = -Infinity
+    const emit = (kind: VolumeEvent["kind"], message: string, node?: string) =>
+      options.onEvent?.({ volume, atMs: clock.currentTimeMillisUnsafe(), kind, message, ...(node ? { node } : {}) })
 
     const links: ReplicaLink[] = []
-    for (const target of options.replicas) {
-      links.push(yield* makeReplicaLink({
+    const failurePersisted = new Map<ReplicaLink, Deferred.Deferred<void>>()
+    const syncProgress = new Map<ReplicaLink, { done: number; total: number }>()
+    const syncFibers = new Map<ReplicaLink, Fiber.Fiber<void>>()
+
+    const persistFailure = (link: ReplicaLink, failure: LinkFailure) => {
+      const persisted = Deferred.makeUnsafe<void>()
+      failurePersisted.set(link, persisted)
+      const record = options.onReplicaFailed
+        ? options.onReplicaFailed(link.target.node, failure).pipe(
+            Effect.retry({ times: 5 }),
+            Effect.catch(() => Effect.sync(() => fence("not-master", `volume ${volume}: could not record that replica ${link.target.node} failed; refusing IO rather than risk losing a write`))),
+          )
+        : Effect.void
+      Effect.runForkWith(fiberContext)(Effect.ensuring(record, Deferred.succeed(persisted, undefined)))
+    }
+
+    const makeLink = (target: ReplicaTarget) =>
+      makeReplicaLink({
         target, volume, volumeId, sizeBytes, epoch, masterName: options.nodeName, compress: !spec.nocompress, ackTimeoutMs,
         reconnectBaseMs: options.reconnectBaseMs ?? defaults.reconnectBaseMs,
         reconnectCeilingMs: options.reconnectCeilingMs ?? defaults.reconnectCeilingMs,
         dirtyRegionBytes: options.dirtyRegionBytes ?? defaults.dirtyRegionBytes,
         connect: options.connect(target),
         onFailed: (failure: LinkFailure) => {
+          const link = links.find((l) => l.target.node === target.node)
           if (failure.reason === "stale-epoch") fence("superseded", `volume ${volume}: a newer master exists (${failure.message}); this master stops serving IO`)
-          emit("replica-failed", failure.message)
+          if (link && failure.reason !== "closed") persistFailure(link, failure)
+          emit("replica-failed", failure.message, target.node)
         },
-      }))
-    }
-    yield* Effect.forEach(links, (link) => link.start, { concurrency: "unbounded", discard: true })
+      }).pipe(Scope.provide(scope))
+
+    const fiberContext = yield* Effect.context<never>()
 
     const assess = (): Assessment => {
       let inSync = 0
       let failed = 0
       for (const link of links) {
-        const state = link.state()
-        if (state === "in-sync" || state === "reconnecting") inSync++
-        else if (state === "failed") failed++
+        if (link.inSync()) inSync++
+        else if (link.state() === "failed") failed++
       }
-      return assessVolume(spec, { inSync, syncing: links.length - inSync - failed, failed })
+      const missing = Math.max(0, spec.replicas - links.length)
+      return assessVolume(spec, { inSync, syncing: links.length - inSync - failed, failed: failed + missing })
     }
 
     const unavailable = (assessment: Assessment) =>
@@ -132,6 +208,9 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
 
     const checkUsable: Effect.Effect<void, VolumeUnavailable> = Effect.suspend(() => {
       if (fenced) return Effect.fail(fenced)
+      if (options.leaseValid && !options.leaseValid()) {
+        return Effect.fail(new VolumeUnavailable({ volume, reason: "not-master", health: "unavailable", message: `volume ${volume}: the master ${options.nodeName} cannot confirm its lease; IO waits for the lease or a new master` }))
+      }
       const assessment = assess()
       return assessment.usable ? Effect.void : Effect.fail(unavailable(assessment))
     })
@@ -142,28 +221,38 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
       emit("superseded", message)
     }
 
-    /** Writes one chunk locally and queues it on every in-sync link, atomically with respect to other chunks. */
+    type Wait = { readonly link: ReplicaLink; readonly done: Deferred.Deferred<void, LinkFailure> }
+
+    /** Writes one chunk locally and queues it on every link, atomically with respect to other chunks. */
     const queueChunk = (type: MessageType, offset: number, data: Uint8Array) =>
       orderLock.withPermits(1)(Effect.gen(function* () {
         yield* checkUsable
         if (type === MessageType.Write) yield* store.write(offset, data).pipe(Effect.mapError(storeFailure(volume)))
-        const waits: Array<{ link: ReplicaLink; done: Deferred.Deferred<void, LinkFailure> }> = []
+        const waits: Wait[] = []
         for (const link of links) {
+          const wasInSync = link.inSync()
           const done = link.enqueue(type, offset, data)
-          if (done) waits.push({ link, done })
+          if (done && wasInSync) waits.push({ link, done })
         }
         return waits
       }))
 
-    const awaitReplicas = (waits: ReadonlyArray<{ link: ReplicaLink; done: Deferred.Deferred<void, LinkFailure> }>) =>
+    const awaitReplicas = (waits: ReadonlyArray<Wait>) =>
       Effect.gen(function* () {
-        yield* Effect.forEach(waits, ({ link, done }) => Effect.ignore(link.awaitAck(done)), { concurrency: "unbounded", discard: true })
-        // A replica that failed meanwhile is no longer in sync; the failure mode decides.
+        yield* Effect.forEach(waits, ({ link, done }) =>
+          link.awaitAck(done).pipe(
+            // A replica that failed under this write: the write completes only once that is recorded.
+            Effect.catch(() => Effect.suspend(() => {
+              const persisted = failurePersisted.get(link)
+              return persisted ? Deferred.await(persisted) : Effect.void
+            })),
+          ), { concurrency: "unbounded", discard: true })
         yield* checkUsable
       })
 
     const writeChunk = (offset: number, data: Uint8Array) =>
       inflight.withPermits(1)(Effect.gen(function* () {
+        lastForegroundMs = clock.currentTimeMillisUnsafe()
         const waits = yield* queueChunk(MessageType.Write, offset, data)
         yield* awaitReplicas(waits)
       }))
@@ -191,24 +280,148 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
       yield* awaitReplicas(waits)
     }))
 
+    /** Copies the link's dirty regions through the ordered stream, then marks it in sync. */
+    const resync = (link: ReplicaLink, skipZeroChunks: boolean) =>
+      Effect.gen(function* () {
+        const total = link.dirty.dirtyBytes
+        const progress = { done: 0, total }
+        syncProgress.set(link, progress)
+        emit("sync-started", `replica ${link.target.node}: copying ${total} bytes${skipZeroChunks ? " (fresh copy: zero regions skipped)" : ""}`, link.target.node)
+        const window: Array<Deferred.Deferred<void, LinkFailure>> = []
+        let lastProgressEvent = 0
+        for (const region of [...link.dirty.regions()]) {
+          if (link.state() === "failed" || fenced) return
+          const started = clock.currentTimeMillisUnsafe()
+          const done = yield* orderLock.withPermits(1)(Effect.gen(function* () {
+            if (!link.dirty.isDirty(region.index)) return undefined
+            const bytes = yield* Effect.orDie(store.read(region.offset, region.length))
+            link.dirty.clear(region.index)
+            if (skipZeroChunks && isAllZero(bytes)) return undefined
+            return link.enqueue(MessageType.SyncChunk, region.offset, bytes)
+          }))
+          progress.done += region.length
+          if (done) window.push(done)
+          if (window.length >= syncWindowChunks) yield* link.awaitAck(window.shift()!)
+          const now = clock.currentTimeMillisUnsafe()
+          if (now - lastProgressEvent >= 500) {
+            lastProgressEvent = now
+            emit("sync-progress", `replica ${link.target.node}: ${progress.done} of ${total} bytes`, link.target.node)
+          }
+          // Throttle: while foreground IO is active, resync takes at most its share of the time.
+          if (resyncShare < 1 && now - lastForegroundMs < 1000) {
+            const spentMs = Math.max(1, now - started)
+            yield* Effect.sleep(Math.ceil((spentMs * (1 - resyncShare)) / resyncShare))
+          }
+        }
+        for (const done of window) yield* link.awaitAck(done)
+        // In sync only once every write queued since the copy began is acknowledged too.
+        for (let round = 0; round < 1000; round++) {
+          const pending = link.pendingAcks()
+          if (pending.length === 0) break
+          for (const done of pending) yield* link.awaitAck(done)
+        }
+        const completed = yield* orderLock.withPermits(1)(Effect.sync(() => {
+          if (link.state() === "failed" || link.pendingAcks().length > 0 || link.dirty.dirtyRegionCount > 0) return false
+          link.markInSync()
+          return true
+        }))
+        if (!completed) return
+        syncProgress.delete(link)
+        emit("sync-done", `replica ${link.target.node} is in sync`, link.target.node)
+        if (options.onReplicaInSync) yield* Effect.ignore(options.onReplicaInSync(link.target.node))
+      }).pipe(Effect.catch(() => Effect.void))
+
+    const startResync = (link: ReplicaLink, skipZeroChunks: boolean) =>
+      Effect.gen(function* () {
+        const running = syncFibers.get(link)
+        if (running) yield* Fiber.interrupt(running)
+        const fiber = yield* Effect.forkIn(resync(link, skipZeroChunks), scope)
+        syncFibers.set(link, fiber)
+      })
+
+    // Open: connect every replica; reconcile activity logs with the previously in-sync ones before serving.
+    for (const plan of options.replicas) links.push(yield* makeLink(plan.target))
+    yield* Effect.forEach(links, (link) => link.start(false), { concurrency: "unbounded", discard: true })
+    const previouslyInSync = links.filter((link, index) => options.replicas[index]!.recorded === "in-sync")
+    const activity: Array<ReadonlyArray<readonly [number, number]> | "all"> = [options.ownActivity ?? []]
+    for (const link of previouslyInSync) if (link.state() !== "failed") activity.push(link.lastOpen()?.activity ?? "all")
+    for (const link of previouslyInSync) {
+      if (link.state() === "failed") continue
+      for (const ranges of activity) {
+        if (ranges === "all") link.dirty.markAll()
+        else for (const [offset, length] of ranges) link.dirty.mark(offset, Math.min(length, sizeBytes - offset))
+      }
+    }
+    yield* Effect.forEach(previouslyInSync, (link) => (link.state() === "failed" ? Effect.void : resync(link, false)), { concurrency: "unbounded", discard: true })
+    for (const link of previouslyInSync) {
+      const persisted = failurePersisted.get(link)
+      if (persisted) yield* Deferred.await(persisted)
+    }
+    for (const [index, link] of links.entries()) {
+      if (options.replicas[index]!.recorded === "in-sync" || link.state() === "failed") continue
+      link.dirty.markAll()
+      yield* startResync(link, link.lastOpen()?.fresh === true)
+    }
+
+    const addReplica = (target: ReplicaTarget) =>
+      Effect.gen(function* () {
+        if (links.some((l) => l.target.node === target.node)) return
+        const link = yield* makeLink(target)
+        links.push(link)
+        emit("replica-added", `replica placed on ${target.node}`, target.node)
+        yield* link.start(false)
+        if (link.state() === "failed") return
+        link.dirty.markAll()
+        yield* startResync(link, link.lastOpen()?.fresh === true)
+      })
+
+    const removeReplica = (node: string) =>
+      Effect.gen(function* () {
+        const index = links.findIndex((l) => l.target.node === node)
+        if (index < 0) return
+        const [link] = links.splice(index, 1)
+        const fiber = syncFibers.get(link!)
+        if (fiber) yield* Fiber.interrupt(fiber)
+        yield* link!.close
+        emit("replica-removed", `replica on ${node} removed`, node)
+      })
+
+    const reviveReplica = (node: string) =>
+      Effect.gen(function* () {
+        const link = links.find((l) => l.target.node === node)
+        if (!link || link.state() !== "failed" || fenced) return
+        yield* link.start(false)
+        if (link.state() === "failed") return
+        failurePersisted.delete(link)
+        yield* startResync(link, false)
+      })
+
     const status = Effect.sync((): VolumeStatus => {
       const assessment = fenced ? { health: "unavailable" as const, usable: false, reason: fenced.message } : assess()
       return {
         volume, sizeBytes, master: options.nodeName, epoch, spec,
         health: assessment.health, usable: assessment.usable, reason: assessment.reason,
-        replicas: links.map((link) => ({
-          node: link.target.node, address: `${link.target.address.host}:${link.target.address.port}`,
-          state: link.state(), reason: link.failure()?.message, dirtyBytes: link.dirty.dirtyBytes,
-        })),
+        replicas: links.map((link) => {
+          const progress = syncProgress.get(link)
+          return {
+            node: link.target.node, address: `${link.target.address.host}:${link.target.address.port}`,
+            state: link.state(), reason: link.failure()?.message, dirtyBytes: link.dirty.dirtyBytes,
+            syncBytesDone: progress?.done ?? 0, syncBytesTotal: progress?.total ?? 0,
+          }
+        }),
       }
     })
 
     const close = Effect.gen(function* () {
       fence("closed", `volume ${volume} was closed`)
+      for (const fiber of syncFibers.values()) yield* Fiber.interrupt(fiber)
       yield* Effect.forEach(links, (link) => link.close, { discard: true })
     })
     yield* Effect.addFinalizer(() => close)
 
-    return { name: volume, sizeBytes, write, read, flush, status, fence, links, close } satisfies MasterVolume
+    return {
+      name: volume, sizeBytes, epoch, write, read, flush, status, fence, isFenced: () => fenced !== undefined,
+      addReplica, removeReplica, reviveReplica, links: () => links, close,
+      awaitSyncs: Effect.suspend(() => Effect.forEach([...syncFibers.values()], (fiber) => Fiber.await(fiber), { discard: true })),
+    } satisfies MasterVolume
   })
-

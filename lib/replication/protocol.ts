@@ -29,6 +29,10 @@ export interface OpenRequest {
 
 export interface OpenReply {
   readonly epoch: number
+  /** The replica's copy is known to be all zeros (created and never written). */
+  readonly fresh: boolean
+  /** Ranges of the replica's most recent writes (its activity log), or "all" when unknown. */
+  readonly activity: ReadonlyArray<readonly [number, number]> | "all"
 }
 
 const encoder = new TextEncoder()
@@ -65,7 +69,13 @@ export const decodeOpenRequest = (body: Uint8Array): OpenRequest | string => {
 export const decodeOpenReply = (body: Uint8Array): OpenReply | string => {
   const value = parseJson(body)
   if (!isRecord(value) || !isCount(value.epoch)) return "open reply is malformed"
-  return { epoch: value.epoch }
+  const activity = value.activity
+  const ranges = activity === "all" ? "all"
+    : Array.isArray(activity) && activity.every((r) => Array.isArray(r) && r.length === 2 && isCount(r[0]) && isCount(r[1]))
+      ? (activity as Array<[number, number]>)
+      : undefined
+  if (ranges === undefined) return "open reply has a malformed activity log"
+  return { epoch: value.epoch, fresh: value.fresh === true, activity: ranges }
 }
 
 export const decodeText = (body: Uint8Array): string => {

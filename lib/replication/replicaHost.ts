@@ -28,7 +28,17 @@ export interface HostedReplicaStatus {
   readonly bytesApplied: number
 }
 
+/** Writes remembered per hosted volume for the activity log (DRBD's "AL"): a new master reconciles these regions. */
+export const activityWritesMax = 4096
+/** Ranges sent in an OpenAck; beyond this the replica answers "all" and the master compares everything. */
+export const activityRangesMax = 2048
+
 interface Hosted {
+  /** True while the copy is known to be all zeros: created by this host and never written. */
+  fresh: boolean
+  /** Ring of the last `activityWritesMax` applied writes, as [offset, length]. */
+  readonly activity: Array<readonly [number, number]>
+  activityNext: number
   readonly volume: string
   readonly id: bigint
   readonly sizeBytes: number
@@ -69,7 +79,7 @@ export const makeReplicaHost = (options: { readonly nodeName: string }): Replica
       if (meta && (meta.volume !== volume || meta.sizeBytes !== store.sizeBytes)) {
         return yield* new ReplicationError({ reason: "bad-request", volume, message: `the store holds ${meta.volume} (${meta.sizeBytes} bytes), not ${volume} (${store.sizeBytes} bytes)` })
       }
-      hosted.set(id, { volume, id, sizeBytes: store.sizeBytes, store, epoch: meta?.epoch ?? 0, owner: undefined, master: undefined, writesApplied: 0, bytesApplied: 0 })
+      hosted.set(id, { fresh: meta === undefined, activity: [], activityNext: 0, volume, id, sizeBytes: store.sizeBytes, store, epoch: meta?.epoch ?? 0, owner: undefined, master: undefined, writesApplied: 0, bytesApplied: 0 })
     })
 
   const unhost = (volume: string) =>
@@ -89,6 +99,18 @@ export const makeReplicaHost = (options: { readonly nodeName: string }): Replica
     }))
 
   return { host, unhost, isHosted: (volume) => hosted.get(volumeIdOf(volume))?.volume === volume, serve, status, rejections: () => ({ ...rejected }) }
+}
+
+/** The activity log as sorted, merged ranges; "all" when it does not fit an OpenAck. */
+const activityRanges = (entry: Hosted): Array<[number, number]> | "all" => {
+  const sorted = [...entry.activity].sort((a, b) => a[0] - b[0])
+  const merged: Array<[number, number]> = []
+  for (const [offset, length] of sorted) {
+    const last = merged[merged.length - 1]
+    if (last && offset <= last[0] + last[1]) last[1] = Math.max(last[1], offset + length - last[0])
+    else merged.push([offset, length])
+  }
+  return merged.length > activityRangesMax ? "all" : merged
 }
 
 const reply = (connection: Connection, request: Frame, type: MessageType, epoch: number, body?: Uint8Array) =>
@@ -145,7 +167,7 @@ const serveConnection = (
       entry.owner = connection
       entry.master = request.master
       opened.add(entry.id)
-      reply(connection, frame, MessageType.OpenAck, entry.epoch, encodeJson({ epoch: entry.epoch }))
+      reply(connection, frame, MessageType.OpenAck, entry.epoch, encodeJson({ epoch: entry.epoch, fresh: entry.fresh, activity: activityRanges(entry) }))
     })
 
     const handleData = (frame: Frame, entry: Hosted) => Effect.gen(function* () {
@@ -157,6 +179,10 @@ const serveConnection = (
           return
         }
         entry.writesApplied++
+        entry.fresh = false
+        if (entry.activity.length < activityWritesMax) entry.activity.push([frame.offset, frame.body.length])
+        else entry.activity[entry.activityNext] = [frame.offset, frame.body.length]
+        entry.activityNext = (entry.activityNext + 1) % activityWritesMax
         entry.bytesApplied += frame.body.length
         reply(connection, frame, frame.type === MessageType.Write ? MessageType.WriteAck : MessageType.SyncAck, entry.epoch)
       } else if (frame.type === MessageType.Flush) {

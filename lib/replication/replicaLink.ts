@@ -16,9 +16,15 @@ import { DirtyBitmap } from "../store/dirtyBitmap.ts"
 import { ErrorCode, makeFrame, MessageType, type Frame } from "../wire/index.ts"
 import type { Connection } from "../net/connection.ts"
 import type { Address } from "../net/Transport.ts"
-import { decodeOpenReply, decodeText, encodeJson } from "./protocol.ts"
+import { decodeOpenReply, decodeText, encodeJson, type OpenReply } from "./protocol.ts"
 
-export type ReplicaState = "connecting" | "in-sync" | "reconnecting" | "failed"
+/**
+ * `connecting`: dialling / opening; `syncing`: receiving live writes while its copy catches up;
+ * `in-sync`: a full copy, waited for by every write; `reconnecting`: an in-sync replica whose
+ * connection dropped, still waited for until the ack timeout; `failed`: not waited for, dirty
+ * regions tracked.
+ */
+export type ReplicaState = "connecting" | "syncing" | "in-sync" | "reconnecting" | "failed"
 
 export interface ReplicaTarget {
   readonly node: string
@@ -59,8 +65,16 @@ export interface ReplicaLink {
   readonly target: ReplicaTarget
   readonly state: () => ReplicaState
   readonly failure: () => LinkFailure | undefined
-  /** Connects and opens the volume; the link is `in-sync` or `failed` afterwards. */
-  readonly start: Effect.Effect<void>
+  /** Connects and opens the volume; the link is `syncing` (or `in-sync` when `startInSync`) or `failed` afterwards. */
+  readonly start: (startInSync: boolean) => Effect.Effect<void>
+  /** The replica's answer to the last Open (fresh copy? its activity log). */
+  readonly lastOpen: () => OpenReply | undefined
+  /** Marks the copy complete: from now on every write waits for this replica. */
+  readonly markInSync: () => void
+  /** In sync and not failed: every write waits for this replica (also while it reconnects). */
+  readonly inSync: () => boolean
+  /** Acks of everything queued so far (for the end of a resync). */
+  readonly pendingAcks: () => ReadonlyArray<Deferred.Deferred<void, LinkFailure>>
   /** Synchronously queues a frame (Write/Flush/SyncChunk) for an in-sync link; undefined if the link is failed. */
   readonly enqueue: (type: MessageType, offset: number, body: Uint8Array) => Deferred.Deferred<void, LinkFailure> | undefined
   /** Waits for an ack, failing the link when none arrives within the ack timeout. */
@@ -76,6 +90,8 @@ export interface ReplicaLink {
 export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<ReplicaLink, never, Scope.Scope> =>
   Effect.gen(function* () {
     let state: ReplicaState = "connecting"
+    let synced = false
+    let opened: OpenReply | undefined
     let failure: LinkFailure | undefined
     let connection: Connection | undefined
     let nextSequence = 1
@@ -91,6 +107,7 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
     const fail = (why: LinkFailure) => {
       if (state === "failed") return
       state = "failed"
+      synced = false
       failure = why
       markPendingDirty()
       for (const { done } of pending.values()) Deferred.doneUnsafe(done, Effect.fail(why))
@@ -117,11 +134,13 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
 
     /** Dial, authenticate, open; resolves with the connection once the replica accepted our epoch. */
     const openOnce: Effect.Effect<Connection, LinkFailure> = Effect.gen(function* () {
+      opened = undefined
       const conn = yield* options.connect.pipe(Effect.mapError((cause) => new LinkFailure("unreachable", `cannot reach replica ${options.target.node}: ${(cause as { message?: string }).message ?? String(cause)}`)))
       const reply = Deferred.makeUnsafe<void, LinkFailure>()
       conn.onFrame((frame) => {
         if (frame.type === MessageType.OpenAck) {
           const parsed = decodeOpenReply(frame.body)
+          if (typeof parsed !== "string") opened = parsed
           Deferred.doneUnsafe(reply, typeof parsed === "string" ? Effect.fail(new LinkFailure("refused", parsed)) : Effect.void)
         } else if (frame.type === MessageType.Error) {
           const reason = frame.aux === ErrorCode.StaleEpoch ? "stale-epoch" : "refused"
@@ -143,7 +162,7 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
       conn.link.onClose(() => {
         if (connection === conn) {
           connection = undefined
-          if (state === "in-sync") state = "reconnecting"
+          if (state === "in-sync" || state === "syncing") state = "reconnecting"
           Queue.offerUnsafe(lost, conn)
         }
       })
@@ -173,21 +192,25 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
         }
         if (result._tag === "Failure") fail(result.failure)
         else {
-          state = "in-sync"
+          state = synced ? "in-sync" : "syncing"
           attach(result.success)
         }
       }
     })
     yield* Effect.forkIn(supervise, scope)
 
-    const start = Effect.gen(function* () {
+    const start = (startInSync: boolean) => Effect.gen(function* () {
+      state = "connecting"
+      failure = undefined
       const result = yield* Effect.result(openOnce)
       if (result._tag === "Failure") {
+        state = "connecting"
         fail(result.failure)
         return
       }
-      if (state === "failed") return result.success.close("link failed while opening")
-      state = "in-sync"
+      if (state !== "connecting") return result.success.close("link failed while opening")
+      synced = startInSync
+      state = synced ? "in-sync" : "syncing"
       attach(result.success)
     })
 
@@ -236,6 +259,14 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
       state: () => state,
       failure: () => failure,
       start,
+      lastOpen: () => opened,
+      markInSync: () => {
+        assert(state === "syncing" || state === "reconnecting", `only a syncing link becomes in-sync (was ${state})`)
+        synced = true
+        if (state === "syncing") state = "in-sync"
+      },
+      inSync: () => synced && state !== "failed",
+      pendingAcks: () => [...pending.values()].map((p) => p.done),
       enqueue,
       awaitAck,
       dirty,

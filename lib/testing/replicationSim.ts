@@ -136,9 +136,9 @@ export const runReplicationSim = (options: ReplicationSimOptions): Promise<Repli
 
     const checkAck = (key: string, what: string) => {
       if (!recorder.logs.get(masterPath)!.has(key)) violations.push(`${what}: acknowledged but not on the master`)
-      volume.links.forEach((link, index) => {
+      volume.links().forEach((link, index) => {
         const state = link.state()
-        if ((state === "in-sync" || state === "reconnecting") && !recorder.logs.get(replicaPaths[index]!)!.has(key)) {
+        if (link.inSync() && !recorder.logs.get(replicaPaths[index]!)!.has(key)) {
           violations.push(`${what}: acknowledged while replica ${link.target.node} was ${state}, but not on it`)
         }
       })
@@ -204,9 +204,9 @@ export const runReplicationSim = (options: ReplicationSimOptions): Promise<Repli
     yield* Effect.result(volume.flush)
 
     const master = recorder.stores.get(masterPath)!
-    const states = volume.links.map((link) => `${link.target.node}:${link.state()}`)
-    volume.links.forEach((link, index) => {
-      if (link.state() === "failed" || link.state() === "connecting") return
+    const states = volume.links().map((link) => `${link.target.node}:${link.state()}`)
+    volume.links().forEach((link, index) => {
+      if (!link.inSync()) return
       const replica = recorder.stores.get(replicaPaths[index]!)!
       if (link.pendingCount() > 0) violations.push(`replica ${link.target.node} still has ${link.pendingCount()} frames pending after quiescence`)
       if (replica.digest() !== master.digest()) violations.push(`replica ${link.target.node} is in sync but differs from the master after quiescence`)
