@@ -38,7 +38,7 @@ export class FuseBackendError extends Data.TaggedError("FuseBackendError")<{
 export interface FuseBackend {
   /** Every volume that should appear under the mount (the mount caches this briefly). */
   readonly list: Effect.Effect<ReadonlyArray<FuseVolume>, FuseBackendError>
-  /** Up to `length` bytes at `offset`; fewer only at the end of the volume. */
+  /** Up to `length` bytes at `offset`; fewer only at the end of the volume. The mount copies them out at once, so a view is fine. */
   readonly read: (namespace: string, name: string, offset: number, length: number) => Effect.Effect<Uint8Array, FuseBackendError>
   /** Resolves only when the write is durable per replication semantics (master and every in-sync replica). */
   readonly write: (namespace: string, name: string, offset: number, data: Uint8Array) => Effect.Effect<void, FuseBackendError>
@@ -114,7 +114,7 @@ export const memoryBackend = (volumes: ReadonlyArray<FuseVolume>): MemoryBackend
       Effect.flatMap(usable(namespace, name), (entry) => {
         const sizeBytes = entry.bytes.length
         if (offset < 0 || length < 0 || offset > sizeBytes) return Effect.fail(outOfRange(namespace, name, offset, length, sizeBytes))
-        return Effect.succeed(entry.bytes.slice(offset, Math.min(sizeBytes, offset + length)))
+        return Effect.succeed(entry.bytes.subarray(offset, Math.min(sizeBytes, offset + length)))
       }),
     write: (namespace, name, offset, data) =>
       Effect.flatMap(usable(namespace, name), (entry) => {
