@@ -1,0 +1,178 @@
+/**
+ * The embedded control store: the default, in memory, in the same process.
+ *
+ * It wraps the pure KeySpace with Effect's Clock (so it runs under TestClock in the simulator),
+ * watchers (a bounded queue each: a consumer more than `watchBufferEventsMax` events behind fails
+ * with `watch-lagged` instead of growing memory) and optional persistence.
+ *
+ * Leases expire when Clock passes their deadline: every operation checks first, and a background
+ * fiber in the layer's scope sweeps every `sweepIntervalMs` of Clock time, so watchers see the
+ * deletes even when nobody calls the store.
+ *
+ * Persistence (`layerPersisted`, and `layerFile` in embeddedFile.ts): after every change to a
+ * non-leased key the whole key space is written through `SnapshotStorage` *before* the operation
+ * returns, so an acknowledged change is durable and a crash loses only operations that had not
+ * returned yet. Concurrent writers coalesce (one write covers every change made before it began).
+ * Leased keys are never persisted: they belong to live processes, which re-create them after a
+ * restart. If a write fails, the change stays in memory and the operation fails with
+ * `unreachable` (the store could not reach its disk).
+ */
+import { Clock, Effect, Layer, Schedule, Semaphore, type Scope, type Stream } from "effect"
+import {
+  ControlError,
+  ControlStore,
+  type ControlStoreShape,
+  type KeyValue,
+  type LeaseId,
+  type Txn,
+  type TxnResult,
+  type WatchEvent,
+} from "./ControlStore.ts"
+import { type Change, KeySpace } from "./keySpace.ts"
+import { checkKey, checkPut, checkTtl, checkTxn, watchBufferEventsMax } from "./limits.ts"
+import { decodeSnapshot, encodeSnapshot, type SnapshotStorage } from "./snapshot.ts"
+import { makeWatchers } from "./watchers.ts"
+
+export interface EmbeddedOptions {
+  /** Where to persist non-leased keys; none = memory only. */
+  readonly storage?: SnapshotStorage
+  /** Clock time between background expiry sweeps (default 50 ms). */
+  readonly sweepIntervalMs?: number
+  /** Per-watcher buffer (default `watchBufferEventsMax`). */
+  readonly watchBufferEvents?: number
+}
+
+export const sweepIntervalMsDefault = 50
+
+const closedError = () =>
+  new ControlError({ reason: "closed", message: "the embedded control store was shut down (its layer's scope closed)" })
+
+const leaseGone = (lease: LeaseId, status: "expired" | "not-found") =>
+  status === "expired"
+    ? new ControlError({ reason: "lease-expired", message: `lease ${lease} expired: its TTL passed without a keepAlive` })
+    : new ControlError({ reason: "lease-not-found", message: `lease ${lease} does not exist (never granted here, or revoked)` })
+
+/** Loads the key space from storage, or starts empty. */
+const loadKeySpace = (storage: SnapshotStorage | undefined) =>
+  Effect.gen(function* () {
+    if (storage === undefined) return new KeySpace()
+    const text = yield* storage.read
+    if (text === undefined) return new KeySpace()
+    return KeySpace.restore(yield* decodeSnapshot(storage.name, text))
+  })
+
+/**
+ * Counts durable changes and writes the snapshot when asked. Coalesced: a write covers every
+ * change counted before it began, so callers that find their change already saved return at once.
+ */
+const makePersister = (space: KeySpace, storage: SnapshotStorage | undefined) =>
+  Effect.map(Semaphore.make(1), (writeLock) => {
+    let changeCount = 0
+    let savedCount = 0
+    const count = () => void changeCount++
+    const flush: Effect.Effect<void, ControlError> = storage === undefined
+      ? Effect.void
+      : writeLock.withPermits(1)(Effect.suspend(() => {
+        const target = changeCount
+        if (savedCount >= target) return Effect.void
+        return Effect.tap(storage.write(encodeSnapshot(space.snapshot())), () =>
+          Effect.sync(() => {
+            savedCount = Math.max(savedCount, target)
+          }))
+      }))
+    return { count, flush }
+  })
+
+/** The store's core: the key space, its watchers, its clock discipline and persistence. */
+const makeCore = (space: KeySpace, options: EmbeddedOptions) =>
+  Effect.gen(function* () {
+    const watchers = makeWatchers(options.watchBufferEvents ?? watchBufferEventsMax)
+    const persister = yield* makePersister(space, options.storage)
+    let closed = false
+    const record = (change: Change) => {
+      watchers.publish(change.events)
+      if (change.durable) persister.count()
+    }
+    /** Runs `body` at the current Clock time, after expiring due leases; fails if the store is closed. */
+    const atNow = <A>(body: (nowMs: number) => Effect.Effect<A, ControlError>): Effect.Effect<A, ControlError> =>
+      Effect.flatMap(Clock.currentTimeMillis, (nowMs) => {
+        if (closed) return Effect.fail(closedError())
+        record(space.expire(nowMs))
+        return body(nowMs)
+      })
+    /** Like `atNow`, and returns only once the change is durable. */
+    const mutate = <A>(body: (nowMs: number) => Effect.Effect<A, ControlError>) =>
+      Effect.flatMap(atNow(body), (result) => Effect.as(persister.flush, result))
+    const close = () => {
+      closed = true
+      watchers.close(closedError())
+    }
+    const checkLeases = (leases: ReadonlyArray<LeaseId | undefined>): Effect.Effect<void, ControlError> => {
+      for (const lease of leases) {
+        const status = lease === undefined ? "alive" : space.leaseStatus(lease)
+        if (status !== "alive") return Effect.fail(leaseGone(lease!, status))
+      }
+      return Effect.void
+    }
+    return { record, atNow, mutate, close, checkLeases, watch: (prefix: string) => watchers.watch(prefix, closedError) }
+  })
+
+type Core = Effect.Success<ReturnType<typeof makeCore>>
+
+const keyOperations = (space: KeySpace, core: Core) => ({
+  get: (key: string) => Effect.flatMap(checkKey(key), () => core.atNow(() => Effect.succeed(space.get(key)))),
+  list: (prefix: string): Effect.Effect<ReadonlyArray<KeyValue>, ControlError> =>
+    core.atNow(() => Effect.succeed(space.list(prefix))),
+  put: (key: string, value: string, options?: { readonly lease?: LeaseId }) =>
+    Effect.flatMap(checkPut(key, value), () =>
+      core.mutate(() =>
+        Effect.map(core.checkLeases([options?.lease]), () => {
+          const lease = options?.lease
+          core.record(space.apply([lease === undefined ? { key, value } : { key, value, lease }], []))
+          return space.revision
+        }))),
+  delete: (key: string) =>
+    Effect.flatMap(checkKey(key), () => core.mutate(() => Effect.sync(() => core.record(space.apply([], [key]))))),
+  transaction: (txn: Txn): Effect.Effect<TxnResult, ControlError> =>
+    Effect.flatMap(checkTxn(txn), () =>
+      core.mutate((): Effect.Effect<TxnResult, ControlError> => {
+        if (!space.compareHolds(txn.compare)) return Effect.succeed({ succeeded: false, revision: space.revision })
+        return Effect.map(core.checkLeases((txn.put ?? []).map((op) => op.lease)), () => {
+          core.record(space.apply(txn.put ?? [], txn.delete ?? []))
+          return { succeeded: true, revision: space.revision }
+        })
+      })),
+})
+
+const leaseOperations = (space: KeySpace, core: Core) => ({
+  grantLease: (ttlMs: number) =>
+    Effect.suspend(() => {
+      checkTtl(ttlMs)
+      return core.atNow((nowMs) => Effect.succeed(space.grant(ttlMs, nowMs)))
+    }),
+  keepAlive: (lease: LeaseId) =>
+    core.atNow((nowMs) => {
+      const status = space.keepAlive(lease, nowMs)
+      return status === "alive" ? Effect.void : Effect.fail(leaseGone(lease, status))
+    }),
+  revokeLease: (lease: LeaseId) => core.atNow(() => Effect.sync(() => core.record(space.revoke(lease)))),
+})
+
+/** Builds the store in the current scope: the sweeper is forked into it and closing it closes the store. */
+export const make = (options: EmbeddedOptions = {}): Effect.Effect<ControlStoreShape, ControlError, Scope.Scope> =>
+  Effect.gen(function* () {
+    const space = yield* loadKeySpace(options.storage)
+    const core = yield* makeCore(space, options)
+    const sweep = core.atNow(() => Effect.void).pipe(Effect.catch(() => Effect.void))
+    yield* Effect.forkScoped(Effect.repeat(sweep, Schedule.spaced(options.sweepIntervalMs ?? sweepIntervalMsDefault)))
+    yield* Effect.addFinalizer(() => Effect.sync(core.close))
+    const watch = (prefix: string): Stream.Stream<WatchEvent, ControlError> => core.watch(prefix)
+    return ControlStore.of({ ...keyOperations(space, core), ...leaseOperations(space, core), watch })
+  })
+
+/** In memory only: nothing survives the layer. */
+export const layerMemory: Layer.Layer<ControlStore> = Layer.effect(ControlStore, Effect.orDie(make()))
+
+/** In memory, persisted through `storage` after every change to a non-leased key (see the module doc). */
+export const layerPersisted = (storage: SnapshotStorage, options: Omit<EmbeddedOptions, "storage"> = {}) =>
+  Layer.effect(ControlStore, make({ ...options, storage }))
