@@ -51,16 +51,17 @@ it("closing the scope unmounts: nothing is left in /proc/mounts", async () => {
 })
 
 /** Starts the fixture that mounts at `dir`; resolves with its pid once it printed "mounted". */
-const startMountChild = (dir: string): Promise<number> =>
+const startMountChild = (dir: string, mode = ""): Promise<{ pid: number; exited: Promise<number | null> }> =>
   new Promise((resolve, reject) => {
     const fixture = fileURLToPath(new URL("./fixtures/mount-child.ts", import.meta.url))
-    const child = spawn(process.execPath, ["--import", "tsx", fixture, dir], { stdio: ["ignore", "pipe", "inherit"] })
+    const child = spawn(process.execPath, ["--import", "tsx", fixture, dir, mode], { stdio: ["ignore", "pipe", "inherit"] })
+    const exited = new Promise<number | null>((resolveExit) => child.on("exit", (code, signal) => resolveExit(code ?? (signal === null ? null : -1))))
     if (child.pid !== undefined) children.push(child.pid)
     const timer = setTimeout(() => reject(new Error("mount child did not mount within 20 s")), 20_000)
     child.stdout.on("data", (chunk: Buffer) => {
       if (!chunk.toString().includes("mounted") || child.pid === undefined) return
       clearTimeout(timer)
-      resolve(child.pid)
+      resolve({ pid: child.pid, exited })
     })
     child.on("exit", (code) => reject(new Error(`mount child exited with ${code} before mounting`)))
   })
@@ -68,7 +69,7 @@ const startMountChild = (dir: string): Promise<number> =>
 it("a mount left by a SIGKILLed process is cleared by the next mount", async () => {
   const dir = await makeTempDir("replivol-fuse-crash-")
   dirs.push(dir)
-  const pid = await startMountChild(dir)
+  const { pid } = await startMountChild(dir)
   process.kill(pid, "SIGKILL")
   await new Promise((resolve) => setTimeout(resolve, 300))
   const stale = await sh(`stat ${dir}/crash 2>&1`, 10_000)
@@ -82,6 +83,17 @@ it("a mount left by a SIGKILLed process is cleared by the next mount", async () 
     await handle.unmount()
   }
   assert.is(await isMounted(dir), false)
+})
+
+it("installUnmountOnSignals: SIGTERM unmounts, then the process ends by the signal", async () => {
+  const dir = await makeTempDir("replivol-fuse-signal-")
+  dirs.push(dir)
+  const { pid, exited } = await startMountChild(dir, "signals")
+  assert.ok(await isMounted(dir))
+  process.kill(pid, "SIGTERM")
+  const code = await Promise.race([exited, new Promise((resolve) => setTimeout(() => resolve("still running"), 10_000))])
+  assert.is(code, -1, "the child ended by SIGTERM, re-raised after unmounting")
+  assert.is(await isMounted(dir), false, "nothing left in /proc/mounts")
 })
 
 Lifecycle.run()
