@@ -17,7 +17,7 @@ import { isDnsLabel } from "../volume/labels.ts"
 import { ReplicationError } from "../replication/errors.ts"
 import { openMasterVolume, type MasterVolume, type ReplicaPlan, type VolumeEvent } from "../replication/masterVolume.ts"
 import { makeReplicaHost, type HostedReplicaStatus } from "../replication/replicaHost.ts"
-import type { ReplicaTarget } from "../replication/replicaLink.ts"
+import type { LinkFailure, ReplicaTarget } from "../replication/replicaLink.ts"
 
 export interface NodeOptions {
   /** DNS-label node name, unique in the cluster. */
@@ -53,6 +53,13 @@ export interface OpenVolumeOptions {
   readonly epoch?: number
   /** Return only once the initial copies are in sync (default true). */
   readonly waitForSync?: boolean
+  /** An already open copy (see `openCopy`); by default the node opens its own. */
+  readonly store?: BlockStore
+  readonly leaseValid?: () => boolean
+  readonly onReplicaFailed?: (node: string, failure: LinkFailure) => Effect.Effect<void, unknown>
+  readonly onReplicaInSync?: (node: string) => Effect.Effect<void, unknown>
+  readonly ownActivity?: ReadonlyArray<readonly [number, number]> | "all"
+  readonly resyncShare?: number
 }
 
 export interface NodeStats {
@@ -70,6 +77,10 @@ export interface ReplivolNode {
   readonly name: string
   readonly address: Address
   readonly hostReplica: (volume: string, sizeBytes: number) => Effect.Effect<void, ReplicationError | StoreError, Scope.Scope>
+  /** Opens this node's copy of a volume (the store both roles use); closed with the scope. */
+  readonly openCopy: (volume: string, sizeBytes: number) => Effect.Effect<BlockStore, ReplicationError | StoreError, Scope.Scope>
+  /** Hosts an already open copy as a replica until the scope closes. */
+  readonly hostReplicaStore: (volume: string, store: BlockStore) => Effect.Effect<void, ReplicationError, Scope.Scope>
   readonly unhostReplica: (volume: string) => Effect.Effect<void>
   readonly openVolume: (options: OpenVolumeOptions) => Effect.Effect<MasterVolume, ReplicationError | StoreError | LabelError, Scope.Scope>
   readonly hostedReplicas: () => ReadonlyArray<HostedReplicaStatus>
@@ -78,6 +89,10 @@ export interface ReplivolNode {
   /** Dials another node and authenticates (for clients of this library and tests). */
   readonly connect: (address: Address) => Effect.Effect<Connection, NetError>
   readonly storePath: (volume: string) => string
+  /** The master volumes open on this node, by name. */
+  readonly masters: () => ReadonlyMap<string, MasterVolume>
+  /** The activity log of a hosted replica copy (for a promotion on this node). */
+  readonly replicaActivity: (volume: string) => ReadonlyArray<readonly [number, number]> | "all"
 }
 
 const encoder = new TextEncoder()
@@ -111,7 +126,8 @@ export const startNode = (options: NodeOptions): Effect.Effect<ReplivolNode, Net
       secret, nodeName: options.name, timeoutMs: options.handshakeTimeoutMs ?? defaults.handshakeTimeoutMs,
       onWireError: (error: { readonly reason: string }) => bump(wireRejections, error.reason),
     }
-    const replicaHost = makeReplicaHost({ nodeName: options.name })
+    const masters = new Map<string, MasterVolume>()
+    const replicaHost = makeReplicaHost({ nodeName: options.name, lookupMaster: (volume) => masters.get(volume) })
     let accepted = 0, open = 0, pendingHandshakes = 0, handshakesFailed = 0, refusedOverLimit = 0
 
     const accepts = yield* Queue.unbounded<Link>()
@@ -150,12 +166,13 @@ export const startNode = (options: NodeOptions): Effect.Effect<ReplivolNode, Net
         return yield* stores.open(storePath(volume), sizeBytes)
       })
 
-    const hostReplica = (volume: string, sizeBytes: number) =>
+    const hostReplicaStore = (volume: string, store: BlockStore) =>
       Effect.gen(function* () {
-        const store = yield* openStore(volume, sizeBytes)
         yield* replicaHost.host(volume, store)
         yield* Effect.addFinalizer(() => replicaHost.unhost(volume))
       })
+    const hostReplica = (volume: string, sizeBytes: number) =>
+      Effect.flatMap(openStore(volume, sizeBytes), (store) => hostReplicaStore(volume, store))
 
     const connect = (target: Address) =>
       Effect.flatMap(transport.dial(target, { from: address.host, timeoutMs: handshake.timeoutMs }), (link) => clientHandshake(link, handshake))
@@ -169,7 +186,7 @@ export const startNode = (options: NodeOptions): Effect.Effect<ReplivolNode, Net
         if (volumeOptions.replicas.some((r) => ("target" in r ? r.target.node : r.node) === options.name)) {
           return yield* new ReplicationError({ reason: "bad-request", volume: volumeOptions.volume, message: `a replica of ${volumeOptions.volume} cannot be on its master's node ${options.name}` })
         }
-        const store = yield* openStore(volumeOptions.volume, volumeOptions.sizeBytes)
+        const store = volumeOptions.store ?? (yield* openStore(volumeOptions.volume, volumeOptions.sizeBytes))
         const plans = volumeOptions.replicas.map((r): ReplicaPlan => ("target" in r ? r : { target: r, recorded: "needs-sync" }))
         const volume = yield* openMasterVolume({
           volume: volumeOptions.volume, spec, epoch: volumeOptions.epoch ?? 1, store, nodeName: options.name,
@@ -179,7 +196,14 @@ export const startNode = (options: NodeOptions): Effect.Effect<ReplivolNode, Net
           ...(options.reconnectCeilingMs === undefined ? {} : { reconnectCeilingMs: options.reconnectCeilingMs }),
           ...(options.dirtyRegionBytes === undefined ? {} : { dirtyRegionBytes: options.dirtyRegionBytes }),
           ...(options.onEvent === undefined ? {} : { onEvent: options.onEvent }),
+          ...(volumeOptions.leaseValid === undefined ? {} : { leaseValid: volumeOptions.leaseValid }),
+          ...(volumeOptions.onReplicaFailed === undefined ? {} : { onReplicaFailed: volumeOptions.onReplicaFailed }),
+          ...(volumeOptions.onReplicaInSync === undefined ? {} : { onReplicaInSync: volumeOptions.onReplicaInSync }),
+          ...(volumeOptions.ownActivity === undefined ? {} : { ownActivity: volumeOptions.ownActivity }),
+          ...(volumeOptions.resyncShare === undefined ? {} : { resyncShare: volumeOptions.resyncShare }),
         })
+        masters.set(volumeOptions.volume, volume)
+        yield* Effect.addFinalizer(() => Effect.sync(() => masters.get(volumeOptions.volume) === volume && masters.delete(volumeOptions.volume)))
         if (volumeOptions.waitForSync !== false) yield* volume.awaitSyncs
         return volume
       })
@@ -188,6 +212,8 @@ export const startNode = (options: NodeOptions): Effect.Effect<ReplivolNode, Net
       name: options.name,
       address: { host: address.host, port: listener.address.port },
       hostReplica,
+      openCopy: openStore,
+      hostReplicaStore,
       unhostReplica: replicaHost.unhost,
       openVolume,
       hostedReplicas: replicaHost.status,
@@ -195,6 +221,8 @@ export const startNode = (options: NodeOptions): Effect.Effect<ReplivolNode, Net
       stats: () => ({ connectionsAccepted: accepted, connectionsOpen: open, handshakesFailed, refusedOverLimit, handshakeFailures: { ...handshakeFailures }, wireRejections: { ...wireRejections } }),
       connect,
       storePath,
+      masters: () => masters,
+      replicaActivity: replicaHost.activity,
     } satisfies ReplivolNode
   })
 

@@ -78,13 +78,25 @@ export const socketLink = (socket: net.Socket): Link => {
 const listen = (address: Address, accept: (link: Link) => void) =>
   Effect.acquireRelease(
     Effect.callback<net.Server, NetError>((resume) => {
-      const server = net.createServer({ noDelay: true }, (socket) => accept(socketLink(socket)))
+      const sockets = new Set<net.Socket>()
+      const server = net.createServer({ noDelay: true }, (socket) => {
+        sockets.add(socket)
+        socket.on("close", () => sockets.delete(socket))
+        accept(socketLink(socket))
+      })
+      // Closing the listener ends its accepted connections too (a stopped node drops its peers).
+      server.on("close", () => undefined)
+      ;(server as net.Server & { replivolSockets?: Set<net.Socket> }).replivolSockets = sockets
       server.once("error", (error: NodeJS.ErrnoException) =>
         resume(Effect.fail(new NetError({ reason: errorReason(error.code), address: formatAddress(address), message: `cannot listen on ${formatAddress(address)}: ${error.message}`, cause: error }))),
       )
       server.listen({ host: address.host, port: address.port, backlog: 511 }, () => resume(Effect.succeed(server)))
     }),
-    (server) => Effect.callback<void>((resume) => void server.close(() => resume(Effect.void))),
+    (server) =>
+      Effect.callback<void>((resume) => {
+        server.close(() => resume(Effect.void))
+        for (const socket of (server as net.Server & { replivolSockets?: Set<net.Socket> }).replivolSockets ?? []) socket.destroy()
+      }),
   ).pipe(Effect.map((server) => {
     const bound = server.address() as net.AddressInfo
     return { address: { host: bound.address, port: bound.port } }

@@ -20,6 +20,8 @@
 import { controlBodyBytesMax } from "../core/limits.ts"
 
 export interface OpenRequest {
+  /** "replica" (default): a master attaching a replica copy; "client": an application doing IO on a volume this node masters. */
+  readonly role: "replica" | "client"
   readonly volume: string
   readonly sizeBytes: number
   readonly epoch: number
@@ -63,7 +65,9 @@ export const decodeOpenRequest = (body: Uint8Array): OpenRequest | string => {
   if (!isCount(sizeBytes)) return "open request has no valid sizeBytes"
   if (!isCount(epoch) || epoch > 0xffffffff) return "open request has no valid epoch"
   if (typeof master !== "string" || master.length > 63) return "open request has no valid master name"
-  return { volume, sizeBytes, epoch, master }
+  const role = value.role === undefined ? "replica" : value.role
+  if (role !== "replica" && role !== "client") return "open request has an unknown role"
+  return { role, volume, sizeBytes, epoch, master }
 }
 
 export const decodeOpenReply = (body: Uint8Array): OpenReply | string => {
@@ -76,6 +80,21 @@ export const decodeOpenReply = (body: Uint8Array): OpenReply | string => {
       : undefined
   if (ranges === undefined) return "open reply has a malformed activity log"
   return { epoch: value.epoch, fresh: value.fresh === true, activity: ranges }
+}
+
+/** The body of an Error frame answering a client: the typed error, so the client can rebuild it. */
+export interface ClientErrorBody {
+  readonly tag: string
+  readonly reason: string
+  readonly message: string
+}
+
+export const decodeClientError = (body: Uint8Array): ClientErrorBody => {
+  const value = parseJson(body)
+  if (isRecord(value) && typeof value.tag === "string" && typeof value.reason === "string" && typeof value.message === "string") {
+    return { tag: value.tag, reason: value.reason, message: value.message }
+  }
+  return { tag: "Unknown", reason: "unknown", message: decodeText(body) }
 }
 
 export const decodeText = (body: Uint8Array): string => {

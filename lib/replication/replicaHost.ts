@@ -8,11 +8,13 @@
  * When a master opens a volume with a higher epoch, the replica adopts it (durably, in the
  * store's meta record) and closes the previous master's connection for that volume.
  */
-import { Clock, Effect, Queue } from "effect"
+import { Clock, Effect, Queue, Semaphore } from "effect"
 import type { BlockStore } from "../store/BlockStore.ts"
 import { ErrorCode, makeFrame, MessageType, type Frame } from "../wire/index.ts"
 import type { Connection } from "../net/connection.ts"
 import { decodeOpenRequest, encodeJson, volumeIdOf } from "./protocol.ts"
+import type { MasterVolume } from "./masterVolume.ts"
+import type { VolumeError } from "./errors.ts"
 import { ReplicationError } from "./errors.ts"
 
 /** Frames queued on one connection before the replica stops reading it (the master's in-flight limit is lower). */
@@ -27,6 +29,9 @@ export interface HostedReplicaStatus {
   readonly writesApplied: number
   readonly bytesApplied: number
 }
+
+/** Client requests one connection may have in flight; the connection is not read further until one completes. */
+export const clientRequestsInflightMax = 64
 
 /** Writes remembered per hosted volume for the activity log (DRBD's "AL"): a new master reconciles these regions. */
 export const activityWritesMax = 4096
@@ -57,13 +62,21 @@ export interface ReplicaHost {
   /** Serves one authenticated connection until it closes. */
   readonly serve: (connection: Connection) => Effect.Effect<void>
   readonly status: () => ReadonlyArray<HostedReplicaStatus>
+  /** The activity log of a hosted copy ("all" when not hosted here: nothing is known). */
+  readonly activity: (volume: string) => ReadonlyArray<readonly [number, number]> | "all"
   /** Rejections seen (typed reasons), for tests and metrics. */
   readonly rejections: () => Readonly<Record<string, number>>
 }
 
 const encoder = new TextEncoder()
 
-export const makeReplicaHost = (options: { readonly nodeName: string }): ReplicaHost => {
+export interface ReplicaHostOptions {
+  readonly nodeName: string
+  /** The master volumes this node serves to remote clients (the cluster's agent keeps them). */
+  readonly lookupMaster?: (volume: string) => MasterVolume | undefined
+}
+
+export const makeReplicaHost = (options: ReplicaHostOptions): ReplicaHost => {
   const hosted = new Map<bigint, Hosted>()
   const rejected: Record<string, number> = {}
   const count = (reason: string) => void (rejected[reason] = (rejected[reason] ?? 0) + 1)
@@ -90,7 +103,7 @@ export const makeReplicaHost = (options: { readonly nodeName: string }): Replica
       entry.owner?.close(`volume ${volume} is no longer hosted on ${options.nodeName}`)
     })
 
-  const serve = (connection: Connection) => serveConnection(connection, hosted, options.nodeName, count)
+  const serve = (connection: Connection) => serveConnection(connection, hosted, options, count)
 
   const status = () =>
     [...hosted.values()].map((h) => ({
@@ -98,7 +111,12 @@ export const makeReplicaHost = (options: { readonly nodeName: string }): Replica
       connected: h.owner !== undefined && h.owner.link.isOpen(), writesApplied: h.writesApplied, bytesApplied: h.bytesApplied,
     }))
 
-  return { host, unhost, isHosted: (volume) => hosted.get(volumeIdOf(volume))?.volume === volume, serve, status, rejections: () => ({ ...rejected }) }
+  const activity = (volume: string) => {
+    const entry = hosted.get(volumeIdOf(volume))
+    return entry && entry.volume === volume ? activityRanges(entry) : "all"
+  }
+
+  return { activity, host, unhost, isHosted: (volume) => hosted.get(volumeIdOf(volume))?.volume === volume, serve, status, rejections: () => ({ ...rejected }) }
 }
 
 /** The activity log as sorted, merged ranges; "all" when it does not fit an OpenAck. */
@@ -119,13 +137,36 @@ const reply = (connection: Connection, request: Frame, type: MessageType, epoch:
 const replyError = (connection: Connection, request: Frame, epoch: number, code: ErrorCode, text: string) =>
   connection.send(makeFrame(MessageType.Error, { volumeId: request.volumeId, epoch, sequence: request.sequence, aux: code, body: encoder.encode(text) }))
 
+const clientErrorCode = (error: VolumeError): ErrorCode =>
+  error._tag === "OutOfRange" ? ErrorCode.OutOfRange : error._tag === "VolumeIoError" ? ErrorCode.StoreFailed : ErrorCode.Busy
+
+/** One client request on a volume this node masters; replies when it completes (many run at once). */
+const serveClientFrame = (connection: Connection, volume: MasterVolume, frame: Frame): Effect.Effect<void> => {
+  const operation: Effect.Effect<Uint8Array | undefined, VolumeError> =
+    frame.type === MessageType.Write ? Effect.as(volume.write(frame.offset, frame.body), undefined)
+    : frame.type === MessageType.Flush ? Effect.as(volume.flush, undefined)
+    : volume.read(frame.offset, frame.length)
+  return Effect.result(operation).pipe(Effect.map((result) => {
+    if (result._tag === "Failure") {
+      const error = result.failure
+      const reason = "reason" in error ? error.reason : "out-of-range"
+      replyError(connection, frame, volume.epoch, clientErrorCode(error), JSON.stringify({ tag: error._tag, reason, message: error.message }))
+    } else if (frame.type === MessageType.Read) {
+      connection.send(makeFrame(MessageType.ReadReply, { volumeId: frame.volumeId, epoch: volume.epoch, sequence: frame.sequence, offset: frame.offset, body: result.success! }))
+    } else reply(connection, frame, frame.type === MessageType.Write ? MessageType.WriteAck : MessageType.FlushAck, volume.epoch)
+  }))
+}
+
 const serveConnection = (
   connection: Connection,
   hosted: Map<bigint, Hosted>,
-  nodeName: string,
+  options: ReplicaHostOptions,
   count: (reason: string) => void,
 ): Effect.Effect<void> =>
   Effect.gen(function* () {
+    const nodeName = options.nodeName
+    const clientOpened = new Map<bigint, string>()
+    const clientSlots = yield* Semaphore.make(clientRequestsInflightMax)
     const queue = yield* Queue.bounded<Frame | undefined>(replicaQueueFramesMax + 1)
     let queued = 0
     connection.onFrame((frame) => {
@@ -140,6 +181,17 @@ const serveConnection = (
       if (typeof request === "string") {
         count("bad-open")
         replyError(connection, frame, 0, ErrorCode.BadFrame, request)
+        return
+      }
+      if (request.role === "client") {
+        const master = volumeIdOf(request.volume) === frame.volumeId ? options.lookupMaster?.(request.volume) : undefined
+        if (!master || master.isFenced()) {
+          count("not-master")
+          replyError(connection, frame, 0, ErrorCode.NotReplica, JSON.stringify({ tag: "NotMaster", reason: "not-master", message: `${nodeName} is not serving ${request.volume} as master` }))
+          return
+        }
+        clientOpened.set(frame.volumeId, request.volume)
+        reply(connection, frame, MessageType.OpenAck, master.epoch, encodeJson({ epoch: master.epoch, fresh: false, activity: [] }))
         return
       }
       const entry = hosted.get(frame.volumeId)
@@ -209,6 +261,15 @@ const serveConnection = (
         case MessageType.SyncChunk:
         case MessageType.Flush:
         case MessageType.Read: {
+          const clientVolume = clientOpened.get(frame.volumeId)
+          if (clientVolume !== undefined && frame.type !== MessageType.SyncChunk) {
+            const master = options.lookupMaster?.(clientVolume)
+            if (!master || master.isFenced()) {
+              replyError(connection, frame, 0, ErrorCode.NotReplica, JSON.stringify({ tag: "NotMaster", reason: "not-master", message: `${nodeName} no longer serves ${clientVolume} as master` }))
+              return Effect.succeed(true)
+            }
+            return Effect.andThen(clientSlots.take(1), Effect.as(Effect.forkChild(Effect.ensuring(serveClientFrame(connection, master, frame), clientSlots.release(1))), true))
+          }
           const entry = hosted.get(frame.volumeId)
           if (!entry || !opened.has(frame.volumeId)) {
             count("not-open")

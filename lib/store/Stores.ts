@@ -29,7 +29,7 @@ export const makeMemoryStores = () => {
         if (!store || store.sizeBytes !== sizeBytes) {
           store = makeMemoryStore(sizeBytes, { name: path })
           byPath.set(path, store)
-        }
+        } else store.reopen()
         return store as BlockStore
       }),
     remove: (path) => Effect.sync(() => void byPath.delete(path)),

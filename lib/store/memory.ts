@@ -34,6 +34,8 @@ export interface MemoryStore extends BlockStore {
   readonly digest: () => string
   /** Power loss: drops every write not covered by a completed flush, and reopens a closed store. */
   readonly crash: () => void
+  /** Reopens a closed store with everything in it (a process restart: the page cache survives). */
+  readonly reopen: () => void
   /** Makes the next operation (of kind `operation`, or of any kind) fail with `reason`, once. */
   readonly failNext: (reason: StoreErrorReason, options?: { readonly operation?: MemoryStoreOperation }) => void
 }
@@ -174,6 +176,7 @@ export function makeMemoryStore(sizeBytes: number, options?: { readonly name?: s
     },
     snapshot: () => pages.read(0, sizeBytes),
     digest: () => pages.digest(sizeBytes),
+    reopen: () => void (closed = false),
     crash: () => {
       pages.dropVolatile()
       closed = false

@@ -1,0 +1,558 @@
+/**
+ * A cluster node: a replivol node plus its agent, a controller candidate, and the cluster API.
+ *
+ * - Membership: the node registers `replivol/nodes/<name>` under a lease it keeps alive; a node
+ *   whose lease expires is lost. A master serves IO only while its lease renewals are recent
+ *   (`leaseValid`), and fences itself when a renewal fails.
+ * - Agent (every node, every `tickMs`): reads the records and makes this node's copies match:
+ *   hosts replica copies it is listed for; opens the master of volumes it masters (after taking
+ *   the volume's master lease, `replivol/masters/<volume>`, under its node lease); adds, removes
+ *   and revives replica links; records replica failures, sync progress and in-sync transitions.
+ * - Controller (one per cluster, elected through `replivol/controller`): applies `planVolume` to
+ *   every volume — promotion after the master's lease is gone, failed replicas, replacement after
+ *   the grace period, missing replicas.
+ * - API: create (rules → labels → spec → placement → compare-and-swap create), delete, inspect,
+ *   list, rules, nodes, and volume handles that follow the master (`openVolume`).
+ */
+import { Clock, Effect, Exit, Fiber, Random, Scope } from "effect"
+import { ControlStore, type ControlError } from "../control/ControlStore.ts"
+import { defaults } from "../core/limits.ts"
+import { startNode, checkVolumeName, checkVolumeSize, type NodeOptions, type ReplivolNode } from "../node/node.ts"
+import type { NetError, Transport } from "../net/Transport.ts"
+import { applyRules, validateRule, type Rule, type RuleError } from "../policy/rules.ts"
+import type { ReplicationError } from "../replication/errors.ts"
+import type { MasterVolume, ReplicaPlan, VolumeEvent } from "../replication/masterVolume.ts"
+import type { BlockStore } from "../store/BlockStore.ts"
+import { Stores } from "../store/Stores.ts"
+import { assessVolume, type Health } from "../volume/health.ts"
+import { parseLabels, type LabelError } from "../volume/labels.ts"
+import { loadOf, placeVolume, planVolume } from "./placement.ts"
+import { ClusterError, encode, keys, type NodeRecord, type ReplicaRecord, type VolumeRecord } from "./records.ts"
+import { getNode, getVolume, listMasterLeases, listNodes, listVolumes, updateVolume } from "./store.ts"
+import { makeVolumeClient, type VolumeClient } from "./volumeClient.ts"
+
+export interface ClusterNodeOptions extends NodeOptions {
+  /** Node lease TTL: a node silent this long is lost (default 1000 ms). */
+  readonly leaseTtlMs?: number
+  /** Period of the agent and controller loops (default 100 ms). */
+  readonly tickMs?: number
+  /** How long a failed replica's node may stay away before it is replaced (default 30 s, as StorageOS). */
+  readonly graceMs?: number
+  /** Longest pause a volume handle hides from the application before failing (default 60 s). */
+  readonly pauseMaxMs?: number
+  /** The admin API address this node serves, recorded for the CLI. */
+  readonly api?: string
+  readonly onClusterEvent?: (event: ClusterEvent) => void
+}
+
+export interface ClusterEvent {
+  readonly atMs: number
+  readonly node: string
+  readonly kind: string
+  readonly volume?: string
+  readonly message: string
+}
+
+export interface ReplicaInfo {
+  readonly node: string
+  readonly state: ReplicaRecord["state"]
+  readonly reason?: string
+  readonly bytesDone?: number
+  readonly bytesTotal?: number
+}
+
+export interface VolumeInfo {
+  readonly volume: string
+  readonly sizeBytes: number
+  readonly labels: Readonly<Record<string, string>>
+  readonly health: Health
+  readonly usable: boolean
+  readonly reason: string
+  readonly epoch: number
+  readonly master: string | undefined
+  readonly replicas: ReadonlyArray<ReplicaInfo>
+  readonly rulesApplied: ReadonlyArray<string>
+}
+
+export interface NodeInfo extends NodeRecord {
+  readonly alive: boolean
+  readonly controller: boolean
+}
+
+export interface CreateVolumeOptions {
+  readonly volume: string
+  readonly sizeBytes: number
+  readonly labels?: Readonly<Record<string, string>>
+}
+
+type ApiError = ClusterError | ControlError | LabelError | ReplicationError | RuleError
+
+export interface ClusterNode {
+  readonly name: string
+  readonly node: ReplivolNode
+  readonly createVolume: (options: CreateVolumeOptions) => Effect.Effect<VolumeInfo, ApiError>
+  readonly deleteVolume: (volume: string) => Effect.Effect<void, ApiError>
+  readonly listVolumes: Effect.Effect<ReadonlyArray<VolumeInfo>, ApiError>
+  readonly inspectVolume: (volume: string) => Effect.Effect<VolumeInfo, ApiError>
+  /** Waits until the volume is healthy (polling), failing with `timeout` after `timeoutMs`. */
+  readonly waitHealthy: (volume: string, timeoutMs: number) => Effect.Effect<VolumeInfo, ApiError>
+  /** A handle whose IO follows the volume's master. Closed with the scope. */
+  readonly openVolume: (volume: string) => Effect.Effect<VolumeClient, ApiError, Scope.Scope>
+  readonly listNodes: Effect.Effect<ReadonlyArray<NodeInfo>, ApiError>
+  readonly putRule: (input: unknown) => Effect.Effect<Rule, ApiError>
+  readonly deleteRule: (namespace: string, name: string) => Effect.Effect<void, ApiError>
+  readonly listRules: (namespace?: string) => Effect.Effect<ReadonlyArray<Rule>, ApiError>
+  readonly isController: () => boolean
+  readonly recentEvents: () => ReadonlyArray<ClusterEvent>
+}
+
+interface MasterRole {
+  readonly scope: Scope.Closeable
+  readonly epoch: number
+  volume: MasterVolume | undefined
+  readonly busy: Set<string>
+  readonly reviveAtMs: Map<string, number>
+  progressAtMs: number
+}
+
+interface Copy {
+  readonly volume: string
+  readonly scope: Scope.Closeable
+  readonly store: BlockStore
+  replicaScope: Scope.Closeable | undefined
+  master: MasterRole | undefined
+}
+
+const recentEventsMax = 500
+
+/** Health of a volume as its record says (usable by every node, not only the master's). */
+export const volumeInfo = (record: VolumeRecord, alive: ReadonlySet<string>): VolumeInfo => {
+  const inSync = record.replicas.filter((r) => r.state === "in-sync" && alive.has(r.node)).length
+  const syncing = record.replicas.filter((r) => (r.state === "syncing" || r.state === "provisioned") && alive.has(r.node)).length
+  const placed = Math.min(record.replicas.length, record.spec.replicas)
+  const counts = { inSync: Math.min(inSync, record.spec.replicas), syncing: Math.min(syncing, record.spec.replicas - Math.min(inSync, record.spec.replicas)), failed: 0 }
+  const failed = record.spec.replicas - counts.inSync - counts.syncing
+  const masterAvailable = record.master !== undefined && alive.has(record.master) && record.unavailableReason === undefined
+  const assessment = assessVolume(record.spec, { ...counts, failed: Math.max(0, failed) }, masterAvailable)
+  void placed
+  return {
+    volume: record.volume, sizeBytes: record.sizeBytes, labels: record.labels, epoch: record.epoch, master: record.master,
+    health: assessment.health, usable: assessment.usable,
+    reason: record.unavailableReason ?? (masterAvailable ? assessment.reason : `master ${record.master ?? "(none)"} is not available; ${assessment.reason}`),
+    replicas: record.replicas.map((r) => ({
+      node: r.node, state: r.state,
+      ...(r.reason === undefined ? {} : { reason: r.reason }),
+      ...((r as { bytesDone?: number }).bytesDone === undefined ? {} : { bytesDone: (r as { bytesDone?: number }).bytesDone!, bytesTotal: (r as { bytesTotal?: number }).bytesTotal ?? 0 }),
+    })),
+    rulesApplied: record.rulesApplied,
+  }
+}
+
+export const startClusterNode = (
+  options: ClusterNodeOptions,
+): Effect.Effect<ClusterNode, NetError | ReplicationError | ControlError, Scope.Scope | ControlStore | Transport | Stores> =>
+  Effect.gen(function* () {
+    const control = yield* ControlStore
+    const stores = yield* Stores
+    const clock = yield* Clock.Clock
+    const nodeScope = yield* Effect.scope
+    const context = yield* Effect.context<ControlStore | Transport | Stores>()
+    const leaseTtlMs = options.leaseTtlMs ?? 1000
+    const tickMs = options.tickMs ?? 100
+    const graceMs = options.graceMs ?? 30_000
+    const pauseMaxMs = options.pauseMaxMs ?? 60_000
+    const ackTimeoutMs = options.ackTimeoutMs ?? defaults.ackTimeoutMs
+    const me = options.name
+    const events: ClusterEvent[] = []
+    const now = () => clock.currentTimeMillisUnsafe()
+    const publish = (kind: string, message: string, volume?: string) => {
+      const event: ClusterEvent = { atMs: now(), node: me, kind, message, ...(volume ? { volume } : {}) }
+      events.push(event)
+      if (events.length > recentEventsMax) events.shift()
+      options.onClusterEvent?.(event)
+    }
+    const volumeEvent = (event: VolumeEvent) => publish(event.kind, event.message, event.volume)
+    const node = yield* startNode({ ...options, onEvent: volumeEvent })
+    const address = node.address
+    const copies = new Map<string, Copy>()
+    let lease: string | undefined
+    let lastRenewOkMs = -Infinity
+    let controller = false
+    const leaseValid = () => lease !== undefined && now() - lastRenewOkMs < leaseTtlMs * 0.75
+
+    const closeScope = (scope: Scope.Closeable) => Scope.close(scope, Exit.void)
+
+    const closeMaster = (copy: Copy, why: string) =>
+      Effect.gen(function* () {
+        const role = copy.master
+        if (!role) return
+        copy.master = undefined
+        role.volume?.fence("not-master", `volume ${copy.volume}: ${why}`)
+        yield* closeScope(role.scope)
+        publish("master-closed", `${me} stopped serving ${copy.volume} as master: ${why}`, copy.volume)
+      })
+
+    const closeCopy = (name: string, remove: boolean) =>
+      Effect.gen(function* () {
+        const copy = copies.get(name)
+        if (!copy) return
+        copies.delete(name)
+        yield* closeMaster(copy, "the copy was closed")
+        yield* closeScope(copy.scope)
+        if (remove) yield* Effect.ignore(stores.remove(node.storePath(name)))
+      })
+
+    const fenceAll = (why: string) =>
+      Effect.forEach([...copies.values()], (copy) => closeMaster(copy, why), { discard: true })
+
+    // Membership: register under a lease and keep it alive; on loss, fence every master first.
+    const register = Effect.gen(function* () {
+      const granted = yield* control.grantLease(leaseTtlMs)
+      const startedAtMs = now()
+      const record: NodeRecord = { name: me, host: address.host, port: address.port, startedAtMs, ...(options.api ? { api: options.api } : {}) }
+      yield* control.put(keys.node(me), encode(record), { lease: granted })
+      lease = granted
+      lastRenewOkMs = startedAtMs
+      publish("node-registered", `${me} joined at ${address.host}:${address.port}`)
+    })
+    const keepAlive = Effect.gen(function* () {
+      for (;;) {
+        if (lease === undefined) {
+          const result = yield* Effect.result(register)
+          if (result._tag === "Failure") yield* Effect.sleep(tickMs)
+          continue
+        }
+        yield* Effect.sleep(Math.max(10, Math.floor(leaseTtlMs / 3)))
+        const startedMs = now()
+        const result = yield* Effect.result(control.keepAlive(lease))
+        if (result._tag === "Success") lastRenewOkMs = startedMs
+        else if (result.failure.reason === "lease-expired" || result.failure.reason === "lease-not-found" || !leaseValid()) {
+          publish("lease-lost", `${me} lost its lease (${result.failure.message}); fencing its masters`)
+          lease = undefined
+          yield* fenceAll("the node's lease was lost")
+        }
+      }
+    })
+    yield* register
+    yield* Effect.forkIn(keepAlive, nodeScope)
+
+    const targetOf = (name: string, nodes: ReadonlyMap<string, NodeRecord>) => {
+      const record = nodes.get(name)
+      return record ? { node: name, address: { host: record.host, port: record.port } } : undefined
+    }
+
+    const ensureCopy = (record: VolumeRecord) =>
+      Effect.gen(function* () {
+        const existing = copies.get(record.volume)
+        if (existing) return existing
+        const scope = yield* Scope.fork(nodeScope)
+        const store = yield* node.openCopy(record.volume, record.sizeBytes).pipe(Scope.provide(scope), Effect.onError(() => closeScope(scope)))
+        const copy: Copy = { volume: record.volume, scope, store, replicaScope: undefined, master: undefined }
+        copies.set(record.volume, copy)
+        return copy
+      })
+
+    const markReplica = (volume: string, epoch: number, replicaNode: string, change: (r: ReplicaRecord) => ReplicaRecord) =>
+      updateVolume(volume, (record) => {
+        if (record.master !== me || record.epoch !== epoch) return new ClusterError({ reason: "conflict", message: `volume ${volume}: ${me} is no longer its master at epoch ${epoch}` })
+        let changed = false
+        const replicas = record.replicas.map((r) => {
+          if (r.node !== replicaNode) return r
+          const next = change(r)
+          changed ||= JSON.stringify(next) !== JSON.stringify(r)
+          return next
+        })
+        return changed ? { ...record, replicas } : undefined
+      }).pipe(Effect.asVoid, Effect.provide(context))
+
+    const openMaster = (copy: Copy, record: VolumeRecord, nodes: ReadonlyMap<string, NodeRecord>) =>
+      Effect.gen(function* () {
+        let ownActivity: ReadonlyArray<readonly [number, number]> | "all" = "all"
+        if (copy.replicaScope) {
+          ownActivity = node.replicaActivity(record.volume)
+          yield* closeScope(copy.replicaScope)
+          copy.replicaScope = undefined
+        }
+        const scope = yield* Scope.fork(copy.scope)
+        const role: MasterRole = { scope, epoch: record.epoch, volume: undefined, busy: new Set(), reviveAtMs: new Map(), progressAtMs: 0 }
+        copy.master = role
+        const plans: ReplicaPlan[] = []
+        for (const r of record.replicas) {
+          const target = targetOf(r.node, nodes) ?? { node: r.node, address: { host: "0.0.0.0", port: 0 } }
+          plans.push({ target, recorded: r.state === "in-sync" ? "in-sync" : "needs-sync" })
+        }
+        publish("master-opening", `${me} opens ${record.volume} as master at epoch ${record.epoch}`, record.volume)
+        const open = node.openVolume({
+          volume: record.volume, sizeBytes: record.sizeBytes, spec: record.spec, epoch: record.epoch, replicas: plans,
+          store: copy.store, waitForSync: false, ownActivity, leaseValid,
+          onReplicaFailed: (replicaNode, failure) =>
+            markReplica(record.volume, record.epoch, replicaNode, (r) => (r.state === "failed" ? r : { node: r.node, state: "failed", reason: failure.message, failedAtMs: now() })),
+          onReplicaInSync: (replicaNode) =>
+            markReplica(record.volume, record.epoch, replicaNode, (r) => ({ node: r.node, state: "in-sync", syncedEpoch: record.epoch })),
+        }).pipe(Scope.provide(scope), Effect.provide(context))
+        yield* Effect.forkIn(
+          Effect.gen(function* () {
+            const result = yield* Effect.result(open)
+            if (result._tag === "Failure") {
+              publish("master-failed", `${me} could not open ${record.volume}: ${String((result.failure as { message?: string }).message ?? result.failure)}`, record.volume)
+              if (copy.master === role) yield* closeMaster(copy, "opening failed")
+              return
+            }
+            role.volume = result.success
+            publish("master-serving", `${me} serves ${record.volume} as master at epoch ${record.epoch}`, record.volume)
+          }),
+          scope,
+        )
+      })
+
+    /** Keeps an open master's links in line with its record, and the record with its links. */
+    const reconcileLinks = (copy: Copy, role: MasterRole, record: VolumeRecord, nodes: ReadonlyMap<string, NodeRecord>) =>
+      Effect.gen(function* () {
+        const volume = role.volume!
+        const background = (key: string, effect: Effect.Effect<void, unknown>) =>
+          role.busy.has(key) ? Effect.void : Effect.asVoid(Effect.forkIn(Effect.ensuring(Effect.ignore(effect), Effect.sync(() => role.busy.delete(key))).pipe(Effect.onInterrupt(() => Effect.sync(() => role.busy.delete(key))), Effect.tap(() => Effect.void), Effect.provide(context)), role.scope).pipe(Effect.tap(() => Effect.sync(() => role.busy.add(key)))))
+        for (const r of record.replicas) {
+          const link = volume.links().find((l) => l.target.node === r.node)
+          const target = targetOf(r.node, nodes)
+          if (!link) {
+            if (target) yield* background(`add:${r.node}`, volume.addReplica(target))
+            continue
+          }
+          const state = link.state()
+          if (state === "failed" && target && now() - (role.reviveAtMs.get(r.node) ?? -Infinity) >= 1000) {
+            role.reviveAtMs.set(r.node, now())
+            yield* background(`revive:${r.node}`, volume.reviveReplica(r.node))
+          } else if (link.inSync() && r.state !== "in-sync") {
+            yield* background(`state:${r.node}`, markReplica(record.volume, record.epoch, r.node, (x) => ({ node: x.node, state: "in-sync", syncedEpoch: record.epoch })))
+          } else if (state === "syncing" && (r.state === "provisioned" || r.state === "failed" || now() - role.progressAtMs >= 1000)) {
+            const status = (yield* volume.status).replicas.find((x) => x.node === r.node)
+            role.progressAtMs = now()
+            yield* background(`state:${r.node}`, markReplica(record.volume, record.epoch, r.node, (x) => ({ node: x.node, state: "syncing", bytesDone: status?.syncBytesDone ?? 0, bytesTotal: status?.syncBytesTotal ?? 0 } as ReplicaRecord)))
+          }
+        }
+        for (const link of volume.links()) {
+          if (!record.replicas.some((r) => r.node === link.target.node)) yield* volume.removeReplica(link.target.node)
+        }
+      })
+
+    const reconcileVolume = (record: VolumeRecord, nodes: ReadonlyMap<string, NodeRecord>, leases: Awaited<ReturnType<typeof Effect.runPromise<Map<string, { value: { node: string; epoch: number }; revision: number; lease: string | undefined }>, never>>>) =>
+      Effect.gen(function* () {
+        const isMaster = record.master === me
+        const isReplica = record.replicas.some((r) => r.node === me)
+        if (!isMaster && !isReplica) return yield* closeCopy(record.volume, copies.has(record.volume))
+        const copy = yield* ensureCopy(record)
+        if (!isMaster) {
+          if (copy.master) yield* closeMaster(copy, `the record names ${record.master ?? "no node"} as master at epoch ${record.epoch}`)
+          if (!copy.replicaScope) {
+            const scope = yield* Scope.fork(copy.scope)
+            const hosted = yield* Effect.result(node.hostReplicaStore(record.volume, copy.store).pipe(Scope.provide(scope)))
+            if (hosted._tag === "Failure") yield* closeScope(scope)
+            else copy.replicaScope = scope
+          }
+          return
+        }
+        if (copy.master && copy.master.epoch !== record.epoch) yield* closeMaster(copy, `epoch moved to ${record.epoch}`)
+        if (copy.master) {
+          if (copy.master.volume && !copy.master.volume.isFenced()) yield* reconcileLinks(copy, copy.master, record, nodes)
+          else if (copy.master.volume?.isFenced()) yield* closeMaster(copy, "it was fenced")
+          return
+        }
+        if (!leaseValid() || lease === undefined) return
+        const held = leases.get(record.volume)
+        if (held && held.lease !== lease) return // an older incarnation's or another node's lease must expire first
+        if (!held || held.value.epoch !== record.epoch) {
+          const taken = yield* control.transaction({
+            compare: [{ key: keys.master(record.volume), revision: held?.revision ?? 0 }],
+            put: [{ key: keys.master(record.volume), value: encode({ node: me, epoch: record.epoch }), lease }],
+          })
+          if (!taken.succeeded) return
+        }
+        yield* openMaster(copy, record, nodes)
+      })
+
+    const agentTick = Effect.gen(function* () {
+      const [volumes, nodeRows, leases] = yield* Effect.all([listVolumes, listNodes, listMasterLeases])
+      const nodes = new Map(nodeRows.map((n) => [n.value.name, n.value]))
+      for (const { value: record } of volumes) {
+        const result = yield* Effect.result(reconcileVolume(record, nodes, leases))
+        if (result._tag === "Failure") publish("agent-error", `${me}: ${record.volume}: ${String((result.failure as { message?: string }).message ?? result.failure)}`, record.volume)
+      }
+      const names = new Set(volumes.map((v) => v.value.volume))
+      for (const name of [...copies.keys()]) if (!names.has(name)) yield* closeCopy(name, true)
+    })
+
+    const controllerTick = Effect.gen(function* () {
+      if (lease === undefined) return
+      const current = yield* control.get(keys.controller)
+      if (!current) {
+        const won = yield* control.transaction({ compare: [{ key: keys.controller, revision: 0 }], put: [{ key: keys.controller, value: encode({ node: me }), lease }] })
+        controller = won.succeeded
+        if (controller) publish("controller", `${me} is the controller`)
+      } else controller = current.lease === lease
+      if (!controller) return
+      const [volumes, nodeRows, leases] = yield* Effect.all([listVolumes, listNodes, listMasterLeases])
+      const randoms = yield* Effect.forEach(Array.from({ length: 16 }), () => Random.next)
+      let drawn = 0
+      const view = {
+        nowMs: now(), graceMs,
+        aliveNodes: new Set(nodeRows.map((n) => n.value.name)),
+        masterLeased: new Set([...leases.keys()]),
+        load: loadOf(volumes.map((v) => v.value)),
+        random: () => randoms[drawn++ % randoms.length]!,
+      }
+      for (const { value: record, revision } of volumes) {
+        const plan = planVolume(record, view)
+        if (!plan) continue
+        const done = yield* control.transaction({ compare: [{ key: keys.volume(record.volume), revision }], put: [{ key: keys.volume(record.volume), value: encode(plan.record) }] })
+        if (done.succeeded) for (const message of plan.events) publish("controller-action", message, record.volume)
+      }
+    })
+
+    const loop = (name: string, tick: Effect.Effect<void, unknown>) =>
+      Effect.forever(Effect.andThen(Effect.catchCause(tick, (cause) => Effect.sync(() => publish(`${name}-error`, `${me}: ${String(cause).slice(0, 300)}`))), Effect.sleep(tickMs)))
+    yield* Effect.forkIn(loop("agent", agentTick.pipe(Effect.provide(context))), nodeScope)
+    yield* Effect.forkIn(loop("controller", controllerTick.pipe(Effect.provide(context))), nodeScope)
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function* () {
+        yield* fenceAll("the node is stopping")
+        if (lease !== undefined) yield* Effect.ignore(control.revokeLease(lease))
+        lease = undefined
+      }))
+
+    // ---- API
+    const aliveSet = Effect.map(listNodes, (rows) => new Set(rows.map((r) => r.value.name)))
+
+    const listRules = (namespace?: string) =>
+      Effect.map(control.list(namespace ? `${keys.rules}${namespace}/` : keys.rules), (rows) => {
+        const out: Rule[] = []
+        for (const row of rows) {
+          try {
+            const rule = validateRule(JSON.parse(row.value))
+            if (!("_tag" in rule)) out.push(rule)
+          } catch {
+            // a corrupt rule record is skipped
+          }
+        }
+        return out
+      })
+
+    const createVolume = (create: CreateVolumeOptions) =>
+      Effect.gen(function* () {
+        const bad = checkVolumeName(create.volume) ?? checkVolumeSize(create.volume, create.sizeBytes)
+        if (bad) return yield* bad
+        const namespace = create.volume.split("/")[0]!
+        const rules = yield* listRules(namespace)
+        const applied = applyRules(rules, namespace, create.labels ?? {})
+        const spec = yield* parseLabels(applied.labels)
+        const existing = yield* getVolume(create.volume)
+        if (existing) return yield* new ClusterError({ reason: "exists", message: `volume ${create.volume} already exists` })
+        const [volumes, alive] = yield* Effect.all([listVolumes, aliveSet])
+        const randoms = yield* Effect.forEach(Array.from({ length: 16 }), () => Random.next)
+        let drawn = 0
+        const placement = placeVolume(create.volume, spec, [...alive].sort(), loadOf(volumes.map((v) => v.value)), () => randoms[drawn++ % randoms.length]!)
+        if (placement instanceof ClusterError) return yield* placement
+        const record: VolumeRecord = {
+          volume: create.volume, sizeBytes: create.sizeBytes, labels: applied.labels, spec, createdAtMs: now(),
+          epoch: 1, master: placement.master, replicas: placement.replicas.map((n) => ({ node: n, state: "provisioned" as const })),
+          rulesApplied: applied.applied,
+        }
+        const created = yield* control.transaction({ compare: [{ key: keys.volume(create.volume), revision: 0 }], put: [{ key: keys.volume(create.volume), value: encode(record) }] })
+        if (!created.succeeded) return yield* new ClusterError({ reason: "exists", message: `volume ${create.volume} already exists` })
+        publish("volume-created", `${create.volume} created: master ${placement.master}, replicas ${placement.replicas.join(", ") || "none"}`, create.volume)
+        return volumeInfo(record, alive)
+      })
+
+    const inspectVolume = (volume: string) =>
+      Effect.gen(function* () {
+        const found = yield* getVolume(volume)
+        if (!found) return yield* new ClusterError({ reason: "not-found", message: `volume ${volume} does not exist` })
+        return volumeInfo(found.value, yield* aliveSet)
+      })
+
+    const waitHealthy = (volume: string, timeoutMs: number) =>
+      Effect.gen(function* () {
+        const deadline = now() + timeoutMs
+        for (;;) {
+          const info = yield* inspectVolume(volume)
+          if (info.health === "healthy") return info
+          if (now() >= deadline) return yield* new ClusterError({ reason: "timeout", message: `volume ${volume} is still ${info.health} after ${timeoutMs} ms: ${info.reason}` })
+          yield* Effect.sleep(Math.min(100, tickMs))
+        }
+      })
+
+    const openVolume = (volume: string) =>
+      Effect.gen(function* () {
+        const found = yield* getVolume(volume)
+        if (!found) return yield* new ClusterError({ reason: "not-found", message: `volume ${volume} does not exist` })
+        const client = makeVolumeClient({
+          volume, sizeBytes: found.value.sizeBytes, clientName: me, pauseMaxMs,
+          requestTimeoutMs: ackTimeoutMs * 2 + 1000,
+          locate: Effect.gen(function* () {
+            const current = yield* getVolume(volume)
+            if (!current || current.value.master === undefined) return undefined
+            const master = yield* getNode(current.value.master)
+            if (!master) return undefined
+            return { node: master.name, address: { host: master.host, port: master.port }, epoch: current.value.epoch }
+          }).pipe(Effect.provide(context)),
+          local: (name) => (name === me ? copies.get(volume)?.master?.volume : undefined),
+          connect: (target) => node.connect(target),
+          onRetry: (why) => publish("client-retry", `${me}: IO on ${volume} waits: ${why}`, volume),
+        })
+        yield* Effect.addFinalizer(() => client.close)
+        return client
+      })
+
+    const deleteVolume = (volume: string) =>
+      Effect.gen(function* () {
+        const found = yield* getVolume(volume)
+        if (!found) return yield* new ClusterError({ reason: "not-found", message: `volume ${volume} does not exist` })
+        const done = yield* control.transaction({ compare: [{ key: keys.volume(volume), revision: found.revision }], delete: [keys.volume(volume), keys.master(volume)] })
+        if (!done.succeeded) return yield* new ClusterError({ reason: "conflict", message: `volume ${volume} changed while deleting; try again` })
+        publish("volume-deleted", `${volume} deleted`, volume)
+      })
+
+    const listNodesInfo = Effect.gen(function* () {
+      const rows = yield* listNodes
+      const ctl = yield* control.get(keys.controller)
+      const controllerNode = ctl ? (JSON.parse(ctl.value) as { node?: string }).node : undefined
+      return rows.map((r) => ({ ...r.value, alive: true, controller: r.value.name === controllerNode }))
+    })
+
+    const putRule = (input: unknown) =>
+      Effect.gen(function* () {
+        const rule = validateRule(input)
+        if ("_tag" in rule) return yield* rule
+        yield* control.put(keys.rule(rule.namespace, rule.name), encode(rule))
+        publish("rule-saved", `rule ${rule.namespace}/${rule.name} saved`)
+        return rule
+      })
+
+    const deleteRule = (namespace: string, name: string) =>
+      Effect.gen(function* () {
+        const existing = yield* control.get(keys.rule(namespace, name))
+        if (!existing) return yield* new ClusterError({ reason: "not-found", message: `rule ${namespace}/${name} does not exist` })
+        yield* control.delete(keys.rule(namespace, name))
+      })
+
+    const api = <A, E, R>(effect: Effect.Effect<A, E, R>) => effect.pipe(Effect.provide(context)) as Effect.Effect<A, E, Exclude<R, ControlStore | Transport | Stores>>
+
+    return {
+      name: me,
+      node,
+      createVolume: (o) => api(createVolume(o)),
+      deleteVolume: (v) => api(deleteVolume(v)),
+      listVolumes: api(Effect.gen(function* () {
+        const [volumes, alive] = yield* Effect.all([listVolumes, aliveSet])
+        return volumes.map((v) => volumeInfo(v.value, alive))
+      })),
+      inspectVolume: (v) => api(inspectVolume(v)),
+      waitHealthy: (v, t) => api(waitHealthy(v, t)),
+      openVolume: (v) => api(openVolume(v)),
+      listNodes: api(listNodesInfo),
+      putRule,
+      deleteRule,
+      listRules: (ns) => listRules(ns),
+      isController: () => controller,
+      recentEvents: () => [...events],
+    } satisfies ClusterNode
+  })

@@ -1,0 +1,125 @@
+/**
+ * Placement and the controller's decisions, as pure functions of the cluster's state.
+ *
+ * `placeVolume` chooses a master (the `storageos.com/hint.master` node when it is available) and
+ * replicas on distinct other nodes, least-loaded first. `planVolume` is the controller's whole
+ * policy for one volume: promote a random in-sync replica when the master's node is lost (only
+ * after its master lease is gone, raising the epoch), mark replicas on lost nodes failed, replace
+ * a failed replica whose node stayed away past the grace period, and fill missing replicas.
+ * Being pure, both are tested table by table and driven by the simulator's seeded random.
+ */
+import { ClusterError, type ReplicaRecord, type VolumeRecord } from "./records.ts"
+import type { VolumeSpec } from "../volume/labels.ts"
+
+export interface Placement {
+  readonly master: string
+  readonly replicas: ReadonlyArray<string>
+}
+
+/** Copies (master or replica) per node, for least-loaded placement. */
+export const loadOf = (volumes: ReadonlyArray<VolumeRecord>): Map<string, number> => {
+  const load = new Map<string, number>()
+  const add = (node: string | undefined) => node !== undefined && load.set(node, (load.get(node) ?? 0) + 1)
+  for (const volume of volumes) {
+    add(volume.master)
+    for (const replica of volume.replicas) add(replica.node)
+  }
+  return load
+}
+
+/** Nodes ordered least-loaded first; ties broken by `random` (uniform in [0,1)). */
+const byLoad = (nodes: ReadonlyArray<string>, load: ReadonlyMap<string, number>, random: () => number): string[] =>
+  nodes
+    .map((node) => ({ node, load: load.get(node) ?? 0, tie: random() }))
+    .sort((a, b) => a.load - b.load || a.tie - b.tie || (a.node < b.node ? -1 : 1))
+    .map((entry) => entry.node)
+
+export const placeVolume = (
+  volume: string,
+  spec: VolumeSpec,
+  availableNodes: ReadonlyArray<string>,
+  load: ReadonlyMap<string, number>,
+  random: () => number,
+): Placement | ClusterError => {
+  if (availableNodes.length === 0) return new ClusterError({ reason: "no-nodes", message: `cannot place ${volume}: no node is available` })
+  if (spec.replicas > availableNodes.length - 1) {
+    return new ClusterError({
+      reason: "too-few-nodes",
+      message: `cannot place ${volume}: it asks for ${spec.replicas} replica${spec.replicas === 1 ? "" : "s"} on distinct nodes other than the master, but only ${availableNodes.length} node${availableNodes.length === 1 ? " is" : "s are"} available (allowed: at most ${availableNodes.length - 1} replicas); nothing was created`,
+    })
+  }
+  const ordered = byLoad(availableNodes, load, random)
+  const master = spec.hintMaster !== undefined && availableNodes.includes(spec.hintMaster) ? spec.hintMaster : ordered[0]!
+  const replicas = ordered.filter((node) => node !== master).slice(0, spec.replicas)
+  return { master, replicas }
+}
+
+export interface ClusterView {
+  readonly nowMs: number
+  /** Nodes whose lease is alive. */
+  readonly aliveNodes: ReadonlySet<string>
+  /** Volumes whose master lease exists. */
+  readonly masterLeased: ReadonlySet<string>
+  readonly load: ReadonlyMap<string, number>
+  readonly graceMs: number
+  readonly random: () => number
+}
+
+export interface Plan {
+  readonly record: VolumeRecord
+  readonly events: ReadonlyArray<string>
+}
+
+const promote = (record: VolumeRecord, view: ClusterView, events: string[]): VolumeRecord => {
+  const candidates = record.replicas.filter((r) => r.state === "in-sync" && view.aliveNodes.has(r.node))
+  const lostMaster = record.master
+  if (candidates.length === 0) {
+    const reason = `master ${lostMaster ?? "(none)"} is lost and no in-sync replica is available to promote (replicas: ${record.replicas.map((r) => `${r.node} ${r.state}${view.aliveNodes.has(r.node) ? "" : " (node lost)"}`).join(", ") || "none"})`
+    if (record.unavailableReason === reason) return record
+    events.push(`${record.volume}: unavailable: ${reason}`)
+    return { ...record, unavailableReason: reason }
+  }
+  const chosen = candidates[Math.floor(view.random() * candidates.length)]!
+  // The lost master is dropped: its copy is never trusted as is. If its node returns it can be
+  // placed again as a new replica, which is synced in full like any other.
+  const replicas: ReplicaRecord[] = record.replicas.filter((r) => r.node !== chosen.node)
+  events.push(`${record.volume}: promoted ${chosen.node} (epoch ${record.epoch + 1}) after master ${lostMaster ?? "(none)"} was lost`)
+  const { unavailableReason: _dropped, ...rest } = record
+  return { ...rest, epoch: record.epoch + 1, master: chosen.node, replicas }
+}
+
+/** The controller's next record for one volume, or undefined when nothing is to change. */
+export const planVolume = (record: VolumeRecord, view: ClusterView): Plan | undefined => {
+  const events: string[] = []
+  let next = record
+  // 1. The master is lost: promote once its lease is gone.
+  const masterLost = next.master === undefined || !view.aliveNodes.has(next.master)
+  if (masterLost && !view.masterLeased.has(next.volume)) next = promote(next, view, events)
+  // 2. Replicas on lost nodes are failed.
+  next = {
+    ...next,
+    replicas: next.replicas.map((r) => {
+      if (view.aliveNodes.has(r.node) || r.state === "failed") return r
+      events.push(`${record.volume}: replica on ${r.node} failed (node lost)`)
+      return { node: r.node, state: "failed", reason: "node lost", failedAtMs: view.nowMs }
+    }),
+  }
+  // 3. A failed replica whose node stayed away past the grace period is replaced.
+  const expired = next.replicas.filter((r) => r.state === "failed" && !view.aliveNodes.has(r.node) && view.nowMs - (r.failedAtMs ?? 0) >= view.graceMs)
+  if (expired.length > 0) {
+    next = { ...next, replicas: next.replicas.filter((r) => !expired.includes(r)) }
+    for (const r of expired) events.push(`${record.volume}: replica on ${r.node} dropped after the ${view.graceMs} ms grace period`)
+  }
+  // 4. Fill missing replicas on available nodes (never on the master's node or twice on one node).
+  const used = new Set([next.master, ...next.replicas.map((r) => r.node)])
+  // A failed replica still holds its slot during the grace period (it may come back and catch up by delta).
+  const wanted = next.spec.replicas - next.replicas.length
+  if (wanted > 0 && next.master !== undefined && view.aliveNodes.has(next.master)) {
+    const free = byLoad([...view.aliveNodes].filter((n) => !used.has(n)), view.load, view.random).slice(0, wanted)
+    if (free.length > 0) {
+      next = { ...next, replicas: [...next.replicas, ...free.map((node): ReplicaRecord => ({ node, state: "provisioned" }))] }
+      for (const node of free) events.push(`${record.volume}: replica placed on ${node}`)
+    }
+  }
+  return events.length === 0 && next === record ? undefined : { record: next, events }
+}

@@ -1,0 +1,118 @@
+/**
+ * The cluster's shared truth, as records in the control store, and their keys.
+ *
+ *   replivol/nodes/<node>            NodeRecord     leased by the node (gone when the node is lost)
+ *   replivol/volumes/<ns>/<name>     VolumeRecord   changed only by compare-and-swap
+ *   replivol/masters/<ns>/<name>     MasterLease    leased by the master's node: it serves IO only while this lives
+ *   replivol/rules/<ns>/<name>       Rule
+ *   replivol/controller              { node }       leased by the elected controller
+ *
+ * Records are JSON; decoding validates them (a corrupt record is a typed error, never a crash).
+ */
+import { Data } from "effect"
+import type { Rule } from "../policy/rules.ts"
+import type { VolumeSpec } from "../volume/labels.ts"
+
+export const keys = {
+  prefix: "replivol/",
+  nodes: "replivol/nodes/",
+  node: (name: string) => `replivol/nodes/${name}`,
+  volumes: "replivol/volumes/",
+  volume: (name: string) => `replivol/volumes/${name}`,
+  masters: "replivol/masters/",
+  master: (name: string) => `replivol/masters/${name}`,
+  rules: "replivol/rules/",
+  rule: (namespace: string, name: string) => `replivol/rules/${namespace}/${name}`,
+  controller: "replivol/controller",
+} as const
+
+export interface NodeRecord {
+  readonly name: string
+  readonly host: string
+  readonly port: number
+  readonly api?: string
+  readonly startedAtMs: number
+}
+
+export type ReplicaRecordState = "provisioned" | "syncing" | "in-sync" | "failed"
+
+export interface ReplicaRecord {
+  readonly node: string
+  readonly state: ReplicaRecordState
+  readonly reason?: string
+  /** When it was marked failed (control-store clock of the writer); the grace period counts from here. */
+  readonly failedAtMs?: number
+  /** The epoch in which it was last in sync (a returning copy from an older epoch gets a full sync). */
+  readonly syncedEpoch?: number
+}
+
+export interface VolumeRecord {
+  readonly volume: string
+  readonly sizeBytes: number
+  /** Labels after the namespace's rules were applied. */
+  readonly labels: Readonly<Record<string, string>>
+  readonly spec: VolumeSpec
+  readonly createdAtMs: number
+  /** Raised by every promotion; replicas refuse frames from a lower epoch. */
+  readonly epoch: number
+  /** The master's node, or undefined when no copy can serve (`unavailableReason` says why). */
+  readonly master: string | undefined
+  readonly replicas: ReadonlyArray<ReplicaRecord>
+  readonly unavailableReason?: string
+  /** Rules applied at creation, in order. */
+  readonly rulesApplied: ReadonlyArray<string>
+}
+
+export interface MasterLease {
+  readonly node: string
+  readonly epoch: number
+}
+
+export class ClusterError extends Data.TaggedError("ClusterError")<{
+  readonly reason: "not-found" | "exists" | "no-nodes" | "too-few-nodes" | "corrupt-record" | "conflict" | "no-master" | "timeout" | "bad-request"
+  readonly message: string
+  readonly cause?: unknown
+}> {}
+
+const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null && !Array.isArray(value)
+const isCount = (value: unknown): value is number => typeof value === "number" && Number.isSafeInteger(value) && value >= 0
+
+const parse = (key: string, text: string): Record<string, unknown> | ClusterError => {
+  try {
+    const value: unknown = JSON.parse(text)
+    if (isRecord(value)) return value
+  } catch {
+    // fall through
+  }
+  return new ClusterError({ reason: "corrupt-record", message: `record ${key} is not a JSON object` })
+}
+
+export const decodeNode = (key: string, text: string): NodeRecord | ClusterError => {
+  const value = parse(key, text)
+  if (value instanceof ClusterError) return value
+  if (typeof value.name !== "string" || typeof value.host !== "string" || !isCount(value.port) || !isCount(value.startedAtMs)) {
+    return new ClusterError({ reason: "corrupt-record", message: `node record ${key} lacks name/host/port/startedAtMs` })
+  }
+  return value as unknown as NodeRecord
+}
+
+const replicaStates = new Set(["provisioned", "syncing", "in-sync", "failed"])
+
+export const decodeVolume = (key: string, text: string): VolumeRecord | ClusterError => {
+  const value = parse(key, text)
+  if (value instanceof ClusterError) return value
+  const ok = typeof value.volume === "string" && isCount(value.sizeBytes) && isCount(value.epoch) && isRecord(value.spec) && isRecord(value.labels) &&
+    (value.master === undefined || typeof value.master === "string") && Array.isArray(value.replicas) &&
+    value.replicas.every((r) => isRecord(r) && typeof r.node === "string" && replicaStates.has(r.state as string))
+  if (!ok) return new ClusterError({ reason: "corrupt-record", message: `volume record ${key} is malformed` })
+  return { rulesApplied: [], ...value } as unknown as VolumeRecord
+}
+
+export const decodeMasterLease = (key: string, text: string): MasterLease | ClusterError => {
+  const value = parse(key, text)
+  if (value instanceof ClusterError) return value
+  if (typeof value.node !== "string" || !isCount(value.epoch)) return new ClusterError({ reason: "corrupt-record", message: `master lease ${key} is malformed` })
+  return value as unknown as MasterLease
+}
+
+export const encode = (record: object): string => JSON.stringify(record)

@@ -1,0 +1,221 @@
+/**
+ * A volume handle for applications: IO goes to the volume's current master, wherever it runs.
+ *
+ * The handle finds the master in the control store, and calls it directly when it runs in this
+ * process or over the client side of the port-5703 protocol otherwise (Open with role "client",
+ * then Write / Read / Flush frames matched by sequence). When the master is lost or moves — the
+ * connection drops, the node answers "not master", the master is fenced, no master is recorded
+ * yet — the handle waits with backoff and retries on the new master, so the application sees a
+ * pause, not an error. Writes are idempotent (same bytes, same offset), so a retried write is
+ * safe. Errors the failure mode decides (hard below its count, soft beyond tolerance) are not
+ * retried: they reach the application at once, typed. A pause longer than `pauseMaxMs` becomes
+ * `VolumeUnavailable` with reason `no-master`.
+ */
+import { Clock, Data, Deferred, Effect, Schedule } from "effect"
+import { writeChunkBytesMax } from "../core/limits.ts"
+import { makeFrame, MessageType, type Frame } from "../wire/index.ts"
+import type { Connection } from "../net/connection.ts"
+import type { Address } from "../net/Transport.ts"
+import { checkRange, OutOfRange, VolumeIoError, VolumeUnavailable, type VolumeError } from "../replication/errors.ts"
+import type { MasterVolume } from "../replication/masterVolume.ts"
+import { decodeClientError, encodeJson, volumeIdOf } from "../replication/protocol.ts"
+
+export interface MasterLocation {
+  readonly node: string
+  readonly address: Address
+  readonly epoch: number
+}
+
+export interface VolumeClientOptions {
+  readonly volume: string
+  readonly sizeBytes: number
+  readonly clientName: string
+  /** Where the master is now (undefined: none yet), from the control store. */
+  readonly locate: Effect.Effect<MasterLocation | undefined, unknown>
+  /** The master volume when it runs in this process. */
+  readonly local: (node: string) => MasterVolume | undefined
+  readonly connect: (address: Address) => Effect.Effect<Connection, unknown>
+  readonly pauseMaxMs: number
+  /** A request without an answer for this long is treated as a lost connection. */
+  readonly requestTimeoutMs: number
+  readonly onRetry?: (reason: string) => void
+}
+
+export interface VolumeClient {
+  readonly name: string
+  readonly sizeBytes: number
+  readonly write: (offset: number, data: Uint8Array) => Effect.Effect<void, VolumeError>
+  readonly read: (offset: number, length: number) => Effect.Effect<Uint8Array, VolumeError>
+  readonly flush: Effect.Effect<void, VolumeError>
+  /** Retries so far (each one a pause the application did not see as an error). */
+  readonly retries: () => number
+  readonly close: Effect.Effect<void>
+}
+
+/** Why an attempt should be retried on the (possibly new) master. */
+class Retry extends Data.TaggedError("Retry")<{ readonly why: string }> {}
+
+interface Session {
+  readonly location: MasterLocation
+  readonly connection: Connection | undefined
+  readonly local: MasterVolume | undefined
+  readonly pending: Map<number, Deferred.Deferred<Frame, Retry>>
+  nextSequence: number
+}
+
+const retryableUnavailable = new Set(["superseded", "closed", "no-master", "not-master"])
+
+export const makeVolumeClient = (options: VolumeClientOptions): VolumeClient => {
+  const volumeId = volumeIdOf(options.volume)
+  let session: Session | undefined
+  let retries = 0
+  let closed = false
+
+  const drop = (why: string) => {
+    const old = session
+    session = undefined
+    if (!old) return
+    old.connection?.close(why)
+    for (const done of old.pending.values()) Deferred.doneUnsafe(done, Effect.fail(new Retry({ why: why })))
+    old.pending.clear()
+  }
+
+  const openSession: Effect.Effect<Session, Retry> = Effect.gen(function* () {
+    if (session) return session
+    const location = yield* options.locate.pipe(Effect.mapError(() => new Retry({ why: "the control store cannot be read" })))
+    if (!location) return yield* new Retry({ why: `no master is recorded for ${options.volume}` })
+    const local = options.local(location.node)
+    if (local) {
+      session = { location, connection: undefined, local, pending: new Map(), nextSequence: 1 }
+      return session
+    }
+    const connection = yield* options.connect(location.address).pipe(Effect.mapError(() => new Retry({ why: `cannot reach master ${location.node}` })))
+    const fresh: Session = { location, connection, local: undefined, pending: new Map(), nextSequence: 2 }
+    const opened = Deferred.makeUnsafe<Frame, Retry>()
+    fresh.pending.set(1, opened)
+    connection.onFrame((frame) => {
+      const done = fresh.pending.get(frame.sequence)
+      if (!done) return
+      fresh.pending.delete(frame.sequence)
+      Deferred.doneUnsafe(done, Effect.succeed(frame))
+    })
+    connection.link.onClose((why) => {
+      if (session === fresh) session = undefined
+      for (const done of fresh.pending.values()) Deferred.doneUnsafe(done, Effect.fail(new Retry({ why: `connection to ${location.node} closed: ${why}` })))
+      fresh.pending.clear()
+    })
+    connection.send(makeFrame(MessageType.Open, { volumeId, epoch: location.epoch, sequence: 1, body: encodeJson({ role: "client", volume: options.volume, sizeBytes: options.sizeBytes, epoch: location.epoch, master: options.clientName }) }))
+    const reply = yield* Deferred.await(opened).pipe(Effect.timeoutOrElse({ duration: options.requestTimeoutMs, orElse: () => Effect.fail(new Retry({ why: `master ${location.node} did not answer` })) }))
+    if (reply.type !== MessageType.OpenAck) {
+      connection.close("not master")
+      return yield* new Retry({ why: `${location.node} is not serving ${options.volume}: ${decodeClientError(reply.body).message}` })
+    }
+    session = fresh
+    return fresh
+  })
+
+  /** One request on the current session: the reply frame, or a typed error, or Retry. */
+  const request = (s: Session, type: MessageType, offset: number, length: number, body: Uint8Array) =>
+    Effect.gen(function* () {
+      const sequence = s.nextSequence++
+      const done = Deferred.makeUnsafe<Frame, Retry>()
+      s.pending.set(sequence, done)
+      s.connection!.send(makeFrame(type, { volumeId, epoch: s.location.epoch, sequence, offset, length, body }))
+      const reply = yield* Deferred.await(done).pipe(Effect.timeoutOrElse({
+        duration: options.requestTimeoutMs,
+        orElse: () => Effect.sync(() => drop(`master ${s.location.node} did not answer within ${options.requestTimeoutMs} ms`)).pipe(Effect.andThen(Effect.fail(new Retry({ why: "request timed out" })))),
+      }))
+      if (reply.type !== MessageType.Error) return reply
+      const error = decodeClientError(reply.body)
+      if (error.tag === "NotMaster" || (error.tag === "VolumeUnavailable" && retryableUnavailable.has(error.reason))) {
+        drop(error.message)
+        return yield* new Retry({ why: error.message })
+      }
+      if (error.tag === "OutOfRange") return yield* new OutOfRange({ volume: options.volume, offset, length, sizeBytes: options.sizeBytes, message: error.message })
+      if (error.tag === "VolumeIoError") return yield* new VolumeIoError({ volume: options.volume, reason: error.reason === "no-space" ? "no-space" : "io", message: error.message })
+      return yield* new VolumeUnavailable({ volume: options.volume, reason: error.reason as VolumeUnavailable["reason"], health: "unavailable", message: error.message })
+    })
+
+  const attempt = <A>(onLocal: (volume: MasterVolume) => Effect.Effect<A, VolumeError>, onRemote: (s: Session) => Effect.Effect<A, VolumeError | Retry>) =>
+    Effect.gen(function* () {
+      const s = yield* openSession
+      if (s.local) {
+        return yield* onLocal(s.local).pipe(Effect.catchTag("VolumeUnavailable", (e): Effect.Effect<never, VolumeUnavailable | Retry> => {
+          if (!retryableUnavailable.has(e.reason)) return Effect.fail(e)
+          drop(e.message)
+          return Effect.fail(new Retry({ why: e.message }))
+        }))
+      }
+      return yield* onRemote(s)
+    })
+
+  const withRetry = <A>(operation: Effect.Effect<A, VolumeError | Retry>): Effect.Effect<A, VolumeError> =>
+    Effect.gen(function* () {
+      const startedMs = yield* Clock.currentTimeMillis
+      let last = "unknown"
+      const schedule = Schedule.exponential(20).pipe((s) => Schedule.min([s, Schedule.spaced(500)]))
+      return yield* operation.pipe(
+        Effect.tapError((e) => Effect.sync(() => {
+          if (e instanceof Retry) {
+            retries++
+            last = e.why
+            options.onRetry?.(e.why)
+          }
+        })),
+        Effect.retry({
+          schedule,
+          while: (e) => e instanceof Retry && !closed,
+        }),
+        Effect.timeoutOrElse({
+          duration: options.pauseMaxMs,
+          orElse: () => Effect.fail(new Retry({ why: last })),
+        }),
+        Effect.catch((e): Effect.Effect<never, VolumeError> =>
+          e instanceof Retry
+            ? Clock.currentTimeMillis.pipe(Effect.flatMap((now) => Effect.fail(new VolumeUnavailable({
+                volume: options.volume, reason: "no-master", health: "unavailable",
+                message: `volume ${options.volume}: no master answered for ${now - startedMs} ms (last: ${e.why})`,
+              }))))
+            : Effect.fail(e)),
+      )
+    })
+
+  const writeChunk = (offset: number, data: Uint8Array) =>
+    withRetry(attempt((v) => v.write(offset, data), (s) => Effect.asVoid(request(s, MessageType.Write, offset, data.length, data))))
+
+  const readChunk = (offset: number, length: number) =>
+    withRetry(attempt((v) => v.read(offset, length), (s) => Effect.map(request(s, MessageType.Read, offset, length, new Uint8Array(0)), (f) => f.body)))
+
+  const write = (offset: number, data: Uint8Array): Effect.Effect<void, VolumeError> =>
+    Effect.suspend((): Effect.Effect<void, VolumeError> => {
+      const bad = checkRange(options.volume, options.sizeBytes, offset, data.length)
+      if (bad) return Effect.fail(bad)
+      const parts: Array<[number, Uint8Array]> = []
+      for (let at = 0; at < data.length; at += writeChunkBytesMax) parts.push([offset + at, data.subarray(at, at + writeChunkBytesMax)])
+      return Effect.forEach(parts, ([o, d]) => writeChunk(o, d), { concurrency: 8, discard: true })
+    })
+
+  const read = (offset: number, length: number): Effect.Effect<Uint8Array, VolumeError> =>
+    Effect.suspend((): Effect.Effect<Uint8Array, VolumeError> => {
+      const bad = checkRange(options.volume, options.sizeBytes, offset, length)
+      if (bad) return Effect.fail(bad)
+      if (length <= writeChunkBytesMax) return readChunk(offset, length)
+      const out = new Uint8Array(length)
+      const parts: number[] = []
+      for (let at = 0; at < length; at += writeChunkBytesMax) parts.push(at)
+      return Effect.as(Effect.forEach(parts, (at) => Effect.map(readChunk(offset + at, Math.min(writeChunkBytesMax, length - at)), (bytes) => out.set(bytes, at)), { concurrency: 8, discard: true }), out)
+    })
+
+  const flush = withRetry(attempt((v) => v.flush, (s) => Effect.asVoid(request(s, MessageType.Flush, 0, 0, new Uint8Array(0)))))
+
+  return {
+    name: options.volume,
+    sizeBytes: options.sizeBytes,
+    write, read, flush,
+    retries: () => retries,
+    close: Effect.sync(() => {
+      closed = true
+      drop("client closed")
+    }),
+  }
+}
