@@ -44,22 +44,26 @@ type Body<A> = (ns: string) => Effect.Effect<A, ControlError, ControlStore | Sco
 
 let testCount = 0
 
-/** Runs one test body against a fresh store under `ns`, bounded in real time. */
-const runWith = <A>(target: ComplianceTarget, body: Body<A>): Promise<A> => {
-  const ns = `compliance/${process.pid}/${++testCount}/${performance.now().toFixed(0)}/`
-  const effect = target.wrap(body(ns).pipe(Effect.scoped, Effect.provide(target.layer())))
+/** Runs an effect, failing (and interrupting it) if it takes longer than `timeoutMs` of real time. */
+export const runBounded = <A, E>(effect: Effect.Effect<A, E>, timeoutMs: number): Promise<A> => {
   const fiber = Effect.runFork(effect)
   return new Promise<A>((resolve, reject) => {
     const timer = setTimeout(() => {
-      reject(new Error(`test did not finish within ${target.testTimeoutMs} ms`))
+      reject(new Error(`test did not finish within ${timeoutMs} ms`))
       Effect.runFork(Fiber.interrupt(fiber))
-    }, target.testTimeoutMs)
+    }, timeoutMs)
     fiber.addObserver((exit) => {
       clearTimeout(timer)
       if (exit._tag === "Success") resolve(exit.value)
       else reject(new Error(Cause.pretty(exit.cause)))
     })
   })
+}
+
+/** Runs one test body against a fresh store under `ns`, bounded in real time. */
+const runWith = <A>(target: ComplianceTarget, body: Body<A>): Promise<A> => {
+  const ns = `compliance/${process.pid}/${++testCount}/${performance.now().toFixed(0)}/`
+  return runBounded(target.wrap(body(ns).pipe(Effect.scoped, Effect.provide(target.layer()))), target.testTimeoutMs)
 }
 
 /** The failure reason of an effect that must fail. */

@@ -13,7 +13,9 @@ import * as assert from "uvu/assert"
 import { type ControlError, ControlStore } from "../../../lib/control/ControlStore.ts"
 import { layerMemory, make } from "../../../lib/control/embedded.ts"
 import { layerFile } from "../../../lib/control/embeddedFile.ts"
-import { registerControlStoreCompliance } from "../../support/controlStoreCompliance.ts"
+import { registerControlStoreCompliance, runBounded } from "../../support/controlStoreCompliance.ts"
+
+const testTimeoutMs = 10_000
 
 const Compliance = suite("embedded ControlStore compliance")
 registerControlStoreCompliance(Compliance, {
@@ -24,12 +26,12 @@ registerControlStoreCompliance(Compliance, {
   advance: (ms) => TestClock.adjust(ms),
   awaitExpiry: (ttlMs) => TestClock.adjust(ttlMs + 1),
   pause: Effect.yieldNow,
-  testTimeoutMs: 10_000,
+  testTimeoutMs,
 })
 Compliance.run()
 
 const run = <A>(effect: Effect.Effect<A, ControlError, ControlStore>, layer: Layer.Layer<ControlStore, ControlError> = layerMemory) =>
-  Effect.runPromise(effect.pipe(Effect.provide(layer), Effect.provide(TestClock.layer())))
+  runBounded(effect.pipe(Effect.provide(layer), Effect.provide(TestClock.layer())), testTimeoutMs)
 
 const Embedded = suite("embedded ControlStore")
 
@@ -46,7 +48,7 @@ Embedded("the background sweep expires a lease and watchers see the delete witho
   }))))
 
 Embedded("a watcher that falls behind its buffer fails with watch-lagged; the store goes on", () =>
-  Effect.runPromise(Effect.scoped(Effect.gen(function* () {
+  runBounded(Effect.scoped(Effect.gen(function* () {
     const store = yield* make({ watchBufferEvents: 4 })
     const pull = yield* Stream.toPull(store.watch("k/"))
     for (let index = 0; index < 10; index++) yield* store.put(`k/${index}`, "v")
@@ -55,10 +57,10 @@ Embedded("a watcher that falls behind its buffer fails with watch-lagged; the st
     assert.is((failure as ControlError).reason, "watch-lagged")
     assert.ok(drained.length <= 4, `delivered at most the buffer (${drained.length})`)
     assert.is((yield* store.get("k/9"))?.value, "v")
-  })).pipe(Effect.provide(TestClock.layer()))))
+  })).pipe(Effect.provide(TestClock.layer())), testTimeoutMs))
 
 Embedded("keepAlive on a lease past its deadline fails with lease-expired even before any sweep", () =>
-  Effect.runPromise(Effect.scoped(Effect.gen(function* () {
+  runBounded(Effect.scoped(Effect.gen(function* () {
     const store = yield* make({ sweepIntervalMs: 60_000 })
     const lease = yield* store.grantLease(100)
     yield* store.put("hb", "x", { lease })
@@ -70,7 +72,7 @@ Embedded("keepAlive on a lease past its deadline fails with lease-expired even b
     const result = yield* Effect.result(store.keepAlive(lease))
     assert.is(result._tag === "Failure" ? result.failure.reason : "ok", "lease-expired")
     assert.is(yield* store.get("hb"), undefined)
-  })).pipe(Effect.provide(TestClock.layer()))))
+  })).pipe(Effect.provide(TestClock.layer())), testTimeoutMs))
 
 Embedded.run()
 
