@@ -3,7 +3,6 @@
  * file), and lease helpers. The etcd implementation is in lib/platform/etcdControlStore.ts.
  */
 export * from "./ControlStore.ts"
-export * as Embedded from "./embedded.ts"
 export { layerMemory, layerPersisted, make as makeEmbedded, type EmbeddedOptions } from "./embedded.ts"
 export { layerFile } from "./embeddedFile.ts"
 export { keepLeaseAlive, withLease, type ScopedLease } from "./lease.ts"

@@ -16,7 +16,7 @@
  * falls behind fails with `watch-lagged`) and cancelled when the stream's scope ends.
  */
 import { Cause, Duration, Effect, Layer, Queue, type Scope, Stream } from "effect"
-import { Etcd3, isRecoverableError, type IKeyValue, type Watcher } from "etcd3"
+import { ClientClosedError, EtcdLeaseInvalidError, Etcd3, GRPCResourceExhastedError, isRecoverableError, type IKeyValue, type Watcher } from "etcd3"
 import { Buffer } from "node:buffer"
 import {
   ControlError,
@@ -107,11 +107,13 @@ class LeaseBook {
 
 const errorMapper = (hosts: string, leases: LeaseBook) => (what: string, cause: unknown, lease?: LeaseId): ControlError => {
   const message = messageOf(cause)
-  if (message.includes("requested lease not found") && lease !== undefined) return leases.gone(lease)
-  if (/too large|exceeds|max-request-bytes|too many operations/i.test(message)) {
+  // etcd3 turns "etcdserver: requested lease not found" into EtcdLeaseInvalidError; size limits
+  // arrive as RESOURCE_EXHAUSTED or as etcdserver messages, which have no class of their own.
+  if (cause instanceof EtcdLeaseInvalidError && lease !== undefined) return leases.gone(lease)
+  if (cause instanceof GRPCResourceExhastedError || /request is too large|too many operations/i.test(message)) {
     return new ControlError({ reason: "too-large", message: `etcd refused ${what} as too large: ${message}`, cause })
   }
-  if (message.includes("closed")) {
+  if (cause instanceof ClientClosedError) {
     return new ControlError({ reason: "closed", message: `etcd client for ${hosts} is closed (${what})`, cause })
   }
   const recoverable = cause instanceof Error && isRecoverableError(cause)
