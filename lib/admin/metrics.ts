@@ -1,0 +1,80 @@
+/**
+ * The metrics this layer owns, on the shared registry (lib/core/metrics.ts):
+ *
+ *   replivol_frontend_ops_total{volume,op,result}   reads/writes/flushes at the front-end (FUSE, handles)
+ *   replivol_frontend_bytes_total{volume,op}        bytes read/written there
+ *   replivol_volume_health{volume}                  0 healthy, 1 degraded, 2 unavailable
+ *   replivol_volume_sync_bytes{volume,replica,kind} kind="done"|"total" of a syncing replica
+ *
+ * The network, backend and replication-retry series are recorded by the nodes themselves (the
+ * `metrics` node option) under the names in `metricNames`. Pure: no clock, no IO.
+ */
+import { Effect } from "effect"
+import type { VolumeInfo } from "../cluster/clusterNode.ts"
+import type { VolumeClient } from "../cluster/volumeClient.ts"
+import type { Metrics } from "../core/metrics.ts"
+
+export const metricNames = {
+  frontendOps: "replivol_frontend_ops_total",
+  frontendBytes: "replivol_frontend_bytes_total",
+  networkFrames: "replivol_network_frames_total",
+  networkBytes: "replivol_network_bytes_total",
+  backendOps: "replivol_backend_ops_total",
+  backendBytes: "replivol_backend_bytes_total",
+  replicationRetries: "replivol_replication_retries_total",
+  volumeHealth: "replivol_volume_health",
+  volumeSyncBytes: "replivol_volume_sync_bytes",
+} as const
+
+export type FrontendOp = "read" | "write" | "flush"
+
+/** One front-end operation: counted by result ("ok" or the error's tag/reason), bytes when it succeeded. */
+export const recordFrontend = (metrics: Metrics, volume: string, op: FrontendOp, result: string, bytes: number): void => {
+  metrics.add(metricNames.frontendOps, { volume, op, result })
+  if (result === "ok" && bytes > 0) metrics.add(metricNames.frontendBytes, { volume, op }, bytes)
+}
+
+const resultOf = (error: { readonly _tag: string; readonly reason?: string }): string => (error.reason ? `${error._tag}:${error.reason}` : error._tag)
+
+/** Counts an Effect's outcome as one front-end op. */
+export const countOp = <A, E extends { readonly _tag: string; readonly reason?: string }>(
+  metrics: Metrics, volume: string, op: FrontendOp, bytes: number, effect: Effect.Effect<A, E>,
+): Effect.Effect<A, E> =>
+  effect.pipe(
+    Effect.tap(() => Effect.sync(() => recordFrontend(metrics, volume, op, "ok", bytes))),
+    Effect.tapError((error) => Effect.sync(() => recordFrontend(metrics, volume, op, resultOf(error), 0))),
+  )
+
+/** The same handle, with every read/write/flush counted as a front-end op. */
+export const instrumentClient = (client: VolumeClient, metrics: Metrics): VolumeClient => ({
+  ...client,
+  write: (offset, data) => countOp(metrics, client.name, "write", data.length, client.write(offset, data)),
+  read: (offset, length) => countOp(metrics, client.name, "read", length, client.read(offset, length)),
+  flush: countOp(metrics, client.name, "flush", 0, client.flush),
+})
+
+export const healthValue = (health: string): number => (health === "healthy" ? 0 : health === "degraded" ? 1 : 2)
+
+/**
+ * Sets the health and sync gauges from a volume listing, and removes the gauges of volumes (and
+ * replicas) no longer listed. Returns the volume names seen, to pass as `previous` next time.
+ */
+export const refreshVolumeGauges = (metrics: Metrics, volumes: ReadonlyArray<VolumeInfo>, previous: ReadonlySet<string>): Set<string> => {
+  const seen = new Set<string>()
+  for (const v of volumes) {
+    seen.add(v.volume)
+    metrics.set(metricNames.volumeHealth, { volume: v.volume }, healthValue(v.health))
+    metrics.remove(metricNames.volumeSyncBytes, { volume: v.volume })
+    for (const r of v.replicas) {
+      if (r.state !== "syncing" || r.bytesTotal === undefined) continue
+      metrics.set(metricNames.volumeSyncBytes, { volume: v.volume, replica: r.node, kind: "done" }, r.bytesDone ?? 0)
+      metrics.set(metricNames.volumeSyncBytes, { volume: v.volume, replica: r.node, kind: "total" }, r.bytesTotal)
+    }
+  }
+  for (const name of previous) {
+    if (seen.has(name)) continue
+    metrics.remove(metricNames.volumeHealth, { volume: name })
+    metrics.remove(metricNames.volumeSyncBytes, { volume: name })
+  }
+  return seen
+}

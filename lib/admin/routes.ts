@@ -1,0 +1,147 @@
+/**
+ * The admin API as a pure function: a parsed request in, a response out (the node:http server in
+ * lib/platform/adminHttp.ts only moves bytes). JSON endpoints, all under a bearer token:
+ *
+ *   GET    /v1/volumes                      list (VolumeInfo[])
+ *   POST   /v1/volumes                      create { volume, sizeBytes, labels? } → 201 VolumeInfo
+ *   GET    /v1/volumes/<ns>/<name>          inspect
+ *   DELETE /v1/volumes/<ns>/<name>          delete → 204
+ *   GET    /v1/rules[?namespace=NS]         list
+ *   POST   /v1/rules                        create or replace { name, namespace, selector, action?, labels, weight? } → 201
+ *   DELETE /v1/rules/<ns>/<name>            delete → 204
+ *   GET    /v1/nodes                        nodes (a local cluster also lists stopped ones)
+ *   POST   /v1/nodes/<name>/kill|revive     crash drill, local clusters only
+ *   GET    /v1/events?since=N               { events, next }
+ *   GET    /metrics                         Prometheus text
+ *
+ * Authorization: `Authorization: Bearer <token>` on every endpoint; `/metrics` is also served
+ * without the token to requests from a loopback address (a local Prometheus or curl), since it
+ * names volumes but no data. A wrong or missing token is 401.
+ */
+import { Effect } from "effect"
+import type { ClusterNode } from "../cluster/clusterNode.ts"
+import type { Metrics } from "../core/metrics.ts"
+import { AdminError, errorBody, statusOf } from "./errors.ts"
+import type { EventLog } from "./events.ts"
+
+export interface LocalNodeStatus {
+  readonly name: string
+  readonly address: string
+  readonly running: boolean
+}
+
+/** Crash drills, offered by a local cluster (all nodes in one process). */
+export interface LocalControl {
+  readonly kill: (name: string) => Effect.Effect<void, AdminError>
+  readonly revive: (name: string) => Effect.Effect<void, AdminError>
+  readonly nodes: () => ReadonlyArray<LocalNodeStatus>
+}
+
+export interface AdminTarget {
+  /** A running node to serve the call (any: they share the control store). */
+  readonly node: () => ClusterNode | undefined
+  readonly events: EventLog
+  readonly metrics: Metrics
+  readonly token: string
+  readonly local?: LocalControl
+}
+
+export interface AdminRequest {
+  readonly method: string
+  readonly path: string
+  readonly query: Readonly<Record<string, string>>
+  readonly authorization: string | undefined
+  readonly loopback: boolean
+  readonly body: unknown
+}
+
+export interface AdminResponse {
+  readonly status: number
+  readonly contentType: string
+  readonly body: string
+}
+
+const json = (status: number, value: unknown): AdminResponse => ({ status, contentType: "application/json", body: status === 204 ? "" : JSON.stringify(value) })
+
+/** Same length and same bytes, compared without an early exit. */
+export const tokenMatches = (authorization: string | undefined, token: string): boolean => {
+  const given = authorization?.startsWith("Bearer ") ? authorization.slice(7).trim() : ""
+  if (given.length !== token.length || token.length === 0) return false
+  let diff = 0
+  for (let i = 0; i < token.length; i++) diff |= given.charCodeAt(i) ^ token.charCodeAt(i)
+  return diff === 0
+}
+
+const badRequest = (message: string) => new AdminError({ reason: "bad-request", message })
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v)
+
+const createBody = (body: unknown) => {
+  if (!isRecord(body) || typeof body.volume !== "string" || typeof body.sizeBytes !== "number") {
+    return Effect.fail(badRequest("create needs a JSON body { volume: \"ns/name\", sizeBytes: number, labels?: { key: value } }"))
+  }
+  const labels = body.labels ?? {}
+  if (!isRecord(labels) || Object.values(labels).some((v) => typeof v !== "string")) return Effect.fail(badRequest("labels must be an object of text values"))
+  return Effect.succeed({ volume: body.volume, sizeBytes: body.sizeBytes, labels: labels as Record<string, string> })
+}
+
+type Route = (target: AdminTarget, node: ClusterNode, request: AdminRequest, rest: ReadonlyArray<string>) => Effect.Effect<AdminResponse, unknown>
+
+const volumes: Route = (_target, node, request, rest) => {
+  if (rest.length === 0 && request.method === "GET") return Effect.map(node.listVolumes, (v) => json(200, v))
+  if (rest.length === 0 && request.method === "POST") return Effect.map(Effect.flatMap(createBody(request.body), node.createVolume), (v) => json(201, v))
+  if (rest.length !== 2) return Effect.fail(new AdminError({ reason: "not-found", message: "volume paths are /v1/volumes/<namespace>/<name>" }))
+  const name = rest.join("/")
+  if (request.method === "GET") return Effect.map(node.inspectVolume(name), (v) => json(200, v))
+  if (request.method === "DELETE") return Effect.as(node.deleteVolume(name), json(204, null))
+  return Effect.fail(new AdminError({ reason: "method-not-allowed", message: `${request.method} is not allowed on ${request.path}: use GET or DELETE` }))
+}
+
+const rules: Route = (_target, node, request, rest) => {
+  if (rest.length === 0 && request.method === "GET") return Effect.map(node.listRules(request.query.namespace || undefined), (r) => json(200, r))
+  if (rest.length === 0 && request.method === "POST") return Effect.map(node.putRule(request.body), (r) => json(201, r))
+  if (rest.length === 2 && request.method === "DELETE") return Effect.as(node.deleteRule(rest[0]!, rest[1]!), json(204, null))
+  return Effect.fail(new AdminError({ reason: "not-found", message: `no rule endpoint ${request.method} ${request.path}` }))
+}
+
+const nodes: Route = (target, node, request, rest) => {
+  if (rest.length === 0 && request.method === "GET") {
+    return Effect.map(node.listNodes, (alive) => {
+      const rows = alive.map((n) => ({ name: n.name, address: `${n.host}:${n.port}`, api: n.api ?? null, state: "up", controller: n.controller }))
+      for (const local of target.local?.nodes() ?? []) {
+        if (!rows.some((r) => r.name === local.name)) rows.push({ name: local.name, address: local.address, api: null, state: local.running ? "starting" : "down", controller: false })
+      }
+      return json(200, rows.sort((a, b) => (a.name < b.name ? -1 : 1)))
+    })
+  }
+  const action = rest[1]
+  if (rest.length === 2 && request.method === "POST" && (action === "kill" || action === "revive")) {
+    if (!target.local) return Effect.fail(new AdminError({ reason: "not-local", message: `node ${action} works only on a local cluster ("replivol cluster up"); stop or start a real node's process instead` }))
+    return Effect.as(target.local[action](rest[0]!), json(200, { node: rest[0], action }))
+  }
+  return Effect.fail(new AdminError({ reason: "not-found", message: `no node endpoint ${request.method} ${request.path}` }))
+}
+
+const events: Route = (target, _node, request) => {
+  const since = Number(request.query.since ?? "0")
+  if (!Number.isSafeInteger(since) || since < 0) return Effect.fail(badRequest(`since must be a whole number ≥ 0, got "${request.query.since}"`))
+  return Effect.succeed(json(200, target.events.since(since)))
+}
+
+const routes: Readonly<Record<string, Route>> = { volumes, rules, nodes, events }
+
+/** Answers one request; every failure becomes a status and an error body, never a rejection. */
+export const handleRequest = (target: AdminTarget, request: AdminRequest): Effect.Effect<AdminResponse> => {
+  const isMetrics = request.path === "/metrics"
+  if (!tokenMatches(request.authorization, target.token) && !(isMetrics && request.loopback)) {
+    return Effect.succeed(json(401, { error: errorBody(new AdminError({ reason: "unauthorized", message: "a valid admin token is required: send \"Authorization: Bearer <token>\" (the token is in <data>/admin.token)" })) }))
+  }
+  if (isMetrics && request.method === "GET") return Effect.succeed({ status: 200, contentType: "text/plain; version=0.0.4", body: target.metrics.render() })
+  const [version, resource, ...rest] = request.path.split("/").filter((p) => p !== "")
+  const route = version === "v1" && resource !== undefined ? routes[resource] : undefined
+  const node = target.node()
+  const run: Effect.Effect<AdminResponse, unknown> =
+    route === undefined ? Effect.fail(new AdminError({ reason: "not-found", message: `no endpoint ${request.method} ${request.path}: see /v1/volumes, /v1/rules, /v1/nodes, /v1/events, /metrics` }))
+    : node === undefined ? Effect.fail(new AdminError({ reason: "no-node", message: "no node of this cluster is running; revive one (replivol node revive NAME)" }))
+    : route(target, node, request, rest.map(decodeURIComponent))
+  return run.pipe(Effect.catch((error) => Effect.succeed(json(statusOf(error as { _tag?: string; reason?: string }), { error: errorBody(error) }))))
+}

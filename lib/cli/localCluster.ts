@@ -1,0 +1,236 @@
+/**
+ * A local cluster: N cluster nodes in one process sharing one control store, each in its own
+ * Scope so one can crash (`kill`) and come back (`revive`) while the others run.
+ *
+ * A kill imitates a crash, not a shutdown: the node's view of the control store is cut first
+ * (every call fails `unreachable`, so its lease is neither renewed nor revoked and must expire,
+ * as when a machine dies), then its scope is closed, which stops its listener and drops its
+ * connections. A revive starts the node again with the same name, address and data directory.
+ *
+ * `createLocalCluster` is the Promise facade the examples use; `startLocalCluster` is the
+ * Effect API the CLI's `cluster up` builds on (it provides the layers itself).
+ */
+import { Effect, Exit, Layer, Scope, Stream } from "effect"
+import { startClusterNode, type ClusterEvent, type ClusterNode, type ClusterNodeOptions, type VolumeInfo } from "../cluster/clusterNode.ts"
+import type { VolumeClient } from "../cluster/volumeClient.ts"
+import { ControlError, ControlStore, type ControlStoreShape } from "../control/ControlStore.ts"
+import { layerMemory } from "../control/embedded.ts"
+import { layerFile } from "../control/embeddedFile.ts"
+import { makeMetrics, type Metrics } from "../core/metrics.ts"
+import type { Transport } from "../net/Transport.ts"
+import { layerFileStores } from "../platform/fileStores.ts"
+import { layerTcp } from "../platform/tcp.ts"
+import { makeMemoryStores, Stores } from "../store/Stores.ts"
+import { AdminError } from "../admin/errors.ts"
+import { makeEventLog, type EventLog } from "../admin/events.ts"
+import { instrumentClient } from "../admin/metrics.ts"
+import type { LocalControl, LocalNodeStatus } from "../admin/routes.ts"
+
+/** Most nodes a local cluster runs (one master and up to five replicas need six). */
+export const localNodesMax = 16
+export const replicationPortDefault = 5703
+
+export interface LocalClusterOptions {
+  /** Number of nodes, n1..nN (default 3). */
+  readonly nodes?: number
+  /** Node i listens on `${hostBase}${i}` (default "127.0.0."). */
+  readonly hostBase?: string
+  /** Replication port of every node (default 5703). */
+  readonly port?: number
+  /** Node i keeps its copies under `${dataDir}/n${i}`. */
+  readonly dataDir: string
+  /** Cluster secret (at least 16 bytes). */
+  readonly secret: string
+  /** Extra node options (timeouts, lease TTL, grace period). */
+  readonly node?: Partial<Omit<ClusterNodeOptions, "name" | "address" | "dataDir" | "secret" | "onClusterEvent">>
+  readonly onEvent?: (event: ClusterEvent) => void
+  readonly metrics?: Metrics
+}
+
+export interface LocalCluster {
+  readonly names: ReadonlyArray<string>
+  /** The named node if running; without a name, the first running node. */
+  readonly node: (name?: string) => ClusterNode | undefined
+  readonly isRunning: (name: string) => boolean
+  readonly kill: (name: string) => Effect.Effect<void, AdminError>
+  readonly revive: (name: string) => Effect.Effect<void, AdminError>
+  readonly statuses: () => ReadonlyArray<LocalNodeStatus>
+  readonly control: LocalControl
+  readonly events: EventLog
+  readonly metrics: Metrics
+}
+
+const cut = (reason: string) => new ControlError({ reason: "unreachable", message: reason })
+
+/** The control store as one node sees it: `sever()` makes every call fail, as if its machine died. */
+const severable = (store: ControlStoreShape, name: string) => {
+  let severed = false
+  const gate = <A>(effect: Effect.Effect<A, ControlError>) => Effect.suspend(() => (severed ? Effect.fail(cut(`node ${name} was killed`)) : effect))
+  const shape: ControlStoreShape = {
+    get: (k) => gate(store.get(k)),
+    list: (p) => gate(store.list(p)),
+    put: (k, v, o) => gate(store.put(k, v, o)),
+    delete: (k) => gate(store.delete(k)),
+    transaction: (t) => gate(store.transaction(t)),
+    grantLease: (ttl) => gate(store.grantLease(ttl)),
+    keepAlive: (l) => gate(store.keepAlive(l)),
+    revokeLease: (l) => gate(store.revokeLease(l)),
+    watch: (p) => Stream.unwrap(Effect.sync(() => (severed ? Stream.fail(cut(`node ${name} was killed`)) : store.watch(p)))),
+  }
+  return { shape, sever: () => void (severed = true) }
+}
+
+interface Member {
+  readonly name: string
+  readonly address: { readonly host: string; readonly port: number }
+  running: { readonly node: ClusterNode; readonly scope: Scope.Closeable; readonly sever: () => void } | undefined
+}
+
+export const startLocalCluster = (options: LocalClusterOptions): Effect.Effect<LocalCluster, AdminError, Scope.Scope | ControlStore | Transport | Stores> =>
+  Effect.gen(function* () {
+    const count = options.nodes ?? 3
+    if (!Number.isInteger(count) || count < 1 || count > localNodesMax) return yield* new AdminError({ reason: "bad-request", message: `--nodes must be 1..${localNodesMax}, got ${count}` })
+    const store = yield* ControlStore
+    const context = yield* Effect.context<Transport | Stores>()
+    const parent = yield* Effect.scope
+    const events = makeEventLog()
+    const metrics = options.metrics ?? makeMetrics()
+    const onEvent = (event: ClusterEvent) => {
+      events.push(event)
+      options.onEvent?.(event)
+    }
+    const members: Member[] = Array.from({ length: count }, (_, i) => ({
+      name: `n${i + 1}`, address: { host: `${options.hostBase ?? "127.0.0."}${i + 1}`, port: options.port ?? replicationPortDefault }, running: undefined,
+    }))
+    const find = (name: string) => Effect.suspend(() => {
+      const member = members.find((m) => m.name === name)
+      return member ? Effect.succeed(member) : Effect.fail(new AdminError({ reason: "not-found", message: `no node ${name} in this local cluster: allowed ${members.map((m) => m.name).join(", ")}` }))
+    })
+    const start = (member: Member) =>
+      Effect.gen(function* () {
+        const scope = yield* Scope.fork(parent)
+        const view = severable(store, member.name)
+        const nodeOptions = {
+          ...options.node, name: member.name, address: member.address, dataDir: `${options.dataDir}/${member.name}`,
+          secret: options.secret, onClusterEvent: onEvent, metrics,
+        } as ClusterNodeOptions
+        const node = yield* startClusterNode(nodeOptions).pipe(
+          Scope.provide(scope), Effect.provideService(ControlStore, view.shape), Effect.provide(context),
+          Effect.onError(() => Scope.close(scope, Exit.void)),
+          Effect.mapError((e) => new AdminError({ reason: "internal", message: `node ${member.name} could not start: ${e.message}` })),
+        )
+        member.running = { node, scope, sever: view.sever }
+      })
+    const kill = (name: string) =>
+      Effect.gen(function* () {
+        const member = yield* find(name)
+        const running = member.running
+        if (!running) return yield* new AdminError({ reason: "bad-request", message: `node ${name} is not running` })
+        member.running = undefined
+        running.sever()
+        yield* Scope.close(running.scope, Exit.void)
+        onEvent({ atMs: 0, node: name, kind: "node-killed", message: `${name} was killed (crash drill): its lease will expire` })
+      })
+    const revive = (name: string) =>
+      Effect.gen(function* () {
+        const member = yield* find(name)
+        if (member.running) return yield* new AdminError({ reason: "bad-request", message: `node ${name} is already running` })
+        yield* start(member)
+        onEvent({ atMs: 0, node: name, kind: "node-revived", message: `${name} was started again with its data` })
+      })
+    yield* Effect.forEach(members, start, { discard: true })
+    const statuses = () => members.map((m) => ({ name: m.name, address: `${m.address.host}:${m.address.port}`, running: m.running !== undefined }))
+    return {
+      names: members.map((m) => m.name),
+      node: (name) => (name === undefined ? members.find((m) => m.running) : members.find((m) => m.name === name))?.running?.node,
+      isRunning: (name) => members.some((m) => m.name === name && m.running !== undefined),
+      kill, revive, statuses,
+      control: { kill, revive, nodes: statuses },
+      events, metrics,
+    }
+  })
+
+// ---- Promise facade
+
+export interface LocalVolume {
+  readonly name: string
+  readonly sizeBytes: number
+  /** Resolves when the master and every in-sync replica have the bytes; a failover is a pause. */
+  readonly write: (offset: number, data: Uint8Array) => Promise<void>
+  readonly read: (offset: number, length: number) => Promise<Uint8Array>
+  /** Resolves when every in-sync copy has made earlier writes durable. */
+  readonly flush: () => Promise<void>
+  /** How many times IO waited for a (new) master so far. */
+  readonly retries: () => number
+  readonly close: () => Promise<void>
+}
+
+export interface LocalClusterHandle {
+  readonly names: ReadonlyArray<string>
+  readonly createVolume: (volume: string, sizeBytes: number, labels?: Readonly<Record<string, string>>) => Promise<VolumeInfo>
+  readonly inspectVolume: (volume: string) => Promise<VolumeInfo>
+  readonly listVolumes: () => Promise<ReadonlyArray<VolumeInfo>>
+  readonly waitHealthy: (volume: string, timeoutMs: number) => Promise<VolumeInfo>
+  /** A handle through node `via` (default: a running node other than the volume's master). */
+  readonly openVolume: (volume: string, options?: { readonly via?: string }) => Promise<LocalVolume>
+  readonly killNode: (name: string) => Promise<void>
+  readonly reviveNode: (name: string) => Promise<void>
+  readonly close: () => Promise<void>
+  readonly effect: LocalCluster
+}
+
+export interface CreateLocalClusterOptions extends Omit<LocalClusterOptions, "dataDir" | "secret"> {
+  /** Sparse files and a persisted control store under this directory; omitted: all in memory. */
+  readonly dataDir?: string
+  readonly secret?: string
+}
+
+/** Starts a local cluster on real TCP (loopback); rejects with AdminError when a node cannot start. */
+export const createLocalCluster = async (options: CreateLocalClusterOptions = {}): Promise<LocalClusterHandle> => {
+  const stores = options.dataDir === undefined ? makeMemoryStores().layer : layerFileStores
+  const control = options.dataDir === undefined ? layerMemory : layerFile(`${options.dataDir}/control.json`)
+  const scope = Effect.runSync(Scope.make())
+  const run = <A, E>(effect: Effect.Effect<A, E>) => Effect.runPromise(effect)
+  const services = buildIn(Layer.build(Layer.mergeAll(layerTcp, stores, control)), scope)
+  const cluster = await run(startLocalCluster({ ...options, dataDir: options.dataDir ?? "/memory", secret: options.secret ?? "local-cluster-secret-0123456789" }).pipe(
+    Scope.provide(scope), Effect.provide(await services),
+  )).catch(async (error: unknown) => {
+    await run(Scope.close(scope, Exit.void))
+    throw error
+  })
+  const any = () => {
+    const node = cluster.node()
+    if (!node) throw new AdminError({ reason: "no-node", message: "no node of the local cluster is running" })
+    return node
+  }
+  const openVolume = async (volume: string, open: { readonly via?: string } = {}): Promise<LocalVolume> => {
+    const info = await run(any().inspectVolume(volume))
+    const via = open.via ?? cluster.names.find((n) => n !== info.master && cluster.isRunning(n)) ?? any().name
+    const node = cluster.node(via)
+    if (!node) throw new AdminError({ reason: "not-found", message: `node ${via} is not running` })
+    const child = Effect.runSync(Scope.fork(scope))
+    const client: VolumeClient = instrumentClient(await run(node.openVolume(volume).pipe(Scope.provide(child))), cluster.metrics)
+    return {
+      name: client.name, sizeBytes: client.sizeBytes,
+      write: (offset, data) => run(client.write(offset, data)),
+      read: (offset, length) => run(client.read(offset, length)),
+      flush: () => run(client.flush),
+      retries: client.retries,
+      close: () => run(Scope.close(child, Exit.void)),
+    }
+  }
+  return {
+    names: cluster.names,
+    createVolume: (volume, sizeBytes, labels) => run(any().createVolume({ volume, sizeBytes, ...(labels ? { labels } : {}) })),
+    inspectVolume: (volume) => run(any().inspectVolume(volume)),
+    listVolumes: () => run(any().listVolumes),
+    waitHealthy: (volume, timeoutMs) => run(any().waitHealthy(volume, timeoutMs)),
+    openVolume,
+    killNode: (name) => run(cluster.kill(name)),
+    reviveNode: (name) => run(cluster.revive(name)),
+    close: () => run(Scope.close(scope, Exit.void)),
+    effect: cluster,
+  }
+}
+
+const buildIn = <A, E>(effect: Effect.Effect<A, E, Scope.Scope>, scope: Scope.Scope) => Effect.runPromise(Scope.provide(scope)(effect))

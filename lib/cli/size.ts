@@ -1,0 +1,46 @@
+/**
+ * Volume sizes as people type them: `1GiB`, `512MiB`, `4096` (bytes). Binary suffixes only
+ * (KiB/MiB/GiB/TiB, plus K/M/G/T as the same powers of 1024), because a block volume's size is a
+ * whole number of sectors and decimal units (GB = 10^9) rarely are. Pure.
+ */
+import { Data } from "effect"
+
+export class SizeError extends Data.TaggedError("SizeError")<{
+  readonly reason: "malformed" | "not-positive" | "too-large"
+  readonly input: string
+  readonly message: string
+}> {}
+
+const units: Readonly<Record<string, number>> = {
+  "": 1, b: 1,
+  k: 2 ** 10, kib: 2 ** 10,
+  m: 2 ** 20, mib: 2 ** 20,
+  g: 2 ** 30, gib: 2 ** 30,
+  t: 2 ** 40, tib: 2 ** 40,
+}
+
+const allowed = "a whole number with an optional unit KiB, MiB, GiB or TiB (for example 1GiB, 512MiB, 1048576)"
+
+/** Bytes for `text`, or a SizeError naming the input and what is allowed. */
+export const parseSize = (text: string): number | SizeError => {
+  const match = /^\s*(\d+)(?:\.(\d+))?\s*([a-zA-Z]*)\s*$/.exec(text)
+  const unit = match ? units[match[3]!.toLowerCase()] : undefined
+  if (!match || unit === undefined) return new SizeError({ reason: "malformed", input: text, message: `size "${text}" is not understood: expected ${allowed}` })
+  const bytes = Number(`${match[1]}.${match[2] ?? "0"}`) * unit
+  if (!Number.isSafeInteger(bytes)) return new SizeError({ reason: "too-large", input: text, message: `size "${text}" is too large or not a whole number of bytes: expected ${allowed}` })
+  if (bytes <= 0) return new SizeError({ reason: "not-positive", input: text, message: `size "${text}" must be greater than zero: expected ${allowed}` })
+  return bytes
+}
+
+/** `1073741824` → `1 GiB`; `1536` → `1.5 KiB`. */
+export const formatBytes = (bytes: number): string => {
+  const names = ["B", "KiB", "MiB", "GiB", "TiB"]
+  let value = bytes
+  let index = 0
+  while (value >= 1024 && index < names.length - 1) {
+    value /= 1024
+    index++
+  }
+  const text = Number.isInteger(value) ? String(value) : value.toFixed(1).replace(/\.0$/, "")
+  return `${text} ${names[index]}`
+}
