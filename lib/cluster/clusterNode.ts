@@ -104,6 +104,8 @@ export interface ClusterNode {
   readonly listRules: (namespace?: string) => Effect.Effect<ReadonlyArray<Rule>, ApiError>
   readonly isController: () => boolean
   readonly recentEvents: () => ReadonlyArray<ClusterEvent>
+  /** Marks the node as crashing: closing its scope then keeps its lease (it must expire, as after a real crash). */
+  readonly crash: () => void
 }
 
 interface MasterRole {
@@ -178,6 +180,7 @@ export const startClusterNode = (
     let lease: string | undefined
     let lastRenewOkMs = -Infinity
     let controller = false
+    let crashed = false
     const leaseValid = () => lease !== undefined && now() - lastRenewOkMs < leaseTtlMs * 0.75
 
     const closeScope = (scope: Scope.Closeable) => Scope.close(scope, Exit.void)
@@ -269,7 +272,7 @@ export const startClusterNode = (
       Effect.gen(function* () {
         let ownActivity: ReadonlyArray<readonly [number, number]> | "all" = "all"
         if (copy.replicaScope) {
-          ownActivity = node.replicaActivity(record.volume)
+          ownActivity = node.detachReplica(record.volume)
           yield* closeScope(copy.replicaScope)
           copy.replicaScope = undefined
         }
@@ -414,8 +417,8 @@ export const startClusterNode = (
     yield* Effect.forkIn(loop("controller", controllerTick.pipe(Effect.provide(context))), nodeScope)
     yield* Effect.addFinalizer(() =>
       Effect.gen(function* () {
-        yield* fenceAll("the node is stopping")
-        if (lease !== undefined) yield* Effect.ignore(control.revokeLease(lease))
+        yield* fenceAll(crashed ? "the node crashed" : "the node is stopping")
+        if (lease !== undefined && !crashed) yield* Effect.ignore(control.revokeLease(lease))
         lease = undefined
       }))
 
@@ -554,5 +557,6 @@ export const startClusterNode = (
       listRules: (ns) => listRules(ns),
       isController: () => controller,
       recentEvents: () => [...events],
+      crash: () => void (crashed = true),
     } satisfies ClusterNode
   })

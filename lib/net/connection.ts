@@ -16,7 +16,7 @@
 import { Deferred, Effect } from "effect"
 import { nodeNameBytesMax, nonceBytes, secretBytesMin } from "../core/limits.ts"
 import { constantTimeEqual, hmacSha256 } from "../core/sha256.ts"
-import { encodeFrame, FrameDecoder, MessageType, WireError, type Frame } from "../wire/index.ts"
+import { encodeFrame, encodeFrameWith, FrameDecoder, MessageType, WireError, type EncodedBody, type Frame } from "../wire/index.ts"
 import { Entropy } from "./entropy.ts"
 import { type Link, NetError } from "./Transport.ts"
 
@@ -24,8 +24,11 @@ export interface Connection {
   readonly link: Link
   /** The authenticated name of the peer node. */
   readonly peerName: string
-  /** Sends one frame; false when the send buffer is above its high-water mark (wait on `link.drained`). */
-  readonly send: (frame: Frame, compress?: boolean) => boolean
+  /**
+   * Sends one frame; false when the send buffer is above its high-water mark (wait on `link.drained`).
+   * `body`: the frame's body already encoded (lib/wire encodeBody; shared by several links), else it is encoded here.
+   */
+  readonly send: (frame: Frame, compress?: boolean, body?: EncodedBody) => boolean
   /** Registers the receiver of every later frame (frames that arrived before are delivered first). */
   readonly onFrame: (receive: (frame: Frame) => void) => void
   readonly close: (reason: string) => void
@@ -82,7 +85,8 @@ const framed = (link: Link, onWireError?: (error: WireError) => void) => {
     receiver = receive
     for (const frame of inbox.splice(0)) receive(frame)
   }
-  const send = (frame: Frame, compress = false) => link.send(encodeFrame(frame, { compress }))
+  const send = (frame: Frame, compress = false, body?: EncodedBody) =>
+    link.send(body === undefined ? encodeFrame(frame, { compress }) : encodeFrameWith(frame, body))
   return { nextFrame, onFrame, send }
 }
 

@@ -34,6 +34,8 @@ export interface NodeOptions {
   readonly reconnectCeilingMs?: number
   readonly dirtyRegionBytes?: number
   readonly onEvent?: (event: VolumeEvent) => void
+  /** Told of every write a master on this node acknowledged (checkers, metrics). */
+  readonly onWriteAcknowledged?: (volume: string, epoch: number, offset: number, length: number) => void
 }
 
 export interface OpenVolumeOptions {
@@ -93,6 +95,8 @@ export interface ReplivolNode {
   readonly masters: () => ReadonlyMap<string, MasterVolume>
   /** The activity log of a hosted replica copy (for a promotion on this node). */
   readonly replicaActivity: (volume: string) => ReadonlyArray<readonly [number, number]> | "all"
+  /** Stops hosting a replica copy at once (before this node becomes its master) and returns its activity log. */
+  readonly detachReplica: (volume: string) => ReadonlyArray<readonly [number, number]> | "all"
 }
 
 const encoder = new TextEncoder()
@@ -201,6 +205,7 @@ export const startNode = (options: NodeOptions): Effect.Effect<ReplivolNode, Net
           ...(volumeOptions.onReplicaInSync === undefined ? {} : { onReplicaInSync: volumeOptions.onReplicaInSync }),
           ...(volumeOptions.ownActivity === undefined ? {} : { ownActivity: volumeOptions.ownActivity }),
           ...(volumeOptions.resyncShare === undefined ? {} : { resyncShare: volumeOptions.resyncShare }),
+          ...(options.onWriteAcknowledged === undefined ? {} : { onWriteAcknowledged: (offset: number, length: number) => options.onWriteAcknowledged!(volumeOptions.volume, volumeOptions.epoch ?? 1, offset, length) }),
         })
         masters.set(volumeOptions.volume, volume)
         yield* Effect.addFinalizer(() => Effect.sync(() => masters.get(volumeOptions.volume) === volume && masters.delete(volumeOptions.volume)))
@@ -223,6 +228,7 @@ export const startNode = (options: NodeOptions): Effect.Effect<ReplivolNode, Net
       storePath,
       masters: () => masters,
       replicaActivity: replicaHost.activity,
+      detachReplica: replicaHost.detach,
     } satisfies ReplivolNode
   })
 

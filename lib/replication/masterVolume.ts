@@ -96,6 +96,8 @@ export interface MasterVolumeOptions {
   /** Records a replica that became in sync. */
   readonly onReplicaInSync?: (node: string) => Effect.Effect<void, unknown>
   readonly onEvent?: (event: VolumeEvent) => void
+  /** Told of every write this master acknowledged (for checkers and metrics). */
+  readonly onWriteAcknowledged?: (offset: number, length: number) => void
 }
 
 export interface MasterVolume {
@@ -255,6 +257,7 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
         lastForegroundMs = clock.currentTimeMillisUnsafe()
         const waits = yield* queueChunk(MessageType.Write, offset, data)
         yield* awaitReplicas(waits)
+        options.onWriteAcknowledged?.(offset, data.length)
       }))
 
     const write = (offset: number, data: Uint8Array): Effect.Effect<void, VolumeError> =>
@@ -340,13 +343,20 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
       })
 
     // Open: connect every replica; reconcile activity logs with the previously in-sync ones before serving.
-    for (const plan of options.replicas) links.push(yield* makeLink(plan.target))
+    for (const plan of options.replicas) {
+      const link = yield* makeLink(plan.target)
+      // A copy that needs a sync owes every region, whether or not it can be reached right now.
+      if (plan.recorded === "needs-sync") link.dirty.markAll()
+      links.push(link)
+    }
     yield* Effect.forEach(links, (link) => link.start(false), { concurrency: "unbounded", discard: true })
     const previouslyInSync = links.filter((link, index) => options.replicas[index]!.recorded === "in-sync")
     const activity: Array<ReadonlyArray<readonly [number, number]> | "all"> = [options.ownActivity ?? []]
     for (const link of previouslyInSync) if (link.state() !== "failed") activity.push(link.lastOpen()?.activity ?? "all")
+    // Every previously in-sync copy owes the union — also one unreachable now: its dirty bitmap
+    // keeps the regions for its delta catch-up when it returns.
     for (const link of previouslyInSync) {
-      if (link.state() === "failed") continue
+      if (link.state() === "failed") link.dirty.markAll()
       for (const ranges of activity) {
         if (ranges === "all") link.dirty.markAll()
         else for (const [offset, length] of ranges) link.dirty.mark(offset, Math.min(length, sizeBytes - offset))
@@ -359,7 +369,6 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
     }
     for (const [index, link] of links.entries()) {
       if (options.replicas[index]!.recorded === "in-sync" || link.state() === "failed") continue
-      link.dirty.markAll()
       yield* startResync(link, link.lastOpen()?.fresh === true)
     }
 
@@ -367,11 +376,11 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
       Effect.gen(function* () {
         if (links.some((l) => l.target.node === target.node)) return
         const link = yield* makeLink(target)
+        link.dirty.markAll()
         links.push(link)
         emit("replica-added", `replica placed on ${target.node}`, target.node)
         yield* link.start(false)
         if (link.state() === "failed") return
-        link.dirty.markAll()
         yield* startResync(link, link.lastOpen()?.fresh === true)
       })
 

@@ -41,6 +41,12 @@ export const activityRangesMax = 2048
 interface Hosted {
   /** True while the copy is known to be all zeros: created by this host and never written. */
   fresh: boolean
+  /**
+   * The activity log is incomplete: this host (re)opened a copy with history (after a restart the
+   * ring is empty, but the copy may hold writes its peers lack). It answers "all" until a master
+   * opens it and reconciles everything.
+   */
+  activityUnknown: boolean
   /** Ring of the last `activityWritesMax` applied writes, as [offset, length]. */
   readonly activity: Array<readonly [number, number]>
   activityNext: number
@@ -64,6 +70,7 @@ export interface ReplicaHost {
   readonly status: () => ReadonlyArray<HostedReplicaStatus>
   /** The activity log of a hosted copy ("all" when not hosted here: nothing is known). */
   readonly activity: (volume: string) => ReadonlyArray<readonly [number, number]> | "all"
+  readonly detach: (volume: string) => ReadonlyArray<readonly [number, number]> | "all"
   /** Rejections seen (typed reasons), for tests and metrics. */
   readonly rejections: () => Readonly<Record<string, number>>
 }
@@ -92,7 +99,7 @@ export const makeReplicaHost = (options: ReplicaHostOptions): ReplicaHost => {
       if (meta && (meta.volume !== volume || meta.sizeBytes !== store.sizeBytes)) {
         return yield* new ReplicationError({ reason: "bad-request", volume, message: `the store holds ${meta.volume} (${meta.sizeBytes} bytes), not ${volume} (${store.sizeBytes} bytes)` })
       }
-      hosted.set(id, { fresh: meta === undefined, activity: [], activityNext: 0, volume, id, sizeBytes: store.sizeBytes, store, epoch: meta?.epoch ?? 0, owner: undefined, master: undefined, writesApplied: 0, bytesApplied: 0 })
+      hosted.set(id, { fresh: meta === undefined, activityUnknown: meta !== undefined, activity: [], activityNext: 0, volume, id, sizeBytes: store.sizeBytes, store, epoch: meta?.epoch ?? 0, owner: undefined, master: undefined, writesApplied: 0, bytesApplied: 0 })
     })
 
   const unhost = (volume: string) =>
@@ -116,11 +123,21 @@ export const makeReplicaHost = (options: ReplicaHostOptions): ReplicaHost => {
     return entry && entry.volume === volume ? activityRanges(entry) : "all"
   }
 
-  return { activity, host, unhost, isHosted: (volume) => hosted.get(volumeIdOf(volume))?.volume === volume, serve, status, rejections: () => ({ ...rejected }) }
+  /** Stops hosting at once (no frame is applied after this) and returns the copy's activity log. */
+  const detach = (volume: string) => {
+    const entry = hosted.get(volumeIdOf(volume))
+    if (!entry || entry.volume !== volume) return "all" as const
+    hosted.delete(entry.id)
+    entry.owner?.close(`volume ${volume} is no longer hosted as a replica on ${options.nodeName}`)
+    return activityRanges(entry)
+  }
+
+  return { activity, detach, host, unhost, isHosted: (volume) => hosted.get(volumeIdOf(volume))?.volume === volume, serve, status, rejections: () => ({ ...rejected }) }
 }
 
 /** The activity log as sorted, merged ranges; "all" when it does not fit an OpenAck. */
 const activityRanges = (entry: Hosted): Array<[number, number]> | "all" => {
+  if (entry.activityUnknown) return "all"
   const sorted = [...entry.activity].sort((a, b) => a[0] - b[0])
   const merged: Array<[number, number]> = []
   for (const [offset, length] of sorted) {
@@ -220,6 +237,7 @@ const serveConnection = (
       entry.master = request.master
       opened.add(entry.id)
       reply(connection, frame, MessageType.OpenAck, entry.epoch, encodeJson({ epoch: entry.epoch, fresh: entry.fresh, activity: activityRanges(entry) }))
+      entry.activityUnknown = false
     })
 
     const handleData = (frame: Frame, entry: Hosted) => Effect.gen(function* () {

@@ -13,7 +13,7 @@ import { Deferred, Effect, Queue, Schedule, Scope } from "effect"
 import { assert } from "../core/assert.ts"
 import { inflightWritesPerReplicaMax } from "../core/limits.ts"
 import { DirtyBitmap } from "../store/dirtyBitmap.ts"
-import { ErrorCode, makeFrame, MessageType, type Frame } from "../wire/index.ts"
+import { CompressionGovernor, ErrorCode, makeFrame, MessageType, SharedBodyEncoder, type Frame } from "../wire/index.ts"
 import type { Connection } from "../net/connection.ts"
 import type { Address } from "../net/Transport.ts"
 import { decodeOpenReply, decodeText, encodeJson, type OpenReply } from "./protocol.ts"
@@ -87,6 +87,13 @@ export interface ReplicaLink {
   readonly close: Effect.Effect<void>
 }
 
+/**
+ * Encode once for every replica: the links of a write share its encoded body (lz4 + checksum).
+ * The encoding is forgotten whenever a write may have completed (any link receives a frame,
+ * attaches or fails), so a caller reusing its buffer never gets a stale one (lib/wire/bodyEncoder.ts).
+ */
+const sharedBodies = new SharedBodyEncoder()
+
 export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<ReplicaLink, never, Scope.Scope> =>
   Effect.gen(function* () {
     let state: ReplicaState = "connecting"
@@ -96,6 +103,8 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
     let connection: Connection | undefined
     let nextSequence = 1
     const pending = new Map<number, Pending>()
+    const governor = options.compress ? new CompressionGovernor() : undefined
+    const bodyUser = {}
     const dirty = new DirtyBitmap(options.sizeBytes, options.dirtyRegionBytes)
     const lost = yield* Queue.unbounded<Connection>()
     const scope = yield* Effect.scope
@@ -105,6 +114,7 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
     }
 
     const fail = (why: LinkFailure) => {
+      sharedBodies.forget()
       if (state === "failed") return
       state = "failed"
       synced = false
@@ -118,6 +128,7 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
     }
 
     const onFrame = (from: Connection) => (frame: Frame) => {
+      sharedBodies.forget()
       if (from !== connection) return
       if (frame.type === MessageType.Error) {
         const text = decodeText(frame.body)
@@ -157,6 +168,7 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
     })
 
     const attach = (conn: Connection) => {
+      sharedBodies.forget()
       connection = conn
       conn.onFrame(onFrame(conn))
       conn.link.onClose(() => {
@@ -223,7 +235,7 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
       const frame = makeFrame(type, { volumeId: options.volumeId, epoch: options.epoch, sequence: nextSequence++, offset, body })
       const done = Deferred.makeUnsafe<void, LinkFailure>()
       pending.set(frame.sequence, { frame, done })
-      connection?.send(frame, options.compress)
+      if (connection) connection.send(frame, options.compress, sharedBodies.encode(type, body, bodyUser, governor))
       return done
     }
 
@@ -240,6 +252,7 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
       )
 
     const close = Effect.sync(() => {
+      sharedBodies.forget()
       const conn = connection
       connection = undefined
       if (state !== "failed") {

@@ -76,34 +76,70 @@ const assertWellFormed = (frame: Frame): void => {
   assert(rangeError === undefined, rangeError?.message ?? "")
 }
 
-/** The compressed body when compression is asked for, allowed and pays; else undefined. */
-const compressedBodyOf = (frame: Frame, options: EncodeOptions | undefined): Uint8Array | undefined => {
-  if (options?.compress !== true || !isDataType(frame.type) || frame.length <= compressedBodyBytesMin) return undefined
-  const packed = compressBlock(frame.body)
-  return packed.length < frame.length ? packed : undefined
+/**
+ * A frame body ready for the wire: the bytes to send (an lz4 block or the data itself), whether
+ * they are compressed, and their CRC-32C. Encoding is the expensive part of a frame (lz4 and the
+ * checksum), so one EncodedBody can be sent to several peers, each with its own header
+ * (`encodeFrameWith`). It is valid only while `source` holds the bytes it was made from.
+ */
+export interface EncodedBody {
+  /** The uncompressed body this encodes (identity is what `encodeFrameWith` checks). */
+  readonly source: Uint8Array
+  readonly compressed: boolean
+  readonly bytes: Uint8Array
+  readonly checksum: number
 }
 
+/** Data bodies shorter than this go raw: lz4-napi costs ~10–25 µs a call here, more than it saves on a link. */
+export const compressBodyBytesMin = 8 * 1024
+
+/** May a body of this type and length be compressed at all (data type, not too small)? */
+export const compressible = (type: MessageType, length: number): boolean =>
+  isDataType(type) && length >= compressBodyBytesMin && length > compressedBodyBytesMin
+
 /**
- * `[header, body]`: the bytes of one frame. Data frames are lz4-compressed when
- * `options.compress` is set and the block comes out smaller; otherwise the body goes raw.
+ * Encodes the body of a frame of `type`: lz4-compressed when `compress` is set, the type allows
+ * it, the body is at least compressBodyBytesMin bytes and the block comes out smaller; else raw.
  */
-export const encodeFrame = (frame: Frame, options?: EncodeOptions): Uint8Array[] => {
+export const encodeBody = (type: MessageType, body: Uint8Array, compress: boolean): EncodedBody => {
+  if (compress && compressible(type, body.length)) {
+    const packed = compressBlock(body)
+    if (packed.length < body.length) return { source: body, compressed: true, bytes: packed, checksum: crc32c(packed) }
+  }
+  return { source: body, compressed: false, bytes: body, checksum: crc32c(body) }
+}
+
+/** `[header, body]` of `frame` with its body already encoded (`body.source` must be `frame.body`). */
+export const encodeFrameWith = (frame: Frame, body: EncodedBody): Uint8Array[] => {
   assertWellFormed(frame)
-  const packed = compressedBodyOf(frame, options)
-  const wireBody = packed ?? frame.body
+  assert(body.source === frame.body, "the encoded body belongs to this frame")
+  return framePartsOf(frame, body)
+}
+
+const framePartsOf = (frame: Frame, body: EncodedBody): Uint8Array[] => {
   const header = writeHeader({
     type: frame.type,
-    compressed: packed !== undefined,
+    compressed: body.compressed,
     volumeId: frame.volumeId,
     epoch: frame.epoch,
     aux: frame.aux,
     sequence: frame.sequence,
     offset: frame.offset,
     length: frame.length,
-    bodyBytes: wireBody.length,
-    bodyChecksum: crc32c(wireBody),
+    bodyBytes: body.bytes.length,
+    bodyChecksum: body.checksum,
   })
-  return [header, wireBody]
+  return [header, body.bytes]
+}
+
+/**
+ * `[header, body]`: the bytes of one frame. Data frames are lz4-compressed when
+ * `options.compress` is set, the body is at least compressBodyBytesMin bytes and the block comes
+ * out smaller; otherwise the body goes raw.
+ */
+export const encodeFrame = (frame: Frame, options?: EncodeOptions): Uint8Array[] => {
+  assertWellFormed(frame)
+  return framePartsOf(frame, encodeBody(frame.type, frame.body, options?.compress === true))
 }
 
 /** Total bytes of an encoded frame (or of several frames' parts). */

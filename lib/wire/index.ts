@@ -8,8 +8,15 @@ export { decodeFrame, FrameDecoder } from "./decoder.ts"
 export type { FrameDecoderOptions } from "./decoder.ts"
 export { isWireError, WireError } from "./error.ts"
 export type { WireErrorReason } from "./error.ts"
-export { encodedBytes, encodeFrame, makeFrame } from "./frame.ts"
-export type { EncodeOptions, Frame } from "./frame.ts"
+export {
+  CompressionGovernor,
+  encodeBodyAdaptive,
+  incompressibleProbeEvery,
+  incompressibleStreakMax,
+  SharedBodyEncoder,
+} from "./bodyEncoder.ts"
+export { compressBodyBytesMin, compressible, encodeBody, encodedBytes, encodeFrame, encodeFrameWith, makeFrame } from "./frame.ts"
+export type { EncodedBody, EncodeOptions, Frame } from "./frame.ts"
 export { frameMagic, frameVersion } from "./header.ts"
 export { compressBlock, decompressBlock } from "./lz4.ts"
 export {
