@@ -30,6 +30,7 @@ export const commands: ReadonlyArray<CommandSpec> = [
       { name: "api", kind: "string", default: "127.0.0.1:5705", placeholder: "HOST:PORT", help: "admin API address" },
       { name: "host-base", kind: "string", default: "127.0.0.", placeholder: "PREFIX", help: "node i listens on PREFIX<i>" },
       { name: "port", kind: "string", default: "5703", placeholder: "PORT", help: "replication port of every node" },
+      { name: "lease-ttl-ms", kind: "string", default: "3000", placeholder: "MS", help: "node lease TTL: a killed node's volumes fail over after about this long" },
       { name: "demo", kind: "boolean", help: "create default/demo (replicas=2, 1 GiB) if missing and print what to try" },
       { name: "quiet", kind: "boolean", help: "do not print cluster events" },
     ],

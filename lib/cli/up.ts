@@ -83,6 +83,7 @@ export const clusterUp = (flags: Flags, out: Output): Effect.Effect<void, unknow
     const context = yield* Layer.build(layers)
     const cluster = yield* startLocalCluster({
       nodes, hostBase: text(flags, "host-base") || "127.0.0.", port, dataDir: data, secret, metrics,
+      node: { leaseTtlMs: wholeNumber(flags, "lease-ttl-ms", 100, 60_000) },
       ...(flags.quiet === true ? {} : { onEvent: (e: ClusterEvent) => out(formatEvent(e)) }),
     }).pipe(Effect.provide(context))
     const server = yield* serveAdmin(api, { node: () => cluster.node(), events: cluster.events, metrics, token, local: cluster.control })
