@@ -24,6 +24,9 @@ import { decodeOpenReply, decodeText, encodeJson, type OpenReply } from "./proto
  * connection dropped, still waited for until the ack timeout; `failed`: not waited for, dirty
  * regions tracked.
  */
+/** Frames one replica may have unacknowledged; in-sync replicas stay far below (the volume bounds writes in flight). */
+export const pendingFramesPerReplicaMax = inflightWritesPerReplicaMax * 4
+
 export type ReplicaState = "connecting" | "syncing" | "in-sync" | "reconnecting" | "failed"
 
 export interface ReplicaTarget {
@@ -34,7 +37,7 @@ export interface ReplicaTarget {
 export class LinkFailure {
   readonly _tag = "LinkFailure"
   constructor(
-    readonly reason: "ack-timeout" | "unreachable" | "stale-epoch" | "refused" | "store" | "closed",
+    readonly reason: "ack-timeout" | "unreachable" | "stale-epoch" | "refused" | "store" | "closed" | "overloaded",
     readonly message: string,
   ) {}
 }
@@ -231,7 +234,13 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
         if (type !== MessageType.Flush && body.length > 0) dirty.mark(offset, body.length)
         return undefined
       }
-      assert(pending.size < inflightWritesPerReplicaMax * 4, "the volume bounds frames in flight per replica")
+      if (pending.size >= pendingFramesPerReplicaMax) {
+        // Only a replica nobody waits for (a syncing one) can fall this far behind: fail it; its
+        // dirty bitmap keeps what it missed for a delta catch-up.
+        fail(new LinkFailure("overloaded", `replica ${options.target.node} fell ${pending.size} frames behind`))
+        if (type !== MessageType.Flush && body.length > 0) dirty.mark(offset, body.length)
+        return undefined
+      }
       const frame = makeFrame(type, { volumeId: options.volumeId, epoch: options.epoch, sequence: nextSequence++, offset, body })
       const done = Deferred.makeUnsafe<void, LinkFailure>()
       pending.set(frame.sequence, { frame, done })

@@ -88,7 +88,7 @@ const sameBytes = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.e
 export const runClusterSim = (options: ClusterSimOptions): Promise<ClusterSimResult> => {
   const seed = options.seed >>> 0
   const random = mulberry32(seed)
-  const faultMs = options.faultMs ?? 8_000
+  const faultMs = options.faultMs ?? 6_000
   const convergeMs = options.convergeMs ?? 45_000
   const violations: string[] = []
   const stores = makeMemoryStores()
@@ -199,6 +199,7 @@ export const runClusterSim = (options: ClusterSimOptions): Promise<ClusterSimRes
               refused++
               yield* Effect.sleep(50)
             }
+            yield* Effect.sleep(5 + Math.floor(random.next() * 20))
           }
         }
       }).pipe(Effect.scoped)
