@@ -95,6 +95,12 @@ export const planVolume = (record: VolumeRecord, view: ClusterView): Plan | unde
   // 1. The master is lost: promote once its lease is gone.
   const masterLost = next.master === undefined || !view.aliveNodes.has(next.master)
   if (masterLost && !view.masterLeased.has(next.volume)) next = promote(next, view, events)
+  // The master is back (or never left) and holds its lease: a stale "unavailable" note goes.
+  if (next.unavailableReason !== undefined && next.master !== undefined && view.aliveNodes.has(next.master) && view.masterLeased.has(next.volume)) {
+    const { unavailableReason: _cleared, ...rest } = next
+    next = rest
+    events.push(`${record.volume}: master ${next.master} is serving again`)
+  }
   // 2. Replicas on lost nodes are failed.
   next = {
     ...next,

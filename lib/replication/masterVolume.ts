@@ -160,6 +160,7 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
     const failurePersisted = new Map<ReplicaLink, Deferred.Deferred<void>>()
     const syncProgress = new Map<ReplicaLink, { done: number; total: number }>()
     const syncFibers = new Map<ReplicaLink, Fiber.Fiber<void>>()
+    const startups: Array<Fiber.Fiber<void>> = []
 
     const persistFailure = (link: ReplicaLink, failure: LinkFailure) => {
       const persisted = Deferred.makeUnsafe<void>()
@@ -289,7 +290,7 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
         const total = link.dirty.dirtyBytes
         const progress = { done: 0, total }
         syncProgress.set(link, progress)
-        emit("sync-started", `replica ${link.target.node}: copying ${total} bytes${skipZeroChunks ? " (fresh copy: zero regions skipped)" : ""}`, link.target.node)
+        emit("sync-started", `replica ${link.target.node}: copying ${total} bytes${skipZeroChunks ? " (fresh copy: zero regions skipped)" : ""}${total === 0 ? " (its recent writes already match)" : ""}`, link.target.node)
         const window: Array<Deferred.Deferred<void, LinkFailure>> = []
         let lastProgressEvent = 0
         for (const region of [...link.dirty.regions()]) {
@@ -349,8 +350,9 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
       if (plan.recorded === "needs-sync") link.dirty.markAll()
       links.push(link)
     }
-    yield* Effect.forEach(links, (link) => link.start(false), { concurrency: "unbounded", discard: true })
     const previouslyInSync = links.filter((link, index) => options.replicas[index]!.recorded === "in-sync")
+    // Only the copies that were in sync must answer before this master serves (their activity logs).
+    yield* Effect.forEach(previouslyInSync, (link) => link.start(false), { concurrency: "unbounded", discard: true })
     const activity: Array<ReadonlyArray<readonly [number, number]> | "all"> = [options.ownActivity ?? []]
     for (const link of previouslyInSync) if (link.state() !== "failed") activity.push(link.lastOpen()?.activity ?? "all")
     // Every previously in-sync copy owes the union — also one unreachable now: its dirty bitmap
@@ -368,8 +370,12 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
       if (persisted) yield* Deferred.await(persisted)
     }
     for (const [index, link] of links.entries()) {
-      if (options.replicas[index]!.recorded === "in-sync" || link.state() === "failed") continue
-      yield* startResync(link, link.lastOpen()?.fresh === true)
+      if (options.replicas[index]!.recorded === "in-sync") continue
+      const opened = Effect.gen(function* () {
+        yield* link.start(false)
+        if (link.state() !== "failed") yield* startResync(link, link.lastOpen()?.fresh === true)
+      })
+      startups.push(yield* Effect.forkIn(opened, scope))
     }
 
     const addReplica = (target: ReplicaTarget) =>
@@ -402,7 +408,7 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
         yield* link.start(false)
         if (link.state() === "failed") return
         failurePersisted.delete(link)
-        yield* startResync(link, false)
+        yield* startResync(link, link.lastOpen()?.fresh === true)
       })
 
     const status = Effect.sync((): VolumeStatus => {
@@ -431,6 +437,8 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
     return {
       name: volume, sizeBytes, epoch, write, read, flush, status, fence, isFenced: () => fenced !== undefined,
       addReplica, removeReplica, reviveReplica, links: () => links, close,
-      awaitSyncs: Effect.suspend(() => Effect.forEach([...syncFibers.values()], (fiber) => Fiber.await(fiber), { discard: true })),
+      awaitSyncs: Effect.suspend(() => Effect.forEach([...startups, ...syncFibers.values()], (fiber) => Fiber.await(fiber), { discard: true })).pipe(
+        Effect.andThen(Effect.suspend(() => Effect.forEach([...syncFibers.values()], (fiber) => Fiber.await(fiber), { discard: true }))),
+      ),
     } satisfies MasterVolume
   })

@@ -214,10 +214,16 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
     })
     yield* Effect.forkIn(supervise, scope)
 
+    /** The first open retries while the replica's node is still getting ready (not hosting yet, not listening yet). */
+    const firstOpen = openOnce.pipe(
+      Effect.retry({ schedule: backoff, while: (e) => e.reason === "refused" || e.reason === "unreachable" || e.reason === "closed" }),
+      Effect.timeoutOrElse({ duration: options.ackTimeoutMs, orElse: () => Effect.fail(new LinkFailure("unreachable", `replica ${options.target.node} could not be opened within ${options.ackTimeoutMs} ms`)) }),
+    )
+
     const start = (startInSync: boolean) => Effect.gen(function* () {
       state = "connecting"
       failure = undefined
-      const result = yield* Effect.result(openOnce)
+      const result = yield* Effect.result(firstOpen)
       if (result._tag === "Failure") {
         state = "connecting"
         fail(result.failure)
