@@ -23,6 +23,8 @@ import { spawnTs, type Child } from "../support/processes.ts"
 
 const test = suite("failover with etcd and real processes")
 const secret = "etcd-failover-secret-0123456789"
+/** Nodes listen on <base>1..4 port 5703 (override the base to run beside another cluster on this machine). */
+const hostBase = process.env.TEST_HOST_BASE ?? "127.0.0."
 let etcd: TestEtcd
 let base: string
 let children: Child[] = []
@@ -56,7 +58,7 @@ const waitFor = async <A>(what: string, timeoutMs: number, probe: () => Promise<
 
 test("SIGKILL the master: writes resume on a new master, nothing acknowledged is lost, copies converge", async () => {
   const nodes = [1, 2, 3, 4].map((i) =>
-    spawnTs("test/support/cluster-node-process.ts", ["--name", `n${i}`, "--host", `127.0.0.${i}`, "--data", join(base, `n${i}`), "--etcd", etcd.endpoints, "--secret", secret, "--lease-ttl-ms", "1000", "--ack-timeout-ms", "1000"]))
+    spawnTs("test/support/cluster-node-process.ts", ["--name", `n${i}`, "--host", `${hostBase}${i}`, "--data", join(base, `n${i}`), "--etcd", etcd.endpoints, "--secret", secret, "--lease-ttl-ms", "1000", "--ack-timeout-ms", "1000"]))
   children.push(...nodes)
   await Promise.all(nodes.map((n) => n.next("ready", 30_000)))
   // Create the volume record the way the API does (placement by the first node's API would also do).
