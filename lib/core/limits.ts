@@ -50,6 +50,16 @@ export const nonceBytes = 32
 /** Cluster secrets shorter than this are refused. */
 export const secretBytesMin = 16
 
+/** Dirty regions per replica bitmap (2^24 bits = 2 MiB of memory per replica link). */
+export const dirtyRegionsPerVolumeMax = 2 ** 24
+
+/** The dirty-region size for a volume: the configured floor, raised to keep the bitmap bounded. */
+export const dirtyRegionBytesFor = (sizeBytes: number, floorBytes: number): number => {
+  let region = floorBytes
+  while (Math.ceil(sizeBytes / region) > dirtyRegionsPerVolumeMax) region *= 2
+  return region
+}
+
 /** Default settings, each overridable through the API. */
 export const defaults = {
   /** Port of the replication protocol (StorageOS: tcp/5703). */
@@ -61,8 +71,11 @@ export const defaults = {
   /** Reconnect backoff: first delay, ceiling. */
   reconnectBaseMs: 10,
   reconnectCeilingMs: 500,
-  /** Size of one dirty region tracked for delta resync. */
-  dirtyRegionBytes: 1 * MiB,
+  /**
+   * Size of one dirty region tracked for delta resync (a floor: volumes too large for this many
+   * regions get the next power of two that fits `dirtyRegionsPerVolumeMax`).
+   */
+  dirtyRegionBytes: 64 * KiB,
 } as const
 
 assert(frameBodyBytesMax >= writeChunkBytesMax, "a raw write chunk must fit in a frame body")

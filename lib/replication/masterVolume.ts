@@ -296,14 +296,25 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
         for (const region of [...link.dirty.regions()]) {
           if (link.state() === "failed" || fenced) return
           const started = clock.currentTimeMillisUnsafe()
+          let copied = 0
           const done = yield* orderLock.withPermits(1)(Effect.gen(function* () {
             if (!link.dirty.isDirty(region.index)) return undefined
-            const bytes = yield* Effect.orDie(store.read(region.offset, region.length))
-            link.dirty.clear(region.index)
+            // Coalesce a run of consecutive dirty regions into one chunk of at most writeChunkBytesMax.
+            let end = region.index
+            let length = region.length
+            while (end + 1 < link.dirty.regionCount && link.dirty.isDirty(end + 1)) {
+              const next = link.dirty.region(end + 1)
+              if (length + next.length > writeChunkBytesMax) break
+              end++
+              length += next.length
+            }
+            const bytes = yield* Effect.orDie(store.read(region.offset, length))
+            for (let index = region.index; index <= end; index++) link.dirty.clear(index)
+            copied = length
             if (skipZeroChunks && isAllZero(bytes)) return undefined
             return link.enqueue(MessageType.SyncChunk, region.offset, bytes)
           }))
-          progress.done += region.length
+          progress.done += copied
           if (done) window.push(done)
           if (window.length >= syncWindowChunks) yield* link.awaitAck(window.shift()!)
           const now = clock.currentTimeMillisUnsafe()

@@ -11,7 +11,7 @@
  */
 import { Deferred, Effect, Queue, Schedule, Scope } from "effect"
 import { assert } from "../core/assert.ts"
-import { inflightWritesPerReplicaMax } from "../core/limits.ts"
+import { dirtyRegionBytesFor, inflightWritesPerReplicaMax } from "../core/limits.ts"
 import { DirtyBitmap } from "../store/dirtyBitmap.ts"
 import { CompressionGovernor, ErrorCode, makeFrame, MessageType, SharedBodyEncoder, type Frame } from "../wire/index.ts"
 import type { Connection } from "../net/connection.ts"
@@ -85,6 +85,10 @@ export interface ReplicaLink {
   /** Regions written while this replica was not in sync (or possibly unapplied when it failed). */
   readonly dirty: DirtyBitmap
   readonly pendingCount: () => number
+  /** Payload bytes sent in SyncChunk frames (resync traffic) since the link was made. */
+  readonly syncBytesSent: () => number
+  /** Reconnections after a dropped connection (replication retries). */
+  readonly reconnects: () => number
   readonly drained: Effect.Effect<void>
   readonly fail: (failure: LinkFailure) => void
   readonly close: Effect.Effect<void>
@@ -105,10 +109,12 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
     let failure: LinkFailure | undefined
     let connection: Connection | undefined
     let nextSequence = 1
+    let syncBytes = 0
+    let reconnectCount = 0
     const pending = new Map<number, Pending>()
     const governor = options.compress ? new CompressionGovernor() : undefined
     const bodyUser = {}
-    const dirty = new DirtyBitmap(options.sizeBytes, options.dirtyRegionBytes)
+    const dirty = new DirtyBitmap(options.sizeBytes, dirtyRegionBytesFor(options.sizeBytes, options.dirtyRegionBytes))
     const lost = yield* Queue.unbounded<Connection>()
     const scope = yield* Effect.scope
 
@@ -208,6 +214,7 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
         if (result._tag === "Failure") fail(result.failure)
         else {
           state = synced ? "in-sync" : "syncing"
+          reconnectCount++
           attach(result.success)
         }
       }
@@ -248,6 +255,7 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
         return undefined
       }
       const frame = makeFrame(type, { volumeId: options.volumeId, epoch: options.epoch, sequence: nextSequence++, offset, body })
+      if (type === MessageType.SyncChunk) syncBytes += body.length
       const done = Deferred.makeUnsafe<void, LinkFailure>()
       pending.set(frame.sequence, { frame, done })
       if (connection) connection.send(frame, options.compress, sharedBodies.encode(type, body, bodyUser, governor))
@@ -299,6 +307,8 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
       awaitAck,
       dirty,
       pendingCount: () => pending.size,
+      syncBytesSent: () => syncBytes,
+      reconnects: () => reconnectCount,
       drained: Effect.suspend(() => connection?.link.drained ?? Effect.void),
       fail,
       close,

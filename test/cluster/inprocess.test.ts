@@ -18,7 +18,7 @@ test("create → healthy; IO from another node; master lost → promotion, IO re
     for (const i of [1, 2, 3, 4]) {
       const scope = yield* Scope.make()
       scopes.push(scope)
-      nodes.push(yield* startClusterNode({ name: `n${i}`, address: { host: `127.0.0.${i}`, port: 35703 }, dataDir: `/d/n${i}`, secret, ackTimeoutMs: 1000, leaseTtlMs: 1000, graceMs: 3000, onClusterEvent: process.env.DEBUG_CLUSTER ? (e) => console.log(Date.now() % 100000, e.node, e.kind, e.message) : undefined }).pipe(Scope.provide(scope)))
+      nodes.push(yield* startClusterNode({ name: `n${i}`, address: { host: `127.0.0.${i}`, port: 35703 }, dataDir: `/d/n${i}`, secret, ackTimeoutMs: 1000, leaseTtlMs: 1000, graceMs: 3000, ...(process.env.DEBUG_CLUSTER ? { onClusterEvent: (e: { node: string; kind: string; message: string }) => console.log(Date.now() % 100000, e.node, e.kind, e.message) } : {}) }).pipe(Scope.provide(scope)))
     }
     const [n1] = nodes as [ClusterNode]
     const created = yield* n1.createVolume({ volume: "default/v", sizeBytes: 16 << 20, labels: { "storageos.com/replicas": "2" } })
