@@ -112,3 +112,18 @@ export const createNode = async (options: NodeOptions): Promise<NodeHandle> => {
     effect: node,
   }
 }
+
+// ---- The cluster: placement, failover, resync (see lib/cluster/).
+export { startClusterNode, volumeInfo } from "./cluster/clusterNode.ts"
+export type { ClusterNode, ClusterNodeOptions, ClusterEvent, VolumeInfo, ReplicaInfo, NodeInfo, CreateVolumeOptions } from "./cluster/clusterNode.ts"
+export { makeClusterClient } from "./cluster/client.ts"
+export type { ClusterClient, ClusterClientOptions } from "./cluster/client.ts"
+export type { VolumeClient } from "./cluster/volumeClient.ts"
+export { ClusterError, keys as ClusterKeys } from "./cluster/records.ts"
+export type { VolumeRecord, ReplicaRecord, NodeRecord } from "./cluster/records.ts"
+export { ControlStore, ControlError } from "./control/ControlStore.ts"
+export { layerMemory as layerControlMemory } from "./control/embedded.ts"
+export { layerFile as layerControlFile } from "./control/embeddedFile.ts"
+export { createLocalCluster, startLocalCluster } from "./cli/localCluster.ts"
+export type { LocalCluster, LocalClusterHandle, LocalClusterOptions, CreateLocalClusterOptions, LocalVolume } from "./cli/localCluster.ts"
+export { makeMetrics, type Metrics } from "./core/metrics.ts"

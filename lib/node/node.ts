@@ -12,6 +12,8 @@ import { clientHandshake, serverHandshake, assertSecret, type Connection } from 
 import { formatAddress, type Address, type Link, NetError, Transport } from "../net/Transport.ts"
 import type { BlockStore, StoreError } from "../store/BlockStore.ts"
 import { Stores } from "../store/Stores.ts"
+import { noMetrics, type Metrics } from "../core/metrics.ts"
+import { instrumentStore } from "../store/instrumented.ts"
 import { parseLabels, type LabelError, type VolumeSpec } from "../volume/labels.ts"
 import { isDnsLabel } from "../volume/labels.ts"
 import { ReplicationError } from "../replication/errors.ts"
@@ -34,6 +36,8 @@ export interface NodeOptions {
   readonly reconnectCeilingMs?: number
   readonly dirtyRegionBytes?: number
   readonly onEvent?: (event: VolumeEvent) => void
+  /** Where network, backend and replication metrics go (default: nowhere). */
+  readonly metrics?: Metrics
   /** Told of every write a master on this node acknowledged (checkers, metrics). */
   readonly onWriteAcknowledged?: (volume: string, epoch: number, offset: number, length: number) => void
 }
@@ -131,7 +135,8 @@ export const startNode = (options: NodeOptions): Effect.Effect<ReplivolNode, Net
       onWireError: (error: { readonly reason: string }) => bump(wireRejections, error.reason),
     }
     const masters = new Map<string, MasterVolume>()
-    const replicaHost = makeReplicaHost({ nodeName: options.name, lookupMaster: (volume) => masters.get(volume) })
+    const metrics = options.metrics ?? noMetrics
+    const replicaHost = makeReplicaHost({ nodeName: options.name, lookupMaster: (volume) => masters.get(volume), metrics })
     let accepted = 0, open = 0, pendingHandshakes = 0, handshakesFailed = 0, refusedOverLimit = 0
 
     const accepts = yield* Queue.unbounded<Link>()
@@ -167,7 +172,7 @@ export const startNode = (options: NodeOptions): Effect.Effect<ReplivolNode, Net
       Effect.gen(function* () {
         const bad = checkVolumeName(volume) ?? checkVolumeSize(volume, sizeBytes)
         if (bad) return yield* bad
-        return yield* stores.open(storePath(volume), sizeBytes)
+        return instrumentStore(yield* stores.open(storePath(volume), sizeBytes), volume, metrics)
       })
 
     const hostReplicaStore = (volume: string, store: BlockStore) =>
@@ -194,7 +199,7 @@ export const startNode = (options: NodeOptions): Effect.Effect<ReplivolNode, Net
         const plans = volumeOptions.replicas.map((r): ReplicaPlan => ("target" in r ? r : { target: r, recorded: "needs-sync" }))
         const volume = yield* openMasterVolume({
           volume: volumeOptions.volume, spec, epoch: volumeOptions.epoch ?? 1, store, nodeName: options.name,
-          replicas: plans, connect: (target) => connect(target.address),
+          replicas: plans, connect: (target) => connect(target.address), metrics,
           ...(options.ackTimeoutMs === undefined ? {} : { ackTimeoutMs: options.ackTimeoutMs }),
           ...(options.reconnectBaseMs === undefined ? {} : { reconnectBaseMs: options.reconnectBaseMs }),
           ...(options.reconnectCeilingMs === undefined ? {} : { reconnectCeilingMs: options.reconnectCeilingMs }),

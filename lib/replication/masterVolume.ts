@@ -30,6 +30,7 @@ import type { BlockStore, StoreError } from "../store/BlockStore.ts"
 import { assessVolume, type Assessment, type Health } from "../volume/health.ts"
 import type { VolumeSpec } from "../volume/labels.ts"
 import { MessageType } from "../wire/index.ts"
+import type { Metrics } from "../core/metrics.ts"
 import type { Connection } from "../net/connection.ts"
 import { checkRange, VolumeIoError, VolumeUnavailable, type OutOfRange, type VolumeError } from "./errors.ts"
 import { volumeIdOf } from "./protocol.ts"
@@ -96,6 +97,7 @@ export interface MasterVolumeOptions {
   /** Records a replica that became in sync. */
   readonly onReplicaInSync?: (node: string) => Effect.Effect<void, unknown>
   readonly onEvent?: (event: VolumeEvent) => void
+  readonly metrics?: Metrics
   /** Told of every write this master acknowledged (for checkers and metrics). */
   readonly onWriteAcknowledged?: (offset: number, length: number) => void
 }
@@ -181,6 +183,7 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
         reconnectCeilingMs: options.reconnectCeilingMs ?? defaults.reconnectCeilingMs,
         dirtyRegionBytes: options.dirtyRegionBytes ?? defaults.dirtyRegionBytes,
         connect: options.connect(target),
+        ...(options.metrics ? { metrics: options.metrics } : {}),
         onFailed: (failure: LinkFailure) => {
           const link = links.find((l) => l.target.node === target.node)
           if (failure.reason === "stale-epoch") fence("superseded", `volume ${volume}: a newer master exists (${failure.message}); this master stops serving IO`)

@@ -15,6 +15,7 @@ import type { Connection } from "../net/connection.ts"
 import { decodeOpenRequest, encodeJson, volumeIdOf } from "./protocol.ts"
 import type { MasterVolume } from "./masterVolume.ts"
 import type { VolumeError } from "./errors.ts"
+import type { Metrics } from "../core/metrics.ts"
 import { ReplicationError } from "./errors.ts"
 
 /** Frames queued on one connection before the replica stops reading it (the master's in-flight limit is lower). */
@@ -79,6 +80,7 @@ const encoder = new TextEncoder()
 
 export interface ReplicaHostOptions {
   readonly nodeName: string
+  readonly metrics?: Metrics
   /** The master volumes this node serves to remote clients (the cluster's agent keeps them). */
   readonly lookupMaster?: (volume: string) => MasterVolume | undefined
 }
@@ -249,6 +251,8 @@ const serveConnection = (
           return
         }
         entry.writesApplied++
+        options.metrics?.add("replivol_network_frames_total", { volume: entry.volume, direction: "in" })
+        options.metrics?.add("replivol_network_bytes_total", { volume: entry.volume, direction: "in" }, frame.body.length)
         entry.fresh = false
         if (entry.activity.length < activityWritesMax) entry.activity.push([frame.offset, frame.body.length])
         else entry.activity[entry.activityNext] = [frame.offset, frame.body.length]

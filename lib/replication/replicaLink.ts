@@ -15,6 +15,7 @@ import { dirtyRegionBytesFor, inflightWritesPerReplicaMax } from "../core/limits
 import { DirtyBitmap } from "../store/dirtyBitmap.ts"
 import { CompressionGovernor, ErrorCode, makeFrame, MessageType, SharedBodyEncoder, type Frame } from "../wire/index.ts"
 import type { Connection } from "../net/connection.ts"
+import type { Metrics } from "../core/metrics.ts"
 import type { Address } from "../net/Transport.ts"
 import { decodeOpenReply, decodeText, encodeJson, type OpenReply } from "./protocol.ts"
 
@@ -60,6 +61,7 @@ export interface ReplicaLinkOptions {
   readonly reconnectCeilingMs: number
   readonly dirtyRegionBytes: number
   readonly connect: Effect.Effect<Connection, unknown>
+  readonly metrics?: Metrics
   /** Called once when the link fails (state already `failed`). */
   readonly onFailed: (failure: LinkFailure) => void
 }
@@ -215,6 +217,7 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
         else {
           state = synced ? "in-sync" : "syncing"
           reconnectCount++
+          options.metrics?.add("replivol_replication_retries_total", { volume: options.volume })
           attach(result.success)
         }
       }
@@ -256,6 +259,10 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
       }
       const frame = makeFrame(type, { volumeId: options.volumeId, epoch: options.epoch, sequence: nextSequence++, offset, body })
       if (type === MessageType.SyncChunk) syncBytes += body.length
+      if (options.metrics) {
+        options.metrics.add("replivol_network_frames_total", { volume: options.volume, direction: "out" })
+        options.metrics.add("replivol_network_bytes_total", { volume: options.volume, direction: "out" }, body.length)
+      }
       const done = Deferred.makeUnsafe<void, LinkFailure>()
       pending.set(frame.sequence, { frame, done })
       if (connection) connection.send(frame, options.compress, sharedBodies.encode(type, body, bodyUser, governor))
