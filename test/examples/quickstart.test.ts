@@ -25,4 +25,9 @@ test("under Bun", async () => {
   expectOutput(stdout)
 })
 
+test("under Deno (npm package deno)", async () => {
+  const { stdout } = await sh(`${repoRoot}node_modules/.bin/deno`, ["run", "-A", "examples/quickstart.ts"], { cwd: repoRoot, timeout: 120_000, env: { ...process.env, REPLIVOL_PORT: "15705", NO_COLOR: "1" } })
+  expectOutput(stdout)
+})
+
 test.run()
