@@ -3,7 +3,7 @@ import { suite } from "uvu"
 import * as assert from "uvu/assert"
 import { Effect } from "effect"
 import { InvariantViolation } from "../../../lib/core/assert.ts"
-import { KiB, MiB, TiB, defaults } from "../../../lib/core/limits.ts"
+import { KiB, MiB, TiB, dirtyRegionBytesFor, dirtyRegionsPerVolumeMax } from "../../../lib/core/limits.ts"
 import { DirtyBitmap, regionCountMax } from "../../../lib/store/dirtyBitmap.ts"
 import { seeded } from "./contract.ts"
 
@@ -27,8 +27,8 @@ test("a write across region boundaries marks every region it touches, and only t
 
 test("the last region is clipped to the volume size in regions() and dirtyBytes", () => {
   const sizeBytes = 3 * MiB + 1000
-  const bitmap = new DirtyBitmap(sizeBytes) // default 1 MiB regions
-  assert.is(bitmap.regionBytes, defaults.dirtyRegionBytes)
+  const bitmap = new DirtyBitmap(sizeBytes, MiB)
+  assert.is(bitmap.regionBytes, MiB)
   assert.is(bitmap.regionCount, 4)
   bitmap.mark(sizeBytes - 1, 1)
   assert.equal([...bitmap.regions()], [{ index: 3, offset: 3 * MiB, length: 1000 }])
@@ -121,12 +121,19 @@ test("make validates region size and region count with typed errors; a 64 TiB vo
   assert.equal(failure(DirtyBitmap.make(MiB, 256)), ["BitmapError", "bad-region-size"])
   assert.equal(failure(DirtyBitmap.make(-5, 4096)), ["BitmapError", "bad-volume-size"])
   assert.equal(failure(DirtyBitmap.make(64 * TiB, 512 * KiB)), ["BitmapError", "too-many-regions"])
-  const big = Effect.runSync(DirtyBitmap.make(64 * TiB))
+  const big = Effect.runSync(DirtyBitmap.make(64 * TiB, MiB))
   assert.is(big.regionCount, regionCountMax)
   big.mark(64 * TiB - 1, 1)
   big.mark(3 * TiB, 2 * MiB + 1) // 3 regions
   assert.equal([big.dirtyRegionCount, big.dirtyBytes], [4, 4 * MiB])
   assert.throws(() => big.mark(64 * TiB, 1), (e: unknown) => e instanceof InvariantViolation)
+})
+
+test("the default region size grows with the volume so the bitmap stays bounded", () => {
+  assert.is(dirtyRegionBytesFor(64 * MiB, 64 * KiB), 64 * KiB)
+  const huge = dirtyRegionBytesFor(64 * TiB, 64 * KiB)
+  assert.ok(64 * TiB / huge <= dirtyRegionsPerVolumeMax)
+  assert.is(huge, 4 * MiB)
 })
 
 test.run()
