@@ -14,7 +14,7 @@
  * - API: create (rules → labels → spec → placement → compare-and-swap create), delete, inspect,
  *   list, rules, nodes, and volume handles that follow the master (`openVolume`).
  */
-import { Clock, Effect, Exit, Fiber, Random, Scope } from "effect"
+import { Clock, Effect, Exit, Fiber, PubSub, Random, Scope, Stream } from "effect"
 import { ControlStore, type ControlError } from "../control/ControlStore.ts"
 import { defaults } from "../core/limits.ts"
 import { startNode, checkVolumeName, checkVolumeSize, type NodeOptions, type ReplivolNode } from "../node/node.ts"
@@ -104,6 +104,8 @@ export interface ClusterNode {
   readonly listRules: (namespace?: string) => Effect.Effect<ReadonlyArray<Rule>, ApiError>
   readonly isController: () => boolean
   readonly recentEvents: () => ReadonlyArray<ClusterEvent>
+  /** Every later event of this node (node lost, promoted, replica placed, sync progress, sync done, …). */
+  readonly events: Stream.Stream<ClusterEvent>
   /** Marks the node as crashing: closing its scope then keeps its lease (it must expire, as after a real crash). */
   readonly crash: () => void
 }
@@ -166,11 +168,14 @@ export const startClusterNode = (
     const ackTimeoutMs = options.ackTimeoutMs ?? defaults.ackTimeoutMs
     const me = options.name
     const events: ClusterEvent[] = []
+    // Subscribers that fall more than this many events behind lose the oldest (sliding).
+    const eventHub = yield* PubSub.sliding<ClusterEvent>(recentEventsMax)
     const now = () => clock.currentTimeMillisUnsafe()
     const publish = (kind: string, message: string, volume?: string) => {
       const event: ClusterEvent = { atMs: now(), node: me, kind, message, ...(volume ? { volume } : {}) }
       events.push(event)
       if (events.length > recentEventsMax) events.shift()
+      PubSub.publishUnsafe(eventHub, event)
       options.onClusterEvent?.(event)
     }
     const volumeEvent = (event: VolumeEvent) => publish(event.kind, event.message, event.volume)
@@ -557,6 +562,7 @@ export const startClusterNode = (
       listRules: (ns) => listRules(ns),
       isController: () => controller,
       recentEvents: () => [...events],
+      events: Stream.fromPubSub(eventHub),
       crash: () => void (crashed = true),
     } satisfies ClusterNode
   })

@@ -1,7 +1,7 @@
 /** Three cluster nodes in one process (embedded control store, real TCP): create, IO, master loss. */
 import { suite } from "uvu"
 import * as assert from "uvu/assert"
-import { Effect, Exit, Layer, Scope } from "effect"
+import { Effect, Exit, Fiber, Layer, Scope, Stream } from "effect"
 import { layerMemory } from "../../lib/control/embedded.ts"
 import { layerTcp } from "../../lib/platform/tcp.ts"
 import { makeMemoryStores } from "../../lib/store/Stores.ts"
@@ -21,9 +21,13 @@ test("create → healthy; IO from another node; master lost → promotion, IO re
       nodes.push(yield* startClusterNode({ name: `n${i}`, address: { host: `127.0.0.${i}`, port: 35703 }, dataDir: `/d/n${i}`, secret, ackTimeoutMs: 1000, leaseTtlMs: 1000, graceMs: 3000, ...(process.env.DEBUG_CLUSTER ? { onClusterEvent: (e: { node: string; kind: string; message: string }) => console.log(Date.now() % 100000, e.node, e.kind, e.message) } : {}) }).pipe(Scope.provide(scope)))
     }
     const [n1] = nodes as [ClusterNode]
+    const streamed = yield* Effect.forkChild(Stream.mergeAll(nodes.map((n) => n.events), { concurrency: "unbounded" }).pipe(Stream.take(3), Stream.runCollect, Effect.timeout("10 seconds")))
+    yield* Effect.yieldNow
     const created = yield* n1.createVolume({ volume: "default/v", sizeBytes: 16 << 20, labels: { "storageos.com/replicas": "2" } })
     assert.is(created.replicas.length, 2)
     const healthy = yield* n1.waitHealthy("default/v", 10_000)
+    const firstEvents = yield* Fiber.join(streamed)
+    assert.is(firstEvents.length, 3, "the event stream delivers events")
     assert.is(healthy.health, "healthy")
     const clientNode = nodes.find((n) => n.name !== healthy.master && !healthy.replicas.some((r) => r.node === n.name))!
     const volume = yield* clientNode.openVolume("default/v")
@@ -45,6 +49,9 @@ test("create → healthy; IO from another node; master lost → promotion, IO re
     const after = yield* clientNode.waitHealthy("default/v", 15_000)
     assert.is.not(after.master, healthy.master)
     assert.ok(after.epoch > healthy.epoch)
+    const seen = nodes.filter((n, i) => i !== masterIndex).flatMap((n) => n.recentEvents())
+    assert.ok(seen.some((e) => e.kind === "controller-action" && /promoted/.test(e.message)), "a promotion event was published")
+    assert.ok(seen.some((e) => e.kind === "sync-done"), "a sync-done event was published")
     console.log(`\n    failover pause ${pauseMs} ms; new master ${after.master} epoch ${after.epoch}; replicas ${after.replicas.map((r) => `${r.node}:${r.state}`).join(" ")}`)
     for (const [i, scope] of scopes.entries()) if (i !== masterIndex) yield* Scope.close(scope, Exit.void)
   })
