@@ -6,7 +6,9 @@
 import { Cause, Effect, Exit, Fiber, type Scope } from "effect"
 import { parseArgs, UsageError } from "./args.ts"
 import { about, commands, program, runClientCommand, type Flags, type Output } from "./commands.ts"
-import { clusterUp, nodeStart } from "./up.ts"
+// The server commands (cluster up, node start) load the whole cluster, etcd and FUSE code; the
+// client commands only need HTTP. Loading the former lazily keeps `replivol volume ls` quick.
+const servers = () => import("./up.ts")
 
 const out = (line: string) => void process.stdout.write(`${line}\n`)
 const fail = (message: string, code: number) => {
@@ -48,8 +50,8 @@ export const main = async (argv: ReadonlyArray<string>): Promise<void> => {
   if (parsed.kind === "help") return out(parsed.text)
   const path = parsed.command.path.join(" ")
   try {
-    if (path === "cluster up") return await runServer(clusterUp, parsed.flags)
-    if (path === "node start") return await runServer(nodeStart, parsed.flags)
+    if (path === "cluster up") return await runServer((await servers()).clusterUp, parsed.flags)
+    if (path === "node start") return await runServer((await servers()).nodeStart, parsed.flags)
     await runClientCommand(path, parsed.args, parsed.flags, out, process.env, process.stdout.isTTY === true)
   } catch (error) {
     fail(messageOf(error), 1)
