@@ -9,7 +9,7 @@
  * it) is marked `failed`: its pending frames are failed, the regions they touched are marked in
  * its dirty bitmap for a later delta catch-up, and the volume decides by its failure mode.
  */
-import { Deferred, Effect, Queue, Schedule, Scope } from "effect"
+import { Clock, Deferred, Effect, Queue, Schedule, Scope } from "effect"
 import { assert } from "../core/assert.ts"
 import { dirtyRegionBytesFor, inflightWritesPerReplicaMax } from "../core/limits.ts"
 import { DirtyBitmap } from "../store/dirtyBitmap.ts"
@@ -46,6 +46,8 @@ export class LinkFailure {
 interface Pending {
   readonly frame: Frame
   readonly done: Deferred.Deferred<void, LinkFailure>
+  /** Clock time when it was queued: the watchdog fails the link when the oldest gets too old. */
+  readonly queuedAtMs: number
 }
 
 export interface ReplicaLinkOptions {
@@ -119,6 +121,7 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
     const dirty = new DirtyBitmap(options.sizeBytes, dirtyRegionBytesFor(options.sizeBytes, options.dirtyRegionBytes))
     const lost = yield* Queue.unbounded<Connection>()
     const scope = yield* Effect.scope
+    const clock = yield* Clock.Clock
 
     const markPendingDirty = () => {
       for (const { frame } of pending.values()) if (frame.type !== MessageType.Flush && frame.length > 0) dirty.mark(frame.offset, frame.length)
@@ -224,6 +227,20 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
     })
     yield* Effect.forkIn(supervise, scope)
 
+    // One watchdog per link instead of a timer per write: frames are acknowledged in order, so
+    // only the oldest pending frame's age matters.
+    const watchdog = Effect.gen(function* () {
+      for (;;) {
+        yield* Effect.sleep(Math.max(1, Math.floor(options.ackTimeoutMs / 4)))
+        if (state === "failed") continue
+        const oldest = pending.values().next()
+        if (!oldest.done && clock.currentTimeMillisUnsafe() - oldest.value.queuedAtMs > options.ackTimeoutMs) {
+          fail(new LinkFailure("ack-timeout", `replica ${options.target.node} did not acknowledge within ${options.ackTimeoutMs} ms`))
+        }
+      }
+    })
+    yield* Effect.forkIn(watchdog, scope)
+
     /** The first open retries while the replica's node is still getting ready (not hosting yet, not listening yet). */
     const firstOpen = openOnce.pipe(
       Effect.retry({ schedule: backoff, while: (e) => e.reason === "refused" || e.reason === "unreachable" || e.reason === "closed" }),
@@ -264,22 +281,13 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
         options.metrics.add("replivol_network_bytes_total", { volume: options.volume, direction: "out" }, body.length)
       }
       const done = Deferred.makeUnsafe<void, LinkFailure>()
-      pending.set(frame.sequence, { frame, done })
+      pending.set(frame.sequence, { frame, done, queuedAtMs: clock.currentTimeMillisUnsafe() })
       if (connection) connection.send(frame, options.compress, sharedBodies.encode(type, body, bodyUser, governor))
       return done
     }
 
-    const awaitAck = (done: Deferred.Deferred<void, LinkFailure>) =>
-      Deferred.await(done).pipe(
-        Effect.timeoutOrElse({
-          duration: options.ackTimeoutMs,
-          orElse: () => {
-            const why = new LinkFailure("ack-timeout", `replica ${options.target.node} did not acknowledge within ${options.ackTimeoutMs} ms`)
-            fail(why)
-            return Effect.fail(why)
-          },
-        }),
-      )
+    /** Waits for an ack; the link's watchdog fails the link (and so this wait) when acks stop. */
+    const awaitAck = (done: Deferred.Deferred<void, LinkFailure>) => Deferred.await(done)
 
     const close = Effect.sync(() => {
       sharedBodies.forget()
