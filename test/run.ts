@@ -9,7 +9,7 @@
  * Usage: node --import tsx test/run.ts [--portable] [--group NAME]… [filter-substring]…
  *   --portable   only the groups that run on every runtime (unit, sim): used for Bun and Deno.
  *   --group X    only group X (a directory under test/): unit, sim, integration, etcd, fuse, cli.
- * Environment: SUITE_TIMEOUT_MS (default 600000) bounds each suite.
+ * Environment: SUITE_TIMEOUT_MS (default 1200000) bounds each suite.
  */
 import { readdirSync, statSync } from "node:fs"
 import { join, relative, resolve } from "node:path"
@@ -30,7 +30,7 @@ for (let index = 0; index < args.length; index++) {
   else filters.push(arg)
 }
 const chosenGroups = groups.length > 0 ? groups : portable ? portableGroups : allGroups
-const suiteTimeoutMs = Number(process.env.SUITE_TIMEOUT_MS ?? 600_000)
+const suiteTimeoutMs = Number(process.env.SUITE_TIMEOUT_MS ?? 1_200_000)
 
 const listTests = (dir: string): string[] => {
   let names: string[]
