@@ -8,7 +8,7 @@
  * node killed and left away past the grace period, so a replacement is synced in full).
  *
  * Setup: etcd and four node processes (support/cluster-node.ts) on 127.0.7.1..4 with
- * --grace-ms 10000 (long enough for a restart, short enough to wait out for the full resync);
+ * --grace-ms 20000 (long enough for a restart, short enough to wait out for the full resync);
  * volume with one replica, master n1, filled once with random data by a client process. A
  * warm-up trial is not counted.
  *
@@ -21,7 +21,7 @@ import { isSyncEvent, startEtcdCluster, syncReplicaOf, syncTotalOf, waitEvent, t
 const trialCount = Number(process.env.TRIALS ?? 3)
 const sizeBytes = Number(process.env.SIZE_MIB ?? 256) * MiB
 const awayMs = Number(process.env.AWAY_MS ?? 3000)
-const graceMs = 10_000
+const graceMs = 20_000
 const targetRatio = 2
 const volume = "bench/delta"
 
@@ -44,10 +44,12 @@ try {
     const sentBefore = (await sentTo(away)) ?? 0
     const from = master.events.length
     const killedAtMs = await cluster.killNode(away)
+    process.stderr.write(`  killed ${away}; rewriting 1 %\n`)
     const rewritten = await cluster.request(writer, { cmd: "rewrite", bytes: Math.ceil(sizeBytes / 100), pieceBytes: 64 << 10, seed: 100 + trial }, "rewritten", 120_000)
     await new Promise((r) => setTimeout(r, Math.max(0, killedAtMs + awayMs - Date.now())))
     const restartedAtMs = Date.now()
     await cluster.startNode(away, false)
+    process.stderr.write(`  ${away} restarted ${Date.now() - killedAtMs} ms after the kill (the rewrite took ${rewritten.ms} ms, its slowest write ${rewritten.slowestWriteMs} ms)\n`)
     const started = await waitEvent(master, `sync-started of ${away}`, 60_000, isSyncEvent("sync-started", away, volume, restartedAtMs), from)
     const done = await waitEvent(master, `sync-done of ${away}`, 120_000, isSyncEvent("sync-done", away, volume, restartedAtMs), from)
     const sentAfter = (await sentTo(away)) ?? 0

@@ -16,7 +16,7 @@
  *   ≥ 100 ms prints {"event":"pause-ack","startedAtMs","atMs","tookMs"}; every 500 ms
  *   {"event":"progress","acked"}. {"cmd":"steady-stop"} → {"event":"steady-stopped","acked"}.
  * - {"cmd":"rewrite","bytes","pieceBytes","seed"}: rewrites `bytes` in pieces at random 4 KiB-aligned
- *   offsets, flushes → {"event":"rewritten","writtenBytes","dirtiedBytes"} (distinct 4 KiB pages).
+ *   offsets, flushes → {"event":"rewritten","writtenBytes","dirtiedBytes" (distinct 4 KiB pages),"ms","slowestWriteMs"}.
  * Failed writes print {"event":"write-failed","tag","reason","message"}. Ends when stdin closes.
  */
 import { randomFillSync } from "node:crypto"
@@ -116,13 +116,17 @@ const rewrite = async (bytes: number, pieceBytes: number, seed: number) => {
   const random = mulberry(seed)
   const pages = new Set<number>()
   let written = 0
+  let slowestMs = 0
+  const started = Date.now()
   while (written < bytes) {
     const offset = Math.floor(random() * ((volume.sizeBytes - pieceBytes) / pageBytes)) * pageBytes
+    const writeStarted = Date.now()
     if (await write(offset, randomFillSync(new Uint8Array(pieceBytes)))) written += pieceBytes
+    slowestMs = Math.max(slowestMs, Date.now() - writeStarted)
     for (let page = offset; page < offset + pieceBytes; page += pageBytes) pages.add(page)
   }
   await runtime.runPromise(volume.flush)
-  say({ event: "rewritten", writtenBytes: written, dirtiedBytes: pages.size * pageBytes })
+  say({ event: "rewritten", writtenBytes: written, dirtiedBytes: pages.size * pageBytes, ms: Date.now() - started, slowestWriteMs: slowestMs })
 }
 
 const handle = async (command: Record<string, unknown>) => {
