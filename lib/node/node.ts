@@ -189,8 +189,10 @@ export const startNode = (options: NodeOptions): Effect.Effect<ReplivolNode, Net
     const openVolume = (volumeOptions: OpenVolumeOptions) =>
       Effect.gen(function* () {
         const spec = volumeOptions.spec ?? (yield* parseLabels(volumeOptions.labels ?? {}))
-        if (volumeOptions.replicas.length !== spec.replicas) {
-          return yield* new ReplicationError({ reason: "bad-request", volume: volumeOptions.volume, message: `volume ${volumeOptions.volume} asks for ${spec.replicas} replicas but ${volumeOptions.replicas.length} locations were given` })
+        // Fewer locations than requested is allowed (no node free yet after a loss): the volume is
+        // then degraded or unavailable as its failure mode says, and the cluster adds replicas later.
+        if (volumeOptions.replicas.length > spec.replicas) {
+          return yield* new ReplicationError({ reason: "bad-request", volume: volumeOptions.volume, message: `volume ${volumeOptions.volume} asks for ${spec.replicas} replicas but ${volumeOptions.replicas.length} locations were given (allowed: at most ${spec.replicas})` })
         }
         if (volumeOptions.replicas.some((r) => ("target" in r ? r.target.node : r.node) === options.name)) {
           return yield* new ReplicationError({ reason: "bad-request", volume: volumeOptions.volume, message: `a replica of ${volumeOptions.volume} cannot be on its master's node ${options.name}` })
