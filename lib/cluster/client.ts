@@ -14,7 +14,7 @@ import { Transport } from "../net/Transport.ts"
 import { ClusterError, type VolumeRecord } from "./records.ts"
 import { getNode, getVolume, listNodes, listVolumes } from "./store.ts"
 import { makeVolumeClient, type VolumeClient } from "./volumeClient.ts"
-import { volumeInfo, type VolumeInfo } from "./clusterNode.ts"
+import { inProcessMaster, volumeInfo, type VolumeInfo } from "./clusterNode.ts"
 
 export interface ClusterClientOptions {
   /** How this client introduces itself in handshakes (a DNS label). */
@@ -63,7 +63,7 @@ export const makeClusterClient = (options: ClusterClientOptions): Effect.Effect<
             if (!master) return undefined
             return { node: master.name, address: { host: master.host, port: master.port }, epoch: current.value.epoch }
           }).pipe(Effect.provide(context)),
-          local: () => undefined,
+          local: (location) => inProcessMaster(location, volume),
           connect: (address) =>
             Effect.flatMap(transport.dial(address, { timeoutMs: defaults.handshakeTimeoutMs }), (link) =>
               clientHandshake(link, { secret, nodeName: options.name, timeoutMs: defaults.handshakeTimeoutMs })),

@@ -43,6 +43,8 @@ export interface ClusterNodeOptions extends NodeOptions {
   /** The admin API address this node serves, recorded for the CLI. */
   readonly api?: string
   readonly onClusterEvent?: (event: ClusterEvent) => void
+  /** Let handles call masters of other nodes in this process directly (default true; the simulator turns it off to test the wire). */
+  readonly inProcessShortcut?: boolean
 }
 
 export interface ClusterEvent {
@@ -129,6 +131,19 @@ interface Copy {
 
 const recentEventsMax = 500
 
+/**
+ * Masters served by cluster nodes of this process, by node identity (`name@host:port`). A volume
+ * handle whose master runs in the same process (a local cluster, `cluster up`) calls it directly
+ * instead of going through a socket to itself.
+ */
+const processMasters = new Map<string, ReplivolNode>()
+const identity = (name: string, address: { readonly host: string; readonly port: number }) => `${name}@${address.host}:${address.port}`
+
+export const inProcessMaster = (location: { readonly node: string; readonly address: { readonly host: string; readonly port: number } }, volume: string): MasterVolume | undefined => {
+  const master = processMasters.get(identity(location.node, location.address))?.masters().get(volume)
+  return master && !master.isFenced() ? master : undefined
+}
+
 /** Health of a volume as its record says (usable by every node, not only the master's). */
 export const volumeInfo = (record: VolumeRecord, alive: ReadonlySet<string>): VolumeInfo => {
   const inSync = record.replicas.filter((r) => r.state === "in-sync" && alive.has(r.node)).length
@@ -181,6 +196,8 @@ export const startClusterNode = (
     const volumeEvent = (event: VolumeEvent) => publish(event.kind, event.message, event.volume)
     const node = yield* startNode({ ...options, onEvent: volumeEvent })
     const address = node.address
+    processMasters.set(identity(me, address), node)
+    yield* Effect.addFinalizer(() => Effect.sync(() => processMasters.get(identity(me, address)) === node && processMasters.delete(identity(me, address))))
     const copies = new Map<string, Copy>()
     let lease: string | undefined
     let lastRenewOkMs = -Infinity
@@ -502,7 +519,7 @@ export const startClusterNode = (
             if (!master) return undefined
             return { node: master.name, address: { host: master.host, port: master.port }, epoch: current.value.epoch }
           }).pipe(Effect.provide(context)),
-          local: (name) => (name === me ? copies.get(volume)?.master?.volume : undefined),
+          local: (location) => (location.node === me ? copies.get(volume)?.master?.volume : options.inProcessShortcut === false ? undefined : inProcessMaster(location, volume)),
           connect: (target) => node.connect(target),
           onRetry: (why) => publish("client-retry", `${me}: IO on ${volume} waits: ${why}`, volume),
         })

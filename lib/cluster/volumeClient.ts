@@ -33,7 +33,7 @@ export interface VolumeClientOptions {
   /** Where the master is now (undefined: none yet), from the control store. */
   readonly locate: Effect.Effect<MasterLocation | undefined, unknown>
   /** The master volume when it runs in this process. */
-  readonly local: (node: string) => MasterVolume | undefined
+  readonly local: (location: MasterLocation) => MasterVolume | undefined
   readonly connect: (address: Address) => Effect.Effect<Connection, unknown>
   readonly pauseMaxMs: number
   /** A request without an answer for this long is treated as a lost connection. */
@@ -84,7 +84,7 @@ export const makeVolumeClient = (options: VolumeClientOptions): VolumeClient => 
     if (session) return session
     const location = yield* options.locate.pipe(Effect.mapError(() => new Retry({ why: "the control store cannot be read" })))
     if (!location) return yield* new Retry({ why: `no master is recorded for ${options.volume}` })
-    const local = options.local(location.node)
+    const local = options.local(location)
     if (local) {
       session = { location, connection: undefined, local, pending: new Map(), nextSequence: 1 }
       return session

@@ -119,7 +119,7 @@ export const runClusterSim = (options: ClusterSimOptions): Promise<ClusterSimRes
         const node = yield* startClusterNode({
           name: nameOf(i), address: { host: hostOf(i) }, dataDir: `/sim/${nameOf(i)}`, secret: "cluster-simulation-secret",
           ackTimeoutMs: 1000, handshakeTimeoutMs: 500, reconnectBaseMs: 5, reconnectCeilingMs: 100,
-          leaseTtlMs: 1000, tickMs: 200, graceMs: 3000, pauseMaxMs: 4000,
+          leaseTtlMs: 1000, tickMs: 200, graceMs: 3000, pauseMaxMs: 4000, inProcessShortcut: false,
           onWriteAcknowledged: (volumeName, epoch) => {
             const volume = volumes.find((v) => v.name === volumeName)!
             if (epoch < volume.lastAckEpoch) violations.push(`${volumeName}: a master at epoch ${epoch} acknowledged a write after epoch ${volume.lastAckEpoch} had (two masters)`)
