@@ -27,8 +27,8 @@ import { Stores } from "../store/Stores.ts"
 import { assessVolume, type Health } from "../volume/health.ts"
 import { parseLabels, type LabelError } from "../volume/labels.ts"
 import { loadOf, placeVolume, planVolume } from "./placement.ts"
-import { ClusterError, encode, keys, type NodeRecord, type ReplicaRecord, type VolumeRecord } from "./records.ts"
-import { getNode, getVolume, listMasterLeases, listNodes, listVolumes, updateVolume } from "./store.ts"
+import { ClusterError, encode, keys, type MasterLease, type NodeRecord, type ReplicaRecord, type VolumeRecord } from "./records.ts"
+import { getNode, getVolume, listMasterLeases, listNodes, listVolumes, updateVolume, type Versioned } from "./store.ts"
 import { makeVolumeClient, type VolumeClient } from "./volumeClient.ts"
 
 export interface ClusterNodeOptions extends NodeOptions {
@@ -148,12 +148,10 @@ export const inProcessMaster = (location: { readonly node: string; readonly addr
 export const volumeInfo = (record: VolumeRecord, alive: ReadonlySet<string>): VolumeInfo => {
   const inSync = record.replicas.filter((r) => r.state === "in-sync" && alive.has(r.node)).length
   const syncing = record.replicas.filter((r) => (r.state === "syncing" || r.state === "provisioned") && alive.has(r.node)).length
-  const placed = Math.min(record.replicas.length, record.spec.replicas)
   const counts = { inSync: Math.min(inSync, record.spec.replicas), syncing: Math.min(syncing, record.spec.replicas - Math.min(inSync, record.spec.replicas)), failed: 0 }
   const failed = record.spec.replicas - counts.inSync - counts.syncing
   const masterAvailable = record.master !== undefined && alive.has(record.master) && record.unavailableReason === undefined
   const assessment = assessVolume(record.spec, { ...counts, failed: Math.max(0, failed) }, masterAvailable)
-  void placed
   return {
     volume: record.volume, sizeBytes: record.sizeBytes, labels: record.labels, epoch: record.epoch, master: record.master,
     health: assessment.health, usable: assessment.usable,
@@ -360,7 +358,7 @@ export const startClusterNode = (
         }
       })
 
-    const reconcileVolume = (record: VolumeRecord, nodes: ReadonlyMap<string, NodeRecord>, leases: Awaited<ReturnType<typeof Effect.runPromise<Map<string, { value: { node: string; epoch: number }; revision: number; lease: string | undefined }>, never>>>) =>
+    const reconcileVolume = (record: VolumeRecord, nodes: ReadonlyMap<string, NodeRecord>, leases: ReadonlyMap<string, Versioned<MasterLease>>) =>
       Effect.gen(function* () {
         const isMaster = record.master === me
         const isReplica = record.replicas.some((r) => r.node === me)

@@ -21,7 +21,6 @@ import { ControlError, ControlStore } from "../control/ControlStore.ts"
 import { layerMemory } from "../control/embedded.ts"
 import { startClusterNode, type ClusterNode } from "../cluster/clusterNode.ts"
 import { Entropy, seededEntropy } from "../net/entropy.ts"
-import type { Transport } from "../net/Transport.ts"
 import { makeMemoryStores } from "../store/Stores.ts"
 import type { FailureMode } from "../volume/labels.ts"
 import { makeSimNetwork, mulberry32, type SimFaults } from "./simNetwork.ts"
@@ -306,4 +305,3 @@ export const runClusterSim = (options: ClusterSimOptions): Promise<ClusterSimRes
   }))
 }
 
-export type { Transport }
