@@ -12,7 +12,7 @@ import { defaults } from "../core/limits.ts"
 import { clientHandshake } from "../net/connection.ts"
 import { Transport } from "../net/Transport.ts"
 import { ClusterError, type VolumeRecord } from "./records.ts"
-import { getNode, getVolume, listNodes, listVolumes } from "./store.ts"
+import { getVolume, listNodes, listVolumes, locateMaster } from "./store.ts"
 import { makeVolumeClient, type VolumeClient } from "./volumeClient.ts"
 import { inProcessMaster, volumeInfo, type VolumeInfo } from "./clusterNode.ts"
 
@@ -56,13 +56,7 @@ export const makeClusterClient = (options: ClusterClientOptions): Effect.Effect<
         const client = makeVolumeClient({
           volume, sizeBytes: found.value.sizeBytes, clientName: options.name,
           pauseMaxMs: options.pauseMaxMs ?? 60_000, requestTimeoutMs: ackTimeoutMs * 2 + 1000,
-          locate: Effect.gen(function* () {
-            const current = yield* getVolume(volume)
-            if (!current || current.value.master === undefined) return undefined
-            const master = yield* getNode(current.value.master)
-            if (!master) return undefined
-            return { node: master.name, address: { host: master.host, port: master.port }, epoch: current.value.epoch }
-          }).pipe(Effect.provide(context)),
+          locate: locateMaster(volume).pipe(Effect.provide(context)),
           local: (location) => inProcessMaster(location, volume),
           connect: (address) =>
             Effect.flatMap(transport.dial(address, { timeoutMs: defaults.handshakeTimeoutMs }), (link) =>

@@ -28,7 +28,7 @@ import { assessVolume, type Health } from "../volume/health.ts"
 import { parseLabels, type LabelError } from "../volume/labels.ts"
 import { loadOf, placeVolume, planVolume } from "./placement.ts"
 import { ClusterError, encode, keys, type MasterLease, type NodeRecord, type ReplicaRecord, type VolumeRecord } from "./records.ts"
-import { getNode, getVolume, listMasterLeases, listNodes, listVolumes, updateVolume, type Versioned } from "./store.ts"
+import { getVolume, listMasterLeases, listNodes, listVolumes, locateMaster, updateVolume, type Versioned } from "./store.ts"
 import { makeVolumeClient, type VolumeClient } from "./volumeClient.ts"
 
 export interface ClusterNodeOptions extends NodeOptions {
@@ -510,13 +510,7 @@ export const startClusterNode = (
         const client = makeVolumeClient({
           volume, sizeBytes: found.value.sizeBytes, clientName: me, pauseMaxMs,
           requestTimeoutMs: ackTimeoutMs * 2 + 1000,
-          locate: Effect.gen(function* () {
-            const current = yield* getVolume(volume)
-            if (!current || current.value.master === undefined) return undefined
-            const master = yield* getNode(current.value.master)
-            if (!master) return undefined
-            return { node: master.name, address: { host: master.host, port: master.port }, epoch: current.value.epoch }
-          }).pipe(Effect.provide(context)),
+          locate: locateMaster(volume).pipe(Effect.provide(context)),
           local: (location) => (location.node === me ? copies.get(volume)?.master?.volume : options.inProcessShortcut === false ? undefined : inProcessMaster(location, volume)),
           connect: (target) => node.connect(target),
           onRetry: (why) => publish("client-retry", `${me}: IO on ${volume} waits: ${why}`, volume),

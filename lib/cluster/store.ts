@@ -87,3 +87,13 @@ export const updateVolume = (
     }
     return yield* new ClusterError({ reason: "conflict", message: `volume ${volume} kept changing; gave up after ${casAttemptsMax} attempts` })
   })
+
+/** Where the volume's master is now, from its record and its node's record (undefined: none yet). */
+export const locateMaster = (volume: string) =>
+  Effect.gen(function* () {
+    const current = yield* getVolume(volume)
+    if (!current || current.value.master === undefined) return undefined
+    const master = yield* getNode(current.value.master)
+    if (!master) return undefined
+    return { node: master.name, address: { host: master.host, port: master.port }, epoch: current.value.epoch }
+  })
