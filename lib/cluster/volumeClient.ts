@@ -149,27 +149,23 @@ export const makeVolumeClient = (options: VolumeClientOptions): VolumeClient => 
       return yield* onRemote(s)
     })
 
-  const withRetry = <A>(operation: Effect.Effect<A, VolumeError | Retry>): Effect.Effect<A, VolumeError> =>
+  /** The pause: retries on the (new) master with backoff until it answers or `pauseMaxMs` passed. */
+  const retryLoop = <A>(operation: Effect.Effect<A, VolumeError | Retry>, first: Retry): Effect.Effect<A, VolumeError> =>
     Effect.gen(function* () {
       const startedMs = yield* Clock.currentTimeMillis
-      let last = "unknown"
+      let last = first.why
+      const note = (why: string) => {
+        retries++
+        last = why
+        options.onRetry?.(why)
+      }
+      note(first.why)
       const schedule = Schedule.exponential(20).pipe((s) => Schedule.min([s, Schedule.spaced(500)]))
-      return yield* operation.pipe(
-        Effect.tapError((e) => Effect.sync(() => {
-          if (e instanceof Retry) {
-            retries++
-            last = e.why
-            options.onRetry?.(e.why)
-          }
-        })),
-        Effect.retry({
-          schedule,
-          while: (e) => e instanceof Retry && !closed,
-        }),
-        Effect.timeoutOrElse({
-          duration: options.pauseMaxMs,
-          orElse: () => Effect.fail(new Retry({ why: last })),
-        }),
+      return yield* Effect.sleep(10).pipe(
+        Effect.andThen(operation),
+        Effect.tapError((e) => Effect.sync(() => e instanceof Retry && note(e.why))),
+        Effect.retry({ schedule, while: (e) => e instanceof Retry && !closed }),
+        Effect.timeoutOrElse({ duration: options.pauseMaxMs, orElse: () => Effect.fail(new Retry({ why: last })) }),
         Effect.catch((e): Effect.Effect<never, VolumeError> =>
           e instanceof Retry
             ? Clock.currentTimeMillis.pipe(Effect.flatMap((now) => Effect.fail(new VolumeUnavailable({
@@ -179,6 +175,10 @@ export const makeVolumeClient = (options: VolumeClientOptions): VolumeClient => 
             : Effect.fail(e)),
       )
     })
+
+  /** The first attempt runs bare (the fast path); only a retryable failure enters the pause. */
+  const withRetry = <A>(operation: Effect.Effect<A, VolumeError | Retry>): Effect.Effect<A, VolumeError> =>
+    operation.pipe(Effect.catch((e): Effect.Effect<A, VolumeError> => (e instanceof Retry ? retryLoop(operation, e) : Effect.fail(e))))
 
   const writeChunk = (offset: number, data: Uint8Array) =>
     withRetry(attempt((v) => v.write(offset, data), (s) => Effect.asVoid(request(s, MessageType.Write, offset, data.length, data))))
