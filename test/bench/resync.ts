@@ -16,11 +16,13 @@
  * fresh memory swing results, so baseline and subject are interleaved): (a) the raw TCP stream
  * (support/cluster-tcp-stream.ts, 127.0.7.1 → a spare node's address, port+1), (b) an idle full
  * resync, (c) foreground sequential 1 MiB writes (8 in flight) for 3 s on the healthy volume,
- * (d) the same writes while a full resync runs, counted between its sync-started and sync-done.
+ * (d) the same writes while a full resync runs, counted from its sync-started to its sync-done or
+ * at most LOAD_WINDOW_MS (5000) later (then the writer stops and the resync finishes unloaded; the
+ * resync's own progress in that window, from its sync-progress events, is printed too).
  * A warm-up round of (a)–(d) is not counted. Medians and ranges of the trials are printed, and
  * the ratios of medians of per-trial ratios.
  *
- * Prints one JSON line on stdout (progress on stderr). Env: TRIALS (3), SIZE_MIB (256).
+ * Prints one JSON line on stdout (progress on stderr). Env: TRIALS (3), SIZE_MIB (256), LOAD_WINDOW_MS (5000).
  */
 import { MiB } from "../../lib/core/limits.ts"
 import { median, megabytesPerSecond, round, spread } from "./support/stats.ts"
@@ -29,6 +31,7 @@ import { isSyncEvent, startEtcdCluster, startTcpStream, syncReplicaOf, syncTotal
 const trialCount = Number(process.env.TRIALS ?? 3)
 const sizeBytes = Number(process.env.SIZE_MIB ?? 256) * MiB
 const foregroundMs = 3000
+const loadWindowMs = Number(process.env.LOAD_WINDOW_MS ?? 5000)
 const targets = { resyncVsTcp: 0.5, foregroundDuringResync: 0.5 }
 const volume = "bench/resync"
 
@@ -49,19 +52,38 @@ try {
     const sent = await cluster.request(source.child, { cmd: "send", host: cluster.hostOf("n4"), port: cluster.port + 1, bytes: sizeBytes }, "sent", 120_000)
     return megabytesPerSecond(sizeBytes, Number(sent.ms))
   }
-  /** Kills the current replica's node, waits for its replacement's full sync, restarts the killed node fresh. */
-  const resync = async (during?: () => void) => {
+  /**
+   * Kills the current replica's node, waits for its replacement's full sync, restarts the killed
+   * node fresh. With `load`, the foreground writer starts at the kill and is stopped at sync-done
+   * or `loadWindowMs` after sync-started, whichever comes first (a resync starved by foreground
+   * IO would otherwise hold the benchmark for minutes); the resync then finishes without load.
+   */
+  const resync = async (load?: { readonly start: () => void; readonly stop: () => Promise<void> }) => {
     const info = await cluster.waitHealthy(volume, 120_000)
     const old = info.replicas[0]!.node
     const from = master.events.length
     const killedAtMs = await cluster.killNode(old)
-    during?.()
+    load?.start()
     const started = await waitEvent(master, "sync-started of a replacement", 60_000, (e) => isSyncEvent("sync-started", undefined, volume, killedAtMs)(e) && syncReplicaOf(e) !== old, from)
     const replacement = syncReplicaOf(started)
-    const done = await waitEvent(master, `sync-done of ${replacement}`, 300_000, isSyncEvent("sync-done", replacement, volume, killedAtMs), from)
+    const isDone = isSyncEvent("sync-done", replacement, volume, killedAtMs)
+    let loadToMs = Number.NaN
+    if (load) {
+      await waitEvent(master, `sync-done of ${replacement} or the end of the load window`, loadWindowMs + 60_000, (e) => isDone(e) || Date.now() >= Number(started.atMs) + loadWindowMs, from)
+      const early = master.events.slice(from).find(isDone)
+      loadToMs = early ? Number(early.atMs) : Date.now()
+      await load.stop()
+    }
+    const done = await waitEvent(master, `sync-done of ${replacement}`, 600_000, isDone, from)
     await cluster.startNode(old, true)
     const ms = Number(done.atMs) - Number(started.atMs)
-    return { fromMs: Number(started.atMs), toMs: Number(done.atMs), MBps: megabytesPerSecond(syncTotalOf(started), ms), bytes: syncTotalOf(started), replacement }
+    // Resync progress while loaded: the last "N of M bytes" progress event inside the load window.
+    const progressed = master.events.slice(from).filter((e) => e.event === "cluster" && e.kind === "sync-progress" && e.volume === volume && String(e.message).startsWith(`replica ${replacement}:`) && Number(e.atMs) <= loadToMs).at(-1)
+    const loadedBytes = Number(done.atMs) <= loadToMs ? syncTotalOf(started) : Number(/: (\d+) of/.exec(String(progressed?.message ?? ""))?.[1] ?? 0)
+    return {
+      fromMs: Number(started.atMs), toMs: Number(done.atMs), MBps: megabytesPerSecond(syncTotalOf(started), ms), bytes: syncTotalOf(started), replacement,
+      loadToMs, loadedMBps: megabytesPerSecond(loadedBytes, loadToMs - Number(started.atMs)),
+    }
   }
   const idleResync = async () => {
     const r = await resync()
@@ -80,11 +102,13 @@ try {
     return megabytesPerSecond(Number(counted.bytes), toMs - fromMs)
   }
   const foregroundDuring = async () => {
-    const r = await resync(() => writer.send({ cmd: "seq-start" }))
-    await cluster.request(writer, { cmd: "seq-stop" }, "seq-stopped", 120_000)
-    const counted = await cluster.request(writer, { cmd: "count", fromMs: r.fromMs, toMs: r.toMs }, "count")
-    series.resyncUnderLoadMBps.push(r.MBps)
-    return megabytesPerSecond(Number(counted.bytes), r.toMs - r.fromMs)
+    const r = await resync({
+      start: () => writer.send({ cmd: "seq-start" }),
+      stop: async () => void (await cluster.request(writer, { cmd: "seq-stop" }, "seq-stopped", 120_000)),
+    })
+    const counted = await cluster.request(writer, { cmd: "count", fromMs: r.fromMs, toMs: r.loadToMs }, "count")
+    series.resyncUnderLoadMBps.push(r.loadedMBps)
+    return megabytesPerSecond(Number(counted.bytes), r.loadToMs - r.fromMs)
   }
   const steps = [["tcpMBps", tcp], ["resyncMBps", idleResync], ["foregroundMBps", foreground], ["foregroundDuringMBps", foregroundDuring]] as const
   for (let trial = 0; trial <= trialCount; trial++) {
