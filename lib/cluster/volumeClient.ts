@@ -52,6 +52,9 @@ export interface VolumeClient {
   readonly close: Effect.Effect<void>
 }
 
+/** Longest wait between two attempts during a pause (short: the new master should be found quickly). */
+export const retryDelayMaxMs = 200
+
 /** Why an attempt should be retried on the (possibly new) master. */
 class Retry extends Data.TaggedError("Retry")<{ readonly why: string }> {}
 
@@ -160,7 +163,7 @@ export const makeVolumeClient = (options: VolumeClientOptions): VolumeClient => 
         options.onRetry?.(why)
       }
       note(first.why)
-      const schedule = Schedule.exponential(20).pipe((s) => Schedule.min([s, Schedule.spaced(500)]))
+      const schedule = Schedule.exponential(20).pipe((s) => Schedule.min([s, Schedule.spaced(retryDelayMaxMs)]))
       return yield* Effect.sleep(10).pipe(
         Effect.andThen(operation),
         Effect.tapError((e) => Effect.sync(() => e instanceof Retry && note(e.why))),

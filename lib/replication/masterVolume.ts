@@ -139,7 +139,9 @@ const isAllZero = (bytes: Uint8Array): boolean => {
 }
 
 /** Sync chunks in flight per replica during a resync. */
-const syncWindowChunks = 4
+export const syncWindowChunks = 4
+/** Longest pause the resync throttle takes between chunks while foreground IO is active. */
+export const resyncPauseMaxMs = 50
 
 export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<MasterVolume, never, Scope.Scope> =>
   Effect.gen(function* () {
@@ -326,9 +328,11 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
             emit("sync-progress", `replica ${link.target.node}: ${progress.done} of ${total} bytes`, link.target.node)
           }
           // Throttle: while foreground IO is active, resync takes at most its share of the time.
+          // The pause is capped so a resync under constant foreground load still progresses
+          // (at least one chunk per `resyncPauseMaxMs`) instead of leaving the volume degraded.
           if (resyncShare < 1 && now - lastForegroundMs < 1000) {
             const spentMs = Math.max(1, now - started)
-            yield* Effect.sleep(Math.ceil((spentMs * (1 - resyncShare)) / resyncShare))
+            yield* Effect.sleep(Math.min(resyncPauseMaxMs, Math.ceil((spentMs * (1 - resyncShare)) / resyncShare)))
           }
         }
         for (const done of window) yield* link.awaitAck(done)

@@ -13,7 +13,8 @@ import type { BlockStore } from "../store/BlockStore.ts"
 import { ErrorCode, makeFrame, MessageType, type Frame } from "../wire/index.ts"
 import type { Connection } from "../net/connection.ts"
 import { decodeOpenRequest, encodeJson, volumeIdOf } from "./protocol.ts"
-import type { MasterVolume } from "./masterVolume.ts"
+import { syncWindowChunks, type MasterVolume } from "./masterVolume.ts"
+import { inflightWritesPerReplicaMax } from "../core/limits.ts"
 import type { VolumeError } from "./errors.ts"
 import type { Metrics } from "../core/metrics.ts"
 import { ReplicationError } from "./errors.ts"
@@ -34,8 +35,14 @@ export interface HostedReplicaStatus {
 /** Client requests one connection may have in flight; the connection is not read further until one completes. */
 export const clientRequestsInflightMax = 64
 
-/** Writes remembered per hosted volume for the activity log (DRBD's "AL"): a new master reconciles these regions. */
-export const activityWritesMax = 4096
+/**
+ * Writes remembered per hosted volume for the activity log (DRBD's "AL"): a new master reconciles
+ * these regions. A write can differ between copies only while it is unacknowledged by some copy;
+ * a master has at most `inflightWritesPerReplicaMax` writes plus `syncWindowChunks` sync chunks
+ * unacknowledged, and every copy applies them in order, so the last that many applied writes
+ * cover every possible difference. Twice that, for margin.
+ */
+export const activityWritesMax = 2 * (inflightWritesPerReplicaMax + syncWindowChunks)
 /** Ranges sent in an OpenAck; beyond this the replica answers "all" and the master compares everything. */
 export const activityRangesMax = 2048
 

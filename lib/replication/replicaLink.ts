@@ -38,7 +38,7 @@ export interface ReplicaTarget {
 export class LinkFailure {
   readonly _tag = "LinkFailure"
   constructor(
-    readonly reason: "ack-timeout" | "unreachable" | "stale-epoch" | "refused" | "store" | "closed" | "overloaded",
+    readonly reason: "ack-timeout" | "unreachable" | "refused-connection" | "stale-epoch" | "refused" | "store" | "closed" | "overloaded",
     readonly message: string,
   ) {}
 }
@@ -160,7 +160,10 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
     /** Dial, authenticate, open; resolves with the connection once the replica accepted our epoch. */
     const openOnce: Effect.Effect<Connection, LinkFailure> = Effect.gen(function* () {
       opened = undefined
-      const conn = yield* options.connect.pipe(Effect.mapError((cause) => new LinkFailure("unreachable", `cannot reach replica ${options.target.node}: ${(cause as { message?: string }).message ?? String(cause)}`)))
+      const conn = yield* options.connect.pipe(Effect.mapError((cause) =>
+        (cause as { reason?: string }).reason === "refused"
+          ? new LinkFailure("refused-connection", `replica ${options.target.node} refused the connection (nothing listens there): ${(cause as { message?: string }).message ?? String(cause)}`)
+          : new LinkFailure("unreachable", `cannot reach replica ${options.target.node}: ${(cause as { message?: string }).message ?? String(cause)}`)))
       const reply = Deferred.makeUnsafe<void, LinkFailure>()
       conn.onFrame((frame) => {
         if (frame.type === MessageType.OpenAck) {
@@ -201,9 +204,13 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
       (s) => Schedule.min([s, Schedule.spaced(options.reconnectCeilingMs)]),
     )
 
-    /** Reconnects within the ack timeout; a permanent refusal (stale epoch) is not retried. */
+    /**
+     * Reconnects within the ack timeout. Not retried: a stale epoch (permanent), and a refused
+     * connection — nothing listens there any more (the replica's process is gone), so writes
+     * should not wait the whole ack timeout for it; it catches up by delta when it returns.
+     */
     const reconnect = openOnce.pipe(
-      Effect.retry({ schedule: backoff, while: (e) => e.reason !== "stale-epoch" }),
+      Effect.retry({ schedule: backoff, while: (e) => e.reason !== "stale-epoch" && e.reason !== "refused-connection" }),
       Effect.timeoutOrElse({ duration: options.ackTimeoutMs, orElse: () => Effect.fail(new LinkFailure("unreachable", `replica ${options.target.node} could not be reached again within ${options.ackTimeoutMs} ms`)) }),
     )
 
@@ -243,7 +250,7 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
 
     /** The first open retries while the replica's node is still getting ready (not hosting yet, not listening yet). */
     const firstOpen = openOnce.pipe(
-      Effect.retry({ schedule: backoff, while: (e) => e.reason === "refused" || e.reason === "unreachable" || e.reason === "closed" }),
+      Effect.retry({ schedule: backoff, while: (e) => e.reason === "refused" || e.reason === "refused-connection" || e.reason === "unreachable" || e.reason === "closed" }),
       Effect.timeoutOrElse({ duration: options.ackTimeoutMs, orElse: () => Effect.fail(new LinkFailure("unreachable", `replica ${options.target.node} could not be opened within ${options.ackTimeoutMs} ms`)) }),
     )
 
