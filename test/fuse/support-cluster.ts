@@ -195,7 +195,8 @@ export interface FioRun {
 
 /** Runs fio with JSON output; never throws (a failed run has `code` ≠ 0 and its stderr). */
 export const fio = async (args: string, timeoutMs = 600_000): Promise<FioRun> => {
-  const raw = await sh(`fio --output-format=json ${args}`, timeoutMs)
+  // --verify_state_save=0: fio would otherwise leave *-verify.state files in the working directory.
+  const raw = await sh(`fio --output-format=json --verify_state_save=0 ${args}`, timeoutMs)
   const start = raw.stdout.indexOf("{")
   let jobs: Array<FioJob> = []
   if (start >= 0) {
