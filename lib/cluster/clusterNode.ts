@@ -159,7 +159,7 @@ export const volumeInfo = (record: VolumeRecord, alive: ReadonlySet<string>): Vo
     replicas: record.replicas.map((r) => ({
       node: r.node, state: r.state,
       ...(r.reason === undefined ? {} : { reason: r.reason }),
-      ...((r as { bytesDone?: number }).bytesDone === undefined ? {} : { bytesDone: (r as { bytesDone?: number }).bytesDone!, bytesTotal: (r as { bytesTotal?: number }).bytesTotal ?? 0 }),
+      ...(r.bytesDone === undefined ? {} : { bytesDone: r.bytesDone, bytesTotal: r.bytesTotal ?? 0 }),
     })),
     rulesApplied: record.rulesApplied,
   }
@@ -332,8 +332,14 @@ export const startClusterNode = (
     const reconcileLinks = (copy: Copy, role: MasterRole, record: VolumeRecord, nodes: ReadonlyMap<string, NodeRecord>) =>
       Effect.gen(function* () {
         const volume = role.volume!
+        /** Runs `effect` in the master's scope unless one with the same key is still running. */
         const background = (key: string, effect: Effect.Effect<void, unknown>) =>
-          role.busy.has(key) ? Effect.void : Effect.asVoid(Effect.forkIn(Effect.ensuring(Effect.ignore(effect), Effect.sync(() => role.busy.delete(key))).pipe(Effect.onInterrupt(() => Effect.sync(() => role.busy.delete(key))), Effect.tap(() => Effect.void), Effect.provide(context)), role.scope).pipe(Effect.tap(() => Effect.sync(() => role.busy.add(key)))))
+          Effect.suspend(() => {
+            if (role.busy.has(key)) return Effect.void
+            role.busy.add(key)
+            const done = Effect.sync(() => void role.busy.delete(key))
+            return Effect.asVoid(Effect.forkIn(Effect.ensuring(Effect.ignore(effect), done), role.scope))
+          })
         for (const r of record.replicas) {
           const link = volume.links().find((l) => l.target.node === r.node)
           const target = targetOf(r.node, nodes)
@@ -350,7 +356,7 @@ export const startClusterNode = (
           } else if (state === "syncing" && (r.state === "provisioned" || r.state === "failed" || now() - role.progressAtMs >= 1000)) {
             const status = (yield* volume.status).replicas.find((x) => x.node === r.node)
             role.progressAtMs = now()
-            yield* background(`state:${r.node}`, markReplica(record.volume, record.epoch, r.node, (x) => ({ node: x.node, state: "syncing", bytesDone: status?.syncBytesDone ?? 0, bytesTotal: status?.syncBytesTotal ?? 0 } as ReplicaRecord)))
+            yield* background(`state:${r.node}`, markReplica(record.volume, record.epoch, r.node, (x): ReplicaRecord => ({ node: x.node, state: "syncing", bytesDone: status?.syncBytesDone ?? 0, bytesTotal: status?.syncBytesTotal ?? 0 })))
           }
         }
         for (const link of volume.links()) {

@@ -44,6 +44,9 @@ export interface ReplicaRecord {
   readonly failedAtMs?: number
   /** The epoch in which it was last in sync (a returning copy from an older epoch gets a full sync). */
   readonly syncedEpoch?: number
+  /** While syncing: bytes copied so far and in all (written by the master about once a second). */
+  readonly bytesDone?: number
+  readonly bytesTotal?: number
 }
 
 export interface VolumeRecord {
