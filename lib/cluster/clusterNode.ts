@@ -43,6 +43,8 @@ export interface ClusterNodeOptions extends NodeOptions {
   /** The admin API address this node serves, recorded for the CLI. */
   readonly api?: string
   readonly onClusterEvent?: (event: ClusterEvent) => void
+  /** Share of time a resync may take while foreground IO is active (0 < share ≤ 1, default ½). */
+  readonly resyncShare?: number
   /** Let handles call masters of other nodes in this process directly (default true; the simulator turns it off to test the wire). */
   readonly inProcessShortcut?: boolean
 }
@@ -308,6 +310,7 @@ export const startClusterNode = (
         const open = node.openVolume({
           volume: record.volume, sizeBytes: record.sizeBytes, spec: record.spec, epoch: record.epoch, replicas: plans,
           store: copy.store, waitForSync: false, ownActivity, leaseValid,
+          ...(options.resyncShare === undefined ? {} : { resyncShare: options.resyncShare }),
           onReplicaFailed: (replicaNode, failure) =>
             markReplica(record.volume, record.epoch, replicaNode, (r) => (r.state === "failed" ? r : { node: r.node, state: "failed", reason: failure.message, failedAtMs: now() })),
           onReplicaInSync: (replicaNode) =>
