@@ -13,12 +13,12 @@
  */
 import { Clock, Data, Deferred, Effect, Schedule } from "effect"
 import { writeChunkBytesMax } from "../core/limits.ts"
-import { makeFrame, MessageType, type Frame } from "../wire/index.ts"
+import { encodeJsonBody, makeFrame, MessageType, type Frame } from "../wire/index.ts"
 import type { Connection } from "../net/connection.ts"
 import type { Address } from "../net/Transport.ts"
 import { checkRange, OutOfRange, VolumeIoError, VolumeUnavailable, type VolumeError } from "../replication/errors.ts"
 import type { MasterVolume } from "../replication/masterVolume.ts"
-import { decodeClientError, encodeJson, volumeIdOf } from "../replication/protocol.ts"
+import { decodeClientError, volumeIdOf } from "../replication/protocol.ts"
 
 export interface MasterLocation {
   readonly node: string
@@ -107,7 +107,7 @@ export const makeVolumeClient = (options: VolumeClientOptions): VolumeClient => 
       for (const done of fresh.pending.values()) Deferred.doneUnsafe(done, Effect.fail(new Retry({ why: `connection to ${location.node} closed: ${why}` })))
       fresh.pending.clear()
     })
-    connection.send(makeFrame(MessageType.Open, { volumeId, epoch: location.epoch, sequence: 1, body: encodeJson({ role: "client", volume: options.volume, sizeBytes: options.sizeBytes, epoch: location.epoch, master: options.clientName }) }))
+    connection.send(makeFrame(MessageType.Open, { volumeId, epoch: location.epoch, sequence: 1, body: encodeJsonBody({ role: "client", volume: options.volume, sizeBytes: options.sizeBytes, epoch: location.epoch, master: options.clientName }) }))
     const reply = yield* Deferred.await(opened).pipe(Effect.timeoutOrElse({ duration: options.requestTimeoutMs, orElse: () => Effect.fail(new Retry({ why: `master ${location.node} did not answer` })) }))
     if (reply.type !== MessageType.OpenAck) {
       connection.close("not master")

@@ -17,7 +17,6 @@
  * | Error      | reply            | `aux` = ErrorCode, body = text; the sequence names the request |
  * | Ping/Pong  | either           | liveness                                                       |
  */
-import { controlBodyBytesMax } from "../core/limits.ts"
 
 export interface OpenRequest {
   /** "replica" (default): a master attaching a replica copy; "client": an application doing IO on a volume this node masters. */
@@ -39,12 +38,6 @@ export interface OpenReply {
 
 const encoder = new TextEncoder()
 const decoder = new TextDecoder("utf-8", { fatal: true })
-
-export const encodeJson = (value: unknown): Uint8Array => {
-  const bytes = encoder.encode(JSON.stringify(value))
-  if (bytes.length > controlBodyBytesMax) throw new RangeError(`control body of ${bytes.length} bytes exceeds ${controlBodyBytesMax}`)
-  return bytes
-}
 
 const parseJson = (body: Uint8Array): unknown => {
   try {

@@ -10,9 +10,9 @@
  */
 import { Clock, Effect, Queue, Semaphore } from "effect"
 import type { BlockStore } from "../store/BlockStore.ts"
-import { ErrorCode, makeFrame, MessageType, type Frame } from "../wire/index.ts"
+import { encodeJsonBody, ErrorCode, makeFrame, MessageType, type Frame } from "../wire/index.ts"
 import type { Connection } from "../net/connection.ts"
-import { decodeOpenRequest, encodeJson, volumeIdOf } from "./protocol.ts"
+import { decodeOpenRequest, volumeIdOf } from "./protocol.ts"
 import { syncWindowChunks, type MasterVolume } from "./masterVolume.ts"
 import { inflightWritesPerReplicaMax } from "../core/limits.ts"
 import type { VolumeError } from "./errors.ts"
@@ -217,7 +217,7 @@ const serveConnection = (
           return
         }
         clientOpened.set(frame.volumeId, request.volume)
-        reply(connection, frame, MessageType.OpenAck, master.epoch, encodeJson({ epoch: master.epoch, fresh: false, activity: [] }))
+        reply(connection, frame, MessageType.OpenAck, master.epoch, encodeJsonBody({ epoch: master.epoch, fresh: false, activity: [] }))
         return
       }
       const entry = hosted.get(frame.volumeId)
@@ -245,7 +245,7 @@ const serveConnection = (
       entry.owner = connection
       entry.master = request.master
       opened.add(entry.id)
-      reply(connection, frame, MessageType.OpenAck, entry.epoch, encodeJson({ epoch: entry.epoch, fresh: entry.fresh, activity: activityRanges(entry) }))
+      reply(connection, frame, MessageType.OpenAck, entry.epoch, encodeJsonBody({ epoch: entry.epoch, fresh: entry.fresh, activity: activityRanges(entry) }))
       entry.activityUnknown = false
     })
 

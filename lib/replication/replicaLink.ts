@@ -13,11 +13,11 @@ import { Clock, Deferred, Effect, Queue, Schedule, Scope } from "effect"
 import { assert } from "../core/assert.ts"
 import { dirtyRegionBytesFor, inflightWritesPerReplicaMax } from "../core/limits.ts"
 import { DirtyBitmap } from "../store/dirtyBitmap.ts"
-import { CompressionGovernor, ErrorCode, makeFrame, MessageType, SharedBodyEncoder, type Frame } from "../wire/index.ts"
+import { CompressionGovernor, encodeJsonBody, ErrorCode, makeFrame, MessageType, SharedBodyEncoder, type Frame } from "../wire/index.ts"
 import type { Connection } from "../net/connection.ts"
 import type { Metrics } from "../core/metrics.ts"
 import type { Address } from "../net/Transport.ts"
-import { decodeOpenReply, decodeText, encodeJson, type OpenReply } from "./protocol.ts"
+import { decodeOpenReply, decodeText, type OpenReply } from "./protocol.ts"
 
 /**
  * `connecting`: dialling / opening; `syncing`: receiving live writes while its copy catches up;
@@ -176,7 +176,7 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
         }
       })
       conn.link.onClose((why) => Deferred.doneUnsafe(reply, Effect.fail(new LinkFailure("closed", `connection to ${options.target.node} closed: ${why}`))))
-      conn.send(makeFrame(MessageType.Open, { volumeId: options.volumeId, epoch: options.epoch, body: encodeJson({ volume: options.volume, sizeBytes: options.sizeBytes, epoch: options.epoch, master: options.masterName }) }))
+      conn.send(makeFrame(MessageType.Open, { volumeId: options.volumeId, epoch: options.epoch, body: encodeJsonBody({ volume: options.volume, sizeBytes: options.sizeBytes, epoch: options.epoch, master: options.masterName }) }))
       yield* Deferred.await(reply).pipe(
         Effect.timeoutOrElse({ duration: options.ackTimeoutMs, orElse: () => Effect.fail(new LinkFailure("ack-timeout", `replica ${options.target.node} did not answer the open within ${options.ackTimeoutMs} ms`)) }),
         Effect.onError(() => Effect.sync(() => conn.close("open failed"))),

@@ -15,8 +15,8 @@ import { Effect } from "effect"
 import { clientHandshake } from "../../lib/net/connection.ts"
 import { socketLink } from "../../lib/platform/tcp.ts"
 import { crc32c } from "../../lib/core/checksum.ts"
-import { encodeFrame, makeFrame, MessageType } from "../../lib/wire/index.ts"
-import { volumeIdOf, encodeJson } from "../../lib/replication/protocol.ts"
+import { encodeFrame, encodeJsonBody, makeFrame, MessageType } from "../../lib/wire/index.ts"
+import { volumeIdOf } from "../../lib/replication/protocol.ts"
 import { mulberry } from "../support/pattern.ts"
 import { spawnTs, type Child } from "../support/processes.ts"
 
@@ -93,7 +93,7 @@ const writeFrame = (offset: number, data: Uint8Array) =>
   encodeFrame(makeFrame(MessageType.Write, { volumeId: volumeIdOf(volume), epoch: 1, sequence: 1, offset, body: data }))
 
 const openFrame = () =>
-  encodeFrame(makeFrame(MessageType.Open, { volumeId: volumeIdOf(volume), epoch: 1, body: encodeJson({ volume, sizeBytes, epoch: 1, master: "intruder" }) }))
+  encodeFrame(makeFrame(MessageType.Open, { volumeId: volumeIdOf(volume), epoch: 1, body: encodeJsonBody({ volume, sizeBytes, epoch: 1, master: "intruder" }) }))
 
 const fileIsZero = async () => {
   const bytes = await readFile(join(base, "copies", `${volume}.img`))
