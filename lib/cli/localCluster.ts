@@ -10,10 +10,11 @@
  * `createLocalCluster` is the Promise facade the examples use; `startLocalCluster` is the
  * Effect API the CLI's `cluster up` builds on (it provides the layers itself).
  */
-import { Effect, Exit, Layer, Scope, Stream } from "effect"
+import { Effect, Exit, Layer, Scope } from "effect"
 import { startClusterNode, type ClusterEvent, type ClusterNode, type ClusterNodeOptions, type VolumeInfo } from "../cluster/clusterNode.ts"
 import type { VolumeClient } from "../cluster/volumeClient.ts"
-import { ControlError, ControlStore, type ControlStoreShape } from "../control/ControlStore.ts"
+import { ControlStore, type ControlStoreShape } from "../control/ControlStore.ts"
+import { gatedControlStore } from "../control/gated.ts"
 import { layerMemory } from "../control/embedded.ts"
 import { layerFile } from "../control/embeddedFile.ts"
 import { makeMetrics, type Metrics } from "../core/metrics.ts"
@@ -60,24 +61,10 @@ export interface LocalCluster {
   readonly metrics: Metrics
 }
 
-const cut = (reason: string) => new ControlError({ reason: "unreachable", message: reason })
-
 /** The control store as one node sees it: `sever()` makes every call fail, as if its machine died. */
 const severable = (store: ControlStoreShape, name: string) => {
   let severed = false
-  const gate = <A>(effect: Effect.Effect<A, ControlError>) => Effect.suspend(() => (severed ? Effect.fail(cut(`node ${name} was killed`)) : effect))
-  const shape: ControlStoreShape = {
-    get: (k) => gate(store.get(k)),
-    list: (p) => gate(store.list(p)),
-    put: (k, v, o) => gate(store.put(k, v, o)),
-    delete: (k) => gate(store.delete(k)),
-    transaction: (t) => gate(store.transaction(t)),
-    grantLease: (ttl) => gate(store.grantLease(ttl)),
-    keepAlive: (l) => gate(store.keepAlive(l)),
-    revokeLease: (l) => gate(store.revokeLease(l)),
-    watch: (p) => Stream.unwrap(Effect.sync(() => (severed ? Stream.fail(cut(`node ${name} was killed`)) : store.watch(p)))),
-  }
-  return { shape, sever: () => void (severed = true) }
+  return { shape: gatedControlStore(store, () => severed, () => `node ${name} was killed`), sever: () => void (severed = true) }
 }
 
 interface Member {

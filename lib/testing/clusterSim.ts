@@ -17,7 +17,8 @@
  */
 import { Effect, Exit, Fiber, Layer, Random, Scheduler, Scope } from "effect"
 import { TestClock } from "effect/testing"
-import { ControlError, ControlStore } from "../control/ControlStore.ts"
+import { ControlStore } from "../control/ControlStore.ts"
+import { gatedControlStore } from "../control/gated.ts"
 import { layerMemory } from "../control/embedded.ts"
 import { startClusterNode, type ClusterNode } from "../cluster/clusterNode.ts"
 import { Entropy, seededEntropy } from "../net/entropy.ts"
@@ -65,23 +66,6 @@ const pattern = (seed: number, volumeIndex: number, writeIndex: number): Uint8Ar
   return out
 }
 
-/** A control store that is unreachable from a node while `cut()` says so (a partition from etcd). */
-const partitionable = (inner: ControlStore["Service"], cut: () => boolean): ControlStore["Service"] => {
-  const guard = <A>(effect: Effect.Effect<A, ControlError>) =>
-    Effect.suspend(() => (cut() ? Effect.fail(new ControlError({ reason: "unreachable", message: "control store unreachable (simulated partition)" })) : effect))
-  return ControlStore.of({
-    get: (k) => guard(inner.get(k)),
-    list: (p) => guard(inner.list(p)),
-    put: (k, v, o) => guard(inner.put(k, v, o)),
-    delete: (k) => guard(inner.delete(k)),
-    transaction: (t) => guard(inner.transaction(t)),
-    grantLease: (t) => guard(inner.grantLease(t)),
-    keepAlive: (l) => guard(inner.keepAlive(l)),
-    revokeLease: (l) => guard(inner.revokeLease(l)),
-    watch: inner.watch,
-  })
-}
-
 const sameBytes = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i])
 
 export const runClusterSim = (options: ClusterSimOptions): Promise<ClusterSimResult> => {
@@ -114,7 +98,7 @@ export const runClusterSim = (options: ClusterSimOptions): Promise<ClusterSimRes
     const start = (i: number) =>
       Effect.gen(function* () {
         const scope = yield* Scope.make()
-        const services = Layer.mergeAll(network.layer, stores.layer, Layer.succeed(ControlStore, partitionable(control, () => cutFromStore.has(i))))
+        const services = Layer.mergeAll(network.layer, stores.layer, Layer.succeed(ControlStore, ControlStore.of(gatedControlStore(control, () => cutFromStore.has(i), () => "control store unreachable (simulated partition)"))))
         const node = yield* startClusterNode({
           name: nameOf(i), address: { host: hostOf(i) }, dataDir: `/sim/${nameOf(i)}`, secret: "cluster-simulation-secret",
           ackTimeoutMs: 1000, handshakeTimeoutMs: 500, reconnectBaseMs: 5, reconnectCeilingMs: 100,
