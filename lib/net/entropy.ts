@@ -6,6 +6,7 @@
  * included, replays exactly from its seed.
  */
 import { Context } from "effect"
+import { mulberry32 } from "../core/seeded.ts"
 
 export interface EntropySource {
   readonly randomBytes: (count: number) => Uint8Array
@@ -21,17 +22,9 @@ export const Entropy = Context.Reference<EntropySource>("replivol/Entropy", {
   defaultValue: () => ({ randomBytes: cryptoBytes }),
 })
 
-/** A seeded generator (xorshift128+ style mixing of a 32-bit seed) for simulations and fuzzers. */
+/** A seeded source (mulberry32) for simulations and fuzzers: a run replays exactly from its seed. */
 export const seededEntropy = (seed: number): EntropySource & { readonly nextUint32: () => number } => {
-  let state = seed >>> 0 || 0x9e3779b9
-  const nextUint32 = () => {
-    // mulberry32
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return (t ^ (t >>> 14)) >>> 0
-  }
+  const { nextUint32 } = mulberry32(seed >>> 0 || 0x9e3779b9)
   return {
     nextUint32,
     randomBytes: (count) => {

@@ -16,18 +16,7 @@ export interface SimRandom {
   readonly next: () => number
 }
 
-export const mulberry32 = (seed: number): SimRandom => {
-  let state = seed >>> 0
-  return {
-    next: () => {
-      state = (state + 0x6d2b79f5) >>> 0
-      let t = state
-      t = Math.imul(t ^ (t >>> 15), t | 1)
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-    },
-  }
-}
+export { mulberry32 } from "../core/seeded.ts"
 
 export interface SimFaults {
   /** Every chunk is delayed uniformly in [delayMinMs, delayMaxMs]. */
