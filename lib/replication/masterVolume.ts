@@ -455,7 +455,8 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
     return {
       name: volume, sizeBytes, epoch, write, read, flush, status, fence, isFenced: () => fenced !== undefined,
       addReplica, removeReplica, reviveReplica, links: () => links, close,
-      awaitSyncs: Effect.suspend(() => Effect.forEach([...startups, ...syncFibers.values()], (fiber) => Fiber.await(fiber), { discard: true })).pipe(
+      // First the background opens (they start their syncs), then every sync.
+      awaitSyncs: Effect.forEach(startups, (fiber) => Fiber.await(fiber), { discard: true }).pipe(
         Effect.andThen(Effect.suspend(() => Effect.forEach([...syncFibers.values()], (fiber) => Fiber.await(fiber), { discard: true }))),
       ),
     } satisfies MasterVolume
