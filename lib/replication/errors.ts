@@ -7,6 +7,7 @@
  * storage failure on the master (a full disk, an IO error): the write did not happen.
  */
 import { Data } from "effect"
+import { isInside } from "../core/range.ts"
 import type { Health } from "../volume/health.ts"
 
 export class VolumeUnavailable extends Data.TaggedError("VolumeUnavailable")<{
@@ -41,7 +42,7 @@ export class ReplicationError extends Data.TaggedError("ReplicationError")<{
 export type VolumeError = VolumeUnavailable | OutOfRange | VolumeIoError
 
 export const checkRange = (volume: string, sizeBytes: number, offset: number, length: number): OutOfRange | undefined =>
-  Number.isSafeInteger(offset) && Number.isSafeInteger(length) && offset >= 0 && length >= 0 && offset + length <= sizeBytes
+  isInside(sizeBytes, offset, length)
     ? undefined
     : new OutOfRange({
         volume, offset, length, sizeBytes,

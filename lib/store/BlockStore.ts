@@ -22,6 +22,7 @@
  * - After `close`, every operation fails with reason `closed`; `close` itself is idempotent.
  */
 import { Data, type Effect } from "effect"
+import { isInside } from "../core/range.ts"
 
 /** Why a store operation failed; users match on `reason`, never on `message`. */
 export type StoreErrorReason = "out-of-range" | "io" | "no-space" | "closed" | "size-mismatch" | "corrupt-meta" | "exists"
@@ -62,9 +63,7 @@ export interface BlockStore {
  * `offset`/`length` address bytes inside a store of `sizeBytes`.
  */
 export function checkRange(path: string | undefined, sizeBytes: number, offset: number, length: number): StoreError | undefined {
-  const valid =
-    Number.isSafeInteger(offset) && offset >= 0 && Number.isSafeInteger(length) && length >= 0 && offset + length <= sizeBytes
-  if (valid) return undefined
+  if (isInside(sizeBytes, offset, length)) return undefined
   return new StoreError({
     reason: "out-of-range",
     path,

@@ -11,6 +11,7 @@
  * Serialized form (`toBytes`): ceil(regionCount / 32) little-endian 32-bit words, bit i of word w
  * is region 32·w + i; bits past the last region are zero.
  */
+import { isInside } from "../core/range.ts"
 import { Data, Effect } from "effect"
 import { assert } from "../core/assert.ts"
 import { defaults, sectorBytes, volumeSizeBytesMax } from "../core/limits.ts"
@@ -125,10 +126,7 @@ export class DirtyBitmap {
 
   /** Marks every region touched by [offset, offset + length); zero length marks nothing. */
   mark(offset: number, length: number): void {
-    assert(
-      Number.isSafeInteger(offset) && Number.isSafeInteger(length) && offset >= 0 && length >= 0 && offset + length <= this.sizeBytes,
-      `dirty range offset ${offset}, length ${length} inside a volume of ${this.sizeBytes} bytes`,
-    )
+    assert(isInside(this.sizeBytes, offset, length), `dirty range offset ${offset}, length ${length} inside a volume of ${this.sizeBytes} bytes`)
     if (length === 0) return
     this.#setRange(Math.floor(offset / this.regionBytes), Math.floor((offset + length - 1) / this.regionBytes))
   }
