@@ -18,6 +18,7 @@
  * without the token to requests from a loopback address (a local Prometheus or curl), since it
  * names volumes but no data. A wrong or missing token is 401.
  */
+import { isRecord } from "../core/guards.ts"
 import { Effect } from "effect"
 import type { ClusterNode } from "../cluster/clusterNode.ts"
 import type { Metrics } from "../core/metrics.ts"
@@ -73,7 +74,6 @@ export const tokenMatches = (authorization: string | undefined, token: string): 
 }
 
 const badRequest = (message: string) => new AdminError({ reason: "bad-request", message })
-const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v)
 
 const createBody = (body: unknown) => {
   if (!isRecord(body) || typeof body.volume !== "string" || typeof body.sizeBytes !== "number") {

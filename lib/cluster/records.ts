@@ -9,6 +9,7 @@
  *
  * Records are JSON; decoding validates them (a corrupt record is a typed error, never a crash).
  */
+import { isCount, isRecord } from "../core/guards.ts"
 import { Data } from "effect"
 import type { Rule } from "../policy/rules.ts"
 import type { VolumeSpec } from "../volume/labels.ts"
@@ -77,8 +78,6 @@ export class ClusterError extends Data.TaggedError("ClusterError")<{
   readonly cause?: unknown
 }> {}
 
-const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null && !Array.isArray(value)
-const isCount = (value: unknown): value is number => typeof value === "number" && Number.isSafeInteger(value) && value >= 0
 
 const parse = (key: string, text: string): Record<string, unknown> | ClusterError => {
   try {

@@ -9,6 +9,7 @@
  * Pure: `validateRule` turns untrusted input (JSON from the CLI or the control store) into a
  * `Rule` or a `RuleError`; `applyRules` is a function of rules, namespace and labels.
  */
+import { isRecord } from "../core/guards.ts"
 import { Data, Effect } from "effect"
 import { assert } from "../core/assert.ts"
 import { checkLabel, checkLabelKey, isDnsLabel, labelCountMax } from "../volume/labels.ts"
@@ -113,8 +114,6 @@ const readActive = (input: Record<string, unknown>): boolean | RuleError => {
   return typeof value === "boolean" ? value : ruleError("bad-active", "active", value, "is not allowed: expected true | false")
 }
 
-const isRecord = (value: unknown): value is Record<string, unknown> =>
-  typeof value === "object" && value !== null && !Array.isArray(value)
 
 /**
  * Rule labels must be valid labels. An `add` rule's values must be allowed for their label (so a

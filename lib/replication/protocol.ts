@@ -17,6 +17,7 @@
  * | Error      | reply            | `aux` = ErrorCode, body = text; the sequence names the request |
  * | Ping/Pong  | either           | liveness                                                       |
  */
+import { isCount, isRecord } from "../core/guards.ts"
 
 export interface OpenRequest {
   /** "replica" (default): a master attaching a replica copy; "client": an application doing IO on a volume this node masters. */
@@ -47,8 +48,6 @@ const parseJson = (body: Uint8Array): unknown => {
   }
 }
 
-const isRecord = (value: unknown): value is Record<string, unknown> => typeof value === "object" && value !== null && !Array.isArray(value)
-const isCount = (value: unknown): value is number => typeof value === "number" && Number.isSafeInteger(value) && value >= 0
 
 export const decodeOpenRequest = (body: Uint8Array): OpenRequest | string => {
   const value = parseJson(body)

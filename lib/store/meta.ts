@@ -5,6 +5,7 @@
  * damaged or foreign record must be refused (`corrupt-meta`, `size-mismatch`) rather than
  * trusted — the same way by the file store and the memory store.
  */
+import { isCount } from "../core/guards.ts"
 import { StoreError, type StoreMeta } from "./BlockStore.ts"
 import { volumeNameBytesMax } from "../core/limits.ts"
 
@@ -28,7 +29,6 @@ function metaProblem(candidate: unknown): string | undefined {
   return undefined
 }
 
-const isCount = (value: unknown): value is number => typeof value === "number" && Number.isSafeInteger(value) && value >= 0
 
 /** Checks a record before it is written: well-formed and for a store of `sizeBytes`. */
 export function checkMetaForWrite(meta: StoreMeta, path: string | undefined, sizeBytes: number): StoreError | undefined {
