@@ -148,12 +148,13 @@ export const inProcessMaster = (location: { readonly node: string; readonly addr
 
 /** Health of a volume as its record says (usable by every node, not only the master's). */
 export const volumeInfo = (record: VolumeRecord, alive: ReadonlySet<string>): VolumeInfo => {
-  const inSync = record.replicas.filter((r) => r.state === "in-sync" && alive.has(r.node)).length
-  const syncing = record.replicas.filter((r) => (r.state === "syncing" || r.state === "provisioned") && alive.has(r.node)).length
-  const counts = { inSync: Math.min(inSync, record.spec.replicas), syncing: Math.min(syncing, record.spec.replicas - Math.min(inSync, record.spec.replicas)), failed: 0 }
-  const failed = record.spec.replicas - counts.inSync - counts.syncing
+  // Counted against the requested replicas: copies on lost nodes and slots not placed yet are failed.
+  const requested = record.spec.replicas
+  const countOf = (states: ReadonlyArray<ReplicaRecord["state"]>) => record.replicas.filter((r) => states.includes(r.state) && alive.has(r.node)).length
+  const inSync = Math.min(countOf(["in-sync"]), requested)
+  const syncing = Math.min(countOf(["syncing", "provisioned"]), requested - inSync)
   const masterAvailable = record.master !== undefined && alive.has(record.master) && record.unavailableReason === undefined
-  const assessment = assessVolume(record.spec, { ...counts, failed: Math.max(0, failed) }, masterAvailable)
+  const assessment = assessVolume(record.spec, { inSync, syncing, failed: requested - inSync - syncing }, masterAvailable)
   return {
     volume: record.volume, sizeBytes: record.sizeBytes, labels: record.labels, epoch: record.epoch, master: record.master,
     health: assessment.health, usable: assessment.usable,
