@@ -27,7 +27,7 @@ import { Stores } from "../store/Stores.ts"
 import { assessVolume, type Health } from "../volume/health.ts"
 import { parseLabels, type LabelError } from "../volume/labels.ts"
 import { loadOf, placeVolume, planVolume } from "./placement.ts"
-import { ClusterError, encode, keys, type MasterLease, type NodeRecord, type ReplicaRecord, type VolumeRecord } from "./records.ts"
+import { ClusterError, encode, keys, uidOf, type MasterLease, type NodeRecord, type ReplicaRecord, type VolumeRecord } from "./records.ts"
 import { getVolume, listMasterLeases, listNodes, listVolumes, locateMaster, updateVolume, type Versioned } from "./store.ts"
 import { makeVolumeClient, type VolumeClient } from "./volumeClient.ts"
 
@@ -127,6 +127,8 @@ interface Copy {
   readonly volume: string
   readonly scope: Scope.Closeable
   readonly store: BlockStore
+  /** This process served the copy as master since it opened it (its recent writes are known here). */
+  servedHere: boolean
   replicaScope: Scope.Closeable | undefined
   master: MasterRole | undefined
 }
@@ -204,7 +206,9 @@ export const startClusterNode = (
     let lastRenewOkMs = -Infinity
     let controller = false
     let crashed = false
-    const leaseValid = () => lease !== undefined && now() - lastRenewOkMs < leaseTtlMs * 0.75
+    // Lease ages are measured on the monotonic clock: a wall-clock step neither extends nor cuts them.
+    const monotonicMs = () => Number(clock.monotonicTimeNanosUnsafe() / 1_000_000n)
+    const leaseValid = () => lease !== undefined && monotonicMs() - lastRenewOkMs < leaseTtlMs * 0.75
 
     const closeScope = (scope: Scope.Closeable) => Scope.close(scope, Exit.void)
 
@@ -233,12 +237,13 @@ export const startClusterNode = (
 
     // Membership: register under a lease and keep it alive; on loss, fence every master first.
     const register = Effect.gen(function* () {
+      const grantStartedMs = monotonicMs()
       const granted = yield* control.grantLease(leaseTtlMs)
       const startedAtMs = now()
       const record: NodeRecord = { name: me, host: address.host, port: address.port, startedAtMs, ...(options.api ? { api: options.api } : {}) }
       yield* control.put(keys.node(me), encode(record), { lease: granted })
       lease = granted
-      lastRenewOkMs = startedAtMs
+      lastRenewOkMs = grantStartedMs
       publish("node-registered", `${me} joined at ${address.host}:${address.port}`)
     })
     const keepAlive = Effect.gen(function* () {
@@ -249,7 +254,7 @@ export const startClusterNode = (
           continue
         }
         yield* Effect.sleep(Math.max(10, Math.floor(leaseTtlMs / 3)))
-        const startedMs = now()
+        const startedMs = monotonicMs()
         const result = yield* Effect.result(control.keepAlive(lease))
         if (result._tag === "Success") lastRenewOkMs = startedMs
         else if (result.failure.reason === "lease-expired" || result.failure.reason === "lease-not-found" || !leaseValid()) {
@@ -267,15 +272,46 @@ export const startClusterNode = (
       return record ? { node: name, address: { host: record.host, port: record.port } } : undefined
     }
 
+    /** Opens this node's copy of the record's volume; a copy left by another volume of the same name is discarded first. */
     const ensureCopy = (record: VolumeRecord) =>
       Effect.gen(function* () {
         const existing = copies.get(record.volume)
         if (existing) return existing
+        const first = yield* openCopyScoped(record)
+        const meta = yield* Effect.result(first.store.readMeta)
+        const foreign = meta._tag === "Success" && meta.success?.uid !== undefined && meta.success.uid !== uidOf(record)
+        if (!foreign) return registerCopy(record, first)
+        yield* closeScope(first.scope)
+        yield* stores.remove(node.storePath(record.volume))
+        publish("copy-discarded", `${me}: the copy of ${record.volume} belonged to volume id ${(meta as { success: { uid: string } }).success.uid}, not ${uidOf(record)} (deleted and created again while ${me} was away); removed`, record.volume)
+        return registerCopy(record, yield* openCopyScoped(record))
+      })
+    const openCopyScoped = (record: VolumeRecord) =>
+      Effect.gen(function* () {
         const scope = yield* Scope.fork(nodeScope)
         const store = yield* node.openCopy(record.volume, record.sizeBytes).pipe(Scope.provide(scope), Effect.onError(() => closeScope(scope)))
-        const copy: Copy = { volume: record.volume, scope, store, replicaScope: undefined, master: undefined }
-        copies.set(record.volume, copy)
-        return copy
+        return { scope, store }
+      })
+    const registerCopy = (record: VolumeRecord, opened: { readonly scope: Scope.Closeable; readonly store: BlockStore }) => {
+      const copy: Copy = { volume: record.volume, ...opened, servedHere: false, replicaScope: undefined, master: undefined }
+      copies.set(record.volume, copy)
+      return copy
+    }
+
+    /**
+     * Removes copies on this node's disk that no record places here (a volume deleted, or its copy
+     * replaced, while the node was away). A copy whose name a record places here but whose volume
+     * id differs is discarded when it is opened (`ensureCopy`), never by name alone.
+     */
+    const sweepUnclaimed = (volumes: ReadonlyArray<VolumeRecord>) =>
+      Effect.gen(function* () {
+        if (!stores.list) return
+        const claimed = new Set([...copies.keys(), ...volumes.filter((v) => v.master === me || v.replicas.some((r) => r.node === me)).map((v) => v.volume)].map(node.storePath))
+        for (const path of yield* stores.list(node.copiesDir)) {
+          if (claimed.has(path)) continue
+          yield* Effect.ignore(stores.remove(path))
+          publish("copy-removed", `${me}: removed ${path}: no volume record places a copy on ${me}`)
+        }
       })
 
     const markReplica = (volume: string, epoch: number, replicaNode: string, change: (r: ReplicaRecord) => ReplicaRecord) =>
@@ -314,8 +350,11 @@ export const startClusterNode = (
           ...(options.resyncShare === undefined ? {} : { resyncShare: options.resyncShare }),
           onReplicaFailed: (replicaNode, failure) =>
             markReplica(record.volume, record.epoch, replicaNode, (r) => (r.state === "failed" ? r : { node: r.node, state: "failed", reason: failure.message, failedAtMs: now() })),
-          onReplicaInSync: (replicaNode) =>
-            markReplica(record.volume, record.epoch, replicaNode, (r) => ({ node: r.node, state: "in-sync", syncedEpoch: record.epoch })),
+          onReplicaInSync: (replicaNode, stillInSync) =>
+            markReplica(record.volume, record.epoch, replicaNode, (r) => (stillInSync() ? { node: r.node, state: "in-sync", syncedEpoch: record.epoch } : r)),
+          onReplicaSyncing: (replicaNode) =>
+            markReplica(record.volume, record.epoch, replicaNode, (r) => (r.state === "in-sync" ? { node: r.node, state: "syncing" } : r)),
+          uid: uidOf(record),
         }).pipe(Scope.provide(scope), Effect.provide(context))
         yield* Effect.forkIn(
           Effect.gen(function* () {
@@ -326,10 +365,44 @@ export const startClusterNode = (
               return
             }
             role.volume = result.success
+            copy.servedHere = true
             publish("master-serving", `${me} serves ${record.volume} as master at epoch ${record.epoch}`, record.volume)
           }),
           scope,
         )
+      })
+
+    /**
+     * A copy that cannot prove it holds every acknowledged write must not serve while an in-sync
+     * replica can: after a restart its unflushed writes may be gone (power loss), after a failed
+     * fdatasync or write its record says incomplete. It steps down so an in-sync replica is promoted.
+     */
+    const shouldStepDown = (copy: Copy, record: VolumeRecord) =>
+      Effect.gen(function* () {
+        const mine = registeredAt.get(me) ?? Infinity
+        const inSync = record.replicas.filter((r) => r.state === "in-sync" && registeredAt.has(r.node))
+        if (inSync.length === 0) return false
+        const meta = yield* Effect.result(copy.store.readMeta)
+        const own = meta._tag === "Success" ? meta.success : undefined
+        const complete = own?.state === "complete" && (own.uid === undefined || own.uid === uidOf(record))
+        if (!complete) return true
+        // A promoted replica's recent writes are known from its activity log; a master's own copy only if this process served it.
+        const recentKnown = copy.replicaScope ? node.replicaActivity(record.volume) !== "all" : copy.servedHere || copy.store.createdEmpty === true
+        // Step down only for a replica that has run since before this node started (its page cache
+        // holds what it acknowledged); after a restart of every node, one of them must serve.
+        return !recentKnown && inSync.some((r) => registeredAt.get(r.node)! < mine)
+      })
+
+    /** Gives the volume up: no master recorded, the master lease released, so the controller promotes an in-sync replica. */
+    const stepDown = (record: VolumeRecord, revision: number, held: Versioned<MasterLease> | undefined) =>
+      Effect.gen(function* () {
+        const { unavailableReason: _dropped, ...rest } = record
+        const done = yield* control.transaction({
+          compare: [{ key: keys.volume(record.volume), revision }],
+          put: [{ key: keys.volume(record.volume), value: encode({ ...rest, master: undefined }) }],
+          ...(held ? { delete: [keys.master(record.volume)] } : {}),
+        })
+        if (done.succeeded) publish("master-stepped-down", `${me} steps down as master of ${record.volume}: its copy cannot prove it holds every acknowledged write; an in-sync replica takes over`, record.volume)
       })
 
     /** Keeps an open master's links in line with its record, and the record with its links. */
@@ -355,12 +428,12 @@ export const startClusterNode = (
           if (state === "failed" && target && now() - (role.reviveAtMs.get(r.node) ?? -Infinity) >= 1000) {
             role.reviveAtMs.set(r.node, now())
             yield* background(`revive:${r.node}`, volume.reviveReplica(r.node))
-          } else if (link.inSync() && r.state !== "in-sync") {
-            yield* background(`state:${r.node}`, markReplica(record.volume, record.epoch, r.node, (x) => ({ node: x.node, state: "in-sync", syncedEpoch: record.epoch })))
+          } else if (link.completed() && r.state !== "in-sync") {
+            yield* background(`state:${r.node}`, markReplica(record.volume, record.epoch, r.node, (x) => (link.completed() ? { node: x.node, state: "in-sync", syncedEpoch: record.epoch } : x)))
           } else if (state === "syncing" && (r.state === "provisioned" || r.state === "failed" || now() - role.progressAtMs >= 1000)) {
             const status = (yield* volume.status).replicas.find((x) => x.node === r.node)
             role.progressAtMs = now()
-            yield* background(`state:${r.node}`, markReplica(record.volume, record.epoch, r.node, (x): ReplicaRecord => ({ node: x.node, state: "syncing", bytesDone: status?.syncBytesDone ?? 0, bytesTotal: status?.syncBytesTotal ?? 0 })))
+            yield* background(`state:${r.node}`, markReplica(record.volume, record.epoch, r.node, (x): ReplicaRecord => (link.state() === "syncing" ? { node: x.node, state: "syncing", bytesDone: status?.syncBytesDone ?? 0, bytesTotal: status?.syncBytesTotal ?? 0 } : x)))
           }
         }
         for (const link of volume.links()) {
@@ -368,7 +441,7 @@ export const startClusterNode = (
         }
       })
 
-    const reconcileVolume = (record: VolumeRecord, nodes: ReadonlyMap<string, NodeRecord>, leases: ReadonlyMap<string, Versioned<MasterLease>>) =>
+    const reconcileVolume = (record: VolumeRecord, revision: number, nodes: ReadonlyMap<string, NodeRecord>, leases: ReadonlyMap<string, Versioned<MasterLease>>) =>
       Effect.gen(function* () {
         const isMaster = record.master === me
         const isReplica = record.replicas.some((r) => r.node === me)
@@ -378,7 +451,7 @@ export const startClusterNode = (
           if (copy.master) yield* closeMaster(copy, `the record names ${record.master ?? "no node"} as master at epoch ${record.epoch}`)
           if (!copy.replicaScope) {
             const scope = yield* Scope.fork(copy.scope)
-            const hosted = yield* Effect.result(node.hostReplicaStore(record.volume, copy.store).pipe(Scope.provide(scope)))
+            const hosted = yield* Effect.result(node.hostReplicaStore(record.volume, copy.store, uidOf(record)).pipe(Scope.provide(scope)))
             if (hosted._tag === "Failure") yield* closeScope(scope)
             else copy.replicaScope = scope
           }
@@ -393,6 +466,7 @@ export const startClusterNode = (
         if (!leaseValid() || lease === undefined) return
         const held = leases.get(record.volume)
         if (held && held.lease !== lease) return // an older incarnation's or another node's lease must expire first
+        if (yield* shouldStepDown(copy, record)) return yield* stepDown(record, revision, held)
         if (!held || held.value.epoch !== record.epoch) {
           const taken = yield* control.transaction({
             compare: [{ key: keys.master(record.volume), revision: held?.revision ?? 0 }],
@@ -403,11 +477,19 @@ export const startClusterNode = (
         yield* openMaster(copy, record, nodes)
       })
 
+    let swept = false
+    /** Alive nodes by the control-store revision of their registration (lower: running for longer). */
+    let registeredAt = new Map<string, number>()
     const agentTick = Effect.gen(function* () {
       const [volumes, nodeRows, leases] = yield* Effect.all([listVolumes, listNodes, listMasterLeases])
       const nodes = new Map(nodeRows.map((n) => [n.value.name, n.value]))
-      for (const { value: record } of volumes) {
-        const result = yield* Effect.result(reconcileVolume(record, nodes, leases))
+      registeredAt = new Map(nodeRows.map((n) => [n.value.name, n.revision]))
+      if (!swept) {
+        yield* sweepUnclaimed(volumes.map((v) => v.value))
+        swept = true
+      }
+      for (const { value: record, revision } of volumes) {
+        const result = yield* Effect.result(reconcileVolume(record, revision, nodes, leases))
         if (result._tag === "Failure") publish("agent-error", `${me}: ${record.volume}: ${String((result.failure as { message?: string }).message ?? result.failure)}`, record.volume)
       }
       const names = new Set(volumes.map((v) => v.value.volume))
@@ -484,8 +566,9 @@ export const startClusterNode = (
         let drawn = 0
         const placement = placeVolume(create.volume, spec, [...alive].sort(), loadOf(volumes.map((v) => v.value)), () => randoms[drawn++ % randoms.length]!)
         if (placement instanceof ClusterError) return yield* placement
+        const uid = (yield* Effect.forEach([0, 1, 2], () => Random.nextIntBetween(0, 0x7fffffff))).map((n) => n.toString(36)).join("")
         const record: VolumeRecord = {
-          volume: create.volume, sizeBytes: create.sizeBytes, labels: applied.labels, spec, createdAtMs: now(),
+          volume: create.volume, uid, sizeBytes: create.sizeBytes, labels: applied.labels, spec, createdAtMs: now(),
           epoch: 1, master: placement.master, replicas: placement.replicas.map((n) => ({ node: n, state: "provisioned" as const })),
           rulesApplied: applied.applied,
         }

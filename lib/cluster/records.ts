@@ -52,6 +52,8 @@ export interface ReplicaRecord {
 
 export interface VolumeRecord {
   readonly volume: string
+  /** Unique id, fresh at every create (a volume deleted and created again is another volume). Absent in records made before it existed. */
+  readonly uid?: string
   readonly sizeBytes: number
   /** Labels after the namespace's rules were applied. */
   readonly labels: Readonly<Record<string, string>>
@@ -118,3 +120,6 @@ export const decodeMasterLease = (key: string, text: string): MasterLease | Clus
 }
 
 export const encode = (record: object): string => JSON.stringify(record)
+
+/** The volume's unique id; records made before uids existed get one derived from name and creation time. */
+export const uidOf = (record: VolumeRecord): string => record.uid ?? `c${record.createdAtMs.toString(36)}`

@@ -63,7 +63,10 @@ export interface OpenVolumeOptions {
   readonly store?: BlockStore
   readonly leaseValid?: () => boolean
   readonly onReplicaFailed?: (node: string, failure: LinkFailure) => Effect.Effect<void, unknown>
-  readonly onReplicaInSync?: (node: string) => Effect.Effect<void, unknown>
+  readonly onReplicaInSync?: (node: string, stillInSync: () => boolean) => Effect.Effect<void, unknown>
+  readonly onReplicaSyncing?: (node: string) => Effect.Effect<void, unknown>
+  /** The volume's unique id (clusters: fresh at every create). */
+  readonly uid?: string
   readonly ownActivity?: ReadonlyArray<readonly [number, number]> | "all"
   readonly resyncShare?: number
 }
@@ -86,7 +89,7 @@ export interface ReplivolNode {
   /** Opens this node's copy of a volume (the store both roles use); closed with the scope. */
   readonly openCopy: (volume: string, sizeBytes: number) => Effect.Effect<BlockStore, ReplicationError | StoreError, Scope.Scope>
   /** Hosts an already open copy as a replica until the scope closes. */
-  readonly hostReplicaStore: (volume: string, store: BlockStore) => Effect.Effect<void, ReplicationError, Scope.Scope>
+  readonly hostReplicaStore: (volume: string, store: BlockStore, uid?: string) => Effect.Effect<void, ReplicationError, Scope.Scope>
   readonly unhostReplica: (volume: string) => Effect.Effect<void>
   readonly openVolume: (options: OpenVolumeOptions) => Effect.Effect<MasterVolume, ReplicationError | StoreError | LabelError, Scope.Scope>
   readonly hostedReplicas: () => ReadonlyArray<HostedReplicaStatus>
@@ -95,6 +98,8 @@ export interface ReplivolNode {
   /** Dials another node and authenticates (for clients of this library and tests). */
   readonly connect: (address: Address) => Effect.Effect<Connection, NetError>
   readonly storePath: (volume: string) => string
+  /** The directory holding every copy of this node (`storePath` is inside it). */
+  readonly copiesDir: string
   /** The master volumes open on this node, by name. */
   readonly masters: () => ReadonlyMap<string, MasterVolume>
   /** The activity log of a hosted replica copy (for a promotion on this node). */
@@ -167,7 +172,8 @@ export const startNode = (options: NodeOptions): Effect.Effect<ReplivolNode, Net
       scope,
     )
 
-    const storePath = (volume: string) => `${options.dataDir}/copies/${volume}.img`
+    const copiesDir = `${options.dataDir}/copies`
+    const storePath = (volume: string) => `${copiesDir}/${volume}.img`
     const openStore = (volume: string, sizeBytes: number): Effect.Effect<BlockStore, ReplicationError | StoreError, Scope.Scope> =>
       Effect.gen(function* () {
         const bad = checkVolumeName(volume) ?? checkVolumeSize(volume, sizeBytes)
@@ -175,9 +181,9 @@ export const startNode = (options: NodeOptions): Effect.Effect<ReplivolNode, Net
         return instrumentStore(yield* stores.open(storePath(volume), sizeBytes), volume, metrics)
       })
 
-    const hostReplicaStore = (volume: string, store: BlockStore) =>
+    const hostReplicaStore = (volume: string, store: BlockStore, uid?: string) =>
       Effect.gen(function* () {
-        yield* replicaHost.host(volume, store)
+        yield* replicaHost.host(volume, store, uid)
         yield* Effect.addFinalizer(() => replicaHost.unhost(volume))
       })
     const hostReplica = (volume: string, sizeBytes: number) =>
@@ -210,6 +216,8 @@ export const startNode = (options: NodeOptions): Effect.Effect<ReplivolNode, Net
           ...(volumeOptions.leaseValid === undefined ? {} : { leaseValid: volumeOptions.leaseValid }),
           ...(volumeOptions.onReplicaFailed === undefined ? {} : { onReplicaFailed: volumeOptions.onReplicaFailed }),
           ...(volumeOptions.onReplicaInSync === undefined ? {} : { onReplicaInSync: volumeOptions.onReplicaInSync }),
+          ...(volumeOptions.onReplicaSyncing === undefined ? {} : { onReplicaSyncing: volumeOptions.onReplicaSyncing }),
+          ...(volumeOptions.uid === undefined ? {} : { uid: volumeOptions.uid }),
           ...(volumeOptions.ownActivity === undefined ? {} : { ownActivity: volumeOptions.ownActivity }),
           ...(volumeOptions.resyncShare === undefined ? {} : { resyncShare: volumeOptions.resyncShare }),
           ...(options.onWriteAcknowledged === undefined ? {} : { onWriteAcknowledged: (offset: number, length: number) => options.onWriteAcknowledged!(volumeOptions.volume, volumeOptions.epoch ?? 1, offset, length) }),
@@ -233,6 +241,7 @@ export const startNode = (options: NodeOptions): Effect.Effect<ReplivolNode, Net
       stats: () => ({ connectionsAccepted: accepted, connectionsOpen: open, handshakesFailed, refusedOverLimit, handshakeFailures: { ...handshakeFailures }, wireRejections: { ...wireRejections } }),
       connect,
       storePath,
+      copiesDir,
       masters: () => masters,
       replicaActivity: replicaHost.activity,
       detachReplica: replicaHost.detach,

@@ -100,7 +100,7 @@ const openBackingFile = (options: FileStoreOptions) =>
       yield* closeOnError(fsAsync<void>(path, "fsync", (done) => fs.fsync(fd, done)))
       yield* closeOnError(fsyncPath(dirname(path), "fsync of the directory"))
     }
-    return fd
+    return { fd, createdEmpty: extend || created.fresh }
   })
 
 /** Opens a file store, closed with the scope. */
@@ -110,12 +110,12 @@ export const openFileStore = (options: FileStoreOptions): Effect.Effect<BlockSto
       const { path, sizeBytes } = options
       if (!Number.isSafeInteger(sizeBytes) || sizeBytes < 0 || sizeBytes > volumeSizeBytesMax)
         return Effect.fail(new StoreError({ reason: "out-of-range", path, message: `store size ${sizeBytes} bytes must be an integer in 0..${volumeSizeBytesMax}` }))
-      return Effect.map(openBackingFile(options), (fd) => makeFileStore(path, sizeBytes, fd))
+      return Effect.map(openBackingFile(options), ({ fd, createdEmpty }) => makeFileStore(path, sizeBytes, fd, createdEmpty))
     }),
     (store) => store.close,
   )
 
-function makeFileStore(path: string, sizeBytes: number, fd: number): BlockStore {
+function makeFileStore(path: string, sizeBytes: number, fd: number, createdEmpty: boolean): BlockStore {
   let closed = false
   let flushesRunning = 0
   const metaLock = Semaphore.makeUnsafe(1)
@@ -163,7 +163,7 @@ function makeFileStore(path: string, sizeBytes: number, fd: number): BlockStore 
       return error === undefined ? metaLock.withPermits(1)(writeMetaFile(path, encodeMeta(meta))) : Effect.fail(error)
     })
 
-  return { sizeBytes, read, write, flush, close, readMeta, writeMeta }
+  return { sizeBytes, createdEmpty, read, write, flush, close, readMeta, writeMeta }
 }
 
 function readAll(path: string, fd: number, offset: number, length: number): Uint8Array {

@@ -1,8 +1,8 @@
 /**
  * The `Stores` service over sparse files: one file per volume copy, plus its meta record.
  */
-import { mkdir, rm } from "node:fs/promises"
-import { dirname } from "node:path"
+import { mkdir, readdir, rm } from "node:fs/promises"
+import { dirname, join, relative, sep } from "node:path"
 import { Effect, Layer } from "effect"
 import { StoreError } from "../store/BlockStore.ts"
 import { Stores } from "../store/Stores.ts"
@@ -21,6 +21,16 @@ export const fileStores = Stores.of({
         await rm(metaPathOf(path), { force: true })
       },
       catch: (cause) => new StoreError({ reason: "io", path, message: `cannot remove ${path}: ${String(cause)}`, cause }),
+    }),
+  list: (dir) =>
+    Effect.tryPromise({
+      try: async () => {
+        const entries = await readdir(dir, { recursive: true, withFileTypes: true }).catch((error: { code?: string }) => (error.code === "ENOENT" ? [] : Promise.reject(error)))
+        // Paths in the form the node builds them (`${dir}/ns/name.img`), so they compare equal to its store paths.
+        return entries.filter((entry) => entry.isFile() && entry.name.endsWith(".img"))
+          .map((entry) => `${dir}/${relative(dir, join(entry.parentPath ?? entry.path, entry.name)).split(sep).join("/")}`)
+      },
+      catch: (cause) => new StoreError({ reason: "io", path: dir, message: `cannot list the copies in ${dir}: ${String(cause)}`, cause }),
     }),
 })
 

@@ -12,7 +12,7 @@ import type { Health } from "../volume/health.ts"
 
 export class VolumeUnavailable extends Data.TaggedError("VolumeUnavailable")<{
   readonly volume: string
-  readonly reason: "replicas-below-requested" | "tolerance-exceeded" | "superseded" | "closed" | "no-master" | "not-master"
+  readonly reason: "replicas-below-requested" | "tolerance-exceeded" | "superseded" | "closed" | "no-master" | "not-master" | "store-failed"
   readonly health: Health
   readonly message: string
 }> {}
@@ -33,7 +33,7 @@ export class VolumeIoError extends Data.TaggedError("VolumeIoError")<{
 }> {}
 
 export class ReplicationError extends Data.TaggedError("ReplicationError")<{
-  readonly reason: "unknown-volume" | "already-hosted" | "bad-name" | "bad-size" | "bad-request" | "store"
+  readonly reason: "unknown-volume" | "already-hosted" | "bad-name" | "bad-size" | "bad-request" | "store" | "foreign-copy"
   readonly volume: string
   readonly message: string
   readonly cause?: unknown

@@ -23,7 +23,7 @@
  * IO is refused with `VolumeUnavailable` when the failure mode says so, when the master's lease
  * is not valid (`leaseValid`), or when a replica reported a newer epoch (DESIGN invariant 2).
  */
-import { Clock, Deferred, Effect, Fiber, Scope, Semaphore } from "effect"
+import { Clock, Deferred, Effect, Fiber, Random, Scope, Semaphore } from "effect"
 import { assert } from "../core/assert.ts"
 import { defaults, inflightWritesPerReplicaMax, writeChunkBytesMax } from "../core/limits.ts"
 import type { BlockStore, StoreError } from "../store/BlockStore.ts"
@@ -33,7 +33,9 @@ import { MessageType } from "../wire/index.ts"
 import type { Metrics } from "../core/metrics.ts"
 import type { Connection } from "../net/connection.ts"
 import { checkRange, VolumeIoError, VolumeUnavailable, type OutOfRange, type VolumeError } from "./errors.ts"
+import { encodeJsonBody } from "../wire/index.ts"
 import { volumeIdOf } from "./protocol.ts"
+import { decideSync, type Lineage, type SyncDecision } from "./copyIdentity.ts"
 import { makeReplicaLink, type LinkFailure, type ReplicaLink, type ReplicaState, type ReplicaTarget } from "./replicaLink.ts"
 
 export interface ReplicaStatus {
@@ -76,6 +78,10 @@ export interface ReplicaPlan {
 
 export interface MasterVolumeOptions {
   readonly volume: string
+  /** The volume's unique id (default: derived from the name, for volumes opened without a cluster). */
+  readonly uid?: string
+  /** The session the previously in-sync replicas followed (this copy's own record); without it they are synced in full. */
+  readonly lineage?: Lineage
   readonly spec: VolumeSpec
   readonly epoch: number
   readonly store: BlockStore
@@ -94,8 +100,10 @@ export interface MasterVolumeOptions {
   readonly leaseValid?: () => boolean
   /** Records a replica's failure durably; writes that depended on it wait for this. */
   readonly onReplicaFailed?: (node: string, failure: LinkFailure) => Effect.Effect<void, unknown>
-  /** Records a replica that became in sync. */
-  readonly onReplicaInSync?: (node: string) => Effect.Effect<void, unknown>
+  /** Records a replica that became in sync; `stillInSync` is checked when the record is changed (a late update never overwrites a failure). */
+  readonly onReplicaInSync?: (node: string, stillInSync: () => boolean) => Effect.Effect<void, unknown>
+  /** Records, before this master serves, that a replica recorded in sync is syncing again (its copy could not prove a delta suffices). */
+  readonly onReplicaSyncing?: (node: string) => Effect.Effect<void, unknown>
   readonly onEvent?: (event: VolumeEvent) => void
   readonly metrics?: Metrics
   /** Told of every write this master acknowledged (for checkers and metrics). */
@@ -106,6 +114,8 @@ export interface MasterVolume {
   readonly name: string
   readonly sizeBytes: number
   readonly epoch: number
+  /** This master session (fresh at every open): the lineage its replicas follow. */
+  readonly lineage: Lineage
   readonly write: (offset: number, data: Uint8Array) => Effect.Effect<void, VolumeError>
   readonly read: (offset: number, length: number) => Effect.Effect<Uint8Array, VolumeError>
   readonly flush: Effect.Effect<void, VolumeError>
@@ -138,6 +148,22 @@ const isAllZero = (bytes: Uint8Array): boolean => {
   return true
 }
 
+/** The lineage this copy's record proves (complete copies only): what its in-sync replicas followed. */
+const ownLineage = (store: BlockStore): Effect.Effect<Lineage | undefined> =>
+  store.readMeta.pipe(
+    Effect.map((meta) => meta?.uid !== undefined && meta.generation !== undefined && meta.state === "complete" ? { uid: meta.uid, epoch: meta.epoch, generation: meta.generation } : undefined),
+    Effect.catch(() => Effect.succeed(undefined)),
+  )
+
+/** A fresh master session id: the epoch and 62 random bits (Effect's Random: seeded in the simulator). */
+const newGeneration = (epoch: number): Effect.Effect<string> =>
+  Effect.map(Effect.all([Random.nextIntBetween(0, 0x7fffffff), Random.nextIntBetween(0, 0x7fffffff)]), ([a, b]) => `${epoch}-${a.toString(36)}-${b.toString(36)}`)
+
+/** Writes the master's own identity record (durable, atomic). */
+const writeOwnRecord = (store: BlockStore, volume: string, record: Lineage & { readonly state: "complete" | "incomplete" }) =>
+  Effect.flatMap(Clock.currentTimeMillis, (updatedAtMs) =>
+    store.writeMeta({ volume, sizeBytes: store.sizeBytes, epoch: record.epoch, role: "master", state: record.state, updatedAtMs, uid: record.uid, generation: record.generation }))
+
 /** Sync chunks in flight per replica during a resync. */
 export const syncWindowChunks = 4
 /** Longest pause the resync throttle takes between chunks while foreground IO is active. */
@@ -148,6 +174,10 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
     const { volume, spec, store, epoch } = options
     const sizeBytes = store.sizeBytes
     const volumeId = volumeIdOf(volume)
+    const uid = options.uid ?? `name:${volume}`
+    // The lineage the previously in-sync replicas followed: this copy's own record, read before it is replaced.
+    const previousLineage = yield* ownLineage(store)
+    const lineage: Lineage = { uid, epoch, generation: yield* newGeneration(epoch) }
     const ackTimeoutMs = options.ackTimeoutMs ?? defaults.ackTimeoutMs
     const resyncShare = options.resyncShare ?? 0.5
     assert(resyncShare > 0 && resyncShare <= 1, "resyncShare is in (0, 1]")
@@ -180,7 +210,7 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
 
     const makeLink = (target: ReplicaTarget) =>
       makeReplicaLink({
-        target, volume, volumeId, sizeBytes, epoch, masterName: options.nodeName, compress: !spec.nocompress, ackTimeoutMs,
+        target, volume, volumeId, sizeBytes, epoch, uid, generation: lineage.generation, masterName: options.nodeName, compress: !spec.nocompress, ackTimeoutMs,
         reconnectBaseMs: options.reconnectBaseMs ?? defaults.reconnectBaseMs,
         reconnectCeilingMs: options.reconnectCeilingMs ?? defaults.reconnectCeilingMs,
         dirtyRegionBytes: options.dirtyRegionBytes ?? defaults.dirtyRegionBytes,
@@ -231,11 +261,24 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
 
     type Wait = { readonly link: ReplicaLink; readonly done: Deferred.Deferred<void, LinkFailure> }
 
+    /**
+     * A failed local write may have changed part of its range, a failed fdatasync may have lost
+     * what the page cache held: this copy no longer matches its replicas. The master records its
+     * copy incomplete (best effort) and fences itself; the node steps down or reopens it, syncing
+     * the replicas from a copy that can prove what it holds.
+     */
+    const storeFailed = (what: string) => (error: StoreError) =>
+      Effect.gen(function* () {
+        fence("store-failed", `volume ${volume}: the master's ${what} failed (${error.message}); this master stops serving IO`)
+        yield* Effect.ignore(writeOwnRecord(store, volume, { ...lineage, state: "incomplete" }))
+        return yield* Effect.fail(storeFailure(volume)(error))
+      })
+
     /** Writes one chunk locally and queues it on every link, atomically with respect to other chunks. */
     const queueChunk = (type: MessageType, offset: number, data: Uint8Array) =>
       orderLock.withPermits(1)(Effect.gen(function* () {
         yield* checkUsable
-        if (type === MessageType.Write) yield* store.write(offset, data).pipe(Effect.mapError(storeFailure(volume)))
+        if (type === MessageType.Write) yield* store.write(offset, data).pipe(Effect.catch(storeFailed("write")))
         const waits: Wait[] = []
         for (const link of links) {
           const wasInSync = link.inSync()
@@ -285,7 +328,7 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
 
     const flush: Effect.Effect<void, VolumeError> = inflight.withPermits(1)(Effect.gen(function* () {
       const waits = yield* queueChunk(MessageType.Flush, 0, new Uint8Array(0))
-      yield* store.flush.pipe(Effect.mapError(storeFailure(volume)))
+      yield* store.flush.pipe(Effect.catch(storeFailed("fdatasync")))
       yield* awaitReplicas(waits)
     }))
 
@@ -336,22 +379,57 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
           }
         }
         for (const done of window) yield* link.awaitAck(done)
-        // In sync only once every write queued since the copy began is acknowledged too.
-        for (let round = 0; round < 1000; round++) {
-          const pending = link.pendingAcks()
-          if (pending.length === 0) break
-          for (const done of pending) yield* link.awaitAck(done)
-        }
-        const completed = yield* orderLock.withPermits(1)(Effect.sync(() => {
-          if (link.state() === "failed" || link.pendingAcks().length > 0 || link.dirty.dirtyRegionCount > 0) return false
+        yield* completeSync(link)
+      }).pipe(Effect.catch(() => Effect.void))
+
+    /**
+     * The end of a resync, bounded under any load: at a cut-over under the order lock every later
+     * write waits for the replica; the writes queued before it (their callers did not wait) are
+     * then awaited once, the replica records itself complete for this session (after an
+     * fdatasync), and only then is it recorded in sync — so a promotion never picks a copy that
+     * misses an acknowledged write (DESIGN invariant 3).
+     */
+    const completeSync = (link: ReplicaLink) =>
+      Effect.gen(function* () {
+        const earlier = yield* orderLock.withPermits(1)(Effect.sync(() => {
+          if (link.state() === "failed" || link.dirty.dirtyRegionCount > 0) return undefined
           link.markInSync()
-          return true
+          return link.pendingAcks()
         }))
-        if (!completed) return
+        if (!earlier) return
+        for (const done of earlier) yield* link.awaitAck(done)
+        const complete = link.enqueue(MessageType.Complete, 0, encodeJsonBody(lineage))
+        if (!complete) return
+        yield* link.awaitAck(complete)
+        if (!link.inSync()) return
+        link.markCompleted()
         syncProgress.delete(link)
         emit("sync-done", `replica ${link.target.node} is in sync`, link.target.node)
-        if (options.onReplicaInSync) yield* Effect.ignore(options.onReplicaInSync(link.target.node))
-      }).pipe(Effect.catch(() => Effect.void))
+        if (options.onReplicaInSync) yield* Effect.ignore(options.onReplicaInSync(link.target.node, () => link.inSync()))
+      })
+
+    /** Full sync or delta for `link`, from its own answer to Open (copyIdentity.ts). */
+    const decideFor = (link: ReplicaLink, expected: Lineage | undefined): SyncDecision => {
+      const answer = link.lastOpen()
+      return answer === undefined ? { kind: "full", skipZeros: false, why: "the copy did not answer" } : decideSync(answer.identity, answer.activity, expected, expected === lineage)
+    }
+
+    /** Opens a copy, decides from its answer, and starts its resync in the background. */
+    const openAndSync = (link: ReplicaLink, expected: Lineage | undefined) =>
+      Effect.gen(function* () {
+        yield* link.start(false)
+        if (link.state() === "failed") return
+        const decision = decideFor(link, expected)
+        if (decision.kind === "full") link.dirty.markAll()
+        yield* startResync(link, decision.kind === "full" && decision.skipZeros)
+      })
+
+    /** Records a replica as syncing before IO is served without it; a master that cannot record this does not serve. */
+    const recordSyncing = (link: ReplicaLink) =>
+      options.onReplicaSyncing!(link.target.node).pipe(
+        Effect.retry({ times: 5 }),
+        Effect.catch(() => Effect.sync(() => fence("not-master", `volume ${volume}: could not record that replica ${link.target.node} is syncing; refusing IO rather than risk a promotion of an incomplete copy`))),
+      )
 
     const startResync = (link: ReplicaLink, skipZeroChunks: boolean) =>
       Effect.gen(function* () {
@@ -369,31 +447,40 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
       links.push(link)
     }
     const previouslyInSync = links.filter((link, index) => options.replicas[index]!.recorded === "in-sync")
-    // Only the copies that were in sync must answer before this master serves (their activity logs).
+    // Only the copies that were in sync must answer before this master serves (their identity and activity logs).
     yield* Effect.forEach(previouslyInSync, (link) => link.start(false), { concurrency: "unbounded", discard: true })
+    const decisions = new Map(previouslyInSync.map((link) => [link, decideFor(link, previousLineage)] as const))
+    const deltas = previouslyInSync.filter((link) => link.state() !== "failed" && decisions.get(link)!.kind === "delta")
     const activity: Array<ReadonlyArray<readonly [number, number]> | "all"> = [options.ownActivity ?? []]
-    for (const link of previouslyInSync) if (link.state() !== "failed") activity.push(link.lastOpen()?.activity ?? "all")
+    for (const link of deltas) activity.push(link.lastOpen()?.activity ?? "all")
     // Every previously in-sync copy owes the union — also one unreachable now: its dirty bitmap
-    // keeps the regions for its delta catch-up when it returns.
+    // keeps the regions for its catch-up when it returns. A copy that cannot prove its lineage owes everything.
     for (const link of previouslyInSync) {
-      if (link.state() === "failed") link.dirty.markAll()
+      if (link.state() === "failed" || decisions.get(link)!.kind === "full") link.dirty.markAll()
       for (const ranges of activity) {
         if (ranges === "all") link.dirty.markAll()
         else for (const [offset, length] of ranges) link.dirty.mark(offset, Math.min(length, sizeBytes - offset))
       }
     }
-    yield* Effect.forEach(previouslyInSync, (link) => (link.state() === "failed" ? Effect.void : resync(link, false)), { concurrency: "unbounded", discard: true })
+    yield* Effect.forEach(deltas, (link) => resync(link, false), { concurrency: "unbounded", discard: true })
     for (const link of previouslyInSync) {
       const persisted = failurePersisted.get(link)
       if (persisted) yield* Deferred.await(persisted)
     }
+    // Copies recorded in sync that owe a full sync are recorded syncing before any write is served without them.
+    for (const link of previouslyInSync) {
+      const decision = decisions.get(link)!
+      if (link.state() === "failed" || decision.kind !== "full") continue
+      emit("sync-started", `replica ${link.target.node}: full sync: ${decision.why}`, link.target.node)
+      if (options.onReplicaSyncing) yield* recordSyncing(link)
+      yield* startResync(link, decision.skipZeros)
+    }
+    yield* writeOwnRecord(store, volume, { ...lineage, state: "complete" }).pipe(
+      Effect.catch((error) => Effect.sync(() => fence("store-failed", `volume ${volume}: cannot record the master's copy identity: ${error.message}`))),
+    )
     for (const [index, link] of links.entries()) {
       if (options.replicas[index]!.recorded === "in-sync") continue
-      const opened = Effect.gen(function* () {
-        yield* link.start(false)
-        if (link.state() !== "failed") yield* startResync(link, link.lastOpen()?.fresh === true)
-      })
-      startups.push(yield* Effect.forkIn(opened, scope))
+      startups.push(yield* Effect.forkIn(openAndSync(link, undefined), scope))
     }
 
     const addReplica = (target: ReplicaTarget) =>
@@ -403,9 +490,7 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
         link.dirty.markAll()
         links.push(link)
         emit("replica-added", `replica placed on ${target.node}`, target.node)
-        yield* link.start(false)
-        if (link.state() === "failed") return
-        yield* startResync(link, link.lastOpen()?.fresh === true)
+        yield* openAndSync(link, undefined)
       })
 
     const removeReplica = (node: string) =>
@@ -423,10 +508,9 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
       Effect.gen(function* () {
         const link = links.find((l) => l.target.node === node)
         if (!link || link.state() !== "failed" || fenced) return
-        yield* link.start(false)
-        if (link.state() === "failed") return
         failurePersisted.delete(link)
-        yield* startResync(link, link.lastOpen()?.fresh === true)
+        // Same session: the dirty bitmap is enough if the copy proves it followed it; else a full sync.
+        yield* openAndSync(link, lineage)
       })
 
     const status = Effect.sync((): VolumeStatus => {
@@ -453,7 +537,7 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
     yield* Effect.addFinalizer(() => close)
 
     return {
-      name: volume, sizeBytes, epoch, write, read, flush, status, fence, isFenced: () => fenced !== undefined,
+      name: volume, sizeBytes, epoch, lineage, write, read, flush, status, fence, isFenced: () => fenced !== undefined,
       addReplica, removeReplica, reviveReplica, links: () => links, close,
       // First the background opens (they start their syncs), then every sync.
       awaitSyncs: Effect.forEach(startups, (fiber) => Fiber.await(fiber), { discard: true }).pipe(

@@ -12,12 +12,15 @@
  * | SyncAck    | replica → master | the chunk with this sequence is applied                        |
  * | Flush      | master → replica | fdatasync everything received so far                           |
  * | FlushAck   | replica → master | durable                                                        |
+ * | Complete   | master → replica | you hold every byte of this session: fdatasync, record complete |
+ * | CompleteAck| replica → master | the copy's record says complete (durably)                      |
  * | Read       | either           | read `length` bytes at `offset` (verification, clients)        |
  * | ReadReply  | reply            | the bytes                                                      |
  * | Error      | reply            | `aux` = ErrorCode, body = text; the sequence names the request |
  * | Ping/Pong  | either           | liveness                                                       |
  */
 import { isCount, isRecord } from "../core/guards.ts"
+import { isCopyState, type CopyIdentity } from "./copyIdentity.ts"
 
 export interface OpenRequest {
   /** "replica" (default): a master attaching a replica copy; "client": an application doing IO on a volume this node masters. */
@@ -27,6 +30,10 @@ export interface OpenRequest {
   readonly epoch: number
   /** The master's node name, for the replica's records and logs. */
   readonly master: string
+  /** The volume's unique id (fresh at every create), when the master knows it. */
+  readonly uid: string | undefined
+  /** The master session opening the copy (fresh at every master open). */
+  readonly generation: string | undefined
 }
 
 export interface OpenReply {
@@ -35,6 +42,8 @@ export interface OpenReply {
   readonly fresh: boolean
   /** Ranges of the replica's most recent writes (its activity log), or "all" when unknown. */
   readonly activity: ReadonlyArray<readonly [number, number]> | "all"
+  /** What the copy's durable record said before this open (copyIdentity.ts). */
+  readonly identity: CopyIdentity
 }
 
 const encoder = new TextEncoder()
@@ -59,7 +68,25 @@ export const decodeOpenRequest = (body: Uint8Array): OpenRequest | string => {
   if (typeof master !== "string" || master.length > 63) return "open request has no valid master name"
   const role = value.role === undefined ? "replica" : value.role
   if (role !== "replica" && role !== "client") return "open request has an unknown role"
-  return { role, volume, sizeBytes, epoch, master }
+  const uid = optionalId(value.uid)
+  const generation = optionalId(value.generation)
+  if (uid === null || generation === null) return `open request has a malformed uid or generation (allowed: absent, or 1..${idCharsMax} characters)`
+  return { role, volume, sizeBytes, epoch, master, uid, generation }
+}
+
+/** Longest uid or generation on the wire. */
+const idCharsMax = 64
+/** undefined when absent, null when malformed. */
+const optionalId = (value: unknown): string | undefined | null =>
+  value === undefined ? undefined : typeof value === "string" && value.length > 0 && value.length <= idCharsMax ? value : null
+
+const decodeIdentity = (value: unknown): CopyIdentity | undefined => {
+  if (!isRecord(value) || !isCount(value.epoch)) return undefined
+  const uid = optionalId(value.uid)
+  const generation = optionalId(value.generation)
+  const state = isCopyState(value.state) ? value.state : value.state === "unknown" ? "unknown" : undefined
+  if (uid === null || generation === null || state === undefined) return undefined
+  return { uid, epoch: value.epoch, generation, state }
 }
 
 export const decodeOpenReply = (body: Uint8Array): OpenReply | string => {
@@ -71,8 +98,13 @@ export const decodeOpenReply = (body: Uint8Array): OpenReply | string => {
       ? (activity as Array<[number, number]>)
       : undefined
   if (ranges === undefined) return "open reply has a malformed activity log"
-  return { epoch: value.epoch, fresh: value.fresh === true, activity: ranges }
+  // A reply without an identity (a client open) proves nothing about a copy.
+  const identity = value.identity === undefined ? unknownIdentity : decodeIdentity(value.identity)
+  if (identity === undefined) return "open reply has a malformed copy identity"
+  return { epoch: value.epoch, fresh: value.fresh === true, activity: ranges, identity }
 }
+
+const unknownIdentity: CopyIdentity = { uid: undefined, epoch: 0, generation: undefined, state: "unknown" }
 
 /** The body of an Error frame answering a client: the typed error, so the client can rebuild it. */
 export interface ClientErrorBody {

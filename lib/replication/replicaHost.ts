@@ -12,7 +12,9 @@ import { Clock, Effect, Queue, Semaphore } from "effect"
 import type { BlockStore } from "../store/BlockStore.ts"
 import { encodeJsonBody, ErrorCode, makeFrame, MessageType, type Frame } from "../wire/index.ts"
 import type { Connection } from "../net/connection.ts"
-import { decodeOpenRequest, volumeIdOf } from "./protocol.ts"
+import { decodeOpenRequest, volumeIdOf, type OpenRequest } from "./protocol.ts"
+import { followed, identityOf, isCopyState, type CopyIdentity, type CopyState } from "./copyIdentity.ts"
+import { isCount, isRecord } from "../core/guards.ts"
 import { syncWindowChunks, type MasterVolume } from "./masterVolume.ts"
 import { inflightWritesPerReplicaMax } from "../core/limits.ts"
 import type { VolumeError } from "./errors.ts"
@@ -47,12 +49,12 @@ export const activityWritesMax = 2 * (inflightWritesPerReplicaMax + syncWindowCh
 export const activityRangesMax = 2048
 
 interface Hosted {
-  /** True while the copy is known to be all zeros: created by this host and never written. */
-  fresh: boolean
+  /** What the copy's durable record says (copyIdentity.ts); changed only after the record is written. */
+  identity: CopyIdentity
   /**
    * The activity log is incomplete: this host (re)opened a copy with history (after a restart the
-   * ring is empty, but the copy may hold writes its peers lack). It answers "all" until a master
-   * opens it and reconciles everything.
+   * ring is empty, but the copy may hold writes its peers lack, or have lost unflushed ones), or a
+   * write or fdatasync failed. It answers "all" until a master opens it and syncs everything.
    */
   activityUnknown: boolean
   /** Ring of the last `activityWritesMax` applied writes, as [offset, length]. */
@@ -70,7 +72,8 @@ interface Hosted {
 }
 
 export interface ReplicaHost {
-  readonly host: (volume: string, store: BlockStore) => Effect.Effect<void, ReplicationError>
+  /** Hosts a copy; with `uid`, a copy recorded for another volume id is refused (`foreign-copy`). */
+  readonly host: (volume: string, store: BlockStore, uid?: string) => Effect.Effect<void, ReplicationError>
   readonly unhost: (volume: string) => Effect.Effect<void>
   readonly isHosted: (volume: string) => boolean
   /** Serves one authenticated connection until it closes. */
@@ -97,7 +100,7 @@ export const makeReplicaHost = (options: ReplicaHostOptions): ReplicaHost => {
   const rejected: Record<string, number> = {}
   const count = (reason: string) => void (rejected[reason] = (rejected[reason] ?? 0) + 1)
 
-  const host = (volume: string, store: BlockStore) =>
+  const host = (volume: string, store: BlockStore, uid?: string) =>
     Effect.gen(function* () {
       const id = volumeIdOf(volume)
       const existing = hosted.get(id)
@@ -108,7 +111,16 @@ export const makeReplicaHost = (options: ReplicaHostOptions): ReplicaHost => {
       if (meta && (meta.volume !== volume || meta.sizeBytes !== store.sizeBytes)) {
         return yield* new ReplicationError({ reason: "bad-request", volume, message: `the store holds ${meta.volume} (${meta.sizeBytes} bytes), not ${volume} (${store.sizeBytes} bytes)` })
       }
-      hosted.set(id, { fresh: meta === undefined, activityUnknown: meta !== undefined, activity: [], activityNext: 0, volume, id, sizeBytes: store.sizeBytes, store, epoch: meta?.epoch ?? 0, owner: undefined, master: undefined, writesApplied: 0, bytesApplied: 0 })
+      if (uid !== undefined && meta?.uid !== undefined && meta.uid !== uid) {
+        return yield* new ReplicationError({ reason: "foreign-copy", volume, message: `the copy of ${volume} on ${options.nodeName} belongs to volume id ${meta.uid}, not ${uid} (the volume was deleted and created again); remove the copy first` })
+      }
+      const entry: Hosted = {
+        identity: identityOf(meta, store.createdEmpty === true), activityUnknown: store.createdEmpty !== true,
+        activity: [], activityNext: 0, volume, id, sizeBytes: store.sizeBytes, store, epoch: meta?.epoch ?? 0, owner: undefined, master: undefined, writesApplied: 0, bytesApplied: 0,
+      }
+      // A copy created here is provably all zeros: say so durably, so a restart still knows it.
+      if (meta === undefined && entry.identity.state === "empty") yield* persistIdentity(entry, { ...entry.identity, uid })
+      hosted.set(id, entry)
     })
 
   const unhost = (volume: string) =>
@@ -142,6 +154,54 @@ export const makeReplicaHost = (options: ReplicaHostOptions): ReplicaHost => {
   }
 
   return { activity, detach, host, unhost, isHosted: (volume) => hosted.get(volumeIdOf(volume))?.volume === volume, serve, status, rejections: () => ({ ...rejected }) }
+}
+
+const storeError = (entry: Hosted, what: string) => (cause: { readonly message: string }) =>
+  new ReplicationError({ reason: "store", volume: entry.volume, message: `cannot record the identity of ${entry.volume}'s copy (${what}): ${cause.message}`, cause })
+
+/** Writes the copy's identity record (durable, atomic), then adopts it in memory. */
+const persistIdentity = (entry: Hosted, identity: CopyIdentity): Effect.Effect<void, ReplicationError> =>
+  Effect.gen(function* () {
+    const state: CopyState = identity.state === "unknown" ? "incomplete" : identity.state
+    const updatedAtMs = yield* Clock.currentTimeMillis
+    yield* entry.store.writeMeta({
+      volume: entry.volume, sizeBytes: entry.sizeBytes, epoch: identity.epoch, role: "replica", state, updatedAtMs,
+      ...(identity.uid === undefined ? {} : { uid: identity.uid }),
+      ...(identity.generation === undefined ? {} : { generation: identity.generation }),
+    }).pipe(Effect.mapError(storeError(entry, state)))
+    entry.identity = { ...identity, state }
+  })
+
+/**
+ * After a failed write or fdatasync the copy cannot vouch for what it holds: its activity log
+ * becomes unknown (the next master session syncs it in full) and its record says incomplete.
+ */
+const markDamaged = (entry: Hosted) =>
+  Effect.gen(function* () {
+    entry.activityUnknown = true
+    if (entry.identity.state !== "incomplete") yield* Effect.ignore(persistIdentity(entry, { ...entry.identity, state: "incomplete" }))
+  })
+
+/**
+ * The identity a copy takes when `request` opens it: a reconnect of the session it follows keeps
+ * its state; any other session (or a copy that cannot vouch for its recent writes) is owed a sync.
+ */
+const identityOnOpen = (entry: Hosted, request: OpenRequest): CopyIdentity => {
+  const lineage = { uid: request.uid ?? entry.identity.uid ?? "", epoch: request.epoch, generation: request.generation ?? "" }
+  if (!entry.activityUnknown && followed(entry.identity, lineage)) return entry.identity
+  return { uid: request.uid ?? entry.identity.uid, epoch: request.epoch, generation: request.generation, state: "incomplete" }
+}
+
+/** Decodes the body of a Complete frame: the session the master says the copy now holds in full. */
+const decodeComplete = (body: Uint8Array): { uid: string; epoch: number; generation: string } | undefined => {
+  try {
+    const value: unknown = JSON.parse(new TextDecoder().decode(body))
+    if (isRecord(value) && typeof value.uid === "string" && typeof value.generation === "string" && isCount(value.epoch))
+      return { uid: value.uid, epoch: value.epoch, generation: value.generation }
+  } catch {
+    // fall through
+  }
+  return undefined
 }
 
 /** The activity log as sorted, merged ranges; "all" when it does not fit an OpenAck. */
@@ -236,16 +296,28 @@ const serveConnection = (
         replyError(connection, frame, entry.epoch, ErrorCode.StaleEpoch, `epoch ${request.epoch} is older than ${entry.epoch} held by ${nodeName} for ${request.volume}`)
         return
       }
-      if (request.epoch > entry.epoch) {
-        entry.epoch = request.epoch
-        const now = yield* Clock.currentTimeMillis
-        yield* entry.store.writeMeta({ volume: entry.volume, sizeBytes: entry.sizeBytes, epoch: entry.epoch, role: "replica", state: "attached", updatedAtMs: now }).pipe(Effect.ignore)
+      if (request.uid !== undefined && entry.identity.uid !== undefined && request.uid !== entry.identity.uid) {
+        count("foreign-copy")
+        replyError(connection, frame, entry.epoch, ErrorCode.UnknownVolume, `the copy of ${request.volume} on ${nodeName} belongs to volume id ${entry.identity.uid}, not ${request.uid}`)
+        return
       }
+      // The answer is what the copy held before this open; the record moves first, then the reply.
+      const answer = { epoch: entry.epoch, fresh: entry.identity.state === "empty", activity: activityRanges(entry), identity: entry.identity }
+      const next = identityOnOpen(entry, request)
+      if (next !== entry.identity) {
+        const persisted = yield* Effect.result(persistIdentity(entry, next))
+        if (persisted._tag === "Failure") {
+          count("store-meta")
+          replyError(connection, frame, entry.epoch, ErrorCode.StoreFailed, persisted.failure.message)
+          return
+        }
+      }
+      entry.epoch = request.epoch
       if (entry.owner && entry.owner !== connection) entry.owner.close(`superseded by ${request.master} at epoch ${request.epoch}`)
       entry.owner = connection
       entry.master = request.master
       opened.add(entry.id)
-      reply(connection, frame, MessageType.OpenAck, entry.epoch, encodeJsonBody({ epoch: entry.epoch, fresh: entry.fresh, activity: activityRanges(entry) }))
+      reply(connection, frame, MessageType.OpenAck, entry.epoch, encodeJsonBody(answer))
       entry.activityUnknown = false
     })
 
@@ -254,13 +326,13 @@ const serveConnection = (
         const result = yield* Effect.result(entry.store.write(frame.offset, frame.body))
         if (result._tag === "Failure") {
           count(`store-${result.failure.reason}`)
+          yield* markDamaged(entry)
           replyError(connection, frame, entry.epoch, result.failure.reason === "out-of-range" ? ErrorCode.OutOfRange : ErrorCode.StoreFailed, result.failure.message)
           return
         }
         entry.writesApplied++
         options.metrics?.add("replivol_network_frames_total", { volume: entry.volume, direction: "in" })
         options.metrics?.add("replivol_network_bytes_total", { volume: entry.volume, direction: "in" }, frame.body.length)
-        entry.fresh = false
         if (entry.activity.length < activityWritesMax) entry.activity.push([frame.offset, frame.body.length])
         else entry.activity[entry.activityNext] = [frame.offset, frame.body.length]
         entry.activityNext = (entry.activityNext + 1) % activityWritesMax
@@ -268,13 +340,34 @@ const serveConnection = (
         reply(connection, frame, frame.type === MessageType.Write ? MessageType.WriteAck : MessageType.SyncAck, entry.epoch)
       } else if (frame.type === MessageType.Flush) {
         const result = yield* Effect.result(entry.store.flush)
-        if (result._tag === "Failure") replyError(connection, frame, entry.epoch, ErrorCode.StoreFailed, result.failure.message)
-        else reply(connection, frame, MessageType.FlushAck, entry.epoch)
+        if (result._tag === "Failure") {
+          // The page cache may have dropped what the failed fdatasync was to persist: never retried as if it worked.
+          yield* markDamaged(entry)
+          replyError(connection, frame, entry.epoch, ErrorCode.StoreFailed, result.failure.message)
+        } else reply(connection, frame, MessageType.FlushAck, entry.epoch)
+      } else if (frame.type === MessageType.Complete) {
+        yield* handleComplete(frame, entry)
       } else {
         const result = yield* Effect.result(entry.store.read(frame.offset, frame.length))
         if (result._tag === "Failure") replyError(connection, frame, entry.epoch, result.failure.reason === "out-of-range" ? ErrorCode.OutOfRange : ErrorCode.StoreFailed, result.failure.message)
         else connection.send(makeFrame(MessageType.ReadReply, { volumeId: frame.volumeId, epoch: entry.epoch, sequence: frame.sequence, offset: frame.offset, body: result.success }))
       }
+    })
+
+    /** The master says this copy holds every byte of its session: fdatasync, then record it complete. */
+    const handleComplete = (frame: Frame, entry: Hosted) => Effect.gen(function* () {
+      const session = decodeComplete(frame.body)
+      if (!session || entry.activityUnknown || !followed(entry.identity, session)) {
+        count("bad-complete")
+        replyError(connection, frame, entry.epoch, ErrorCode.BadFrame, `Complete for a session this copy of ${entry.volume} does not follow (it follows epoch ${entry.identity.epoch} session ${entry.identity.generation ?? "(none)"})`)
+        return
+      }
+      const flushed = yield* Effect.result(entry.store.flush)
+      const recorded = flushed._tag === "Success" ? yield* Effect.result(persistIdentity(entry, { ...entry.identity, state: "complete" })) : flushed
+      if (recorded._tag === "Failure") {
+        yield* markDamaged(entry)
+        replyError(connection, frame, entry.epoch, ErrorCode.StoreFailed, recorded.failure.message)
+      } else reply(connection, frame, MessageType.CompleteAck, entry.epoch)
     })
 
     const handle = (frame: Frame): Effect.Effect<boolean> => {
@@ -289,9 +382,10 @@ const serveConnection = (
         case MessageType.Write:
         case MessageType.SyncChunk:
         case MessageType.Flush:
+        case MessageType.Complete:
         case MessageType.Read: {
           const clientVolume = clientOpened.get(frame.volumeId)
-          if (clientVolume !== undefined && frame.type !== MessageType.SyncChunk) {
+          if (clientVolume !== undefined && frame.type !== MessageType.SyncChunk && frame.type !== MessageType.Complete) {
             const master = options.lookupMaster?.(clientVolume)
             if (!master || master.isFenced()) {
               replyError(connection, frame, 0, ErrorCode.NotReplica, JSON.stringify({ tag: "NotMaster", reason: "not-master", message: `${nodeName} no longer serves ${clientVolume} as master` }))

@@ -18,6 +18,7 @@ import type { Connection } from "../net/connection.ts"
 import type { Metrics } from "../core/metrics.ts"
 import type { Address } from "../net/Transport.ts"
 import { decodeOpenReply, decodeText, type OpenReply } from "./protocol.ts"
+import { followed } from "./copyIdentity.ts"
 
 /**
  * `connecting`: dialling / opening; `syncing`: receiving live writes while its copy catches up;
@@ -38,7 +39,7 @@ export interface ReplicaTarget {
 export class LinkFailure {
   readonly _tag = "LinkFailure"
   constructor(
-    readonly reason: "ack-timeout" | "unreachable" | "refused-connection" | "stale-epoch" | "refused" | "store" | "closed" | "overloaded",
+    readonly reason: "ack-timeout" | "unreachable" | "refused-connection" | "stale-epoch" | "refused" | "store" | "closed" | "overloaded" | "lost-copy",
     readonly message: string,
   ) {}
 }
@@ -56,6 +57,9 @@ export interface ReplicaLinkOptions {
   readonly volumeId: bigint
   readonly sizeBytes: number
   readonly epoch: number
+  /** The volume's unique id and this master session: sent in Open, checked on every reconnect. */
+  readonly uid: string
+  readonly generation: string
   readonly masterName: string
   readonly compress: boolean
   readonly ackTimeoutMs: number
@@ -80,6 +84,10 @@ export interface ReplicaLink {
   readonly markInSync: () => void
   /** In sync and not failed: every write waits for this replica (also while it reconnects). */
   readonly inSync: () => boolean
+  /** The replica recorded itself complete for this session (CompleteAck) and is still in sync: it may be recorded in sync. */
+  readonly completed: () => boolean
+  /** Called once the replica acknowledged Complete. */
+  readonly markCompleted: () => void
   /** Acks of everything queued so far (for the end of a resync). */
   readonly pendingAcks: () => ReadonlyArray<Deferred.Deferred<void, LinkFailure>>
   /** Synchronously queues a frame (Write/Flush/SyncChunk) for an in-sync link; undefined if the link is failed. */
@@ -105,10 +113,18 @@ export interface ReplicaLink {
  */
 const sharedBodies = new SharedBodyEncoder()
 
+/** Frames that carry volume data (their regions are owed when they may not have been applied). */
+const isDataFrame = (type: MessageType) => type === MessageType.Write || type === MessageType.SyncChunk
+
+const describeAnswer = (answer: OpenReply | undefined) =>
+  answer === undefined ? "no answer"
+    : `it follows epoch ${answer.identity.epoch} session ${answer.identity.generation ?? "(none)"}, state ${answer.identity.state}${answer.activity === "all" ? ", recent writes unknown" : ""}`
+
 export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<ReplicaLink, never, Scope.Scope> =>
   Effect.gen(function* () {
     let state: ReplicaState = "connecting"
     let synced = false
+    let completedSession = false
     let opened: OpenReply | undefined
     let failure: LinkFailure | undefined
     let connection: Connection | undefined
@@ -118,13 +134,35 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
     const pending = new Map<number, Pending>()
     const governor = options.compress ? new CompressionGovernor() : undefined
     const bodyUser = {}
-    const dirty = new DirtyBitmap(options.sizeBytes, dirtyRegionBytesFor(options.sizeBytes, options.dirtyRegionBytes))
+    const regionBytes = dirtyRegionBytesFor(options.sizeBytes, options.dirtyRegionBytes)
+    const dirty = new DirtyBitmap(options.sizeBytes, regionBytes)
+    // What the replica may lose in a power loss: data frames since its last acknowledged fdatasync
+    // (Flush or Complete). Owed to it whenever the link fails, so a copy that restarted within
+    // this session is caught up by delta without trusting its page cache.
+    let sinceFlush = new DirtyBitmap(options.sizeBytes, regionBytes)
+    const flushing: Array<{ readonly sequence: number; readonly regions: DirtyBitmap }> = []
     const lost = yield* Queue.unbounded<Connection>()
     const scope = yield* Effect.scope
     const clock = yield* Clock.Clock
 
     const markPendingDirty = () => {
-      for (const { frame } of pending.values()) if (frame.type !== MessageType.Flush && frame.length > 0) dirty.mark(frame.offset, frame.length)
+      for (const { frame } of pending.values()) if (isDataFrame(frame.type) && frame.length > 0) dirty.mark(frame.offset, frame.length)
+      dirty.merge(sinceFlush)
+      for (const { regions } of flushing) dirty.merge(regions)
+      sinceFlush.clearAll()
+      flushing.length = 0
+    }
+
+    /** Tracks data frames until an fdatasync on the replica covers them. */
+    const trackUnflushed = (type: MessageType, offset: number, length: number, sequence: number) => {
+      if (isDataFrame(type) && length > 0) sinceFlush.mark(offset, length)
+      else if ((type === MessageType.Flush || type === MessageType.Complete) && sinceFlush.dirtyRegionCount > 0) {
+        flushing.push({ sequence, regions: sinceFlush })
+        sinceFlush = new DirtyBitmap(options.sizeBytes, regionBytes)
+      }
+    }
+    const flushAcknowledged = (sequence: number) => {
+      while (flushing.length > 0 && flushing[0]!.sequence <= sequence) flushing.shift()
     }
 
     const fail = (why: LinkFailure) => {
@@ -132,6 +170,7 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
       if (state === "failed") return
       state = "failed"
       synced = false
+      completedSession = false
       failure = why
       markPendingDirty()
       for (const { done } of pending.values()) Deferred.doneUnsafe(done, Effect.fail(why))
@@ -150,10 +189,11 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
         if (frame.aux === ErrorCode.StoreFailed) return fail(new LinkFailure("store", `replica ${options.target.node} could not store a write: ${text}`))
         return fail(new LinkFailure("refused", `replica ${options.target.node} refused frame ${frame.sequence}: ${text}`))
       }
-      if (frame.type !== MessageType.WriteAck && frame.type !== MessageType.FlushAck && frame.type !== MessageType.SyncAck) return
+      if (frame.type !== MessageType.WriteAck && frame.type !== MessageType.FlushAck && frame.type !== MessageType.SyncAck && frame.type !== MessageType.CompleteAck) return
       const entry = pending.get(frame.sequence)
       if (!entry) return
       pending.delete(frame.sequence)
+      if (frame.type === MessageType.FlushAck || frame.type === MessageType.CompleteAck) flushAcknowledged(frame.sequence)
       Deferred.doneUnsafe(entry.done, Effect.void)
     }
 
@@ -176,7 +216,7 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
         }
       })
       conn.link.onClose((why) => Deferred.doneUnsafe(reply, Effect.fail(new LinkFailure("closed", `connection to ${options.target.node} closed: ${why}`))))
-      conn.send(makeFrame(MessageType.Open, { volumeId: options.volumeId, epoch: options.epoch, body: encodeJsonBody({ volume: options.volume, sizeBytes: options.sizeBytes, epoch: options.epoch, master: options.masterName }) }))
+      conn.send(makeFrame(MessageType.Open, { volumeId: options.volumeId, epoch: options.epoch, body: encodeJsonBody({ volume: options.volume, sizeBytes: options.sizeBytes, epoch: options.epoch, master: options.masterName, uid: options.uid, generation: options.generation }) }))
       yield* Deferred.await(reply).pipe(
         Effect.timeoutOrElse({ duration: options.ackTimeoutMs, orElse: () => Effect.fail(new LinkFailure("ack-timeout", `replica ${options.target.node} did not answer the open within ${options.ackTimeoutMs} ms`)) }),
         Effect.onError(() => Effect.sync(() => conn.close("open failed"))),
@@ -214,6 +254,10 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
       Effect.timeoutOrElse({ duration: options.ackTimeoutMs, orElse: () => Effect.fail(new LinkFailure("unreachable", `replica ${options.target.node} could not be reached again within ${options.ackTimeoutMs} ms`)) }),
     )
 
+    /** The copy answered that it still follows this master session and knows its recent writes. */
+    const lineageOfLink = { uid: options.uid, epoch: options.epoch, generation: options.generation }
+    const followsThisSession = () => opened !== undefined && opened.activity !== "all" && followed(opened.identity, lineageOfLink)
+
     const supervise = Effect.gen(function* () {
       for (;;) {
         yield* Queue.take(lost)
@@ -224,7 +268,14 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
           continue
         }
         if (result._tag === "Failure") fail(result.failure)
-        else {
+        else if (!followsThisSession()) {
+          // The copy came back other than it left (restarted, wiped, replaced): resending the
+          // unacknowledged frames is not enough. It is owed everything; the revive path decides.
+          result.success.close("the copy lost its session")
+          // Another lineage (wiped, replaced, restored) owes everything; a restart within this session owes what fail() marks.
+          if (opened === undefined || !followed(opened.identity, lineageOfLink)) dirty.markAll()
+          fail(new LinkFailure("lost-copy", `replica ${options.target.node} came back without the writes of this session (${describeAnswer(opened)}); it gets a full sync`))
+        } else {
           state = synced ? "in-sync" : "syncing"
           reconnectCount++
           options.metrics?.add("replivol_replication_retries_total", { volume: options.volume })
@@ -257,6 +308,7 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
     const start = (startInSync: boolean) => Effect.gen(function* () {
       state = "connecting"
       failure = undefined
+      completedSession = false
       const result = yield* Effect.result(firstOpen)
       if (result._tag === "Failure") {
         state = "connecting"
@@ -271,17 +323,21 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
 
     const enqueue = (type: MessageType, offset: number, body: Uint8Array) => {
       if (state === "failed" || state === "connecting") {
-        if (type !== MessageType.Flush && body.length > 0) dirty.mark(offset, body.length)
+        if (isDataFrame(type) && body.length > 0) dirty.mark(offset, body.length)
         return undefined
       }
       if (pending.size >= pendingFramesPerReplicaMax) {
         // Only a replica nobody waits for (a syncing one) can fall this far behind: fail it; its
         // dirty bitmap keeps what it missed for a delta catch-up.
         fail(new LinkFailure("overloaded", `replica ${options.target.node} fell ${pending.size} frames behind`))
-        if (type !== MessageType.Flush && body.length > 0) dirty.mark(offset, body.length)
+        if (isDataFrame(type) && body.length > 0) dirty.mark(offset, body.length)
         return undefined
       }
-      const frame = makeFrame(type, { volumeId: options.volumeId, epoch: options.epoch, sequence: nextSequence++, offset, body })
+      // A caller waits for an in-sync link's ack, so its buffer outlives the frame; for any other
+      // link the caller may reuse it before the frame is sent or resent: keep a copy.
+      const owned = type === MessageType.Write && !synced ? body.slice() : body
+      const frame = makeFrame(type, { volumeId: options.volumeId, epoch: options.epoch, sequence: nextSequence++, offset, body: owned })
+      trackUnflushed(type, offset, body.length, frame.sequence)
       if (type === MessageType.SyncChunk) syncBytes += body.length
       if (options.metrics) {
         options.metrics.add("replivol_network_frames_total", { volume: options.volume, direction: "out" })
@@ -289,7 +345,7 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
       }
       const done = Deferred.makeUnsafe<void, LinkFailure>()
       pending.set(frame.sequence, { frame, done, queuedAtMs: clock.currentTimeMillisUnsafe() })
-      if (connection) connection.send(frame, options.compress, sharedBodies.encode(type, body, bodyUser, governor))
+      if (connection) connection.send(frame, options.compress, sharedBodies.encode(type, owned, bodyUser, governor))
       return done
     }
 
@@ -324,6 +380,11 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
         if (state === "syncing") state = "in-sync"
       },
       inSync: () => synced && state !== "failed",
+      completed: () => completedSession && synced && state !== "failed",
+      markCompleted: () => {
+        assert(synced && state !== "failed", "only an in-sync link completes")
+        completedSession = true
+      },
       pendingAcks: () => [...pending.values()].map((p) => p.done),
       enqueue,
       awaitAck,

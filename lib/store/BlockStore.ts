@@ -41,13 +41,19 @@ export interface StoreMeta {
   readonly sizeBytes: number
   readonly epoch: number
   readonly role: "master" | "replica"
-  /** Replica / volume state as the replication layer names it (e.g. "in-sync", "syncing"). */
+  /** The copy's state as lib/replication/copyIdentity.ts names it (`empty`, `incomplete`, `complete`). */
   readonly state: string
   readonly updatedAtMs: number
+  /** The volume's unique id (fresh at every create): a re-created name is another volume. */
+  readonly uid?: string
+  /** The master session this copy last served or followed (see copyIdentity.ts). */
+  readonly generation?: string
 }
 
 export interface BlockStore {
   readonly sizeBytes: number
+  /** True when this open created the backing storage: it holds only zeros and no meta record. */
+  readonly createdEmpty?: boolean
   readonly read: (offset: number, length: number) => Effect.Effect<Uint8Array, StoreError>
   readonly write: (offset: number, data: Uint8Array) => Effect.Effect<void, StoreError>
   /** Durable: every write completed before the flush survives a crash (fdatasync for files). */

@@ -16,6 +16,8 @@ export class Stores extends Context.Service<
     readonly open: (path: string, sizeBytes: number) => Effect.Effect<BlockStore, StoreError, Scope.Scope>
     /** Removes the store at `path` and its meta record (a deleted volume's copy). */
     readonly remove: (path: string) => Effect.Effect<void, StoreError>
+    /** The paths of every store under `dir` (for removing copies no record claims); absent: not supported. */
+    readonly list?: (dir: string) => Effect.Effect<ReadonlyArray<string>, StoreError>
   }
 >()("replivol/Stores") {}
 
@@ -26,13 +28,16 @@ export const makeMemoryStores = () => {
     open: (path, sizeBytes) =>
       Effect.sync(() => {
         let store = byPath.get(path)
-        if (!store || store.sizeBytes !== sizeBytes) {
+        const createdEmpty = !store || store.sizeBytes !== sizeBytes
+        if (createdEmpty) {
           store = makeMemoryStore(sizeBytes, { name: path })
           byPath.set(path, store)
-        } else store.reopen()
-        return store as BlockStore
+        } else store!.reopen()
+        // The same store, told whether this open created it (the memory store itself is reused across opens).
+        return { ...(store as BlockStore), createdEmpty }
       }),
     remove: (path) => Effect.sync(() => void byPath.delete(path)),
+    list: (dir) => Effect.sync(() => [...byPath.keys()].filter((path) => path.startsWith(`${dir}/`))),
   })
   return { service, byPath, layer: Layer.succeed(Stores, service) }
 }

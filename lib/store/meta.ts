@@ -14,6 +14,8 @@ export const metaBytesMax = 4096
 
 const roles: ReadonlyArray<StoreMeta["role"]> = ["master", "replica"]
 const stateBytesMax = 64
+/** Longest volume uid or session generation accepted in a record. */
+const idBytesMax = 64
 
 /** Why `candidate` is not a valid StoreMeta, or undefined when it is. */
 function metaProblem(candidate: unknown): string | undefined {
@@ -26,6 +28,11 @@ function metaProblem(candidate: unknown): string | undefined {
   if (!roles.includes(m.role as StoreMeta["role"])) return `role must be one of ${roles.join(", ")}`
   if (typeof m.state !== "string" || m.state.length > stateBytesMax) return `state must be a string of at most ${stateBytesMax} characters`
   if (!isCount(m.updatedAtMs)) return "updatedAtMs must be a non-negative integer"
+  for (const field of ["uid", "generation"] as const) {
+    const value = m[field]
+    if (value !== undefined && (typeof value !== "string" || value.length === 0 || value.length > idBytesMax))
+      return `${field} must be absent or a non-empty string of at most ${idBytesMax} characters`
+  }
   return undefined
 }
 
@@ -46,8 +53,8 @@ export function checkMetaForWrite(meta: StoreMeta, path: string | undefined, siz
 
 /** The canonical text of a record (only the known fields, in a fixed order). */
 export function encodeMeta(meta: StoreMeta): string {
-  const { volume, sizeBytes, epoch, role, state, updatedAtMs } = meta
-  return JSON.stringify({ volume, sizeBytes, epoch, role, state, updatedAtMs }) + "\n"
+  const { volume, sizeBytes, epoch, role, state, updatedAtMs, uid, generation } = meta
+  return JSON.stringify({ volume, sizeBytes, epoch, role, state, updatedAtMs, uid, generation }) + "\n"
 }
 
 /** Parses and validates a stored record; a damaged one is `corrupt-meta`, a foreign size `size-mismatch`. */
@@ -63,6 +70,10 @@ export function decodeMeta(text: string, path: string | undefined, sizeBytes: nu
   const problem = metaProblem(parsed)
   if (problem !== undefined) return new StoreError({ reason: "corrupt-meta", path, message: `store meta is invalid: ${problem}` })
   const m = parsed as StoreMeta
-  const meta: StoreMeta = { volume: m.volume, sizeBytes: m.sizeBytes, epoch: m.epoch, role: m.role, state: m.state, updatedAtMs: m.updatedAtMs }
+  const meta: StoreMeta = {
+    volume: m.volume, sizeBytes: m.sizeBytes, epoch: m.epoch, role: m.role, state: m.state, updatedAtMs: m.updatedAtMs,
+    ...(m.uid === undefined ? {} : { uid: m.uid }),
+    ...(m.generation === undefined ? {} : { generation: m.generation }),
+  }
   return checkMetaForWrite(meta, path, sizeBytes) ?? meta
 }

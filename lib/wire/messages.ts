@@ -31,6 +31,9 @@ export const MessageType = {
   /** A resync chunk: like Write. */
   SyncChunk: 26,
   SyncAck: 27,
+  /** The master tells a synced replica it holds every byte of the session (body: JSON); the replica fdatasyncs and records it. */
+  Complete: 28,
+  CompleteAck: 29,
   /** aux = ErrorCode, body = UTF-8 text. */
   Error: 30,
   Ping: 40,

@@ -46,7 +46,7 @@ const W = MessageType.Write
 Reject("each header rule has its own reason, decided from the header alone", () => {
   expectHeaderRejected({ magic: 0x31565051, type: W, length: 0, bodyBytes: 0 }, "bad-magic")
   expectHeaderRejected({ type: W, length: 0, bodyBytes: 0, headerChecksum: 1 }, "header-checksum")
-  expectHeaderRejected({ version: 2, type: W, length: 0, bodyBytes: 0 }, "bad-version")
+  expectHeaderRejected({ version: 1, type: W, length: 0, bodyBytes: 0 }, "bad-version")
   expectHeaderRejected({ type: 99, length: 0, bodyBytes: 0 }, "bad-type")
   expectHeaderRejected({ type: 0, length: 0, bodyBytes: 0 }, "bad-type")
   expectHeaderRejected({ type: W, flags: 2, length: 0, bodyBytes: 0 }, "bad-flags")

@@ -4,7 +4,7 @@
  * so rejection tests can forge any header with valid checksums.
  */
 import { crc32c } from "../../../lib/core/checksum.ts"
-import { FrameDecoder, type Frame, WireError } from "../../../lib/wire/index.ts"
+import { FrameDecoder, frameVersion, type Frame, WireError } from "../../../lib/wire/index.ts"
 
 /** mulberry32: small, fast, seeded. Returns floats in [0, 1). */
 export const mulberry32 = (seed: number): (() => number) => {
@@ -64,7 +64,7 @@ export const rawHeader = (fields: RawHeader, body: Uint8Array = new Uint8Array(0
   const bytes = new Uint8Array(56)
   const view = new DataView(bytes.buffer)
   view.setUint32(0, fields.magic ?? 0x31565052, true) // "RPV1"
-  view.setUint8(4, fields.version ?? 1)
+  view.setUint8(4, fields.version ?? frameVersion)
   view.setUint8(5, fields.type)
   view.setUint16(6, fields.flags ?? 0, true)
   view.setBigUint64(8, fields.volumeId ?? 0n, true)
