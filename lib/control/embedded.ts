@@ -14,8 +14,13 @@
  * returns, so an acknowledged change is durable and a crash loses only operations that had not
  * returned yet. Concurrent writers coalesce (one write covers every change made before it began).
  * Leased keys are never persisted: they belong to live processes, which re-create them after a
- * restart. If a write fails, the change stays in memory and the operation fails with
- * `unreachable` (the store could not reach its disk).
+ * restart.
+ *
+ * Visible only once durable: with storage, every operation (reads included) runs under one gate,
+ * and watchers are told of a change only after the write that covers it; so nobody acts on a
+ * change a crash could still undo. If a write fails, the store fails loudly: the operation fails
+ * with `unreachable` naming the file, and the store closes (every later operation and watcher
+ * fails) rather than serve changes that are not on disk.
  */
 import { Clock, Effect, Layer, Schedule, Semaphore, type Scope, type Stream } from "effect"
 import {
@@ -88,24 +93,41 @@ const makeCore = (space: KeySpace, options: EmbeddedOptions) =>
   Effect.gen(function* () {
     const watchers = makeWatchers(options.watchBufferEvents ?? watchBufferEventsMax)
     const persister = yield* makePersister(space, options.storage)
-    let closed = false
+    // With storage, one operation at a time: what it changed is published only once durable.
+    const gate = options.storage === undefined ? undefined : yield* Semaphore.make(1)
+    let closed: ControlError | undefined
+    let unpublished: Array<Change["events"]> = []
     const record = (change: Change) => {
-      watchers.publish(change.events)
+      if (gate === undefined) watchers.publish(change.events)
+      else unpublished.push(change.events)
       if (change.durable) persister.count()
     }
+    /** Makes every recorded change durable, then tells the watchers; a failed write closes the store. */
+    const settle: Effect.Effect<void, ControlError> = Effect.suspend(() =>
+      persister.flush.pipe(
+        Effect.tapError((error) => Effect.sync(() => close(new ControlError({ reason: "unreachable", message: `the embedded control store stopped: ${error.message}; nothing after the last durable change was kept`, cause: error })))),
+        Effect.andThen(Effect.sync(() => {
+          const events = unpublished
+          unpublished = []
+          for (const batch of events) watchers.publish(batch)
+        })),
+      ))
     /** Runs `body` at the current Clock time, after expiring due leases; fails if the store is closed. */
-    const atNow = <A>(body: (nowMs: number) => Effect.Effect<A, ControlError>): Effect.Effect<A, ControlError> =>
-      Effect.flatMap(Clock.currentTimeMillis, (nowMs) => {
-        if (closed) return Effect.fail(closedError())
+    const atNow = <A>(body: (nowMs: number) => Effect.Effect<A, ControlError>): Effect.Effect<A, ControlError> => {
+      const run = Effect.flatMap(Clock.currentTimeMillis, (nowMs) => {
+        if (closed) return Effect.fail(closed)
         record(space.expire(nowMs))
         return body(nowMs)
       })
+      return gate === undefined ? run : gate.withPermits(1)(Effect.tap(run, () => settle))
+    }
     /** Like `atNow`, and returns only once the change is durable. */
     const mutate = <A>(body: (nowMs: number) => Effect.Effect<A, ControlError>) =>
-      Effect.flatMap(atNow(body), (result) => Effect.as(persister.flush, result))
-    const close = () => {
-      closed = true
-      watchers.close(closedError())
+      gate === undefined ? Effect.flatMap(atNow(body), (result) => Effect.as(persister.flush, result)) : atNow(body)
+    function close(why: ControlError = closedError()) {
+      if (closed) return
+      closed = why
+      watchers.close(why)
     }
     const checkLeases = (leases: ReadonlyArray<LeaseId | undefined>): Effect.Effect<void, ControlError> => {
       for (const lease of leases) {
@@ -165,7 +187,7 @@ export const make = (options: EmbeddedOptions = {}): Effect.Effect<ControlStoreS
     const core = yield* makeCore(space, options)
     const sweep = core.atNow(() => Effect.void).pipe(Effect.catch(() => Effect.void))
     yield* Effect.forkScoped(Effect.repeat(sweep, Schedule.spaced(options.sweepIntervalMs ?? sweepIntervalMsDefault)))
-    yield* Effect.addFinalizer(() => Effect.sync(core.close))
+    yield* Effect.addFinalizer(() => Effect.sync(() => core.close()))
     const watch = (prefix: string): Stream.Stream<WatchEvent, ControlError> => core.watch(prefix)
     return ControlStore.of({ ...keyOperations(space, core), ...leaseOperations(space, core), watch })
   })

@@ -10,7 +10,8 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { suite } from "uvu"
 import * as assert from "uvu/assert"
-import { type ControlError, ControlStore } from "../../../lib/control/ControlStore.ts"
+import { type ControlError, ControlError as ControlErrorClass, ControlStore } from "../../../lib/control/ControlStore.ts"
+import type { SnapshotStorage } from "../../../lib/control/snapshot.ts"
 import { layerMemory, make } from "../../../lib/control/embedded.ts"
 import { layerFile } from "../../../lib/control/embeddedFile.ts"
 import { registerControlStoreCompliance, runBounded } from "../../support/controlStoreCompliance.ts"
@@ -121,5 +122,60 @@ Persistence("a corrupt file is a typed `corrupt` error naming the file", async (
     assert.ok(failure.message.includes(path), failure.message)
   }
 })
+
+/** A storage whose writes can be held back or made to fail, to observe what is visible before durability. */
+const controlledStorage = () => {
+  let text: string | undefined
+  let failing = false
+  let release: (() => void) | undefined
+  let held = false
+  const storage: SnapshotStorage = {
+    name: "controlled.json",
+    read: Effect.sync(() => text),
+    write: (next) => Effect.callback<void, ControlError>((resume) => {
+      const finish = () => resume(failing ? Effect.fail(new ControlErrorClass({ reason: "unreachable", message: "disk gone (injected)" })) : Effect.sync(() => void (text = next)))
+      if (held) release = finish
+      else finish()
+    }),
+  }
+  return {
+    storage,
+    hold: () => void (held = true),
+    release: () => { held = false; release?.(); release = undefined },
+    fail: () => void (failing = true),
+    durable: () => text ?? "",
+  }
+}
+
+Persistence("a change is visible to readers only once it is durable", () =>
+  runBounded(Effect.scoped(Effect.gen(function* () {
+    const disk = controlledStorage()
+    const store = yield* make({ storage: disk.storage })
+    disk.hold()
+    const writer = yield* Effect.forkChild(store.put("volumes/default/v1", "promoted"))
+    const reader = yield* Effect.forkChild(store.get("volumes/default/v1"))
+    yield* Effect.yieldNow
+    assert.not.match(disk.durable(), "promoted", "not on disk yet")
+    assert.is(reader.pollUnsafe(), undefined, "the reader waits while the change is not durable")
+    disk.release()
+    yield* Fiber.join(writer)
+    const seen = yield* Fiber.join(reader)
+    assert.is(seen?.value, "promoted", "the reader sees the change once it is durable")
+    assert.match(disk.durable(), "promoted")
+  })).pipe(Effect.provide(TestClock.layer())), testTimeoutMs))
+
+Persistence("a failed write fails the operation and stops the store loudly (no change served from memory only)", () =>
+  runBounded(Effect.scoped(Effect.gen(function* () {
+    const disk = controlledStorage()
+    const store = yield* make({ storage: disk.storage })
+    yield* store.put("volumes/default/v1", "kept")
+    disk.fail()
+    const failed = yield* Effect.flip(store.put("volumes/default/v1", "lost"))
+    assert.is(failed.reason, "unreachable")
+    assert.match(failed.message, "disk gone")
+    const after = yield* Effect.flip(store.get("volumes/default/v1"))
+    assert.is(after.reason, "unreachable", "every later operation fails: the store stopped")
+    assert.match(disk.durable(), "kept")
+  })).pipe(Effect.provide(TestClock.layer())), testTimeoutMs))
 
 Persistence.run()
