@@ -301,11 +301,18 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
         yield* checkUsable
       })
 
+    /**
+     * Buffer rule: the caller may reuse `data` once the write settled. Until then in-sync links
+     * send (and resend) the caller's bytes; if the caller stops waiting (interruption), each link
+     * still holding the frame takes its own copy before control returns to the caller.
+     */
     const writeChunk = (offset: number, data: Uint8Array) =>
       inflight.withPermits(1)(Effect.gen(function* () {
         lastForegroundMs = clock.currentTimeMillisUnsafe()
         const waits = yield* queueChunk(MessageType.Write, offset, data)
-        yield* awaitReplicas(waits)
+        yield* awaitReplicas(waits).pipe(Effect.onInterrupt(() => Effect.sync(() => {
+          for (const { link, done } of waits) link.adoptBody(done)
+        })))
         options.onWriteAcknowledged?.(offset, data.length)
       }))
 
@@ -316,7 +323,13 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
         if (data.length <= writeChunkBytesMax) return writeChunk(offset, data)
         const chunks: Array<[number, Uint8Array]> = []
         for (let at = 0; at < data.length; at += writeChunkBytesMax) chunks.push([offset + at, data.subarray(at, at + writeChunkBytesMax)])
-        return Effect.forEach(chunks, ([chunkOffset, chunk]) => writeChunk(chunkOffset, chunk), { concurrency: 8, discard: true })
+        // Every chunk settles before the write does (no fail-fast): no chunk is still in flight on the caller's buffer.
+        return Effect.forEach(chunks, ([chunkOffset, chunk]) => Effect.result(writeChunk(chunkOffset, chunk)), { concurrency: 8 }).pipe(
+          Effect.flatMap((results) => {
+            const failed = results.find((result) => result._tag === "Failure")
+            return failed === undefined ? Effect.void : Effect.fail(failed.failure)
+          }),
+        )
       })
 
     const read = (offset: number, length: number): Effect.Effect<Uint8Array, VolumeError> =>

@@ -92,6 +92,8 @@ export interface ReplicaLink {
   readonly pendingAcks: () => ReadonlyArray<Deferred.Deferred<void, LinkFailure>>
   /** Synchronously queues a frame (Write/Flush/SyncChunk) for an in-sync link; undefined if the link is failed. */
   readonly enqueue: (type: MessageType, offset: number, body: Uint8Array) => Deferred.Deferred<void, LinkFailure> | undefined
+  /** The caller of the write behind `done` stops waiting (interrupted): the link keeps its own copy of the bytes from now on. */
+  readonly adoptBody: (done: Deferred.Deferred<void, LinkFailure>) => void
   /** Waits for an ack, failing the link when none arrives within the ack timeout. */
   readonly awaitAck: (done: Deferred.Deferred<void, LinkFailure>) => Effect.Effect<void, LinkFailure>
   /** Regions written while this replica was not in sync (or possibly unapplied when it failed). */
@@ -387,6 +389,13 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
       },
       pendingAcks: () => [...pending.values()].map((p) => p.done),
       enqueue,
+      adoptBody: (done) => {
+        for (const [sequence, entry] of pending) {
+          if (entry.done !== done) continue
+          if (isDataFrame(entry.frame.type)) pending.set(sequence, { ...entry, frame: { ...entry.frame, body: entry.frame.body.slice() } })
+          return
+        }
+      },
       awaitAck,
       dirty,
       pendingCount: () => pending.size,
