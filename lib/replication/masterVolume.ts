@@ -25,7 +25,8 @@
  */
 import { Clock, Deferred, Effect, Fiber, Random, Scope, Semaphore } from "effect"
 import { assert } from "../core/assert.ts"
-import { defaults, inflightWritesPerReplicaMax, writeChunkBytesMax } from "../core/limits.ts"
+import { defaults, dirtyRegionBytesFor, inflightWritesPerReplicaMax, writeChunkBytesMax } from "../core/limits.ts"
+import { DirtyBitmap } from "../store/dirtyBitmap.ts"
 import type { BlockStore, StoreError } from "../store/BlockStore.ts"
 import { assessVolume, type Assessment, type Health } from "../volume/health.ts"
 import type { VolumeSpec } from "../volume/labels.ts"
@@ -155,6 +156,13 @@ const ownLineage = (store: BlockStore): Effect.Effect<Lineage | undefined> =>
     Effect.catch(() => Effect.succeed(undefined)),
   )
 
+/** The master's own copy holds only zeros: created by this open with no record, or recorded empty. */
+const ownCopyEmpty = (store: BlockStore): Effect.Effect<boolean> =>
+  store.readMeta.pipe(
+    Effect.map((meta) => (meta === undefined ? store.createdEmpty === true : meta.state === "empty")),
+    Effect.catch(() => Effect.succeed(false)),
+  )
+
 /** A fresh master session id: the epoch and 62 random bits (Effect's Random: seeded in the simulator). */
 const newGeneration = (epoch: number): Effect.Effect<string> =>
   Effect.map(Effect.all([Random.nextIntBetween(0, 0x7fffffff), Random.nextIntBetween(0, 0x7fffffff)]), ([a, b]) => `${epoch}-${a.toString(36)}-${b.toString(36)}`)
@@ -177,6 +185,9 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
     const uid = options.uid ?? `name:${volume}`
     // The lineage the previously in-sync replicas followed: this copy's own record, read before it is replaced.
     const previousLineage = yield* ownLineage(store)
+    // A master copy that starts empty (a new volume) knows its non-zero regions: those it wrote.
+    // An empty replica then needs only those, without reading the rest of the volume.
+    const writtenSinceEmpty = (yield* ownCopyEmpty(store)) ? new DirtyBitmap(sizeBytes, dirtyRegionBytesFor(sizeBytes, options.dirtyRegionBytes ?? defaults.dirtyRegionBytes)) : undefined
     const lineage: Lineage = { uid, epoch, generation: yield* newGeneration(epoch) }
     const ackTimeoutMs = options.ackTimeoutMs ?? defaults.ackTimeoutMs
     const resyncShare = options.resyncShare ?? 0.5
@@ -278,7 +289,10 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
     const queueChunk = (type: MessageType, offset: number, data: Uint8Array) =>
       orderLock.withPermits(1)(Effect.gen(function* () {
         yield* checkUsable
-        if (type === MessageType.Write) yield* store.write(offset, data).pipe(Effect.catch(storeFailed("write")))
+        if (type === MessageType.Write) {
+          writtenSinceEmpty?.mark(offset, data.length)
+          yield* store.write(offset, data).pipe(Effect.catch(storeFailed("write")))
+        }
         const waits: Wait[] = []
         for (const link of links) {
           const wasInSync = link.inSync()
@@ -356,6 +370,12 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
         let lastProgressEvent = 0
         for (const region of [...link.dirty.regions()]) {
           if (link.state() === "failed" || fenced) return
+          if (skipZeroChunks && writtenSinceEmpty && !writtenSinceEmpty.isDirty(region.index)) {
+            // Zeros on both copies; a write from now on reaches the replica through the live stream.
+            link.dirty.clear(region.index)
+            progress.done += region.length
+            continue
+          }
           const started = clock.currentTimeMillisUnsafe()
           let copied = 0
           const done = yield* orderLock.withPermits(1)(Effect.gen(function* () {

@@ -39,6 +39,7 @@ const cluster = await createLocalCluster({
   nodes: 3, hostBase: "127.0.40.", port: 25703, dataDir: dir,
   node: { leaseTtlMs },
   onEvent: (event) => {
+    if (process.env.SOAK_TRACE) console.error(`${event.kind} ${event.node}: ${event.message}`)
     if (alarming.has(event.kind) && !/replica placed/.test(event.message)) alarms.push(event)
   },
 })
