@@ -8,6 +8,7 @@
  * mount sets fuse-native's own per-op timeout a little larger as a backstop). Errors become errno
  * only through fuse/errno.ts.
  */
+import { constants as fsConstants } from "node:fs"
 import { Context, Effect, Exit } from "effect"
 import type { Ops, Stat, Statfs } from "fuse-native"
 import type { FuseBackend, FuseBackendError, FuseVolume } from "./backend.ts"
@@ -103,22 +104,47 @@ const metadataOps = (config: HandlerConfig, run: ReturnType<typeof makeRunner>):
     }, cb),
 })
 
+/**
+ * File handles opened with O_SYNC or O_DSYNC: a write on one returns only after a flush, so it is
+ * on every in-sync copy's disk (the kernel passes these flags to open; it does not promise to
+ * send an fsync after each write on a FUSE file). Other opens get handle 0.
+ */
+const makeSyncHandles = () => {
+  const open = new Set<number>()
+  let next = 1
+  return {
+    opened: (flags: number): number => {
+      if ((flags & fsConstants.O_DSYNC) === 0) return 0
+      const handle = next
+      next = next >= 0x7fffffff ? 1 : next + 1
+      open.add(handle)
+      return handle
+    },
+    released: (handle: number) => void open.delete(handle),
+    isSync: (handle: number) => handle !== 0 && open.has(handle),
+  }
+}
+type SyncHandles = ReturnType<typeof makeSyncHandles>
+
 /** open, release, truncate: a volume file cannot be created, removed or resized. */
-const fileOps = (config: HandlerConfig, run: ReturnType<typeof makeRunner>): Ops => {
+const fileOps = (config: HandlerConfig, run: ReturnType<typeof makeRunner>, handles: SyncHandles): Ops => {
   // Like a block device: truncating is EINVAL, except to the size it already has. O_TRUNC at open
   // is ignored (the mount uses atomic_o_trunc, so it reaches open as a flag, not as a truncate).
   const truncate = (op: FuseOp, path: string, sizeBytes: number, cb: (code: number) => void): void =>
     run(op, volumeAt(config, path), (volume) => cb(volume.sizeBytes === sizeBytes ? 0 : Errno.EINVAL), cb)
   return {
-    open: (path, _flags, cb) => run("open", volumeAt(config, path), () => cb(0, 0), cb),
-    release: (_path, _fd, cb) => cb(0),
+    open: (path, flags, cb) => run("open", volumeAt(config, path), () => cb(0, handles.opened(flags)), cb),
+    release: (_path, fd, cb) => {
+      handles.released(fd)
+      cb(0)
+    },
     truncate: (path, sizeBytes, cb) => truncate("truncate", path, sizeBytes, cb),
     ftruncate: (path, _fd, sizeBytes, cb) => truncate("truncate", path, sizeBytes, cb),
   }
 }
 
 /** read, write, flush, fsync: the data path. */
-const dataOps = (config: HandlerConfig, run: ReturnType<typeof makeRunner>): Ops => {
+const dataOps = (config: HandlerConfig, run: ReturnType<typeof makeRunner>, handles: SyncHandles): Ops => {
   const { backend } = config
   const flush = (op: FuseOp, path: string, cb: (code: number) => void): void =>
     run(op, Effect.flatMap(volumeAt(config, path), (volume) => backend.flush(volume.namespace, volume.name)), () => cb(0), cb)
@@ -134,11 +160,13 @@ const dataOps = (config: HandlerConfig, run: ReturnType<typeof makeRunner>): Ops
           return Effect.succeed(data.length)
         })
       }), cb, cb),
-    write: (path, _fd, buf, length, offset, cb) =>
+    write: (path, fd, buf, length, offset, cb) =>
       run("write", Effect.flatMap(volumeAt(config, path), (volume): Outcome<number> => {
         const inside = bytesInside(offset, length, volume.sizeBytes)
         if (inside === 0) return Effect.fail(new Reply(Errno.ENOSPC))
-        return Effect.as(backend.write(volume.namespace, volume.name, offset, buf.subarray(0, inside)), inside)
+        const written = backend.write(volume.namespace, volume.name, offset, buf.subarray(0, inside))
+        const durable = handles.isSync(fd) ? Effect.andThen(written, backend.flush(volume.namespace, volume.name)) : written
+        return Effect.as(durable, inside)
       }), cb, cb),
     flush: (path, _fd, cb) => flush("flush", path, cb),
     fsync: (path, _datasync, _fd, cb) => flush("fsync", path, cb),
@@ -148,5 +176,6 @@ const dataOps = (config: HandlerConfig, run: ReturnType<typeof makeRunner>): Ops
 /** Every handler the mount registers. */
 export const makeOps = (config: HandlerConfig): Ops => {
   const run = makeRunner(config)
-  return { ...metadataOps(config, run), ...fileOps(config, run), ...dataOps(config, run) }
+  const handles = makeSyncHandles()
+  return { ...metadataOps(config, run), ...fileOps(config, run, handles), ...dataOps(config, run, handles) }
 }

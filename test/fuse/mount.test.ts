@@ -97,6 +97,15 @@ it("fsync reaches the backend's flush", async () => {
   assert.ok(backend.flushCount("prod", "db") > before)
 })
 
+it("each write on a file opened with O_DSYNC or O_SYNC is flushed before it returns", async () => {
+  for (const flag of ["dsync", "sync"]) {
+    const before = backend.flushCount("prod", "db")
+    const synced = await sh(`dd if=/dev/urandom of=${context.dir}/prod/db bs=4k count=8 oflag=${flag},direct conv=notrunc 2>&1`)
+    assert.is(synced.code, 0, synced.stdout)
+    assert.ok(backend.flushCount("prod", "db") - before >= 8, `oflag=${flag}: 8 writes gave ${backend.flushCount("prod", "db") - before} flushes`)
+  }
+})
+
 it("an unavailable volume gives EIO within ~2 s, and works again when it comes back", async () => {
   backend.setUnavailable("prod", "db", true)
   try {
