@@ -112,15 +112,31 @@ const makeCore = (space: KeySpace, options: EmbeddedOptions) =>
           for (const batch of events) watchers.publish(batch)
         })),
       ))
-    /** Runs `body` at the current Clock time, after expiring due leases; fails if the store is closed. */
-    const atNow = <A>(body: (nowMs: number) => Effect.Effect<A, ControlError>): Effect.Effect<A, ControlError> => {
-      const run = Effect.flatMap(Clock.currentTimeMillis, (nowMs) => {
+    let settling = false
+    const runAt = <A>(body: (nowMs: number) => Effect.Effect<A, ControlError>) =>
+      Effect.flatMap(Clock.currentTimeMillis, (nowMs) => {
         if (closed) return Effect.fail(closed)
         record(space.expire(nowMs))
         return body(nowMs)
       })
-      return gate === undefined ? run : gate.withPermits(1)(Effect.tap(run, () => settle))
-    }
+    /** Runs `body` at the current Clock time, after expiring due leases; fails if the store is closed. */
+    const atNow = <A>(body: (nowMs: number) => Effect.Effect<A, ControlError>): Effect.Effect<A, ControlError> =>
+      gate === undefined ? runAt(body) : gate.withPermits(1)(Effect.suspend(() => {
+        settling = true
+        return Effect.ensuring(Effect.tap(runAt(body), () => settle), Effect.sync(() => void (settling = false)))
+      }))
+    /**
+     * For lease operations, which change nothing durable: not queued behind a write of the file
+     * (an fsync can take seconds on a busy disk, and a keepAlive must not wait for it). What they
+     * change is published at once unless a gated operation is settling (it publishes in order).
+     */
+    const leaseAtNow = <A>(body: (nowMs: number) => Effect.Effect<A, ControlError>): Effect.Effect<A, ControlError> =>
+      gate === undefined ? runAt(body) : Effect.tap(runAt(body), () => Effect.sync(() => {
+        if (settling) return
+        const events = unpublished
+        unpublished = []
+        for (const batch of events) watchers.publish(batch)
+      }))
     /** Like `atNow`, and returns only once the change is durable. */
     const mutate = <A>(body: (nowMs: number) => Effect.Effect<A, ControlError>) =>
       gate === undefined ? Effect.flatMap(atNow(body), (result) => Effect.as(persister.flush, result)) : atNow(body)
@@ -136,7 +152,7 @@ const makeCore = (space: KeySpace, options: EmbeddedOptions) =>
       }
       return Effect.void
     }
-    return { record, atNow, mutate, close, checkLeases, watch: (prefix: string) => watchers.watch(prefix, closedError) }
+    return { record, atNow, leaseAtNow, mutate, close, checkLeases, watch: (prefix: string) => watchers.watch(prefix, closedError) }
   })
 
 type Core = Effect.Success<ReturnType<typeof makeCore>>
@@ -170,14 +186,14 @@ const leaseOperations = (space: KeySpace, core: Core) => ({
   grantLease: (ttlMs: number) =>
     Effect.suspend(() => {
       checkTtl(ttlMs)
-      return core.atNow((nowMs) => Effect.succeed(space.grant(ttlMs, nowMs)))
+      return core.leaseAtNow((nowMs) => Effect.succeed(space.grant(ttlMs, nowMs)))
     }),
   keepAlive: (lease: LeaseId) =>
-    core.atNow((nowMs) => {
+    core.leaseAtNow((nowMs) => {
       const status = space.keepAlive(lease, nowMs)
       return status === "alive" ? Effect.void : Effect.fail(leaseGone(lease, status))
     }),
-  revokeLease: (lease: LeaseId) => core.atNow(() => Effect.sync(() => core.record(space.revoke(lease)))),
+  revokeLease: (lease: LeaseId) => core.leaseAtNow(() => Effect.sync(() => core.record(space.revoke(lease)))),
 })
 
 /** Builds the store in the current scope: the sweeper is forked into it and closing it closes the store. */
@@ -185,7 +201,7 @@ export const make = (options: EmbeddedOptions = {}): Effect.Effect<ControlStoreS
   Effect.gen(function* () {
     const space = yield* loadKeySpace(options.storage)
     const core = yield* makeCore(space, options)
-    const sweep = core.atNow(() => Effect.void).pipe(Effect.catch(() => Effect.void))
+    const sweep = core.leaseAtNow(() => Effect.void).pipe(Effect.catch(() => Effect.void))
     yield* Effect.forkScoped(Effect.repeat(sweep, Schedule.spaced(options.sweepIntervalMs ?? sweepIntervalMsDefault)))
     yield* Effect.addFinalizer(() => Effect.sync(() => core.close()))
     const watch = (prefix: string): Stream.Stream<WatchEvent, ControlError> => core.watch(prefix)
