@@ -142,7 +142,7 @@ export const startLocalCluster = (options: LocalClusterOptions): Effect.Effect<L
 export interface LocalVolume {
   readonly name: string
   readonly sizeBytes: number
-  /** Resolves when the master and every in-sync replica have the bytes; a failover is a pause. */
+  /** Resolves when the master and every in-sync replica have the bytes; a failover is a pause. Buffer rule: `data` belongs to the library until the write settles (resolves or rejects); reuse it only after that. */
   readonly write: (offset: number, data: Uint8Array) => Promise<void>
   readonly read: (offset: number, length: number) => Promise<Uint8Array>
   /** Resolves when every in-sync copy has made earlier writes durable. */

@@ -117,6 +117,7 @@ export interface MasterVolume {
   readonly epoch: number
   /** This master session (fresh at every open): the lineage its replicas follow. */
   readonly lineage: Lineage
+  /** Buffer rule: `data` belongs to the library until the write settles (resolves or rejects); reuse it only after that. */
   readonly write: (offset: number, data: Uint8Array) => Effect.Effect<void, VolumeError>
   readonly read: (offset: number, length: number) => Effect.Effect<Uint8Array, VolumeError>
   readonly flush: Effect.Effect<void, VolumeError>
