@@ -2,9 +2,11 @@
  * Helpers of the durability drills (test/fuse/cluster-durability.test.ts): a seeded pattern file,
  * dd through the FUSE mount with direct IO and an fsync at the end, the sha256 of a mounted range,
  * the node-local copies compared byte for byte (`cmp` names the first differing byte), a node's
- * data directory emptied, and the CLI's crash drills. Everything that touches the mount or the
- * copies runs in a child process (`sh`), never in this one.
+ * data directory emptied, the CLI's crash drills, and a small loop-mounted ext4 under a node's data
+ * directory (the disk-full drill). Everything that touches the mount or the copies runs in a child
+ * process (`sh`), never in this one.
  */
+import { execFileSync } from "node:child_process"
 import { createHash } from "node:crypto"
 import { writeFile } from "node:fs/promises"
 import { mulberry32 } from "../../lib/core/seeded.ts"
@@ -126,3 +128,82 @@ export const stepLog = (drill: string) => {
 
 /** Whether a file (or directory) exists, checked by a child process. */
 export const exists = async (path: string): Promise<boolean> => (await sh(`test -e '${path}'`)).code === 0
+
+// ---- A small file system under a node's data directory (the disk-full drill)
+
+/**
+ * A loop-mounted ext4 image whose free space is held down by a ballast file; everything it set
+ * up is released by `release` (and on process exit). Space returns by deleting the ballast, as an
+ * operator freeing a disk would: growing the mounted ext4 (online resize2fs) needs
+ * CAP_SYS_RESOURCE, which a container often lacks.
+ */
+export interface SmallDisk {
+  readonly image: string
+  /** The loop device this disk attached (`losetup -f --show`); only this one is detached. */
+  readonly device: string
+  readonly dir: string
+  /** Deletes the ballast: the file system's whole size becomes free again. */
+  readonly returnSpace: () => Promise<void>
+  /** `df`'s available bytes of the mounted file system. */
+  readonly freeBytes: () => Promise<number>
+  /** Unmounts `dir` and detaches `device`; safe to call twice. */
+  readonly release: () => Promise<void>
+}
+
+const releasers = new Map<string, () => void>()
+process.on("exit", () => {
+  for (const releaseNow of releasers.values()) releaseNow()
+})
+
+const shOrThrow = async (what: string, command: string, timeoutMs = 60_000): Promise<string> => {
+  const result = await sh(command, timeoutMs)
+  if (result.code !== 0) throw new Error(`${what} failed (${result.code}): ${command}\n${result.stderr}${result.stdout}`)
+  return result.stdout
+}
+
+/** The ballast's name at the top of the mounted file system (a node only looks under `copies/`). */
+const ballastName = ".ballast"
+
+/**
+ * Makes an ext4 image of `sizeMiB` (no reserved blocks: the nodes run as root), attaches it to a
+ * free loop device, mounts it at `dir` (which must hold no files yet: a node's data directory
+ * before its first copy) and fills it with a ballast file until `freeMiB` are left. Throws, with
+ * everything undone, when a step fails.
+ */
+export const mountSmallDisk = async (image: string, sizeMiB: number, freeMiB: number, dir: string): Promise<SmallDisk> => {
+  await shOrThrow("preparing the mount point", `mkdir -p '${dir}' && test -z "$(find '${dir}' -type f)"`)
+  await shOrThrow("making the ext4 image", `rm -f '${image}' && truncate -s ${sizeMiB}M '${image}' && mkfs.ext4 -q -F -m 0 '${image}'`)
+  const device = (await shOrThrow("attaching the image", `losetup -f --show '${image}'`)).trim()
+  if (!/^\/dev\/loop\d+$/.test(device)) throw new Error(`losetup printed no loop device: "${device}"`)
+  let mounted = false
+  releasers.set(device, () => {
+    try {
+      if (mounted) execFileSync("umount", ["-l", dir], { stdio: "ignore" })
+    } catch { /* unmounted already */ }
+    try {
+      execFileSync("losetup", ["-d", device], { stdio: "ignore" })
+    } catch { /* detached already */ }
+  })
+  const release = async () => {
+    if (!releasers.has(device)) return
+    if (mounted && (await sh(`umount '${dir}'`)).code !== 0) await sh(`umount -l '${dir}'`)
+    mounted = false
+    await sh(`losetup -d '${device}'`)
+    releasers.delete(device)
+  }
+  const freeBytes = async () => Number((await shOrThrow("df", `df -B1 --output=avail '${dir}' | tail -1`)).trim())
+  try {
+    await shOrThrow("mounting the image", `mount -t ext4 '${device}' '${dir}'`)
+    mounted = true
+    const ballastBytes = (await freeBytes()) - freeMiB * 1024 * 1024
+    if (ballastBytes <= 0) throw new Error(`a ${sizeMiB} MiB ext4 has less than ${freeMiB} MiB free`)
+    await shOrThrow("writing the ballast", `fallocate -l ${ballastBytes} '${dir}/${ballastName}' && sync -f '${dir}'`)
+  } catch (error) {
+    await release()
+    throw error
+  }
+  return {
+    image, device, dir, release, freeBytes,
+    returnSpace: async () => void (await shOrThrow("deleting the ballast", `rm '${dir}/${ballastName}' && sync -f '${dir}'`)),
+  }
+}
