@@ -129,6 +129,8 @@ interface Copy {
   readonly store: BlockStore
   /** This process served the copy as master since it opened it (its recent writes are known here). */
   servedHere: boolean
+  /** A write or fdatasync of this copy failed while it was master: it steps down when an in-sync replica can serve. */
+  suspect: boolean
   replicaScope: Scope.Closeable | undefined
   master: MasterRole | undefined
 }
@@ -293,7 +295,7 @@ export const startClusterNode = (
         return { scope, store }
       })
     const registerCopy = (record: VolumeRecord, opened: { readonly scope: Scope.Closeable; readonly store: BlockStore }) => {
-      const copy: Copy = { volume: record.volume, ...opened, servedHere: false, replicaScope: undefined, master: undefined }
+      const copy: Copy = { volume: record.volume, ...opened, servedHere: false, suspect: false, replicaScope: undefined, master: undefined }
       copies.set(record.volume, copy)
       return copy
     }
@@ -385,7 +387,7 @@ export const startClusterNode = (
         const meta = yield* Effect.result(copy.store.readMeta)
         const own = meta._tag === "Success" ? meta.success : undefined
         const complete = own?.state === "complete" && (own.uid === undefined || own.uid === uidOf(record))
-        if (!complete) return true
+        if (!complete || copy.suspect) return true
         // A promoted replica's recent writes are known from its activity log; a master's own copy only if this process served it.
         const recentKnown = copy.replicaScope ? node.replicaActivity(record.volume) !== "all" : copy.servedHere || copy.store.createdEmpty === true
         // Step down only for a replica that has run since before this node started (its page cache
@@ -460,7 +462,11 @@ export const startClusterNode = (
         if (copy.master && copy.master.epoch !== record.epoch) yield* closeMaster(copy, `epoch moved to ${record.epoch}`)
         if (copy.master) {
           if (copy.master.volume && !copy.master.volume.isFenced()) yield* reconcileLinks(copy, copy.master, record, nodes)
-          else if (copy.master.volume?.isFenced()) yield* closeMaster(copy, "it was fenced")
+          else if (copy.master.volume?.isFenced()) {
+            // A copy whose own write or fdatasync failed is suspect even if its record could not say so (a full disk).
+            if (copy.master.volume.fencedReason() === "store-failed") copy.suspect = true
+            yield* closeMaster(copy, "it was fenced")
+          }
           return
         }
         if (!leaseValid() || lease === undefined) return

@@ -125,6 +125,8 @@ export interface MasterVolume {
   /** Stops serving IO at once (lease lost, superseded, closing); every later IO fails. */
   readonly fence: (reason: VolumeUnavailable["reason"], message: string) => void
   readonly isFenced: () => boolean
+  /** Why IO stopped (undefined while serving); `store-failed`: this copy no longer proves what it holds. */
+  readonly fencedReason: () => VolumeUnavailable["reason"] | undefined
   /** Adds a replica (a new placement) and syncs it in full in the background. */
   readonly addReplica: (target: ReplicaTarget) => Effect.Effect<void>
   /** Drops a replica (replaced, or the volume shrank its replica count). */
@@ -571,7 +573,7 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
     yield* Effect.addFinalizer(() => close)
 
     return {
-      name: volume, sizeBytes, epoch, lineage, write, read, flush, status, fence, isFenced: () => fenced !== undefined,
+      name: volume, sizeBytes, epoch, lineage, write, read, flush, status, fence, isFenced: () => fenced !== undefined, fencedReason: () => fenced?.reason,
       addReplica, removeReplica, reviveReplica, links: () => links, close,
       // First the background opens (they start their syncs), then every sync.
       awaitSyncs: Effect.forEach(startups, (fiber) => Fiber.await(fiber), { discard: true }).pipe(

@@ -213,7 +213,8 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
           if (typeof parsed !== "string") opened = parsed
           Deferred.doneUnsafe(reply, typeof parsed === "string" ? Effect.fail(new LinkFailure("refused", parsed)) : Effect.void)
         } else if (frame.type === MessageType.Error) {
-          const reason = frame.aux === ErrorCode.StaleEpoch ? "stale-epoch" : "refused"
+          // A replica that cannot store (a full disk) is not asked again and again: its reason is kept.
+          const reason = frame.aux === ErrorCode.StaleEpoch ? "stale-epoch" : frame.aux === ErrorCode.StoreFailed ? "store" : "refused"
           Deferred.doneUnsafe(reply, Effect.fail(new LinkFailure(reason, `replica ${options.target.node} refused to open ${options.volume}: ${decodeText(frame.body)}`)))
         }
       })
