@@ -57,6 +57,24 @@ test("reopening keeps data and meta", async () => {
   }))
 })
 
+test("the copy identity survives a reopen; only the open that created the file says it holds zeros", async () => {
+  const path = freshPath()
+  const meta = { volume: "ns/db", sizeBytes: 1 * MiB, epoch: 3, role: "replica", state: "complete", updatedAtMs: 5, uid: "k2x9", generation: "3-ab-cd" } as const
+  await run(Effect.gen(function* () {
+    const store = yield* openFileStore({ path, sizeBytes: 1 * MiB, create: true })
+    assert.is(store.createdEmpty, true, "this open created the file")
+    yield* store.writeMeta(meta)
+  }))
+  await run(Effect.gen(function* () {
+    const store = yield* openFileStore({ path, sizeBytes: 1 * MiB, create: true })
+    assert.is(store.createdEmpty, false, "a file with history is not provably zeros")
+    assert.equal(yield* store.readMeta, meta)
+    const tooLong = yield* failureOf(store.writeMeta({ ...meta, uid: "x".repeat(65) }))
+    assert.is(tooLong.reason, "corrupt-meta")
+    assert.match(tooLong.message, "uid must be")
+  }))
+})
+
 test("opening with another size, exclusively, or a missing file fails with a typed reason", () =>
   run(Effect.gen(function* () {
     const path = freshPath()
