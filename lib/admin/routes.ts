@@ -20,7 +20,7 @@
  */
 import { isRecord } from "../core/guards.ts"
 import { Effect } from "effect"
-import type { ClusterNode } from "../cluster/clusterNode.ts"
+import type { ClusterNode, NodeInfo } from "../cluster/clusterNode.ts"
 import type { Metrics } from "../core/metrics.ts"
 import { AdminError, errorBody, statusOf } from "./errors.ts"
 import type { EventLog } from "./events.ts"
@@ -103,16 +103,34 @@ const rules: Route = (_target, node, request, rest) => {
   return Effect.fail(new AdminError({ reason: "not-found", message: `no rule endpoint ${request.method} ${request.path}` }))
 }
 
-const nodes: Route = (target, node, request, rest) => {
-  if (rest.length === 0 && request.method === "GET") {
-    return Effect.map(node.listNodes, (alive) => {
-      const rows = alive.map((n) => ({ name: n.name, address: `${n.host}:${n.port}`, api: n.api ?? null, state: "up", controller: n.controller }))
-      for (const local of target.local?.nodes() ?? []) {
-        if (!rows.some((r) => r.name === local.name)) rows.push({ name: local.name, address: local.address, api: null, state: local.running ? "starting" : "down", controller: false })
-      }
-      return json(200, rows.sort((a, b) => (a.name < b.name ? -1 : 1)))
-    })
+/** One row of `GET /v1/nodes`. */
+export interface NodeRow {
+  readonly name: string
+  readonly address: string
+  readonly api: string | null
+  /** "up": registered and running; "down": stopped (a killed node's lease may not have expired yet); "starting": running, not yet registered. */
+  readonly state: "up" | "down" | "starting"
+  readonly controller: boolean
+}
+
+/**
+ * The node table: the registered nodes (their leases), corrected by what a local cluster knows.
+ * A killed local node is "down" at once, although its lease outlives it until the TTL runs out.
+ */
+export const nodeRows = (registered: ReadonlyArray<NodeInfo>, local: ReadonlyArray<LocalNodeStatus>): ReadonlyArray<NodeRow> => {
+  const running = new Map(local.map((l) => [l.name, l.running]))
+  const rows: NodeRow[] = registered.map((n) => ({
+    name: n.name, address: `${n.host}:${n.port}`, api: n.api ?? null,
+    state: n.alive && running.get(n.name) !== false ? "up" : "down", controller: n.controller && running.get(n.name) !== false,
+  }))
+  for (const l of local) {
+    if (!rows.some((r) => r.name === l.name)) rows.push({ name: l.name, address: l.address, api: null, state: l.running ? "starting" : "down", controller: false })
   }
+  return rows.sort((a, b) => (a.name < b.name ? -1 : 1))
+}
+
+const nodes: Route = (target, node, request, rest) => {
+  if (rest.length === 0 && request.method === "GET") return Effect.map(node.listNodes, (registered) => json(200, nodeRows(registered, target.local?.nodes() ?? [])))
   const action = rest[1]
   if (rest.length === 2 && request.method === "POST" && (action === "kill" || action === "revive")) {
     if (!target.local) return Effect.fail(new AdminError({ reason: "not-local", message: `node ${action} works only on a local cluster ("replivol cluster up"); stop or start a real node's process instead` }))

@@ -6,11 +6,11 @@ import { parseSize, formatBytes, SizeError } from "../../lib/cli/size.ts"
 import { parseArgs, UsageError } from "../../lib/cli/args.ts"
 import { about, commands, parseLabelFlags, program } from "../../lib/cli/commands.ts"
 import { progressBar, table } from "../../lib/cli/format.ts"
-import { handleRequest, tokenMatches, type AdminRequest } from "../../lib/admin/routes.ts"
+import { handleRequest, nodeRows, tokenMatches, type AdminRequest } from "../../lib/admin/routes.ts"
 import { makeEventLog } from "../../lib/admin/events.ts"
 import { refreshVolumeGauges } from "../../lib/admin/metrics.ts"
 import { makeMetrics } from "../../lib/core/metrics.ts"
-import type { VolumeInfo } from "../../lib/cluster/clusterNode.ts"
+import type { NodeInfo, VolumeInfo } from "../../lib/cluster/clusterNode.ts"
 
 const test = suite("cli: pure parts")
 
@@ -106,6 +106,19 @@ test("events since N; health and sync gauges follow the volume list and drop del
   refreshVolumeGauges(metrics, [volume("a/x", "healthy")], seen)
   assert.is(metrics.get("replivol_volume_health", { volume: "a/x" }), 0)
   assert.is(metrics.get("replivol_volume_health", { volume: "a/y" }), undefined)
+})
+
+test("node rows: a killed local node is down at once, though its lease has not expired yet", () => {
+  const registered = (name: string, controller = false): NodeInfo => ({ name, host: "127.0.0.1", port: 5703, startedAtMs: 0, alive: true, controller })
+  const local = [
+    { name: "n1", address: "127.0.0.1:5703", running: false },
+    { name: "n2", address: "127.0.0.2:5703", running: true },
+    { name: "n3", address: "127.0.0.3:5703", running: true },
+    { name: "n4", address: "127.0.0.4:5703", running: false },
+  ]
+  const rows = nodeRows([registered("n2"), registered("n1", true)], local)
+  assert.equal(rows.map((r) => [r.name, r.state, r.controller]), [["n1", "down", false], ["n2", "up", false], ["n3", "starting", false], ["n4", "down", false]])
+  assert.equal(nodeRows([registered("n1", true)], []).map((r) => [r.name, r.state, r.controller]), [["n1", "up", true]], "without a local cluster the leases decide")
 })
 
 test.run()
