@@ -16,10 +16,15 @@ import { layerEtcd } from "../platform/etcdControlStore.ts"
 import { layerFileStores } from "../platform/fileStores.ts"
 import { layerTcp } from "../platform/tcp.ts"
 import { makeClusterBackend } from "../../fuse/clusterBackend.ts"
-import { mountVolumes } from "../../fuse/mount.ts"
+import { mountVolumes, opTimeoutMsDefault } from "../../fuse/mount.ts"
 import type { Flags, Output } from "./commands.ts"
 import { CommandError } from "./commands.ts"
 import { startLocalCluster } from "./localCluster.ts"
+
+/** How long IO waits for a (new) master, or for a new volume's replicas, before it fails (every node). */
+const pauseMaxMs = 60_000
+/** A FUSE op may last the whole pause and then one ordinary op: a pause ends in its own typed error, never in the mount's timeout. */
+const mountOpTimeoutMs = pauseMaxMs + opTimeoutMsDefault
 
 const demoVolume = "default/demo"
 const demoSizeBytes = 2 ** 30
@@ -44,7 +49,7 @@ export const formatEvent = (event: ClusterEvent): string =>
 const mountAll = (mountDir: string, pick: () => ClusterNode | undefined, isRunning: (n: string) => boolean, metrics: Metrics, out: Output) =>
   Effect.gen(function* () {
     const backend = yield* makeClusterBackend({ node: pick, isRunning, metrics })
-    const mounted = yield* Effect.result(mountVolumes({ mountDir, backend }))
+    const mounted = yield* Effect.result(mountVolumes({ mountDir, backend, opTimeoutMs: mountOpTimeoutMs }))
     if (mounted._tag === "Failure") {
       out(`FUSE: not mounted (${mounted.failure.reason}): ${mounted.failure.message}; the cluster runs without the mount`)
       return false
@@ -83,7 +88,7 @@ export const clusterUp = (flags: Flags, out: Output): Effect.Effect<void, unknow
     const context = yield* Layer.build(layers)
     const cluster = yield* startLocalCluster({
       nodes, hostBase: text(flags, "host-base") || "127.0.0.", port, dataDir: data, secret, metrics,
-      node: { leaseTtlMs: wholeNumber(flags, "lease-ttl-ms", 100, 60_000) },
+      node: { leaseTtlMs: wholeNumber(flags, "lease-ttl-ms", 100, 60_000), pauseMaxMs },
       ...(flags.quiet === true ? {} : { onEvent: (e: ClusterEvent) => out(formatEvent(e)) }),
     }).pipe(Effect.provide(context))
     const server = yield* serveAdmin(api, { node: () => cluster.node(), events: cluster.events, metrics, token, local: cluster.control })
@@ -122,7 +127,7 @@ export const nodeStart = (flags: Flags, out: Output): Effect.Effect<void, unknow
     const events = makeEventLog()
     const api = text(flags, "api")
     const options = {
-      name, address: { host, port: portText ? Number(portText) : 5703 }, dataDir: data, secret, metrics,
+      name, address: { host, port: portText ? Number(portText) : 5703 }, dataDir: data, secret, metrics, pauseMaxMs,
       ...(api ? { api } : {}),
       onClusterEvent: (e: ClusterEvent) => {
         events.push(e)

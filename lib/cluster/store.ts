@@ -5,6 +5,7 @@
  */
 import { Effect } from "effect"
 import { ControlStore, type ControlError } from "../control/ControlStore.ts"
+import { waitsForSync, type ReplicaCounts } from "../volume/health.ts"
 import { ClusterError, decodeMasterLease, decodeNode, decodeVolume, encode, keys, type MasterLease, type NodeRecord, type VolumeRecord } from "./records.ts"
 
 /** Compare-and-swap attempts before an update gives up with `conflict`. */
@@ -88,12 +89,26 @@ export const updateVolume = (
     return yield* new ClusterError({ reason: "conflict", message: `volume ${volume} kept changing; gave up after ${casAttemptsMax} attempts` })
   })
 
-/** Where the volume's master is now, from its record and its node's record (undefined: none yet). */
+/** The record's replica states counted against the requested replicas (slots not placed yet are failed). */
+export const recordCounts = (record: VolumeRecord): ReplicaCounts => {
+  const requested = record.spec.replicas
+  const inSync = Math.min(record.replicas.filter((r) => r.state === "in-sync").length, requested)
+  const syncing = Math.min(record.replicas.filter((r) => r.state === "syncing" || r.state === "provisioned").length, requested - inSync)
+  return { inSync, syncing, failed: requested - inSync - syncing }
+}
+
+/**
+ * Where the volume's master is now, from its record and its node's record (undefined: none yet),
+ * and whether the record says a failure-mode refusal is only a wait for syncing replicas.
+ */
 export const locateMaster = (volume: string) =>
   Effect.gen(function* () {
     const current = yield* getVolume(volume)
     if (!current || current.value.master === undefined) return undefined
     const master = yield* getNode(current.value.master)
     if (!master) return undefined
-    return { node: master.name, address: { host: master.host, port: master.port }, epoch: current.value.epoch }
+    return {
+      node: master.name, address: { host: master.host, port: master.port }, epoch: current.value.epoch,
+      waitsForSync: waitsForSync(current.value.spec, recordCounts(current.value)),
+    }
   })

@@ -5,11 +5,16 @@
  * process or over the client side of the port-5703 protocol otherwise (Open with role "client",
  * then Write / Read / Flush frames matched by sequence). When the master is lost or moves — the
  * connection drops, the node answers "not master", the master is fenced, no master is recorded
- * yet — the handle waits with backoff and retries on the new master, so the application sees a
- * pause, not an error. Writes are idempotent (same bytes, same offset), so a retried write is
- * safe. Errors the failure mode decides (hard below its count, soft beyond tolerance) are not
- * retried: they reach the application at once, typed. A pause longer than `pauseMaxMs` becomes
- * `VolumeUnavailable` with reason `no-master`.
+ * yet, the master is still opening or is closing (its store closed under a request) — the handle
+ * waits with backoff and retries on the new master, so the application sees a pause, not an
+ * error. Writes are idempotent (same bytes, same offset), so a retried write is safe.
+ *
+ * Errors the failure mode decides (hard below its count, soft beyond tolerance) reach the
+ * application at once, typed — unless the volume's record shows the missing replicas still
+ * syncing and the volume usable once they are in sync (`waitsForSync`: a new volume's first sync,
+ * a replacement after a failover). That is the volume coming up, not failing, so IO waits for it.
+ * A pause longer than `pauseMaxMs` becomes `VolumeUnavailable`: the last refusal if the wait was
+ * for syncing replicas, else reason `no-master`.
  */
 import { Clock, Data, Deferred, Effect, Schedule } from "effect"
 import { writeChunkBytesMax } from "../core/limits.ts"
@@ -18,12 +23,14 @@ import type { Connection } from "../net/connection.ts"
 import type { Address } from "../net/Transport.ts"
 import { checkRange, OutOfRange, VolumeIoError, VolumeUnavailable, type VolumeError } from "../replication/errors.ts"
 import type { MasterVolume } from "../replication/masterVolume.ts"
-import { decodeClientError, volumeIdOf } from "../replication/protocol.ts"
+import { decodeClientError, volumeIdOf, type ClientErrorBody } from "../replication/protocol.ts"
 
 export interface MasterLocation {
   readonly node: string
   readonly address: Address
   readonly epoch: number
+  /** The record shows a failure-mode refusal to be a wait for syncing replicas (health.ts `waitsForSync`). */
+  readonly waitsForSync?: boolean
 }
 
 export interface VolumeClientOptions {
@@ -55,8 +62,8 @@ export interface VolumeClient {
 /** Longest wait between two attempts during a pause (short: the new master should be found quickly). */
 export const retryDelayMaxMs = 200
 
-/** Why an attempt should be retried on the (possibly new) master. */
-class Retry extends Data.TaggedError("Retry")<{ readonly why: string }> {}
+/** Why an attempt should be retried on the (possibly new) master; `refusal` when it waits for syncing replicas. */
+class Retry extends Data.TaggedError("Retry")<{ readonly why: string; readonly refusal?: VolumeUnavailable }> {}
 
 interface Session {
   readonly location: MasterLocation
@@ -66,7 +73,22 @@ interface Session {
   nextSequence: number
 }
 
-const retryableUnavailable = new Set(["superseded", "closed", "no-master", "not-master"])
+/** A master that stopped serving or has not started (fenced, closing, superseded, lease in doubt): wait for the (new) master. */
+const masterChangeReasons: ReadonlySet<string> = new Set(["superseded", "closed", "no-master", "not-master", "store-failed"])
+/** The failure mode's refusals: a wait only while the record shows the missing replicas syncing. */
+const failureModeReasons: ReadonlySet<string> = new Set(["replicas-below-requested", "tolerance-exceeded"])
+
+/** The master is changing: fenced, closing (its store closed under the request), or not serving yet. */
+const isMasterChange = (error: VolumeError): boolean =>
+  (error._tag === "VolumeUnavailable" && masterChangeReasons.has(error.reason)) || (error._tag === "VolumeIoError" && error.reason === "closed")
+
+/** A remote master's error reply as the typed error the master raised (NotMaster: undefined). */
+const typedError = (volume: string, sizeBytes: number, offset: number, length: number, error: ClientErrorBody): VolumeError | undefined => {
+  if (error.tag === "NotMaster") return undefined
+  if (error.tag === "OutOfRange") return new OutOfRange({ volume, offset, length, sizeBytes, message: error.message })
+  if (error.tag === "VolumeIoError") return new VolumeIoError({ volume, reason: error.reason === "no-space" || error.reason === "closed" ? error.reason : "io", message: error.message })
+  return new VolumeUnavailable({ volume, reason: error.reason as VolumeUnavailable["reason"], health: "unavailable", message: error.message })
+}
 
 export const makeVolumeClient = (options: VolumeClientOptions): VolumeClient => {
   const volumeId = volumeIdOf(options.volume)
@@ -129,26 +151,30 @@ export const makeVolumeClient = (options: VolumeClientOptions): VolumeClient => 
         orElse: () => Effect.sync(() => drop(`master ${s.location.node} did not answer within ${options.requestTimeoutMs} ms`)).pipe(Effect.andThen(Effect.fail(new Retry({ why: "request timed out" })))),
       }))
       if (reply.type !== MessageType.Error) return reply
-      const error = decodeClientError(reply.body)
-      if (error.tag === "NotMaster" || (error.tag === "VolumeUnavailable" && retryableUnavailable.has(error.reason))) {
-        drop(error.message)
-        return yield* new Retry({ why: error.message })
-      }
-      if (error.tag === "OutOfRange") return yield* new OutOfRange({ volume: options.volume, offset, length, sizeBytes: options.sizeBytes, message: error.message })
-      if (error.tag === "VolumeIoError") return yield* new VolumeIoError({ volume: options.volume, reason: error.reason === "no-space" ? "no-space" : "io", message: error.message })
-      return yield* new VolumeUnavailable({ volume: options.volume, reason: error.reason as VolumeUnavailable["reason"], health: "unavailable", message: error.message })
+      const failure = decodeClientError(reply.body)
+      const error = typedError(options.volume, options.sizeBytes, offset, length, failure)
+      if (error) return yield* settle(error)
+      drop(failure.message)
+      return yield* new Retry({ why: failure.message })
     })
+
+  /** A typed error from the master: a Retry when it means "wait" (module comment), else the error itself. */
+  const settle = (error: VolumeError): Effect.Effect<never, VolumeError | Retry> => {
+    if (isMasterChange(error)) {
+      drop(error.message)
+      return Effect.fail(new Retry({ why: error.message }))
+    }
+    if (error._tag !== "VolumeUnavailable" || !failureModeReasons.has(error.reason)) return Effect.fail(error)
+    return options.locate.pipe(
+      Effect.orElseSucceed(() => undefined),
+      Effect.flatMap((location) => Effect.fail(location?.waitsForSync === true ? new Retry({ why: `${error.message}; waiting for the replicas to sync`, refusal: error }) : error)),
+    )
+  }
 
   const attempt = <A>(onLocal: (volume: MasterVolume) => Effect.Effect<A, VolumeError>, onRemote: (s: Session) => Effect.Effect<A, VolumeError | Retry>) =>
     Effect.gen(function* () {
       const s = yield* openSession
-      if (s.local) {
-        return yield* onLocal(s.local).pipe(Effect.catchTag("VolumeUnavailable", (e): Effect.Effect<never, VolumeUnavailable | Retry> => {
-          if (!retryableUnavailable.has(e.reason)) return Effect.fail(e)
-          drop(e.message)
-          return Effect.fail(new Retry({ why: e.message }))
-        }))
-      }
+      if (s.local) return yield* onLocal(s.local).pipe(Effect.catch(settle))
       return yield* onRemote(s)
     })
 
@@ -156,28 +182,35 @@ export const makeVolumeClient = (options: VolumeClientOptions): VolumeClient => 
   const retryLoop = <A>(operation: Effect.Effect<A, VolumeError | Retry>, first: Retry): Effect.Effect<A, VolumeError> =>
     Effect.gen(function* () {
       const startedMs = yield* Clock.currentTimeMillis
-      let last = first.why
-      const note = (why: string) => {
+      let last = first
+      const note = (retry: Retry) => {
         retries++
-        last = why
-        options.onRetry?.(why)
+        last = retry
+        options.onRetry?.(retry.why)
       }
-      note(first.why)
+      note(first)
       const schedule = Schedule.exponential(20).pipe((s) => Schedule.min([s, Schedule.spaced(retryDelayMaxMs)]))
       return yield* Effect.sleep(10).pipe(
         Effect.andThen(operation),
-        Effect.tapError((e) => Effect.sync(() => e instanceof Retry && note(e.why))),
+        Effect.tapError((e) => Effect.sync(() => e instanceof Retry && note(e))),
         Effect.retry({ schedule, while: (e) => e instanceof Retry && !closed }),
-        Effect.timeoutOrElse({ duration: options.pauseMaxMs, orElse: () => Effect.fail(new Retry({ why: last })) }),
+        Effect.timeoutOrElse({ duration: options.pauseMaxMs, orElse: () => Effect.fail(last) }),
         Effect.catch((e): Effect.Effect<never, VolumeError> =>
-          e instanceof Retry
-            ? Clock.currentTimeMillis.pipe(Effect.flatMap((now) => Effect.fail(new VolumeUnavailable({
-                volume: options.volume, reason: "no-master", health: "unavailable",
-                message: `volume ${options.volume}: no master answered for ${now - startedMs} ms (last: ${e.why})`,
-              }))))
-            : Effect.fail(e)),
+          e instanceof Retry ? Effect.flatMap(Clock.currentTimeMillis, (now) => Effect.fail(pauseEnded(e, now - startedMs))) : Effect.fail(e)),
       )
     })
+
+  /** The error a pause ends with: the failure mode's refusal it waited out, or no master. */
+  const pauseEnded = (last: Retry, waitedMs: number): VolumeUnavailable =>
+    last.refusal
+      ? new VolumeUnavailable({
+          volume: options.volume, reason: last.refusal.reason, health: last.refusal.health,
+          message: `${last.refusal.message} (the replicas did not sync within ${waitedMs} ms)`,
+        })
+      : new VolumeUnavailable({
+          volume: options.volume, reason: "no-master", health: "unavailable",
+          message: `volume ${options.volume}: no master answered for ${waitedMs} ms (last: ${last.why})`,
+        })
 
   /** The first attempt runs bare (the fast path); only a retryable failure enters the pause. */
   const withRetry = <A>(operation: Effect.Effect<A, VolumeError | Retry>): Effect.Effect<A, VolumeError> =>

@@ -108,3 +108,12 @@ export const assessVolume = (spec: VolumeSpec, counts: ReplicaCounts, masterAvai
   }
   return { health: usable ? "degraded" : "unavailable", usable, reason: modeSentence(spec, counts, usable) }
 }
+
+/**
+ * Whether the failure mode refuses IO only because replicas are still syncing: some are, and with
+ * all of them in sync the volume would be usable. Such a volume is coming up (a new volume's first
+ * sync, a replacement placed after a failover, a returning copy catching up), so IO waits for it;
+ * a refusal caused by failed or unplaced replicas is not a wait.
+ */
+export const waitsForSync = (spec: VolumeSpec, counts: ReplicaCounts): boolean =>
+  counts.syncing > 0 && assessVolume(spec, { inSync: counts.inSync + counts.syncing, syncing: 0, failed: counts.failed }).usable

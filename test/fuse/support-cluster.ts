@@ -45,6 +45,8 @@ export interface FuseCluster {
   readonly inspect: (volume: string) => Promise<VolumeView>
   /** `replivol node kill NAME` through the admin API (no CLI process start: the timing is the kill's own). */
   readonly killNode: (name: string) => Promise<void>
+  /** One admin API call with the token (what the CLI sends, without a process start); throws on a non-2xx status. */
+  readonly admin: <T>(method: "GET" | "POST" | "DELETE", path: string, body?: unknown) => Promise<T>
   /** `replivol volume inspect NS/NAME --json` in a child process. */
   readonly inspectCli: (volume: string) => Promise<VolumeView>
   /** Polls `inspect` until `check` accepts the view; throws with the last view after `timeoutMs`. */
@@ -120,6 +122,16 @@ export const startFuseCluster = async (options: FuseClusterOptions): Promise<Fus
     const response = await fetch(`http://${api}/v1/nodes/${name}/kill`, { method: "POST", headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(30_000) })
     if (!response.ok) throw new Error(`POST /v1/nodes/${name}/kill: ${response.status} ${await response.text()}`)
   }
+  const admin = async <T>(method: "GET" | "POST" | "DELETE", path: string, body?: unknown): Promise<T> => {
+    const token = (await readFile(`${data}/admin.token`, "utf8")).trim()
+    const response = await fetch(`http://${api}${path}`, {
+      method, headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }), signal: AbortSignal.timeout(30_000),
+    })
+    const text = await response.text()
+    if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${text}`)
+    return (text === "" ? undefined : JSON.parse(text)) as T
+  }
   /** `replivol volume inspect NS/NAME --json`, as a user runs it. */
   const inspectCli = async (volume: string): Promise<VolumeView> => {
     const result = await cli("volume", "inspect", volume, "--json")
@@ -153,7 +165,7 @@ export const startFuseCluster = async (options: FuseClusterOptions): Promise<Fus
   return {
     data, mount, api, pid: child.pid!,
     log: () => log,
-    cli, inspect, inspectCli, killNode, waitVolume, stop,
+    cli, inspect, inspectCli, killNode, admin, waitVolume, stop,
     copyPath: (node, volume) => `${data}/${node}/copies/${volume}.img`,
     remove: () => removeDir(root),
     createVolume: async (volume, size, labels) => {

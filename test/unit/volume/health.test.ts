@@ -5,7 +5,7 @@
 // volume must still be usable.
 import { suite } from "uvu"
 import * as assert from "uvu/assert"
-import { assessVolume, type ReplicaCounts } from "../../../lib/volume/health.ts"
+import { assessVolume, waitsForSync, type ReplicaCounts } from "../../../lib/volume/health.ts"
 import { Label, LabelError, validateLabels, type VolumeSpec } from "../../../lib/volume/labels.ts"
 import { InvariantViolation } from "../../../lib/core/assert.ts"
 
@@ -111,6 +111,18 @@ Health("impossible counts are invariant violations (bugs), not answers", () => {
     { inSync: 0, syncing: Number.NaN, failed: 0 },
   ]
   for (const counts of bad) assert.throws(() => assessVolume(spec, counts), (e: unknown) => e instanceof InvariantViolation, JSON.stringify(counts))
+})
+
+Health("a refusal is a wait only while syncing replicas are all that is missing", () => {
+  const soft = specOf({ [Label.replicas]: "2" })
+  const hard = specOf({ [Label.replicas]: "1", [Label.failureMode]: "hard" })
+  assert.ok(waitsForSync(soft, { inSync: 0, syncing: 2, failed: 0 }), "a new soft volume's first sync")
+  assert.ok(waitsForSync(hard, { inSync: 0, syncing: 1, failed: 0 }), "a new hard volume's first sync")
+  assert.not.ok(waitsForSync(hard, { inSync: 0, syncing: 0, failed: 1 }), "a failed replica: the refusal stands")
+  assert.ok(waitsForSync(soft, { inSync: 0, syncing: 1, failed: 1 }), "one syncing, one failed, tolerance 1: usable (degraded) once synced")
+  const strict = specOf({ [Label.replicas]: "2", [Label.failureTolerance]: "0" })
+  assert.not.ok(waitsForSync(strict, { inSync: 0, syncing: 1, failed: 1 }), "one syncing, one failed, tolerance 0: unusable even once synced")
+  assert.not.ok(waitsForSync(hard, { inSync: 1, syncing: 0, failed: 0 }), "nothing syncing: nothing to wait for")
 })
 
 Health.run()
