@@ -427,6 +427,14 @@ export const startClusterNode = (
             continue
           }
           const state = link.state()
+          // A link made while its node was not registered (placeholder address 0.0.0.0:0, see
+          // openMaster) or before the node moved dials the old address forever: a revive would
+          // never reach it. Drop it; the next tick adds it at the node's address (a full sync).
+          // Found by the cluster simulator (seed 2: a replica wiped and away while its master opened).
+          if (state === "failed" && target && (link.target.address.host !== target.address.host || link.target.address.port !== target.address.port)) {
+            yield* volume.removeReplica(r.node)
+            continue
+          }
           if (state === "failed" && target && now() - (role.reviveAtMs.get(r.node) ?? -Infinity) >= 1000) {
             role.reviveAtMs.set(r.node, now())
             yield* background(`revive:${r.node}`, volume.reviveReplica(r.node))

@@ -392,7 +392,11 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
               end++
               length += next.length
             }
-            const bytes = yield* Effect.orDie(store.read(region.offset, length))
+            // A read error is an expected store fault, not a broken invariant: as a failed write, it
+            // fences this master (its copy may not be readable; a replica or a reopen takes over).
+            // It used to be a defect, which killed an opening master's catch-up for good and left
+            // the volume without a serving master (found by the cluster simulator, seed 7).
+            const bytes = yield* store.read(region.offset, length).pipe(Effect.catch(storeFailed("read")))
             for (let index = region.index; index <= end; index++) link.dirty.clear(index)
             copied = length
             if (skipZeroChunks && isAllZero(bytes)) return undefined
@@ -511,7 +515,8 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
       if (options.onReplicaSyncing) yield* recordSyncing(link)
       yield* startResync(link, decision.skipZeros)
     }
-    yield* writeOwnRecord(store, volume, { ...lineage, state: "complete" }).pipe(
+    // A master fenced while opening (a store fault during the catch-up) keeps its record incomplete.
+    if (!fenced) yield* writeOwnRecord(store, volume, { ...lineage, state: "complete" }).pipe(
       Effect.catch((error) => Effect.sync(() => fence("store-failed", `volume ${volume}: cannot record the master's copy identity: ${error.message}`))),
     )
     for (const [index, link] of links.entries()) {
