@@ -125,6 +125,9 @@ interface MasterRole {
 
 interface Copy {
   readonly volume: string
+  /** The volume instance the copy was opened for (a name deleted and created again is another volume). */
+  readonly uid: string
+  readonly sizeBytes: number
   readonly scope: Scope.Closeable
   readonly store: BlockStore
   /** This process served the copy as master since it opened it (its recent writes are known here). */
@@ -197,6 +200,14 @@ export const startClusterNode = (
       if (events.length > recentEventsMax) events.shift()
       PubSub.publishUnsafe(eventHub, event)
       options.onClusterEvent?.(event)
+    }
+    const lastPublishedMs = new Map<string, number>()
+    /** Publishes at most once every 5 s per key (a condition the agent sees at every tick). */
+    const publishThrottled = (key: string, kind: string, message: string, volume?: string) => {
+      if (now() - (lastPublishedMs.get(key) ?? -Infinity) < 5000) return
+      if (lastPublishedMs.size > recentEventsMax) lastPublishedMs.clear()
+      lastPublishedMs.set(key, now())
+      publish(kind, message, volume)
     }
     const volumeEvent = (event: VolumeEvent) => publish(event.kind, event.message, event.volume)
     const node = yield* startNode({ ...options, onEvent: volumeEvent })
@@ -278,7 +289,12 @@ export const startClusterNode = (
     const ensureCopy = (record: VolumeRecord) =>
       Effect.gen(function* () {
         const existing = copies.get(record.volume)
-        if (existing) return existing
+        if (existing && existing.uid === uidOf(record) && existing.sizeBytes === record.sizeBytes) return existing
+        // The volume was deleted and created again between two ticks (this node may even be its
+        // master again, at the same epoch): the open copy is the old volume's. It goes, with its
+        // master or replica role, before the new volume's copy is opened. Found by the cluster
+        // simulator (seed 49: the old master kept serving the re-created volume, old size and data).
+        if (existing) yield* closeCopy(record.volume, true)
         const first = yield* openCopyScoped(record)
         const meta = yield* Effect.result(first.store.readMeta)
         const foreign = meta._tag === "Success" && meta.success?.uid !== undefined && meta.success.uid !== uidOf(record)
@@ -295,7 +311,7 @@ export const startClusterNode = (
         return { scope, store }
       })
     const registerCopy = (record: VolumeRecord, opened: { readonly scope: Scope.Closeable; readonly store: BlockStore }) => {
-      const copy: Copy = { volume: record.volume, ...opened, servedHere: false, suspect: false, replicaScope: undefined, master: undefined }
+      const copy: Copy = { volume: record.volume, uid: uidOf(record), sizeBytes: record.sizeBytes, ...opened, servedHere: false, suspect: false, replicaScope: undefined, master: undefined }
       copies.set(record.volume, copy)
       return copy
     }
@@ -308,6 +324,10 @@ export const startClusterNode = (
     const sweepUnclaimed = (volumes: ReadonlyArray<VolumeRecord>) =>
       Effect.gen(function* () {
         if (!stores.list) return
+        // Only against a control store that can claim: every volume record readable, and at least
+        // one (an empty or foreign store — a lost snapshot, a wrong etcd — must not empty the disk).
+        const raw = yield* control.list(keys.volumes)
+        if (raw.length !== volumes.length || volumes.length === 0) return
         const claimed = new Set([...copies.keys(), ...volumes.filter((v) => v.master === me || v.replicas.some((r) => r.node === me)).map((v) => v.volume)].map(node.storePath))
         for (const path of yield* stores.list(node.copiesDir)) {
           if (claimed.has(path)) continue
@@ -383,11 +403,21 @@ export const startClusterNode = (
       Effect.gen(function* () {
         const mine = registeredAt.get(me) ?? Infinity
         const inSync = record.replicas.filter((r) => r.state === "in-sync" && registeredAt.has(r.node))
-        if (inSync.length === 0) return false
         const meta = yield* Effect.result(copy.store.readMeta)
         const own = meta._tag === "Success" ? meta.success : undefined
-        const complete = own?.state === "complete" && (own.uid === undefined || own.uid === uidOf(record))
-        if (!complete || copy.suspect) return true
+        const complete = own?.state === "complete" && (own.uid === undefined || own.uid === uidOf(record)) && !copy.suspect
+        const empty = copy.store.createdEmpty === true || own?.state === "empty"
+        if (inSync.length === 0) {
+          // The only candidate. A copy that cannot prove anything must not serve (and then sync
+          // its emptiness over every returning copy) once the volume has history: it waits.
+          const history = record.replicas.some((r) => r.state !== "provisioned")
+          if (!complete && !(empty && !history)) {
+            publishThrottled(`refuse:${record.volume}`, "master-refused", `${me} does not serve ${record.volume}: its copy is ${own?.state ?? "without a record"} and no in-sync replica is up; the volume waits for a copy that can prove it holds every acknowledged write`, record.volume)
+            return "wait" as const
+          }
+          return false
+        }
+        if (!complete) return true
         // A promoted replica's recent writes are known from its activity log; a master's own copy only if this process served it.
         const recentKnown = copy.replicaScope ? node.replicaActivity(record.volume) !== "all" : copy.servedHere || copy.store.createdEmpty === true
         // Step down only for a replica that has run since before this node started (its page cache
@@ -399,9 +429,11 @@ export const startClusterNode = (
     const stepDown = (record: VolumeRecord, revision: number, held: Versioned<MasterLease> | undefined) =>
       Effect.gen(function* () {
         const { unavailableReason: _dropped, ...rest } = record
+        // It stays listed as a failed replica: its copy is kept (and caught up by the new master), never removed.
+        const replicas: ReplicaRecord[] = [...record.replicas.filter((r) => r.node !== me), { node: me, state: "failed", reason: "stepped down as master", failedAtMs: now() }]
         const done = yield* control.transaction({
           compare: [{ key: keys.volume(record.volume), revision }],
-          put: [{ key: keys.volume(record.volume), value: encode({ ...rest, master: undefined }) }],
+          put: [{ key: keys.volume(record.volume), value: encode({ ...rest, master: undefined, replicas }) }],
           ...(held ? { delete: [keys.master(record.volume)] } : {}),
         })
         if (done.succeeded) publish("master-stepped-down", `${me} steps down as master of ${record.volume}: its copy cannot prove it holds every acknowledged write; an in-sync replica takes over`, record.volume)
@@ -480,7 +512,9 @@ export const startClusterNode = (
         if (!leaseValid() || lease === undefined) return
         const held = leases.get(record.volume)
         if (held && held.lease !== lease) return // an older incarnation's or another node's lease must expire first
-        if (yield* shouldStepDown(copy, record)) return yield* stepDown(record, revision, held)
+        const stepDownDecision = yield* shouldStepDown(copy, record)
+        if (stepDownDecision === "wait") return
+        if (stepDownDecision) return yield* stepDown(record, revision, held)
         if (!held || held.value.epoch !== record.epoch) {
           const taken = yield* control.transaction({
             compare: [{ key: keys.master(record.volume), revision: held?.revision ?? 0 }],
@@ -565,6 +599,16 @@ export const startClusterNode = (
         return out
       })
 
+    /**
+     * A new volume's first epoch: above every epoch an earlier volume of the same name reached
+     * (each of its epochs came from a change of the store, so none exceeds the store's revision).
+     * A master of a deleted instance that has not closed yet (it learns at its next tick) then
+     * serves another epoch than the one clients locate, and is refused by them, instead of
+     * acknowledging writes into a copy about to be discarded. Found by the cluster simulator
+     * (seed 49: a volume deleted and created again, both on the same master, within one tick).
+     */
+    const firstEpoch = Effect.map(control.transaction({ compare: [] }), (result) => result.revision + 1)
+
     const createVolume = (create: CreateVolumeOptions) =>
       Effect.gen(function* () {
         const bad = checkVolumeName(create.volume) ?? checkVolumeSize(create.volume, create.sizeBytes)
@@ -583,7 +627,7 @@ export const startClusterNode = (
         const uid = (yield* Effect.forEach([0, 1, 2], () => Random.nextIntBetween(0, 0x7fffffff))).map((n) => n.toString(36)).join("")
         const record: VolumeRecord = {
           volume: create.volume, uid, sizeBytes: create.sizeBytes, labels: applied.labels, spec, createdAtMs: now(),
-          epoch: 1, master: placement.master, replicas: placement.replicas.map((n) => ({ node: n, state: "provisioned" as const })),
+          epoch: yield* firstEpoch, master: placement.master, replicas: placement.replicas.map((n) => ({ node: n, state: "provisioned" as const })),
           rulesApplied: applied.applied,
         }
         const created = yield* control.transaction({ compare: [{ key: keys.volume(create.volume), revision: 0 }], put: [{ key: keys.volume(create.volume), value: encode(record) }] })
@@ -618,7 +662,11 @@ export const startClusterNode = (
           volume, sizeBytes: found.value.sizeBytes, clientName: me, pauseMaxMs,
           requestTimeoutMs: ackTimeoutMs * 2 + 1000,
           locate: locateMaster(volume).pipe(Effect.provide(context)),
-          local: (location) => (location.node === me ? copies.get(volume)?.master?.volume : options.inProcessShortcut === false ? undefined : inProcessMaster(location, volume)),
+          local: (location) => {
+            const master = location.node === me ? copies.get(volume)?.master?.volume : options.inProcessShortcut === false ? undefined : inProcessMaster(location, volume)
+            // Only the master of the located epoch (see firstEpoch): an older instance's is not this volume.
+            return master?.epoch === location.epoch ? master : undefined
+          },
           connect: (target) => node.connect(target),
           onRetry: (why) => publish("client-retry", `${me}: IO on ${volume} waits: ${why}`, volume),
         })

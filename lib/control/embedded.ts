@@ -48,6 +48,8 @@ export interface EmbeddedOptions {
 }
 
 export const sweepIntervalMsDefault = 50
+/** Longest a write of the control store file may take before the store stops (Clock time). */
+export const persistTimeoutMs = 10_000
 
 const closedError = () =>
   new ControlError({ reason: "closed", message: "the embedded control store was shut down (its layer's scope closed)" })
@@ -105,6 +107,8 @@ const makeCore = (space: KeySpace, options: EmbeddedOptions) =>
     /** Makes every recorded change durable, then tells the watchers; a failed write closes the store. */
     const settle: Effect.Effect<void, ControlError> = Effect.suspend(() =>
       persister.flush.pipe(
+        // A write that hangs (a dead disk) stops the store, so masters fence instead of waiting forever.
+        Effect.timeoutOrElse({ duration: persistTimeoutMs, orElse: () => Effect.fail(new ControlError({ reason: "unreachable", message: `writing the control store file took more than ${persistTimeoutMs} ms` })) }),
         Effect.tapError((error) => Effect.sync(() => close(new ControlError({ reason: "unreachable", message: `the embedded control store stopped: ${error.message}; nothing after the last durable change was kept`, cause: error })))),
         Effect.andThen(Effect.sync(() => {
           const events = unpublished
@@ -121,10 +125,12 @@ const makeCore = (space: KeySpace, options: EmbeddedOptions) =>
       })
     /** Runs `body` at the current Clock time, after expiring due leases; fails if the store is closed. */
     const atNow = <A>(body: (nowMs: number) => Effect.Effect<A, ControlError>): Effect.Effect<A, ControlError> =>
-      gate === undefined ? runAt(body) : gate.withPermits(1)(Effect.suspend(() => {
+      // Uninterruptible: an operation whose change is applied must reach its settle (write, then
+      // publish) even if its caller goes away, or a change could be seen before it is durable.
+      gate === undefined ? runAt(body) : gate.withPermits(1)(Effect.uninterruptible(Effect.suspend(() => {
         settling = true
         return Effect.ensuring(Effect.tap(runAt(body), () => settle), Effect.sync(() => void (settling = false)))
-      }))
+      })))
     /**
      * For lease operations, which change nothing durable: not queued behind a write of the file
      * (an fsync can take seconds on a busy disk, and a keepAlive must not wait for it). What they

@@ -96,6 +96,8 @@ const openBackingFile = (options: FileStoreOptions) =>
         message: `${path} holds ${stat.size} bytes but the volume is ${sizeBytes} bytes; open it with its own size`,
       })))
     if (extend || created.fresh) {
+      // A meta record beside a file created now belongs to a file that is gone: it proves nothing.
+      yield* closeOnError(fsSync(path, "unlink of a stale meta record", () => fs.rmSync(metaPathOf(path), { force: true })))
       yield* closeOnError(fsSync(path, "ftruncate", () => fs.ftruncateSync(fd, sizeBytes)))
       yield* closeOnError(fsAsync<void>(path, "fsync", (done) => fs.fsync(fd, done)))
       yield* closeOnError(fsyncPath(dirname(path), "fsync of the directory"))

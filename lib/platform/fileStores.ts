@@ -17,8 +17,9 @@ export const fileStores = Stores.of({
   remove: (path) =>
     Effect.tryPromise({
       try: async () => {
-        await rm(path, { force: true })
+        // The record first: a crash in between leaves a data file without a record (unknown), never a record without its data.
         await rm(metaPathOf(path), { force: true })
+        await rm(path, { force: true })
       },
       catch: (cause) => new StoreError({ reason: "io", path, message: `cannot remove ${path}: ${String(cause)}`, cause }),
     }),

@@ -80,5 +80,6 @@ export const decideSync = (
   if (identity.epoch !== lineage.epoch || identity.generation !== lineage.generation)
     return full(`the copy followed epoch ${identity.epoch} session ${identity.generation ?? "(none)"}, not epoch ${lineage.epoch} session ${lineage.generation}`)
   if (activity === "all" && !sessionTracked) return full("the copy's recent writes are unknown (restarted, or a write or fdatasync failed)")
+  if (identity.state === "incomplete" && !sessionTracked) return full("the copy was mid-sync in that session; only its own master knew what it still owed")
   return { kind: "delta" }
 }

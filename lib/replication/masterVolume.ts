@@ -290,7 +290,8 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
 
     /** Writes one chunk locally and queues it on every link, atomically with respect to other chunks. */
     const queueChunk = (type: MessageType, offset: number, data: Uint8Array) =>
-      orderLock.withPermits(1)(Effect.gen(function* () {
+      // Uninterruptible: a chunk written locally is queued on every link (or none of it happened).
+      orderLock.withPermits(1)(Effect.uninterruptible(Effect.gen(function* () {
         yield* checkUsable
         if (type === MessageType.Write) {
           writtenSinceEmpty?.mark(offset, data.length)
@@ -303,7 +304,7 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
           if (done && wasInSync) waits.push({ link, done })
         }
         return waits
-      }))
+      })))
 
     const awaitReplicas = (waits: ReadonlyArray<Wait>) =>
       Effect.gen(function* () {
@@ -381,7 +382,8 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
           }
           const started = clock.currentTimeMillisUnsafe()
           let copied = 0
-          const done = yield* orderLock.withPermits(1)(Effect.gen(function* () {
+          // Uninterruptible: regions cleared from the bitmap are always queued.
+          const done = yield* orderLock.withPermits(1)(Effect.uninterruptible(Effect.gen(function* () {
             if (!link.dirty.isDirty(region.index)) return undefined
             // Coalesce a run of consecutive dirty regions into one chunk of at most writeChunkBytesMax.
             let end = region.index
@@ -401,7 +403,7 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
             copied = length
             if (skipZeroChunks && isAllZero(bytes)) return undefined
             return link.enqueue(MessageType.SyncChunk, region.offset, bytes)
-          }))
+          })))
           progress.done += copied
           if (done) window.push(done)
           if (window.length >= syncWindowChunks) yield* link.awaitAck(window.shift()!)

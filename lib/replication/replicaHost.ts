@@ -57,6 +57,8 @@ interface Hosted {
    * write or fdatasync failed. It answers "all" until a master opens it and syncs everything.
    */
   activityUnknown: boolean
+  /** A write or fdatasync failed since the last Open: this copy may not claim Complete in this session. */
+  damagedSinceOpen: boolean
   /** Ring of the last `activityWritesMax` applied writes, as [offset, length]. */
   readonly activity: Array<readonly [number, number]>
   activityNext: number
@@ -115,7 +117,7 @@ export const makeReplicaHost = (options: ReplicaHostOptions): ReplicaHost => {
         return yield* new ReplicationError({ reason: "foreign-copy", volume, message: `the copy of ${volume} on ${options.nodeName} belongs to volume id ${meta.uid}, not ${uid} (the volume was deleted and created again); remove the copy first` })
       }
       const entry: Hosted = {
-        identity: identityOf(meta, store.createdEmpty === true), activityUnknown: store.createdEmpty !== true,
+        identity: identityOf(meta, store.createdEmpty === true), activityUnknown: store.createdEmpty !== true, damagedSinceOpen: false,
         activity: [], activityNext: 0, volume, id, sizeBytes: store.sizeBytes, store, epoch: meta?.epoch ?? 0, owner: undefined, master: undefined, writesApplied: 0, bytesApplied: 0,
       }
       // A copy created here is provably all zeros: say so durably, so a restart still knows it.
@@ -179,6 +181,7 @@ const persistIdentity = (entry: Hosted, identity: CopyIdentity): Effect.Effect<v
 const markDamaged = (entry: Hosted) =>
   Effect.gen(function* () {
     entry.activityUnknown = true
+    entry.damagedSinceOpen = true
     if (entry.identity.state !== "incomplete") yield* Effect.ignore(persistIdentity(entry, { ...entry.identity, state: "incomplete" }))
   })
 
@@ -271,7 +274,9 @@ const serveConnection = (
       }
       if (request.role === "client") {
         const master = volumeIdOf(request.volume) === frame.volumeId ? options.lookupMaster?.(request.volume) : undefined
-        if (!master || master.isFenced()) {
+        // A client located the master of one volume instance at one epoch; a master of another
+        // epoch (an older instance of a name deleted and created again, not closed yet) is not it.
+        if (!master || master.isFenced() || master.epoch !== request.epoch) {
           count("not-master")
           replyError(connection, frame, 0, ErrorCode.NotReplica, JSON.stringify({ tag: "NotMaster", reason: "not-master", message: `${nodeName} is not serving ${request.volume} as master` }))
           return
@@ -318,7 +323,9 @@ const serveConnection = (
       entry.master = request.master
       opened.add(entry.id)
       reply(connection, frame, MessageType.OpenAck, entry.epoch, encodeJsonBody(answer))
-      entry.activityUnknown = false
+      // Still "all" to every later Open until a Complete: an answer lost with its connection must
+      // not let a restarted copy pass for one that kept its writes.
+      entry.damagedSinceOpen = false
     })
 
     const handleData = (frame: Frame, entry: Hosted) => Effect.gen(function* () {
@@ -357,7 +364,7 @@ const serveConnection = (
     /** The master says this copy holds every byte of its session: fdatasync, then record it complete. */
     const handleComplete = (frame: Frame, entry: Hosted) => Effect.gen(function* () {
       const session = decodeComplete(frame.body)
-      if (!session || entry.activityUnknown || !followed(entry.identity, session)) {
+      if (!session || entry.damagedSinceOpen || !followed(entry.identity, session)) {
         count("bad-complete")
         replyError(connection, frame, entry.epoch, ErrorCode.BadFrame, `Complete for a session this copy of ${entry.volume} does not follow (it follows epoch ${entry.identity.epoch} session ${entry.identity.generation ?? "(none)"})`)
         return
@@ -367,7 +374,11 @@ const serveConnection = (
       if (recorded._tag === "Failure") {
         yield* markDamaged(entry)
         replyError(connection, frame, entry.epoch, ErrorCode.StoreFailed, recorded.failure.message)
-      } else reply(connection, frame, MessageType.CompleteAck, entry.epoch)
+      } else {
+        // Every byte of the session is on disk: from here the activity log is complete again.
+        entry.activityUnknown = false
+        reply(connection, frame, MessageType.CompleteAck, entry.epoch)
+      }
     })
 
     const handle = (frame: Frame): Effect.Effect<boolean> => {
@@ -387,7 +398,7 @@ const serveConnection = (
           const clientVolume = clientOpened.get(frame.volumeId)
           if (clientVolume !== undefined && frame.type !== MessageType.SyncChunk && frame.type !== MessageType.Complete) {
             const master = options.lookupMaster?.(clientVolume)
-            if (!master || master.isFenced()) {
+            if (!master || master.isFenced() || master.epoch !== frame.epoch) {
               replyError(connection, frame, 0, ErrorCode.NotReplica, JSON.stringify({ tag: "NotMaster", reason: "not-master", message: `${nodeName} no longer serves ${clientVolume} as master` }))
               return Effect.succeed(true)
             }

@@ -10,7 +10,7 @@ const recent: ReadonlyArray<readonly [number, number]> = [[0, 4096]]
 
 test("a copy that followed the same session with a known activity log gets a delta", () => {
   assert.equal(decideSync(complete, recent, session), { kind: "delta" })
-  assert.equal(decideSync({ ...complete, state: "incomplete" }, recent, session), { kind: "delta" }, "incomplete within the session: the master's bitmap knows what is owed")
+  assert.equal(decideSync({ ...complete, state: "incomplete" }, recent, session, true), { kind: "delta" }, "incomplete within its own master's session: that master's bitmap knows what is owed")
 })
 
 test("every other answer gets a full sync, zero regions skipped only for an empty copy", () => {
@@ -22,6 +22,7 @@ test("every other answer gets a full sync, zero regions skipped only for an empt
     ["same epoch, another master session", { ...complete, generation: "3-c-d" }, recent, session, false],
     ["unknown activity log (restarted) after a failover", complete, "all", session, false],
     ["no lineage to offer", complete, recent, undefined, false],
+    ["incomplete in the previous session (another master decides)", { ...complete, state: "incomplete" }, recent, session, false],
   ]
   for (const [why, identity, activity, lineage, skipZeros] of rows) {
     const decision = decideSync(identity, activity, lineage)
