@@ -37,7 +37,7 @@ import { checkRange, VolumeIoError, VolumeUnavailable, type OutOfRange, type Vol
 import { encodeJsonBody } from "../wire/index.ts"
 import { volumeIdOf } from "./protocol.ts"
 import { decideSync, type Lineage, type SyncDecision } from "./copyIdentity.ts"
-import { makeReplicaLink, type LinkFailure, type ReplicaLink, type ReplicaState, type ReplicaTarget } from "./replicaLink.ts"
+import { makeReplicaLink, LinkFailure, type ReplicaLink, type ReplicaState, type ReplicaTarget } from "./replicaLink.ts"
 
 export interface ReplicaStatus {
   readonly node: string
@@ -394,11 +394,17 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
               end++
               length += next.length
             }
-            // A read error is an expected store fault, not a broken invariant: as a failed write, it
-            // fences this master (its copy may not be readable; a replica or a reopen takes over).
-            // It used to be a defect, which killed an opening master's catch-up for good and left
-            // the volume without a serving master (found by the cluster simulator, seed 7).
-            const bytes = yield* store.read(region.offset, length).pipe(Effect.catch(storeFailed("read")))
+            // A read error is an expected store fault, not a broken invariant: this sync fails (the
+            // link fails; its regions stay dirty, a revive retries) and the master serves on — a
+            // failed read changed no byte. It used to be a defect, which killed an opening master's
+            // catch-up for good (found by the cluster simulator, seed 7); fencing the master instead
+            // left a sole copy waiting for good once it recorded itself incomplete (seed 1243).
+            const read = yield* Effect.result(store.read(region.offset, length))
+            if (read._tag === "Failure") {
+              link.fail(new LinkFailure("store", `the master could not read its copy to sync replica ${link.target.node}: ${read.failure.message}`))
+              return undefined
+            }
+            const bytes = read.success
             for (let index = region.index; index <= end; index++) link.dirty.clear(index)
             copied = length
             if (skipZeroChunks && isAllZero(bytes)) return undefined
