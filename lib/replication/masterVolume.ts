@@ -523,9 +523,12 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
       if (options.onReplicaSyncing) yield* recordSyncing(link)
       yield* startResync(link, decision.skipZeros)
     }
-    // A master fenced while opening (a store fault during the catch-up) keeps its record incomplete.
+    // A master fenced while opening keeps its record as it was. One that cannot write its record
+    // does not serve (nothing would prove this session), but its data is untouched: `not-master`,
+    // not `store-failed`, so its node reopens it rather than holding the copy suspect — a sole
+    // copy otherwise waited for good after one failed meta write (found by the cluster simulator).
     if (!fenced) yield* writeOwnRecord(store, volume, { ...lineage, state: "complete" }).pipe(
-      Effect.catch((error) => Effect.sync(() => fence("store-failed", `volume ${volume}: cannot record the master's copy identity: ${error.message}`))),
+      Effect.catch((error) => Effect.sync(() => fence("not-master", `volume ${volume}: cannot record the master's copy identity: ${error.message}; it does not serve until it can`))),
     )
     for (const [index, link] of links.entries()) {
       if (options.replicas[index]!.recorded === "in-sync") continue
