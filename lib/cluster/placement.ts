@@ -101,14 +101,20 @@ export const planVolume = (record: VolumeRecord, view: ClusterView): Plan | unde
     next = rest
     events.push(`${record.volume}: master ${next.master} is serving again`)
   }
-  // 2. Replicas on lost nodes are failed.
-  next = {
-    ...next,
-    replicas: next.replicas.map((r) => {
-      if (view.aliveNodes.has(r.node) || r.state === "failed") return r
-      events.push(`${record.volume}: replica on ${r.node} failed (node lost)`)
-      return { node: r.node, state: "failed", reason: "node lost", failedAtMs: view.nowMs }
-    }),
+  // 2. Replicas on lost nodes are failed — only while a master serves. Without one no write is
+  // acknowledged, so a replica that is away misses nothing: an in-sync one stays a candidate for
+  // promotion when it returns. (Failing it left a volume whose master had stepped down with no
+  // copy to promote, unavailable for good: found by the cluster simulator, seed 43.)
+  const masterServes = next.master !== undefined && view.aliveNodes.has(next.master)
+  if (masterServes) {
+    next = {
+      ...next,
+      replicas: next.replicas.map((r) => {
+        if (view.aliveNodes.has(r.node) || r.state === "failed") return r
+        events.push(`${record.volume}: replica on ${r.node} failed (node lost)`)
+        return { node: r.node, state: "failed", reason: "node lost", failedAtMs: view.nowMs }
+      }),
+    }
   }
   // 3. A failed replica whose node stayed away past the grace period is replaced.
   const expired = next.replicas.filter((r) => r.state === "failed" && !view.aliveNodes.has(r.node) && view.nowMs - (r.failedAtMs ?? 0) >= view.graceMs)
