@@ -429,11 +429,11 @@ export const startClusterNode = (
     const stepDown = (record: VolumeRecord, revision: number, held: Versioned<MasterLease> | undefined) =>
       Effect.gen(function* () {
         const { unavailableReason: _dropped, ...rest } = record
-        // It stays listed as a failed replica: its copy is kept (and caught up by the new master), never removed.
-        const replicas: ReplicaRecord[] = [...record.replicas.filter((r) => r.node !== me), { node: me, state: "failed", reason: "stepped down as master", failedAtMs: now() }]
+        // It is dropped from the record like any lost master; placed again later, it is synced in full.
+        // (Keeping it listed as a failed replica left hard volumes stuck syncing: cluster simulator seed 325.)
         const done = yield* control.transaction({
           compare: [{ key: keys.volume(record.volume), revision }],
-          put: [{ key: keys.volume(record.volume), value: encode({ ...rest, master: undefined, replicas }) }],
+          put: [{ key: keys.volume(record.volume), value: encode({ ...rest, master: undefined }) }],
           ...(held ? { delete: [keys.master(record.volume)] } : {}),
         })
         if (done.succeeded) publish("master-stepped-down", `${me} steps down as master of ${record.volume}: its copy cannot prove it holds every acknowledged write; an in-sync replica takes over`, record.volume)
