@@ -61,3 +61,41 @@ export const volumeDetail = (v: VolumeView): string => {
   }
   return lines.join("\n")
 }
+
+/** A rule as the admin API returns it. */
+export interface RuleView {
+  readonly name: string
+  readonly namespace: string
+  readonly selector: string
+  readonly action: string
+  readonly labels: Readonly<Record<string, string>>
+  readonly weight: number
+  readonly active: boolean
+}
+
+export const ruleDetail = (r: RuleView): string =>
+  [
+    `rule:      ${r.namespace}/${r.name}`,
+    `selector:  ${r.selector || "(every volume)"}`,
+    `action:    ${r.action}`,
+    `labels:    ${Object.entries(r.labels).map(([k, v]) => `${k}=${v}`).join(" ") || "(none)"}`,
+    `weight:    ${r.weight}`,
+    `active:    ${r.active}`,
+  ].join("\n")
+
+/** `GET /v1/health` (lib/admin/routes.ts clusterHealth). */
+export interface ClusterHealthView {
+  readonly healthy: boolean
+  readonly controlStore: { readonly reachable: boolean; readonly latencyMs: number; readonly message: string }
+  readonly nodes: ReadonlyArray<{ readonly name: string; readonly address: string; readonly state: string; readonly controller: boolean }>
+  readonly volumes: ReadonlyArray<{ readonly volume: string; readonly health: string; readonly usable: boolean; readonly reason: string; readonly master: string | null; readonly replicasInSync: number; readonly replicasRequested: number }>
+}
+
+/** Control store, nodes and volumes, as `storageos cluster health` shows a cluster at a glance. */
+export const clusterHealthText = (h: ClusterHealthView): string => {
+  const store = h.controlStore.reachable ? `reachable (${h.controlStore.latencyMs} ms)` : `UNREACHABLE: ${h.controlStore.message}`
+  const nodes = table(["node", "address", "state", "controller"], h.nodes.map((n) => [n.name, n.address, n.state, n.controller ? "yes" : ""]))
+  const volumes = h.volumes.length === 0 ? "no volumes" : table(["volume", "health", "master", "in sync", "reason"],
+    h.volumes.map((v) => [v.volume, v.health, v.master ?? "-", `${v.replicasInSync}/${v.replicasRequested}`, v.health === "healthy" ? "" : v.reason]))
+  return [`cluster:        ${h.healthy ? "healthy" : "NOT healthy"}`, `control store:  ${store}`, "", nodes, "", volumes].join("\n")
+}

@@ -1,15 +1,16 @@
 /**
  * Volume sizes as people type them: `1GiB`, `512MiB`, `4096` (bytes). Binary suffixes only
  * (KiB/MiB/GiB/TiB, plus K/M/G/T as the same powers of 1024), because a block volume's size is a
- * whole number of sectors and decimal units (GB = 10^9) rarely are. Pure.
+ * whole number of sectors and decimal units (GB = 10^9) rarely are. Pure, and it imports nothing
+ * (the argument parser checks `--size` with it before anything heavy is loaded).
  */
-import { Data } from "effect"
 
-export class SizeError extends Data.TaggedError("SizeError")<{
-  readonly reason: "malformed" | "not-positive" | "too-large"
-  readonly input: string
-  readonly message: string
-}> {}
+export class SizeError extends Error {
+  readonly _tag = "SizeError"
+  constructor(readonly reason: "malformed" | "not-positive" | "too-large", readonly input: string, message: string) {
+    super(message)
+  }
+}
 
 const units: Readonly<Record<string, number>> = {
   "": 1, b: 1,
@@ -19,16 +20,16 @@ const units: Readonly<Record<string, number>> = {
   t: 2 ** 40, tib: 2 ** 40,
 }
 
-const allowed = "a whole number with an optional unit KiB, MiB, GiB or TiB (for example 1GiB, 512MiB, 1048576)"
+export const sizeAllowed = "a whole number with an optional unit KiB, MiB, GiB or TiB (for example 1GiB, 512MiB, 1048576)"
 
 /** Bytes for `text`, or a SizeError naming the input and what is allowed. */
 export const parseSize = (text: string): number | SizeError => {
   const match = /^\s*(\d+)(?:\.(\d+))?\s*([a-zA-Z]*)\s*$/.exec(text)
   const unit = match ? units[match[3]!.toLowerCase()] : undefined
-  if (!match || unit === undefined) return new SizeError({ reason: "malformed", input: text, message: `size "${text}" is not understood: expected ${allowed}` })
+  if (!match || unit === undefined) return new SizeError("malformed", text, `size "${text}" is not understood: expected ${sizeAllowed}`)
   const bytes = Number(`${match[1]}.${match[2] ?? "0"}`) * unit
-  if (!Number.isSafeInteger(bytes)) return new SizeError({ reason: "too-large", input: text, message: `size "${text}" is too large or not a whole number of bytes: expected ${allowed}` })
-  if (bytes <= 0) return new SizeError({ reason: "not-positive", input: text, message: `size "${text}" must be greater than zero: expected ${allowed}` })
+  if (!Number.isSafeInteger(bytes)) return new SizeError("too-large", text, `size "${text}" is too large or not a whole number of bytes: expected ${sizeAllowed}`)
+  if (bytes <= 0) return new SizeError("not-positive", text, `size "${text}" must be greater than zero: expected ${sizeAllowed}`)
   return bytes
 }
 
@@ -43,4 +44,11 @@ export const formatBytes = (bytes: number): string => {
   }
   const text = Number.isInteger(value) ? String(value) : value.toFixed(1).replace(/\.0$/, "")
   return `${text} ${names[index]}`
+}
+
+/** The parser's check for a size flag: undefined when `text` is a size, else what is allowed. */
+export const checkSize = (text: string): string | undefined => {
+  const size = parseSize(text)
+  if (typeof size === "number") return undefined
+  return size.reason === "malformed" ? sizeAllowed : size.reason === "not-positive" ? `a size greater than zero: ${sizeAllowed}` : `a whole number of bytes below 8 PiB: ${sizeAllowed}`
 }

@@ -5,7 +5,7 @@
  * as its control store. Both print cluster events as they happen and run until their scope is
  * closed (main.ts closes it on SIGINT/SIGTERM: unmount, stop nodes, exit 0).
  */
-import { Effect, Layer, Scope } from "effect"
+import { Cause, Effect, Exit, Fiber, Layer, Scope } from "effect"
 import { startClusterNode, type ClusterEvent, type ClusterNode, type ClusterNodeOptions } from "../cluster/clusterNode.ts"
 import { layerFile } from "../control/embeddedFile.ts"
 import { makeMetrics, type Metrics } from "../core/metrics.ts"
@@ -146,4 +146,36 @@ export const nodeStart = (flags: Flags, out: Output): Effect.Effect<void, unknow
     if (mount) yield* mountAll(absolute(mount), () => node, () => true, metrics, out)
     out("ready")
     return yield* Effect.never
+  })
+
+const messageOf = (error: unknown): string =>
+  typeof (error as { message?: unknown })?.message === "string" && (error as { message: string }).message !== "" ? (error as { message: string }).message : String(error)
+
+/**
+ * Runs `cluster up` or `node start` until SIGINT/SIGTERM; resolves with the exit code (0 when
+ * stopped by a signal or finished, 1 when it failed: the reason goes to `fail`).
+ */
+export const runServer = (path: string, flags: Flags, out: Output, fail: (message: string, code: number) => void): Promise<number> =>
+  new Promise<number>((resolve) => {
+    const run = path === "cluster up" ? clusterUp : nodeStart
+    const fiber = Effect.runFork(Effect.scoped(Effect.suspend(() => run(flags, out))))
+    let stopping = false
+    const stop = (signal: string) => {
+      if (stopping) return
+      stopping = true
+      out(`${signal}: stopping (unmount, stop nodes)…`)
+      Effect.runFork(Fiber.interrupt(fiber))
+    }
+    process.on("SIGINT", () => stop("SIGINT"))
+    process.on("SIGTERM", () => stop("SIGTERM"))
+    fiber.addObserver((exit) => {
+      if (Exit.isSuccess(exit) || (stopping && Cause.hasInterruptsOnly(exit.cause))) {
+        out("stopped")
+        return resolve(0)
+      }
+      const failure = exit.cause.reasons.find((r) => r._tag === "Fail") as { error?: unknown } | undefined
+      const die = exit.cause.reasons.find((r) => r._tag === "Die") as { defect?: unknown } | undefined
+      fail(messageOf(failure?.error ?? die?.defect ?? Cause.pretty(exit.cause)), 1)
+      resolve(1)
+    })
   })

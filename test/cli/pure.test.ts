@@ -4,7 +4,8 @@ import * as assert from "uvu/assert"
 import { Effect } from "effect"
 import { parseSize, formatBytes, SizeError } from "../../lib/cli/size.ts"
 import { parseArgs, UsageError } from "../../lib/cli/args.ts"
-import { about, commands, parseLabelFlags, program } from "../../lib/cli/commands.ts"
+import { parseLabelFlags } from "../../lib/cli/commands.ts"
+import { spec } from "../../lib/cli/spec.ts"
 import { progressBar, table } from "../../lib/cli/format.ts"
 import { handleRequest, nodeRows, tokenMatches, type AdminRequest } from "../../lib/admin/routes.ts"
 import { makeEventLog } from "../../lib/admin/events.ts"
@@ -31,32 +32,32 @@ test("sizes: binary suffixes, bytes, and clear errors", () => {
 })
 
 test("argv: command, positional, repeated and defaulted flags", () => {
-  const parsed = parseArgs(program, about, commands, ["volume", "create", "ns/v", "--size", "1GiB", "--label", "a=b", "--label=c=d", "--json"])
+  const parsed = parseArgs(spec, ["volume", "create", "ns/v", "--size", "1GiB", "--label", "a=b", "--label=c=d", "--json"])
   if (parsed instanceof UsageError || parsed.kind !== "run") throw new Error("expected a command")
   assert.equal(parsed.command.path, ["volume", "create"])
   assert.is(parsed.args.volume, "ns/v")
   assert.is(parsed.flags.size, "1GiB")
   assert.equal(parsed.flags.label, ["a=b", "c=d"])
   assert.is(parsed.flags.json, true)
-  const up = parseArgs(program, about, commands, ["cluster", "up"])
+  const up = parseArgs(spec, ["cluster", "up"])
   if (up instanceof UsageError || up.kind !== "run") throw new Error("expected a command")
   assert.is(up.flags.nodes, "3")
   assert.is(up.flags.api, "127.0.0.1:5705")
 })
 
 test("argv: usage errors name the problem; --help is help", () => {
-  const unknown = parseArgs(program, about, commands, ["volume", "ls", "--bogus"])
+  const unknown = parseArgs(spec, ["volume", "ls", "--bogus"])
   assert.instance(unknown, UsageError)
   assert.is((unknown as UsageError).reason, "unknown-flag")
-  const missing = parseArgs(program, about, commands, ["volume", "inspect"])
+  const missing = parseArgs(spec, ["volume", "inspect"])
   assert.is((missing as UsageError).reason, "missing-argument")
-  const noValue = parseArgs(program, about, commands, ["volume", "create", "a/b", "--size"])
+  const noValue = parseArgs(spec, ["volume", "create", "a/b", "--size"])
   assert.is((noValue as UsageError).reason, "missing-value")
-  const extra = parseArgs(program, about, commands, ["volume", "rm", "a/b", "c/d"])
+  const extra = parseArgs(spec, ["volume", "rm", "a/b", "c/d"])
   assert.is((extra as UsageError).reason, "extra-argument")
-  const help = parseArgs(program, about, commands, ["rule", "create", "--help"])
+  const help = parseArgs(spec, ["rule", "create", "--help"])
   assert.ok(!(help instanceof UsageError) && help.kind === "help" && help.text.includes("--selector EXPR"))
-  const group = parseArgs(program, about, commands, ["volume"])
+  const group = parseArgs(spec, ["volume"])
   assert.ok(!(group instanceof UsageError) && group.kind === "help" && group.text.includes("volume inspect"))
 })
 

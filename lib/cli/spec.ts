@@ -1,0 +1,130 @@
+/**
+ * The `replivol` command table: every command, its arguments and flags, their one-letter
+ * aliases and value checks. One source for parsing, `--help`, shell completion (completion.ts)
+ * and the command reference's doc-drift test. Pure and light: it imports only the parser and the
+ * size parser, so `replivol --help` loads nothing else.
+ *
+ * Aliases: -h --help, -V --version, -a --api, -d --data, -j --json, -s --size, -l --label,
+ * -n --namespace, -w --watch, -t --timeout, -q --quiet.
+ */
+import { numberIn, oneOf, wholeNumberIn, type CommandSpec, type FlagSpec, type ProgramSpec } from "./args.ts"
+import { checkSize } from "./size.ts"
+
+export const program = "replivol"
+export const about = "replivol — synchronously replicated block volumes (StorageOS v1 model): a local cluster, volumes, rules, nodes."
+
+/** `host:port` with a port 1..65535 (the host may be left out: `:5705`). */
+const hostPort = (value: string): string | undefined => {
+  const match = /^(?:\[?[^\]\s]*\]?:)?(\d{1,5})$/.exec(value.trim())
+  const port = Number(match?.[1])
+  return match && port >= 1 && port <= 65535 ? undefined : "HOST:PORT with a port 1..65535, e.g. 127.0.0.1:5705"
+}
+const hostMaybePort = (value: string): string | undefined => {
+  const match = /^[^:\s]+(?::(\d{1,5}))?$/.exec(value)
+  const port = match?.[1] === undefined ? 5703 : Number(match[1])
+  return match && port >= 1 && port <= 65535 ? undefined : "HOST or HOST:PORT with a port 1..65535, e.g. 10.0.0.1:5703"
+}
+const keyValue = (value: string): string | undefined => (value.indexOf("=") > 0 ? undefined : "KEY=VALUE, e.g. storageos.com/replicas=2")
+
+const help: FlagSpec = { name: "help", short: "h", kind: "boolean", help: "show help (for the program, a group or a command)" }
+const version: FlagSpec = { name: "version", short: "V", kind: "boolean", help: "print the version and exit" }
+
+const api: FlagSpec = { name: "api", short: "a", kind: "string", placeholder: "HOST:PORT", check: hostPort, help: "admin API address (default $REPLIVOL_API or 127.0.0.1:5705)" }
+const data: FlagSpec = { name: "data", short: "d", kind: "string", placeholder: "DIR", help: "data directory holding admin.token (default $REPLIVOL_DATA or ./data)" }
+const token: FlagSpec = { name: "token", kind: "string", placeholder: "TOKEN", help: "admin token (default $REPLIVOL_TOKEN or <data>/admin.token)" }
+const json: FlagSpec = { name: "json", short: "j", kind: "boolean", help: "print JSON for scripts" }
+export const clientFlags: ReadonlyArray<FlagSpec> = [api, data, token, json]
+const label: FlagSpec = { name: "label", short: "l", kind: "repeat", placeholder: "KEY=VALUE", check: keyValue, help: "a label, e.g. storageos.com/replicas=2" }
+const quiet: FlagSpec = { name: "quiet", short: "q", kind: "boolean", help: "do not print cluster events" }
+const namespace = (what: string, required: boolean): FlagSpec => ({ name: "namespace", short: "n", kind: "string", placeholder: "NS", help: what, ...(required ? { required } : {}) })
+const volumeArg = { name: "volume", help: "NAMESPACE/NAME" }
+
+const clusterCommands: ReadonlyArray<CommandSpec> = [
+  {
+    path: ["cluster", "up"], summary: "run a local cluster in this process: nodes, admin API, FUSE mount; Ctrl-C stops it", args: [],
+    flags: [
+      { name: "nodes", kind: "string", default: "3", placeholder: "N", check: wholeNumberIn(1, 16), help: "number of nodes n1..nN" },
+      { ...data, default: "./data", help: "node copies (DIR/nN), control store and admin token" },
+      { name: "mount", kind: "string", default: "./mnt", placeholder: "DIR", help: "FUSE mount: every volume a file DIR/<namespace>/<name>" },
+      { name: "no-mount", kind: "boolean", help: "do not mount" },
+      { ...api, default: "127.0.0.1:5705", help: "admin API address to serve" },
+      { name: "host-base", kind: "string", default: "127.0.0.", placeholder: "PREFIX", help: "node i listens on PREFIX<i>" },
+      { name: "port", kind: "string", default: "5703", placeholder: "PORT", check: wholeNumberIn(1, 65535), help: "replication port of every node" },
+      { name: "lease-ttl-ms", kind: "string", default: "3000", placeholder: "MS", check: wholeNumberIn(100, 60_000, " (milliseconds)"), help: "node lease TTL: a killed node's volumes fail over after about this long" },
+      { name: "demo", kind: "boolean", help: "create default/demo (replicas=2, 1 GiB) if missing and print what to try" },
+      quiet,
+    ],
+  },
+  { path: ["cluster", "health"], summary: "the cluster's health: nodes, control store, every volume", args: [], flags: clientFlags },
+]
+
+const nodeCommands: ReadonlyArray<CommandSpec> = [
+  {
+    path: ["node", "start"], summary: "run one node of a multi-machine cluster (etcd as control store)", args: [],
+    flags: [
+      { name: "name", kind: "string", required: true, placeholder: "NAME", help: "node name (a DNS label), unique in the cluster" },
+      { name: "address", kind: "string", required: true, placeholder: "HOST[:PORT]", check: hostMaybePort, help: "replication address (port 5703 by default)" },
+      { ...data, required: true, help: "where this node keeps its copies and admin token" },
+      { name: "etcd", kind: "string", required: true, placeholder: "URL[,URL]", help: "etcd endpoints" },
+      { name: "secret-file", kind: "string", required: true, placeholder: "FILE", help: "file holding the cluster secret (same on every node, ≥ 16 bytes)" },
+      { name: "mount", kind: "string", placeholder: "DIR", help: "also mount every volume here (FUSE)" },
+      { ...api, help: "also serve the admin API here" },
+      quiet,
+    ],
+  },
+  { path: ["node", "ls"], summary: "list the cluster's nodes", args: [], flags: clientFlags },
+  { path: ["node", "kill"], summary: "crash drill (local cluster): stop a node abruptly; its lease must expire", args: [{ name: "name", help: "node name, e.g. n1" }], flags: clientFlags },
+  { path: ["node", "revive"], summary: "start a killed node again with its data (local cluster)", args: [{ name: "name", help: "node name" }], flags: clientFlags },
+]
+
+const volumeCommands: ReadonlyArray<CommandSpec> = [
+  {
+    path: ["volume", "create"], summary: "create a volume (labels validated, namespace rules applied)", args: [volumeArg],
+    flags: [{ name: "size", short: "s", kind: "string", required: true, placeholder: "SIZE", check: checkSize, help: "size with KiB/MiB/GiB/TiB, e.g. 1GiB" }, label, ...clientFlags],
+  },
+  { path: ["volume", "ls"], summary: "list volumes with health, master and replicas", args: [], flags: clientFlags },
+  {
+    path: ["volume", "inspect"], summary: "show a volume: health, epoch, master, replicas, sync progress", args: [volumeArg],
+    flags: [
+      { name: "watch", short: "w", kind: "boolean", help: "redraw until healthy, with sync progress bars" },
+      { name: "timeout", short: "t", kind: "string", default: "600", placeholder: "SECONDS", check: numberIn(1, 86_400, " (seconds)"), help: "give up watching after this long" },
+      ...clientFlags,
+    ],
+  },
+  { path: ["volume", "rm"], summary: "delete a volume", args: [volumeArg], flags: clientFlags },
+]
+
+const ruleCommands: ReadonlyArray<CommandSpec> = [
+  {
+    path: ["rule", "create"], summary: "create or replace a namespace rule applied when volumes are created", args: [{ name: "name", help: "rule name" }],
+    flags: [
+      namespace("namespace the rule applies to", true),
+      { name: "selector", kind: "string", default: "", placeholder: "EXPR", help: "label selector, e.g. \"env==prod\" (empty: every volume)" },
+      { name: "action", kind: "string", default: "add", placeholder: "add|remove", check: oneOf(["add", "remove"]), choices: ["add", "remove"], help: "add or remove the labels" },
+      label,
+      { name: "weight", kind: "string", default: "5", placeholder: "0..10", check: wholeNumberIn(0, 10), help: "lower weights apply first" },
+      ...clientFlags,
+    ],
+  },
+  { path: ["rule", "ls"], summary: "list rules", args: [], flags: [namespace("only this namespace", false), ...clientFlags] },
+  { path: ["rule", "inspect"], summary: "show one rule", args: [{ name: "name", help: "rule name" }], flags: [namespace("the rule's namespace", true), ...clientFlags] },
+  { path: ["rule", "rm"], summary: "delete a rule", args: [{ name: "name", help: "rule name" }], flags: [namespace("the rule's namespace", true), ...clientFlags] },
+]
+
+export const shells = ["bash", "zsh"] as const
+
+const otherCommands: ReadonlyArray<CommandSpec> = [
+  { path: ["completion"], summary: "print a shell completion script (bash or zsh)", args: [{ name: "shell", help: "bash or zsh", choices: shells }], flags: [] },
+]
+
+export const commands: ReadonlyArray<CommandSpec> = [...clusterCommands, ...nodeCommands, ...volumeCommands, ...ruleCommands, ...otherCommands]
+
+export const spec: ProgramSpec = {
+  name: program, about, commands, globalFlags: [help, version],
+  sharedFlags: { title: "Admin API flags (every command that talks to a cluster, anywhere on the line)", flags: clientFlags },
+}
+
+/** Commands that run a server in this process (they load the cluster, etcd and FUSE code). */
+export const serverCommands: ReadonlySet<string> = new Set(["cluster up", "node start"])
+/** Commands answered without a cluster. */
+export const localCommands: ReadonlySet<string> = new Set(["completion"])
