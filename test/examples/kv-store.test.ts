@@ -4,9 +4,11 @@ import * as assert from "uvu/assert"
 import { execFile } from "node:child_process"
 import { promisify } from "node:util"
 import { repoRoot } from "../support/processes.ts"
+import { runtime, testOn } from "../support/runtimes.ts"
 
 const sh = promisify(execFile)
 const test = suite("examples/kv-store.ts")
+const bun = runtime("bun")
 
 const expectOutput = (stdout: string) => {
   assert.match(stdout, /wrote 200 records \(150 keys, 14450 log bytes\)/)
@@ -15,8 +17,9 @@ const expectOutput = (stdout: string) => {
   assert.match(stdout, /put after restart: after restart/)
 }
 
-test("under Bun", async () => {
-  const { stdout } = await sh(`${repoRoot}node_modules/.bin/bun`, ["examples/kv-store.ts"], { cwd: repoRoot, timeout: 120_000, env: { ...process.env, REPLIVOL_PORT: "15723", REPLIVOL_HOST_BASE: "127.0.9." } })
+testOn(test, bun, "examples/kv-store.ts under Bun")("under Bun", async () => {
+  if (!bun.found) return
+  const { stdout } = await sh(bun.path, ["examples/kv-store.ts"], { cwd: repoRoot, timeout: 120_000, env: { ...process.env, REPLIVOL_PORT: "15723", REPLIVOL_HOST_BASE: "127.0.9." } })
   expectOutput(stdout)
 })
 

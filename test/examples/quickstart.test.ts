@@ -4,9 +4,12 @@ import * as assert from "uvu/assert"
 import { execFile } from "node:child_process"
 import { promisify } from "node:util"
 import { repoRoot } from "../support/processes.ts"
+import { runtime, testOn } from "../support/runtimes.ts"
 
 const sh = promisify(execFile)
 const test = suite("examples/quickstart.ts")
+const bun = runtime("bun")
+const deno = runtime("deno")
 
 const expectOutput = (stdout: string) => {
   assert.match(stdout, /wrote and read back 1048560 bytes: identical/)
@@ -20,13 +23,15 @@ test("under Node", async () => {
   expectOutput(stdout)
 })
 
-test("under Bun", async () => {
-  const { stdout } = await sh(`${repoRoot}node_modules/.bin/bun`, ["examples/quickstart.ts"], { cwd: repoRoot, timeout: 60_000, env: { ...process.env, REPLIVOL_PORT: "15704" } })
+testOn(test, bun, "examples/quickstart.ts under Bun")("under Bun", async () => {
+  if (!bun.found) return
+  const { stdout } = await sh(bun.path, ["examples/quickstart.ts"], { cwd: repoRoot, timeout: 60_000, env: { ...process.env, REPLIVOL_PORT: "15704" } })
   expectOutput(stdout)
 })
 
-test("under Deno (npm package deno)", async () => {
-  const { stdout } = await sh(`${repoRoot}node_modules/.bin/deno`, ["run", "-A", "examples/quickstart.ts"], { cwd: repoRoot, timeout: 120_000, env: { ...process.env, REPLIVOL_PORT: "15705", NO_COLOR: "1" } })
+testOn(test, deno, "examples/quickstart.ts under Deno")("under Deno (npm package deno)", async () => {
+  if (!deno.found) return
+  const { stdout } = await sh(deno.path, ["run", "-A", "examples/quickstart.ts"], { cwd: repoRoot, timeout: 120_000, env: { ...process.env, REPLIVOL_PORT: "15705", NO_COLOR: "1" } })
   expectOutput(stdout)
 })
 
