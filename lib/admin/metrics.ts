@@ -1,30 +1,24 @@
 /**
- * The metrics this layer owns, on the shared registry (lib/core/metrics.ts):
+ * The metrics this layer owns, on the shared registry (lib/core/metrics.ts; every family's
+ * HELP, type and labels are in lib/core/metricFamilies.ts):
  *
- *   replivol_frontend_ops_total{volume,op,result}   reads/writes/flushes at the front-end (FUSE, handles)
+ *   replivol_frontend_ops_total{volume,op,result}   reads/writes/flushes of handles and the FUSE mount
  *   replivol_frontend_bytes_total{volume,op}        bytes read/written there
  *   replivol_volume_health{volume}                  0 healthy, 1 degraded, 2 unavailable
- *   replivol_volume_sync_bytes{volume,replica,kind} kind="done"|"total" of a syncing replica
+ *   replivol_volume_sync_done_bytes{volume,replica} bytes a syncing replica has received
+ *   replivol_volume_sync_total_bytes{volume,replica} bytes its sync sends in all
  *
- * The network, backend and replication-retry series are recorded by the nodes themselves (the
- * `metrics` node option) under the names in `metricNames`. Pure: no clock, no IO.
+ * The latency histograms, network, backend and replication-retry series are recorded by the
+ * nodes themselves (the `metrics` node option; lib/node/instrumented.ts, lib/store/instrumented.ts).
+ * Pure: no clock, no IO.
  */
 import { Effect } from "effect"
 import type { VolumeInfo } from "../cluster/clusterNode.ts"
 import type { VolumeClient } from "../cluster/volumeClient.ts"
 import type { Metrics } from "../core/metrics.ts"
+import { metricNames } from "../core/metricFamilies.ts"
 
-export const metricNames = {
-  frontendOps: "replivol_frontend_ops_total",
-  frontendBytes: "replivol_frontend_bytes_total",
-  networkFrames: "replivol_network_frames_total",
-  networkBytes: "replivol_network_bytes_total",
-  backendOps: "replivol_backend_ops_total",
-  backendBytes: "replivol_backend_bytes_total",
-  replicationRetries: "replivol_replication_retries_total",
-  volumeHealth: "replivol_volume_health",
-  volumeSyncBytes: "replivol_volume_sync_bytes",
-} as const
+export { metricNames }
 
 export type FrontendOp = "read" | "write" | "flush"
 
@@ -64,17 +58,19 @@ export const refreshVolumeGauges = (metrics: Metrics, volumes: ReadonlyArray<Vol
   for (const v of volumes) {
     seen.add(v.volume)
     metrics.set(metricNames.volumeHealth, { volume: v.volume }, healthValue(v.health))
-    metrics.remove(metricNames.volumeSyncBytes, { volume: v.volume })
+    metrics.remove(metricNames.volumeSyncDone, { volume: v.volume })
+    metrics.remove(metricNames.volumeSyncTotal, { volume: v.volume })
     for (const r of v.replicas) {
       if (r.state !== "syncing" || r.bytesTotal === undefined) continue
-      metrics.set(metricNames.volumeSyncBytes, { volume: v.volume, replica: r.node, kind: "done" }, r.bytesDone ?? 0)
-      metrics.set(metricNames.volumeSyncBytes, { volume: v.volume, replica: r.node, kind: "total" }, r.bytesTotal)
+      metrics.set(metricNames.volumeSyncDone, { volume: v.volume, replica: r.node }, r.bytesDone ?? 0)
+      metrics.set(metricNames.volumeSyncTotal, { volume: v.volume, replica: r.node }, r.bytesTotal)
     }
   }
   for (const name of previous) {
     if (seen.has(name)) continue
     metrics.remove(metricNames.volumeHealth, { volume: name })
-    metrics.remove(metricNames.volumeSyncBytes, { volume: name })
+    metrics.remove(metricNames.volumeSyncDone, { volume: name })
+    metrics.remove(metricNames.volumeSyncTotal, { volume: name })
   }
   return seen
 }

@@ -7,19 +7,24 @@
  *   GET    /v1/volumes/<ns>/<name>          inspect
  *   DELETE /v1/volumes/<ns>/<name>          delete → 204
  *   GET    /v1/rules[?namespace=NS]         list
+ *   GET    /v1/rules/<ns>/<name>            one rule
  *   POST   /v1/rules                        create or replace { name, namespace, selector, action?, labels, weight? } → 201
  *   DELETE /v1/rules/<ns>/<name>            delete → 204
  *   GET    /v1/nodes                        nodes (a local cluster also lists stopped ones)
  *   POST   /v1/nodes/<name>/kill|revive     crash drill, local clusters only
  *   GET    /v1/events?since=N               { events, next }
+ *   GET    /v1/health                       the cluster's health: control store, nodes, every volume
  *   GET    /metrics                         Prometheus text
+ *   GET    /healthz                         200 while the process serves (liveness)
+ *   GET    /readyz                          200 when a node runs, the control store answers and the node is registered; else 503
  *
- * Authorization: `Authorization: Bearer <token>` on every endpoint; `/metrics` is also served
- * without the token to requests from a loopback address (a local Prometheus or curl), since it
- * names volumes but no data. A wrong or missing token is 401.
+ * Authorization: `Authorization: Bearer <token>` on every endpoint but the probes; `/metrics` is
+ * also served without the token to requests from a loopback address (a local Prometheus or curl),
+ * since it names volumes but no data. `/healthz` and `/readyz` need no token (orchestrators'
+ * probes carry none; they say only whether the node is ready). A wrong or missing token is 401.
  */
 import { isRecord } from "../core/guards.ts"
-import { Effect } from "effect"
+import { Clock, Effect } from "effect"
 import type { ClusterNode, NodeInfo } from "../cluster/clusterNode.ts"
 import type { Metrics } from "../core/metrics.ts"
 import { AdminError, errorBody, statusOf } from "./errors.ts"
@@ -96,8 +101,15 @@ const volumes: Route = (_target, node, request, rest) => {
   return Effect.fail(new AdminError({ reason: "method-not-allowed", message: `${request.method} is not allowed on ${request.path}: use GET or DELETE` }))
 }
 
+const oneRule = (node: ClusterNode, namespace: string, name: string) =>
+  Effect.flatMap(node.listRules(namespace), (all) => {
+    const rule = all.find((r) => r.name === name)
+    return rule ? Effect.succeed(json(200, rule)) : Effect.fail(new AdminError({ reason: "not-found", message: `no rule ${name} in namespace ${namespace} (replivol rule ls --namespace ${namespace} lists them)` }))
+  })
+
 const rules: Route = (_target, node, request, rest) => {
   if (rest.length === 0 && request.method === "GET") return Effect.map(node.listRules(request.query.namespace || undefined), (r) => json(200, r))
+  if (rest.length === 2 && request.method === "GET") return oneRule(node, rest[0]!, rest[1]!)
   if (rest.length === 0 && request.method === "POST") return Effect.map(node.putRule(request.body), (r) => json(201, r))
   if (rest.length === 2 && request.method === "DELETE") return Effect.as(node.deleteRule(rest[0]!, rest[1]!), json(204, null))
   return Effect.fail(new AdminError({ reason: "not-found", message: `no rule endpoint ${request.method} ${request.path}` }))
@@ -145,10 +157,99 @@ const events: Route = (target, _node, request) => {
   return Effect.succeed(json(200, target.events.since(since)))
 }
 
-const routes: Readonly<Record<string, Route>> = { volumes, rules, nodes, events }
+/** Bound on the control-store probe of `/readyz` and `/v1/health`. */
+export const controlStoreProbeTimeoutMs = 2000
+
+export interface ControlStoreProbe {
+  readonly reachable: boolean
+  readonly latencyMs: number
+  readonly message: string
+}
+
+/** Asks the control store for the node list (a read every node needs), timed and bounded. */
+const probeControlStore = (node: ClusterNode) =>
+  Effect.gen(function* () {
+    const startedMs = yield* Clock.currentTimeMillis
+    const result = yield* Effect.result(node.listNodes.pipe(Effect.timeoutOrElse({
+      duration: controlStoreProbeTimeoutMs,
+      orElse: () => Effect.fail(new AdminError({ reason: "unreachable", message: `the control store did not answer within ${controlStoreProbeTimeoutMs} ms` })),
+    })))
+    const latencyMs = (yield* Clock.currentTimeMillis) - startedMs
+    const probe: ControlStoreProbe = result._tag === "Success"
+      ? { reachable: true, latencyMs, message: "ok" }
+      : { reachable: false, latencyMs, message: (result.failure as { message?: string }).message ?? String(result.failure) }
+    return { probe, registered: result._tag === "Success" ? result.success : undefined }
+  })
+
+/** One volume in `GET /v1/health`. */
+export interface VolumeHealthRow {
+  readonly volume: string
+  readonly health: string
+  readonly usable: boolean
+  readonly reason: string
+  readonly master: string | null
+  readonly replicasInSync: number
+  readonly replicasRequested: number
+}
+
+export interface ClusterHealth {
+  /** Control store reachable, every node up, every volume healthy. */
+  readonly healthy: boolean
+  readonly controlStore: ControlStoreProbe
+  readonly nodes: ReadonlyArray<NodeRow>
+  readonly volumes: ReadonlyArray<VolumeHealthRow>
+}
+
+const requestedReplicas = (labels: Readonly<Record<string, string>>) => {
+  const n = Number(labels["storageos.com/replicas"] ?? "0")
+  return Number.isInteger(n) ? n : 0
+}
+
+const health: Route = (target, node, request) => {
+  if (request.method !== "GET") return Effect.fail(new AdminError({ reason: "method-not-allowed", message: `${request.method} is not allowed on /v1/health: use GET` }))
+  return Effect.gen(function* () {
+    const { probe, registered } = yield* probeControlStore(node)
+    const listed = registered === undefined ? [] : yield* Effect.orElseSucceed(node.listVolumes, () => [])
+    const volumes = listed.map((v): VolumeHealthRow => ({
+      volume: v.volume, health: v.health, usable: v.usable, reason: v.reason, master: v.master ?? null,
+      replicasInSync: v.replicas.filter((r) => r.state === "in-sync").length, replicasRequested: requestedReplicas(v.labels),
+    }))
+    const rows = nodeRows(registered ?? [], target.local?.nodes() ?? [])
+    const healthy = probe.reachable && rows.every((n) => n.state === "up") && volumes.every((v) => v.health === "healthy")
+    return json(200, { healthy, controlStore: probe, nodes: rows, volumes } satisfies ClusterHealth)
+  })
+}
+
+const routes: Readonly<Record<string, Route>> = { volumes, rules, nodes, events, health }
+
+export interface ReadyCheck {
+  readonly name: "node-running" | "control-store" | "node-registered"
+  readonly ok: boolean
+  readonly detail: string
+}
+
+/** `/readyz`: a node of this process runs, the control store answers, and the node is registered (its lease is live). */
+export const readiness = (target: AdminTarget): Effect.Effect<AdminResponse> =>
+  Effect.gen(function* () {
+    const node = target.node()
+    if (node === undefined) {
+      return json(503, { ready: false, checks: [{ name: "node-running", ok: false, detail: "no node of this process is running" }] })
+    }
+    const { probe, registered } = yield* probeControlStore(node)
+    const me = registered?.find((n) => n.name === node.name)
+    const checks: ReadonlyArray<ReadyCheck> = [
+      { name: "node-running", ok: true, detail: `node ${node.name} runs` },
+      { name: "control-store", ok: probe.reachable, detail: probe.reachable ? `answered in ${probe.latencyMs} ms` : probe.message },
+      { name: "node-registered", ok: me?.alive === true, detail: me?.alive ? `node ${node.name} is registered with a live lease` : registered === undefined ? "unknown: the control store did not answer" : `node ${node.name} is not registered (yet)` },
+    ]
+    const ready = checks.every((c) => c.ok)
+    return json(ready ? 200 : 503, { ready, node: node.name, checks })
+  })
 
 /** Answers one request; every failure becomes a status and an error body, never a rejection. */
 export const handleRequest = (target: AdminTarget, request: AdminRequest): Effect.Effect<AdminResponse> => {
+  if (request.method === "GET" && request.path === "/healthz") return Effect.succeed(json(200, { status: "ok" }))
+  if (request.method === "GET" && request.path === "/readyz") return readiness(target)
   const isMetrics = request.path === "/metrics"
   if (!tokenMatches(request.authorization, target.token) && !(isMetrics && request.loopback)) {
     return Effect.succeed(json(401, { error: errorBody(new AdminError({ reason: "unauthorized", message: "a valid admin token is required: send \"Authorization: Bearer <token>\" (the token is in <data>/admin.token)" })) }))
@@ -158,7 +259,7 @@ export const handleRequest = (target: AdminTarget, request: AdminRequest): Effec
   const route = version === "v1" && resource !== undefined ? routes[resource] : undefined
   const node = target.node()
   const run: Effect.Effect<AdminResponse, unknown> =
-    route === undefined ? Effect.fail(new AdminError({ reason: "not-found", message: `no endpoint ${request.method} ${request.path}: see /v1/volumes, /v1/rules, /v1/nodes, /v1/events, /metrics` }))
+    route === undefined ? Effect.fail(new AdminError({ reason: "not-found", message: `no endpoint ${request.method} ${request.path}: see /v1/volumes, /v1/rules, /v1/nodes, /v1/events, /v1/health, /metrics, /healthz, /readyz` }))
     : node === undefined ? Effect.fail(new AdminError({ reason: "no-node", message: "no node of this cluster is running; revive one (replivol node revive NAME)" }))
     : route(target, node, request, rest.map(decodeURIComponent))
   return run.pipe(Effect.catch((error) => Effect.succeed(json(statusOf(error as { _tag?: string; reason?: string }), { error: errorBody(error) }))))

@@ -14,6 +14,7 @@ import type { BlockStore, StoreError } from "../store/BlockStore.ts"
 import { Stores } from "../store/Stores.ts"
 import { noMetrics, type Metrics } from "../core/metrics.ts"
 import { instrumentStore } from "../store/instrumented.ts"
+import { instrumentDial, instrumentMaster } from "./instrumented.ts"
 import { parseLabels, type LabelError, type VolumeSpec } from "../volume/labels.ts"
 import { isDnsLabel } from "../volume/labels.ts"
 import { ReplicationError } from "../replication/errors.ts"
@@ -205,9 +206,9 @@ export const startNode = (options: NodeOptions): Effect.Effect<ReplivolNode, Net
         }
         const store = volumeOptions.store ?? (yield* openStore(volumeOptions.volume, volumeOptions.sizeBytes))
         const plans = volumeOptions.replicas.map((r): ReplicaPlan => ("target" in r ? r : { target: r, recorded: "needs-sync" }))
-        const volume = yield* openMasterVolume({
+        const opened = yield* openMasterVolume({
           volume: volumeOptions.volume, spec, epoch: volumeOptions.epoch ?? 1, store, nodeName: options.name,
-          replicas: plans, connect: (target) => connect(target.address), metrics,
+          replicas: plans, connect: (target) => instrumentDial(connect(target.address), volumeOptions.volume, metrics), metrics,
           ...(options.ackTimeoutMs === undefined ? {} : { ackTimeoutMs: options.ackTimeoutMs }),
           ...(options.reconnectBaseMs === undefined ? {} : { reconnectBaseMs: options.reconnectBaseMs }),
           ...(options.reconnectCeilingMs === undefined ? {} : { reconnectCeilingMs: options.reconnectCeilingMs }),
@@ -222,6 +223,7 @@ export const startNode = (options: NodeOptions): Effect.Effect<ReplivolNode, Net
           ...(volumeOptions.resyncShare === undefined ? {} : { resyncShare: volumeOptions.resyncShare }),
           ...(options.onWriteAcknowledged === undefined ? {} : { onWriteAcknowledged: (offset: number, length: number) => options.onWriteAcknowledged!(volumeOptions.volume, volumeOptions.epoch ?? 1, offset, length) }),
         })
+        const volume = instrumentMaster(opened, metrics)
         masters.set(volumeOptions.volume, volume)
         yield* Effect.addFinalizer(() => Effect.sync(() => masters.get(volumeOptions.volume) === volume && masters.delete(volumeOptions.volume)))
         if (volumeOptions.waitForSync !== false) yield* volume.awaitSyncs

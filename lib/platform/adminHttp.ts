@@ -4,7 +4,7 @@
  *
  * The server only moves bytes: it bounds and parses the body, asks lib/admin/routes.ts for the
  * answer, and writes it. It also refreshes the health and sync gauges from `listVolumes` every
- * `gaugeRefreshMs`. Closing the scope stops listening and ends open connections.
+ * `gaugeRefreshMs`, and keeps the process gauges (event loop, heap, RSS) current. Closing the scope stops listening and ends open connections.
  */
 import { createServer, type IncomingMessage, type Server } from "node:http"
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises"
@@ -13,6 +13,7 @@ import { Effect, Schedule } from "effect"
 import { AdminError, errorBody } from "../admin/errors.ts"
 import { refreshVolumeGauges } from "../admin/metrics.ts"
 import { handleRequest, type AdminTarget } from "../admin/routes.ts"
+import { startProcessMetrics } from "./processMetrics.ts"
 
 /** Largest request body accepted (a volume or rule definition is a few hundred bytes). */
 export const adminBodyBytesMax = 1024 * 1024
@@ -104,6 +105,7 @@ export const serveAdmin = (address: string, target: AdminTarget) =>
       if (volumes) seen = refreshVolumeGauges(target.metrics, volumes, seen)
     })
     yield* Effect.forkScoped(Effect.repeat(refresh, Schedule.spaced(gaugeRefreshMs)))
+    yield* startProcessMetrics(target.metrics)
     const bound = server.address()
     const port = typeof bound === "object" && bound !== null ? bound.port : where.port
     return { address: `${where.host}:${port}` } satisfies AdminServer

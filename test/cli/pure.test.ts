@@ -3,11 +3,13 @@ import { suite } from "uvu"
 import * as assert from "uvu/assert"
 import { Effect } from "effect"
 import { parseSize, formatBytes, SizeError } from "../../lib/cli/size.ts"
-import { parseArgs, UsageError } from "../../lib/cli/args.ts"
+import { flagIndex, parseArgs, UsageError, type Parsed } from "../../lib/cli/args.ts"
 import { parseLabelFlags } from "../../lib/cli/commands.ts"
 import { spec } from "../../lib/cli/spec.ts"
 import { progressBar, table } from "../../lib/cli/format.ts"
-import { handleRequest, nodeRows, tokenMatches, type AdminRequest } from "../../lib/admin/routes.ts"
+import { handleRequest, nodeRows, tokenMatches, type AdminRequest, type AdminTarget } from "../../lib/admin/routes.ts"
+import { ControlError } from "../../lib/control/ControlStore.ts"
+import type { ClusterNode } from "../../lib/cluster/clusterNode.ts"
 import { makeEventLog } from "../../lib/admin/events.ts"
 import { refreshVolumeGauges } from "../../lib/admin/metrics.ts"
 import { makeMetrics } from "../../lib/core/metrics.ts"
@@ -103,7 +105,8 @@ test("events since N; health and sync gauges follow the volume list and drop del
   const seen = refreshVolumeGauges(metrics, [volume("a/x", "degraded"), volume("a/y", "unavailable")], new Set())
   assert.is(metrics.get("replivol_volume_health", { volume: "a/x" }), 1)
   assert.is(metrics.get("replivol_volume_health", { volume: "a/y" }), 2)
-  assert.is(metrics.get("replivol_volume_sync_bytes", { volume: "a/x", replica: "n2", kind: "done" }), 256)
+  assert.is(metrics.get("replivol_volume_sync_done_bytes", { volume: "a/x", replica: "n2" }), 256)
+  assert.is(metrics.get("replivol_volume_sync_total_bytes", { volume: "a/x", replica: "n2" }), 1024)
   refreshVolumeGauges(metrics, [volume("a/x", "healthy")], seen)
   assert.is(metrics.get("replivol_volume_health", { volume: "a/x" }), 0)
   assert.is(metrics.get("replivol_volume_health", { volume: "a/y" }), undefined)
@@ -120,6 +123,102 @@ test("node rows: a killed local node is down at once, though its lease has not e
   const rows = nodeRows([registered("n2"), registered("n1", true)], local)
   assert.equal(rows.map((r) => [r.name, r.state, r.controller]), [["n1", "down", false], ["n2", "up", false], ["n3", "starting", false], ["n4", "down", false]])
   assert.equal(nodeRows([registered("n1", true)], []).map((r) => [r.name, r.state, r.controller]), [["n1", "up", true]], "without a local cluster the leases decide")
+})
+
+const run = (...argv: string[]): Parsed => {
+  const parsed = parseArgs(spec, argv)
+  if (parsed instanceof UsageError || parsed.kind !== "run") throw new Error(`expected a command from ${argv.join(" ")}: ${parsed instanceof UsageError ? parsed.message : parsed.kind}`)
+  return parsed
+}
+const usage = (...argv: string[]): UsageError => {
+  const parsed = parseArgs(spec, argv)
+  if (!(parsed instanceof UsageError)) throw new Error(`expected a usage error from ${argv.join(" ")}`)
+  return parsed
+}
+
+test("argv: global and admin flags anywhere on the line, one-letter aliases, -- ends the flags", () => {
+  const before = run("--api", "10.0.0.1:5705", "-j", "volume", "ls")
+  const after = run("volume", "ls", "--api", "10.0.0.1:5705", "--json")
+  assert.equal(before.flags, after.flags)
+  assert.is(before.flags.api, "10.0.0.1:5705")
+  assert.is(before.flags.json, true)
+  const short = run("-d", "/tmp/d", "volume", "create", "-s", "1GiB", "-l", "a=b", "-l", "c=d", "ns/v")
+  assert.equal([short.args.volume, short.flags.size, short.flags.label, short.flags.data], ["ns/v", "1GiB", ["a=b", "c=d"], "/tmp/d"])
+  const rule = run("rule", "inspect", "-n", "prod", "fast")
+  assert.equal([rule.command.path, rule.args.name, rule.flags.namespace], [["rule", "inspect"], "fast", "prod"])
+  assert.is(run("volume", "inspect", "--", "-odd/name").args.volume, "-odd/name")
+  assert.is((parseArgs(spec, ["--version"]) as { kind: string }).kind, "version")
+  assert.is((parseArgs(spec, ["volume", "ls", "-V"]) as { kind: string }).kind, "version")
+  assert.is((parseArgs(spec, ["-h", "volume", "create"]) as { kind: string }).kind, "help")
+})
+
+test("argv: every value is checked; the error names the flag, the bad value and what is allowed", () => {
+  const cases: Array<[string[], RegExp]> = [
+    [["volume", "inspect", "a/b", "--watch", "--timeout", "abc"], /^--timeout "abc" is not valid: expected a number 1\.\.86400 \(seconds\)$/],
+    [["rule", "create", "r", "-n", "ns", "--weight", "abc"], /^--weight "abc" is not valid: expected a whole number 0\.\.10$/],
+    [["rule", "create", "r", "-n", "ns", "--weight", "11"], /^--weight "11" is not valid/],
+    [["rule", "create", "r", "-n", "ns", "--action", "toggle"], /^--action "toggle" is not valid: expected one of add, remove$/],
+    [["volume", "create", "a/b", "--size", "12XB"], /^--size "12XB" is not valid: expected a whole number with an optional unit KiB, MiB, GiB or TiB/],
+    [["volume", "create", "a/b", "--size", "0"], /^--size "0" is not valid: expected a size greater than zero/],
+    [["volume", "create", "a/b", "-s", "1GiB", "--label", "novalue"], /^--label "novalue" is not valid: expected KEY=VALUE/],
+    [["cluster", "up", "--nodes", "0"], /^--nodes "0" is not valid: expected a whole number 1\.\.16$/],
+    [["cluster", "up", "--port", "70000"], /^--port "70000" is not valid/],
+    [["cluster", "up", "--lease-ttl-ms", "1.5"], /^--lease-ttl-ms "1\.5" is not valid/],
+    [["volume", "ls", "--api", "nohost"], /^--api "nohost" is not valid: expected HOST:PORT/],
+    [["volume", "ls", "--json=maybe"], /^--json "maybe" is not valid: expected true or false/],
+    [["completion", "fish"], /^SHELL "fish" is not valid: expected one of bash, zsh$/],
+  ]
+  for (const [argv, message] of cases) {
+    const error = usage(...argv)
+    assert.is(error.reason, "bad-value", argv.join(" "))
+    assert.match(error.message, message, argv.join(" "))
+  }
+  assert.is(usage("volume", "create", "a/b").reason, "missing-flag")
+  assert.match(usage("volume", "create", "a/b").message, /needs --size SIZE/)
+  assert.is(usage("rule", "rm", "r").reason, "missing-flag")
+  assert.is(usage("node", "start", "--name", "n1").reason, "missing-flag")
+  assert.is(usage("volume", "ls", "-x").reason, "unknown-flag")
+  assert.is(usage("volume", "ls", "--size", "1GiB").reason, "unknown-flag", "a flag of another command")
+  assert.is(usage("volume", "explode").reason, "unknown-command")
+})
+
+test("the command table: no flag name or alias means two things; every alias shows in its command's help", () => {
+  assert.equal(flagIndex(spec).conflicts, [])
+  for (const command of spec.commands) {
+    const help = parseArgs(spec, [...command.path, "--help"]) as { kind: string; text: string }
+    assert.is(help.kind, "help")
+    for (const flag of command.flags) assert.match(help.text, flag.short ? `-${flag.short}, --${flag.name}` : `--${flag.name}`, `${command.path.join(" ")}: --${flag.name}`)
+  }
+})
+
+const fakeNode = (over: Partial<ClusterNode>): ClusterNode => ({
+  name: "n1",
+  listNodes: Effect.succeed([{ name: "n1", host: "127.0.0.1", port: 5703, startedAtMs: 0, alive: true, controller: true }]),
+  listVolumes: Effect.succeed([]),
+  ...over,
+}) as unknown as ClusterNode
+
+const probe = async (target: AdminTarget, path: string) => {
+  const response = await Effect.runPromise(handleRequest(target, request({ path })))
+  return { status: response.status, body: JSON.parse(response.body) }
+}
+
+test("/healthz answers while the process serves; /readyz says which check fails (no node, control store, not registered)", async () => {
+  const base = { events: makeEventLog(), metrics: makeMetrics(), token: "t0k3n" }
+  assert.equal(await probe({ ...base, node: () => undefined }, "/healthz"), { status: 200, body: { status: "ok" } })
+  const none = await probe({ ...base, node: () => undefined }, "/readyz")
+  assert.is(none.status, 503)
+  assert.equal(none.body.checks.map((c: { name: string; ok: boolean }) => [c.name, c.ok]), [["node-running", false]])
+  const ready = await probe({ ...base, node: () => fakeNode({}) }, "/readyz")
+  assert.is(ready.status, 200, JSON.stringify(ready.body))
+  assert.equal(ready.body.checks.map((c: { ok: boolean }) => c.ok), [true, true, true])
+  const storeDown = await probe({ ...base, node: () => fakeNode({ listNodes: Effect.fail(new ControlError({ reason: "unreachable", message: "etcd: connection refused" })) }) }, "/readyz")
+  assert.is(storeDown.status, 503)
+  assert.equal(storeDown.body.checks.map((c: { name: string; ok: boolean }) => [c.name, c.ok]), [["node-running", true], ["control-store", false], ["node-registered", false]])
+  assert.match(storeDown.body.checks[1].detail, "connection refused")
+  const unregistered = await probe({ ...base, node: () => fakeNode({ listNodes: Effect.succeed([]) }) }, "/readyz")
+  assert.is(unregistered.status, 503)
+  assert.equal(unregistered.body.checks.map((c: { ok: boolean }) => c.ok), [true, true, false])
 })
 
 test.run()
