@@ -8,7 +8,8 @@
  *
  * Usage: node --import tsx test/run.ts [--portable] [--group NAME]… [filter-substring]…
  *   --portable   only the groups that run on every runtime (unit, sim): used for Bun and Deno.
- *   --group X    only group X (a directory under test/): unit, sim, integration, etcd, fuse, cli.
+ *   --group X    only group X (a directory under test/): unit, sim, integration, etcd, cluster, fuse,
+ *                cli, examples, package (npm pack, install, run the README app on every runtime).
  * Environment: SUITE_TIMEOUT_MS (default 1200000) bounds each suite.
  */
 import { readdirSync, statSync } from "node:fs"
@@ -17,7 +18,7 @@ import { pathToFileURL } from "node:url"
 
 const testRoot = resolve(import.meta.dirname ?? new URL(".", import.meta.url).pathname)
 const portableGroups = ["unit", "sim"]
-const allGroups = ["unit", "sim", "integration", "etcd", "cluster", "fuse", "cli", "examples"]
+const allGroups = ["unit", "sim", "integration", "etcd", "cluster", "fuse", "cli", "examples", "package"]
 
 const args = process.argv.slice(2)
 const groups: string[] = []
