@@ -30,13 +30,18 @@ const portBase = 15790
 interface Result { readonly code: number; readonly stdout: string; readonly stderr: string }
 
 /**
- * The environment of every child: this Node first on PATH (npm scripts put node_modules/.bin, which
- * may hold Node 22's `node`, first), no loader options inherited.
+ * The environment of every child, as in a user's shell: this Node first on PATH (npm scripts put
+ * node_modules/.bin, which may hold Node 22's `node`, first), no loader options, and none of the
+ * variables `npm test` sets for this repository (npm_package_*, npm_lifecycle_*, the local
+ * prefix); npm's other settings (the cache) stay.
  */
 const childEnv = (): NodeJS.ProcessEnv => {
   const path = (process.env.PATH ?? "").split(delimiter).filter((dir) => !dir.startsWith(repoRoot))
   const env: NodeJS.ProcessEnv = { ...process.env, PATH: [dirname(process.execPath), ...path].join(delimiter), NO_COLOR: "1" }
   delete env.NODE_OPTIONS
+  for (const name of Object.keys(env)) {
+    if ((name.startsWith("npm_") && !name.startsWith("npm_config_")) || name === "npm_config_local_prefix") delete env[name]
+  }
   return env
 }
 
