@@ -13,11 +13,11 @@ import { checkSize } from "./size.ts"
 export const program = "replivol"
 export const about = "replivol — synchronously replicated block volumes (StorageOS v1 model): a local cluster, volumes, rules, nodes."
 
-/** `host:port` with a port 1..65535 (the host may be left out: `:5705`). */
+/** `host:port` with a port 0..65535 (0: any free port, when serving; the host may be left out: `:5705`). */
 const hostPort = (value: string): string | undefined => {
   const match = /^(?:\[?[^\]\s]*\]?:)?(\d{1,5})$/.exec(value.trim())
   const port = Number(match?.[1])
-  return match && port >= 1 && port <= 65535 ? undefined : "HOST:PORT with a port 1..65535, e.g. 127.0.0.1:5705"
+  return match && value.includes(":") && port <= 65535 ? undefined : "HOST:PORT with a port 0..65535, e.g. 127.0.0.1:5705"
 }
 const hostMaybePort = (value: string): string | undefined => {
   const match = /^[^:\s]+(?::(\d{1,5}))?$/.exec(value)

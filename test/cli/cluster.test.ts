@@ -1,6 +1,8 @@
-/** `replivol` end to end against a `cluster up` child: help, token, volumes with labels and rules, bad labels, node kill. */
+/** `replivol` end to end against a `cluster up` child: help, token, volumes with labels and rules, bad labels, cluster health, node kill. */
 import { suite } from "uvu"
 import * as assert from "uvu/assert"
+import { readFile } from "node:fs/promises"
+import { checkExposition } from "../support/prometheus.ts"
 import { eventually, runCli, startUp, type UpCluster } from "./support.ts"
 
 const test = suite("replivol CLI against cluster up")
@@ -26,8 +28,20 @@ test("--help lists the commands; a command's --help shows its flags; unknown com
   assert.match(create.stdout, "--size SIZE")
   assert.match(create.stdout, "--label KEY=VALUE")
   const bad = await runCli(["volume", "explode"])
-  assert.is.not(bad.code, 0)
+  assert.is(bad.code, 2)
   assert.match(bad.stderr, /^replivol: unknown command "volume explode"/)
+  const version = await runCli(["--version"])
+  assert.is(version.code, 0)
+  const pkg = JSON.parse(await readFile(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }
+  assert.is(version.stdout.trim(), `replivol ${pkg.version}`)
+})
+
+test("global flags work before the command as after it; -j is --json", async () => {
+  const before = await runCli(["--api", up.api, "-d", up.data, "-j", "volume", "ls"])
+  assert.is(before.code, 0, before.stderr)
+  const after = await runCli(["volume", "ls", "--json", "--api", up.api, "--data", up.data])
+  assert.is(after.code, 0, after.stderr)
+  assert.equal(JSON.parse(before.stdout), JSON.parse(after.stdout))
 })
 
 test("the admin API wants the token: 401 without or with a wrong one", async () => {
@@ -71,17 +85,48 @@ test("a bad label or size exits non-zero with the reason, and nothing is created
   const badCount = await up.cli("volume", "create", "team/bad", "--size", "16MiB", "--label", "storageos.com/replicas=nine")
   assert.is.not(badCount.code, 0)
   assert.match(badCount.stderr, /storageos\.com\/replicas/)
+  assert.is(badCount.code, 1, "refused by the cluster: an operation failure")
   const malformed = await up.cli("volume", "create", "team/bad", "--size", "16MiB", "--label", "novalue")
-  assert.is.not(malformed.code, 0)
-  assert.match(malformed.stderr, /label "novalue" is malformed/)
+  assert.is(malformed.code, 2, "refused by the parser: a usage error")
+  assert.match(malformed.stderr, /--label "novalue" is not valid: expected KEY=VALUE/)
   const badSize = await up.cli("volume", "create", "team/bad", "--size", "12XB")
-  assert.is.not(badSize.code, 0)
-  assert.match(badSize.stderr, /size "12XB" is not understood/)
+  assert.is(badSize.code, 2)
+  assert.match(badSize.stderr, /--size "12XB" is not valid: expected a whole number with an optional unit/)
   const list = JSON.parse((await up.cli("volume", "ls", "--json")).stdout) as Array<{ volume: string }>
   assert.not.ok(list.some((v) => v.volume === "team/bad"), "nothing was created")
   const human = await up.cli("volume", "ls")
   assert.match(human.stdout, /^VOLUME\s+SIZE\s+HEALTH/m)
   assert.not.match(human.stdout, "team/bad")
+})
+
+test("rule inspect shows one rule; an unknown one fails with exit 1", async () => {
+  const shown = await up.cli("rule", "inspect", "prod-soft", "-n", "prod", "--json")
+  assert.is(shown.code, 0, shown.stderr)
+  const rule = JSON.parse(shown.stdout)
+  assert.equal([rule.namespace, rule.name, rule.selector, rule.labels], ["prod", "prod-soft", "tier==db", { "storageos.com/failure.mode": "alwayson" }])
+  const human = await up.cli("rule", "inspect", "prod-soft", "--namespace", "prod")
+  assert.match(human.stdout, /^rule:\s+prod\/prod-soft$/m)
+  const missing = await up.cli("rule", "inspect", "nope", "-n", "prod")
+  assert.is(missing.code, 1)
+  assert.match(missing.stderr, /^replivol: no rule nope in namespace prod/)
+})
+
+test("cluster health: the control store, every node and every volume's health", async () => {
+  const health = await eventually("prod/db healthy in cluster health", 30_000, async () => {
+    const result = await up.cli("cluster", "health", "--json")
+    assert.is(result.code, 0, result.stderr)
+    const h = JSON.parse(result.stdout)
+    return h.volumes.find((v: { volume: string; health: string }) => v.volume === "prod/db")?.health === "healthy" ? h : undefined
+  })
+  assert.is(health.controlStore.reachable, true)
+  assert.equal(health.nodes.map((n: { name: string; state: string }) => [n.name, n.state]), [["n1", "up"], ["n2", "up"], ["n3", "up"]])
+  const db = health.volumes.find((v: { volume: string }) => v.volume === "prod/db")
+  assert.equal([db.replicasInSync, db.replicasRequested], [1, 1])
+  const human = await up.cli("cluster", "health")
+  assert.is(human.code, 0, human.stderr)
+  assert.match(human.stdout, /^control store:\s+reachable \(\d+ ms\)$/m)
+  assert.match(human.stdout, /^NODE\s+ADDRESS\s+STATE\s+CONTROLLER$/m)
+  assert.match(human.stdout, /^prod\/db\s+healthy\s+n\d\s+1\/1/m)
 })
 
 test("node kill: the master's node stops, the volume gets a new master at a higher epoch; revive brings it back", async () => {
@@ -121,6 +166,8 @@ test("/metrics: Prometheus text without a token from loopback, with per-volume h
     return body.includes('replivol_volume_health{volume="prod/db"}') ? body : undefined
   })
   assert.match(text, /# TYPE replivol_volume_health gauge/)
+  assert.match(text, /# HELP replivol_volume_health /)
+  assert.equal(checkExposition(text), [])
 })
 
 test.run()
