@@ -92,6 +92,10 @@ test("zsh: the script loads under zsh and registers the completion (skipped with
   const loaded = await sh("zsh", `autoload -U compinit && compinit -u && source ${script} && print -r -- $_comps[replivol]`)
   assert.is(loaded.code, 0, loaded.stderr)
   assert.ok(loaded.stdout.trim() !== "", "zsh has a completer for replivol")
+  // zsh's bash emulation calls the function with 0-based arrays (ksharrays) and filters by prefix itself.
+  const offered = await sh("zsh", `autoload -U compinit && compinit -u && source ${script} && setopt ksharrays && COMP_WORDS=(replivol volume "") && COMP_CWORD=2 && _replivol_complete && print -l -- "\${COMPREPLY[@]}"`)
+  assert.is(offered.code, 0, offered.stderr)
+  assert.equal(offered.stdout.split("\n").filter((l) => l !== "").sort(), ["create", "inspect", "ls", "rm"])
 })
 
 test.run()
