@@ -11,7 +11,7 @@ import { crc32c } from "../core/checksum.ts"
 import { frameBodyBytesMax } from "../core/limits.ts"
 import { checkLengths, checkRanges, compressedBodyBytesMin, writeHeader } from "./header.ts"
 import { compressBlock } from "./lz4.ts"
-import { isDataType, isMessageType, MessageType, messageTypeName } from "./messages.ts"
+import { isDataType, isMessageType, isRangeRequestType, MessageType, messageTypeName } from "./messages.ts"
 
 export interface Frame {
   readonly type: MessageType
@@ -68,7 +68,7 @@ const assertWellFormed = (frame: Frame): void => {
   assert(isU32(frame.aux), `${name} aux ${frame.aux} is a u32`)
   assert(isCount(frame.sequence) && isCount(frame.offset), `${name} sequence/offset are non-negative safe integers`)
   assert(isCount(frame.length), `${name} length ${frame.length} is a non-negative integer`)
-  const bodyBytesExpected = frame.type === MessageType.Read ? 0 : frame.length
+  const bodyBytesExpected = isRangeRequestType(frame.type) ? 0 : frame.length
   assert(frame.body.length === bodyBytesExpected, `${name} body has ${frame.body.length} bytes; expected ${bodyBytesExpected}`)
   const lengthError = checkLengths(frame.type, false, frame.length, frame.body.length, frameBodyBytesMax)
   assert(lengthError === undefined, lengthError?.message ?? "")

@@ -17,14 +17,16 @@ import {
   isDataType,
   isErrorCode,
   isMessageType,
+  isRangeRequestType,
   lengthMaxOf,
   MessageType,
   messageTypeName,
+  verifyReplyBodyBytes,
 } from "./messages.ts"
 
 /** "RPV1" as a little-endian u32. */
 export const frameMagic = 0x31565052
-export const frameVersion = 2
+export const frameVersion = 3
 /** Flag bit 0: the body is an lz4 block (lz4-napi format: 4-byte LE size, then the block). */
 export const flagCompressed = 1
 /** Smallest compressed body: the 4-byte size header and one lz4 token. */
@@ -117,8 +119,11 @@ export const checkLengths = (
   if (length > lengthMax) return wireError("too-large", `${name} frame length ${length} exceeds ${lengthMax} bytes`)
   const bodyMax = Math.min(bodyBytesMaxOf(type), bodyBytesMax)
   if (bodyBytes > bodyMax) return wireError("too-large", `${name} frame body of ${bodyBytes} bytes exceeds ${bodyMax} bytes`)
-  if (type === MessageType.Read) {
-    return bodyBytes === 0 ? undefined : wireError("bad-length", `Read frame has a ${bodyBytes}-byte body; it must be empty`)
+  if (isRangeRequestType(type)) {
+    return bodyBytes === 0 ? undefined : wireError("bad-length", `${name} frame has a ${bodyBytes}-byte body; it must be empty`)
+  }
+  if (type === MessageType.VerifyReply && bodyBytes !== verifyReplyBodyBytes) {
+    return wireError("bad-length", `VerifyReply frame has a ${bodyBytes}-byte body; it must be ${verifyReplyBodyBytes} (a CRC-32C)`)
   }
   if (!compressed) {
     return bodyBytes === length

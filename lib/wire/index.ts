@@ -25,6 +25,8 @@ export {
   isDataType,
   isErrorCode,
   isMessageType,
+  isRangeRequestType,
   MessageType,
   messageTypeName,
+  verifyReplyBodyBytes,
 } from "./messages.ts"

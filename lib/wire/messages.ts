@@ -36,6 +36,10 @@ export const MessageType = {
   CompleteAck: 29,
   /** aux = ErrorCode, body = UTF-8 text. */
   Error: 30,
+  /** Verify request: offset, length = bytes to checksum, empty body; answered in stream order, after every earlier frame is applied. */
+  Verify: 31,
+  /** Verify reply: body = the CRC-32C of the copy's bytes at offset, length (4 bytes, little-endian). */
+  VerifyReply: 32,
   Ping: 40,
   Pong: 41,
   Close: 42,
@@ -53,14 +57,20 @@ export const messageTypeName = (value: number): string => typeNames.get(value) ?
 export const isDataType = (type: MessageType): boolean =>
   type === MessageType.Write || type === MessageType.SyncChunk || type === MessageType.ReadReply
 
+/** Requests that name a range by offset and length and carry no body (Read, Verify). */
+export const isRangeRequestType = (type: MessageType): boolean => type === MessageType.Read || type === MessageType.Verify
+
 /** Types whose offset addresses the volume, so offset + length must stay inside volumeSizeBytesMax. */
-export const isAddressedType = (type: MessageType): boolean => isDataType(type) || type === MessageType.Read
+export const isAddressedType = (type: MessageType): boolean => isDataType(type) || isRangeRequestType(type)
+
+/** Exact body of a VerifyReply: one CRC-32C. */
+export const verifyReplyBodyBytes = 4
 
 /** Largest wire body a frame of this type may carry (before any per-connection limit). */
 export const bodyBytesMaxOf = (type: MessageType): number =>
-  isDataType(type) ? frameBodyBytesMax : type === MessageType.Read ? 0 : controlBodyBytesMax
+  isDataType(type) ? frameBodyBytesMax : isRangeRequestType(type) ? 0 : controlBodyBytesMax
 
-/** Largest `length` (uncompressed payload, or requested bytes for Read) of this type. */
+/** Largest `length` (uncompressed payload, or requested bytes for Read and Verify) of this type. */
 export const lengthMaxOf = (type: MessageType): number =>
   isAddressedType(type) ? writeChunkBytesMax : controlBodyBytesMax
 

@@ -24,7 +24,8 @@ const randomFrame = (random: () => number): Frame => {
   const size = [0, 1, 7, 100, 1000, 4 * KiB, 9000][randomInt(random, 7)]!
   const payload = random() < 0.5 ? compressibleBytes(size) : randomBytes(random, size)
   const fields = { volumeId: BigInt(randomInt(random, 1000)), epoch: randomInt(random, 2 ** 32), sequence: randomInt(random, 2 ** 40) }
-  if (type === MessageType.Read) return makeFrame(type, { ...fields, offset: randomInt(random, 2 ** 30), length: size })
+  if (type === MessageType.Read || type === MessageType.Verify) return makeFrame(type, { ...fields, offset: randomInt(random, 2 ** 30), length: size })
+  if (type === MessageType.VerifyReply) return makeFrame(type, { ...fields, body: payload.length >= 4 ? payload.subarray(0, 4) : new Uint8Array(4) })
   if (type === MessageType.Error) return makeFrame(type, { ...fields, aux: 1 + randomInt(random, 8), body: payload })
   const offset = type === MessageType.Write || type === MessageType.SyncChunk || type === MessageType.ReadReply ? randomInt(random, 2 ** 30) : 0
   return makeFrame(type, { ...fields, offset, body: payload })
@@ -92,7 +93,7 @@ const checkAgainstBytes = (frame: Frame, bytes: Uint8Array, at: number, context:
   assert.is(crc32c(wireBody), view.getUint32(48, true), `${context}: body checksum holds`)
   assert.is(frame.type as number, view.getUint8(5), `${context}: type`)
   assert.is(frame.length, view.getUint32(40, true), `${context}: length`)
-  if (frame.type !== MessageType.Read) assert.is(frame.body.length, frame.length, `${context}: body is length bytes`)
+  if (frame.type !== MessageType.Read && frame.type !== MessageType.Verify) assert.is(frame.body.length, frame.length, `${context}: body is length bytes`)
   if (view.getUint16(6, true) === 0) assert.ok(bytesEqual(frame.body, wireBody), `${context}: raw body`)
   return at + headerBytes + bodyBytes
 }

@@ -47,6 +47,7 @@ Reject("each header rule has its own reason, decided from the header alone", () 
   expectHeaderRejected({ magic: 0x31565051, type: W, length: 0, bodyBytes: 0 }, "bad-magic")
   expectHeaderRejected({ type: W, length: 0, bodyBytes: 0, headerChecksum: 1 }, "header-checksum")
   expectHeaderRejected({ version: 1, type: W, length: 0, bodyBytes: 0 }, "bad-version")
+  expectHeaderRejected({ version: 2, type: W, length: 0, bodyBytes: 0 }, "bad-version")
   expectHeaderRejected({ type: 99, length: 0, bodyBytes: 0 }, "bad-type")
   expectHeaderRejected({ type: 0, length: 0, bodyBytes: 0 }, "bad-type")
   expectHeaderRejected({ type: W, flags: 2, length: 0, bodyBytes: 0 }, "bad-flags")
@@ -56,6 +57,16 @@ Reject("each header rule has its own reason, decided from the header alone", () 
   expectHeaderRejected({ type: MessageType.Open, length: controlBodyBytesMax + 1, bodyBytes: controlBodyBytesMax + 1 }, "too-large")
   expectHeaderRejected({ type: MessageType.Read, length: writeChunkBytesMax + 1, bodyBytes: 0 }, "too-large")
   expectHeaderRejected({ type: MessageType.Read, length: 4096, bodyBytes: 1 }, "too-large")
+  // Verify (wire version 3): a range request like Read; its reply is exactly one CRC-32C.
+  expectHeaderRejected({ type: MessageType.Verify, length: writeChunkBytesMax + 1, bodyBytes: 0 }, "too-large")
+  expectHeaderRejected({ type: MessageType.Verify, length: 4096, bodyBytes: 4 }, "too-large")
+  expectHeaderRejected({ type: MessageType.Verify, flags: 1, length: 4096, bodyBytes: 0 }, "bad-flags")
+  expectHeaderRejected({ type: MessageType.Verify, length: 4096, bodyBytes: 0, offsetHigh: volumeSizeBytesMax / 2 ** 32 }, "bad-field")
+  expectHeaderRejected({ type: MessageType.Verify, length: 4096, bodyBytes: 0, aux: 1 }, "bad-field")
+  expectHeaderRejected({ type: MessageType.VerifyReply, length: 3, bodyBytes: 3 }, "bad-length")
+  expectHeaderRejected({ type: MessageType.VerifyReply, length: 64, bodyBytes: 64 }, "bad-length")
+  expectHeaderRejected({ type: MessageType.VerifyReply, length: 8, bodyBytes: 4 }, "bad-length")
+  expectHeaderRejected({ type: MessageType.VerifyReply, flags: 1, length: 4, bodyBytes: 4 }, "bad-flags")
   expectHeaderRejected({ type: W, length: 100, bodyBytes: 99 }, "bad-length")
   expectHeaderRejected({ type: MessageType.Hello, length: 10, bodyBytes: 0 }, "bad-length")
   expectHeaderRejected({ type: W, flags: 1, length: 100, bodyBytes: 100 }, "bad-length")
@@ -151,6 +162,9 @@ Reject("the encoder refuses frames that break the rules (a bug in the sender)", 
     makeFrame(W, { body: new Uint8Array(writeChunkBytesMax + 1) }),
     makeFrame(MessageType.Open, { body: new Uint8Array(controlBodyBytesMax + 1) }),
     makeFrame(MessageType.Read, { length: 10, body: new Uint8Array(10) }),
+    makeFrame(MessageType.Verify, { length: 10, body: new Uint8Array(10) }),
+    makeFrame(MessageType.Verify, { length: writeChunkBytesMax + 1 }),
+    makeFrame(MessageType.VerifyReply, { body: new Uint8Array(5) }),
     makeFrame(MessageType.Ping, { aux: 1 }),
     makeFrame(MessageType.Error, { aux: 42 }),
     makeFrame(W, { sequence: 2 ** 53 }),

@@ -38,7 +38,8 @@ const assertSameFrame = (actual: Frame | WireError | undefined, expected: Frame,
 const sampleFrame = (type: MessageType, payload: Uint8Array): Frame => {
   const common = { volumeId: 0xfedcba9876543210n, epoch: 0xfffffffe, sequence: Number.MAX_SAFE_INTEGER, offset: 64 * KiB }
   if (isDataType(type)) return makeFrame(type, { ...common, body: payload })
-  if (type === MessageType.Read) return makeFrame(type, { ...common, length: payload.length })
+  if (type === MessageType.Read || type === MessageType.Verify) return makeFrame(type, { ...common, length: payload.length })
+  if (type === MessageType.VerifyReply) return makeFrame(type, { ...common, offset: 0, body: new Uint8Array([0x83, 0x92, 0x06, 0xe3]) })
   if (type === MessageType.Error) return makeFrame(type, { ...common, offset: 0, aux: 5, body: new TextEncoder().encode("bad frame: ü") })
   return makeFrame(type, { ...common, offset: 0, body: new TextEncoder().encode(`{"type":${type}}`) })
 }
@@ -87,7 +88,7 @@ const mixedStream = (): { frames: Frame[]; bytes: Uint8Array } => {
   const frames: Frame[] = []
   const parts: Uint8Array[] = []
   for (let index = 0; index < 60; index++) {
-    const type = Object.values(MessageType)[index % 18]!
+    const type = Object.values(MessageType)[index % Object.values(MessageType).length]!
     const size = [0, 1, 17, 4 * KiB, 9000][index % 5]!
     const payload = index % 2 === 0 ? compressibleBytes(Math.max(size, 1)) : randomBytes(random, Math.max(size, 1))
     const frame = { ...sampleFrame(type, payload), sequence: index }
