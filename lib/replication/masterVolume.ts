@@ -33,7 +33,9 @@ import type { VolumeSpec } from "../volume/labels.ts"
 import { MessageType } from "../wire/index.ts"
 import type { Metrics } from "../core/metrics.ts"
 import type { Connection } from "../net/connection.ts"
-import { checkRange, VolumeIoError, VolumeUnavailable, type OutOfRange, type VolumeError } from "./errors.ts"
+import { checkRange, ReplicationError, VolumeIoError, VolumeUnavailable, type OutOfRange, type VolumeError } from "./errors.ts"
+import { checkVerifyOptions, newVerifyReport, runVerify, type VerifyContext, type VerifyOptions, type VerifyReport } from "./verify.ts"
+import { metricNames } from "../core/metricFamilies.ts"
 import { encodeJsonBody } from "../wire/index.ts"
 import { volumeIdOf } from "./protocol.ts"
 import { decideSync, type Lineage, type SyncDecision } from "./copyIdentity.ts"
@@ -65,7 +67,7 @@ export interface VolumeStatus {
 export interface VolumeEvent {
   readonly volume: string
   readonly atMs: number
-  readonly kind: "replica-failed" | "superseded" | "sync-started" | "sync-progress" | "sync-done" | "replica-added" | "replica-removed"
+  readonly kind: "replica-failed" | "superseded" | "sync-started" | "sync-progress" | "sync-done" | "replica-added" | "replica-removed" | "verify-started" | "verify-progress" | "verify-done"
   readonly node?: string
   readonly message: string
 }
@@ -136,6 +138,16 @@ export interface MasterVolume {
   readonly links: () => ReadonlyArray<ReplicaLink>
   /** Waits until every running resync finished (successfully or not). */
   readonly awaitSyncs: Effect.Effect<void>
+  /**
+   * Compares every in-sync replica with this master by region checksums while IO goes on
+   * (verify.ts), throttled like a resync; with `repair`, sends the differing regions again and
+   * compares them once more. One verify at a time per volume (`busy` otherwise).
+   */
+  readonly verify: (options?: VerifyOptions) => Effect.Effect<VerifyReport, VolumeError | ReplicationError>
+  /** Starts `verify` in the background and returns its report, which shows its progress. */
+  readonly startVerify: (options?: VerifyOptions) => Effect.Effect<VerifyReport, ReplicationError>
+  /** The running or last verify of this master session. */
+  readonly lastVerify: () => VerifyReport | undefined
   readonly close: Effect.Effect<void>
 }
 
@@ -363,6 +375,19 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
       yield* awaitReplicas(waits)
     }))
 
+    /**
+     * Throttle of background copies (resync, verify): while foreground IO is active, they take at
+     * most `resyncShare` of the time. The pause is capped so a resync under constant foreground
+     * load still progresses (at least one chunk per `resyncPauseMaxMs`) instead of leaving the
+     * volume degraded.
+     */
+    const throttle = (startedMs: number) => Effect.suspend(() => {
+      const now = clock.currentTimeMillisUnsafe()
+      if (resyncShare >= 1 || now - lastForegroundMs >= 1000) return Effect.void
+      const spentMs = Math.max(1, now - startedMs)
+      return Effect.sleep(Math.min(resyncPauseMaxMs, Math.ceil((spentMs * (1 - resyncShare)) / resyncShare)))
+    })
+
     /** Copies the link's dirty regions through the ordered stream, then marks it in sync. */
     const resync = (link: ReplicaLink, skipZeroChunks: boolean) =>
       Effect.gen(function* () {
@@ -418,13 +443,7 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
             lastProgressEvent = now
             emit("sync-progress", `replica ${link.target.node}: ${progress.done} of ${total} bytes`, link.target.node)
           }
-          // Throttle: while foreground IO is active, resync takes at most its share of the time.
-          // The pause is capped so a resync under constant foreground load still progresses
-          // (at least one chunk per `resyncPauseMaxMs`) instead of leaving the volume degraded.
-          if (resyncShare < 1 && now - lastForegroundMs < 1000) {
-            const spentMs = Math.max(1, now - started)
-            yield* Effect.sleep(Math.min(resyncPauseMaxMs, Math.ceil((spentMs * (1 - resyncShare)) / resyncShare)))
-          }
+          yield* throttle(started)
         }
         for (const done of window) yield* link.awaitAck(done)
         yield* completeSync(link)
@@ -565,6 +584,33 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
         yield* openAndSync(link, lineage)
       })
 
+    let verifying: VerifyReport | undefined
+    const verifyContext: VerifyContext = {
+      volume, epoch, master: options.nodeName, store, orderLock, links: () => links, fenced: () => fenced, throttle,
+      nowMs: () => clock.currentTimeMillisUnsafe(), emit: (kind, message) => emit(kind, message),
+    }
+    /** The gauges of the last result: differing regions left, and when every copy was last found equal. */
+    const recordVerify = (report: VerifyReport) => {
+      if (!options.metrics || report.state !== "done") return
+      options.metrics.set(metricNames.volumeVerifyDiffering, { volume }, report.differingRegions)
+      const allCompared = report.copies.every((c) => c.state === "compared")
+      if (report.differingRegions === 0 && allCompared) options.metrics.set(metricNames.volumeVerifyLastSuccess, { volume }, Math.floor((report.finishedAtMs ?? 0) / 1000))
+    }
+    const beginVerify = (verifyOptions: VerifyOptions) =>
+      Effect.suspend((): Effect.Effect<VerifyReport, ReplicationError> => {
+        const bad = checkVerifyOptions(volume, verifyOptions)
+        if (bad) return Effect.fail(bad)
+        if (verifying?.state === "running") return Effect.fail(new ReplicationError({ reason: "busy", volume, message: `volume ${volume}: a verify is already running (${verifying.bytesDone} of ${verifying.bytesTotal} bytes); wait for it to finish` }))
+        verifying = newVerifyReport(verifyContext, sizeBytes, verifyOptions)
+        return Effect.succeed(verifying)
+      })
+    const runRecorded = (report: VerifyReport) =>
+      runVerify(verifyContext, report).pipe(Effect.tap((done) => Effect.sync(() => recordVerify(done))))
+    const verify = (verifyOptions: VerifyOptions = {}): Effect.Effect<VerifyReport, VolumeError | ReplicationError> =>
+      Effect.flatMap(beginVerify(verifyOptions), runRecorded)
+    const startVerify = (verifyOptions: VerifyOptions = {}): Effect.Effect<VerifyReport, ReplicationError> =>
+      Effect.tap(beginVerify(verifyOptions), (report) => Effect.forkIn(Effect.ignore(runRecorded(report)), scope))
+
     const status = Effect.sync((): VolumeStatus => {
       const assessment = fenced ? { health: "unavailable" as const, usable: false, reason: fenced.message } : assess()
       return {
@@ -590,7 +636,7 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
 
     return {
       name: volume, sizeBytes, epoch, lineage, write, read, flush, status, fence, isFenced: () => fenced !== undefined, fencedReason: () => fenced?.reason,
-      addReplica, removeReplica, reviveReplica, links: () => links, close,
+      addReplica, removeReplica, reviveReplica, links: () => links, close, verify, startVerify, lastVerify: () => verifying,
       // First the background opens (they start their syncs), then every sync.
       awaitSyncs: Effect.forEach(startups, (fiber) => Fiber.await(fiber), { discard: true }).pipe(
         Effect.andThen(Effect.suspend(() => Effect.forEach([...syncFibers.values()], (fiber) => Fiber.await(fiber), { discard: true }))),

@@ -10,7 +10,8 @@
  */
 import { Clock, Effect, Queue, Semaphore } from "effect"
 import type { BlockStore } from "../store/BlockStore.ts"
-import { encodeJsonBody, ErrorCode, makeFrame, MessageType, type Frame } from "../wire/index.ts"
+import { encodeJsonBody, ErrorCode, makeFrame, MessageType, verifyReplyBodyBytes, type Frame } from "../wire/index.ts"
+import { crc32c } from "../core/checksum.ts"
 import type { Connection } from "../net/connection.ts"
 import { decodeOpenRequest, volumeIdOf, type OpenRequest } from "./protocol.ts"
 import { followed, identityOf, isCopyState, type CopyIdentity, type CopyState } from "./copyIdentity.ts"
@@ -354,11 +355,30 @@ const serveConnection = (
         } else reply(connection, frame, MessageType.FlushAck, entry.epoch)
       } else if (frame.type === MessageType.Complete) {
         yield* handleComplete(frame, entry)
+      } else if (frame.type === MessageType.Verify) {
+        yield* handleVerify(frame, entry)
       } else {
         const result = yield* Effect.result(entry.store.read(frame.offset, frame.length))
         if (result._tag === "Failure") replyError(connection, frame, entry.epoch, result.failure.reason === "out-of-range" ? ErrorCode.OutOfRange : ErrorCode.StoreFailed, result.failure.message)
         else connection.send(makeFrame(MessageType.ReadReply, { volumeId: frame.volumeId, epoch: entry.epoch, sequence: frame.sequence, offset: frame.offset, body: result.success }))
       }
+    })
+
+    /**
+     * A region checksum for `volume verify`. The connection's frames are applied in order by this
+     * one fiber, so the bytes read here hold every write the master queued before the Verify, and
+     * none it queued after: the same point of the stream at which the master read its own region.
+     */
+    const handleVerify = (frame: Frame, entry: Hosted) => Effect.gen(function* () {
+      const result = yield* Effect.result(entry.store.read(frame.offset, frame.length))
+      if (result._tag === "Failure") {
+        count(`verify-${result.failure.reason}`)
+        replyError(connection, frame, entry.epoch, result.failure.reason === "out-of-range" ? ErrorCode.OutOfRange : ErrorCode.StoreFailed, result.failure.message)
+        return
+      }
+      const body = new Uint8Array(verifyReplyBodyBytes)
+      new DataView(body.buffer).setUint32(0, crc32c(result.success), true)
+      connection.send(makeFrame(MessageType.VerifyReply, { volumeId: frame.volumeId, epoch: entry.epoch, sequence: frame.sequence, offset: frame.offset, body }))
     })
 
     /** The master says this copy holds every byte of its session: fdatasync, then record it complete. */
@@ -394,9 +414,11 @@ const serveConnection = (
         case MessageType.SyncChunk:
         case MessageType.Flush:
         case MessageType.Complete:
+        case MessageType.Verify:
         case MessageType.Read: {
           const clientVolume = clientOpened.get(frame.volumeId)
-          if (clientVolume !== undefined && frame.type !== MessageType.SyncChunk && frame.type !== MessageType.Complete) {
+          // Clients read, write and flush; SyncChunk, Complete and Verify come only from a master to its replica.
+          if (clientVolume !== undefined && frame.type !== MessageType.SyncChunk && frame.type !== MessageType.Complete && frame.type !== MessageType.Verify) {
             const master = options.lookupMaster?.(clientVolume)
             if (!master || master.isFenced() || master.epoch !== frame.epoch) {
               replyError(connection, frame, 0, ErrorCode.NotReplica, JSON.stringify({ tag: "NotMaster", reason: "not-master", message: `${nodeName} no longer serves ${clientVolume} as master` }))

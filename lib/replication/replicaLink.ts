@@ -13,7 +13,7 @@ import { Clock, Deferred, Effect, Queue, Schedule, Scope } from "effect"
 import { assert } from "../core/assert.ts"
 import { dirtyRegionBytesFor, inflightWritesPerReplicaMax } from "../core/limits.ts"
 import { DirtyBitmap } from "../store/dirtyBitmap.ts"
-import { CompressionGovernor, encodeJsonBody, ErrorCode, makeFrame, MessageType, SharedBodyEncoder, type Frame } from "../wire/index.ts"
+import { CompressionGovernor, encodeJsonBody, ErrorCode, makeFrame, MessageType, messageTypeName, SharedBodyEncoder, type Frame } from "../wire/index.ts"
 import type { Connection } from "../net/connection.ts"
 import type { Metrics } from "../core/metrics.ts"
 import type { Address } from "../net/Transport.ts"
@@ -49,6 +49,8 @@ interface Pending {
   readonly done: Deferred.Deferred<void, LinkFailure>
   /** Clock time when it was queued: the watchdog fails the link when the oldest gets too old. */
   readonly queuedAtMs: number
+  /** A Verify's answer: the replica's CRC-32C of the region. */
+  readonly checksum?: Deferred.Deferred<number, LinkFailure>
 }
 
 export interface ReplicaLinkOptions {
@@ -92,6 +94,12 @@ export interface ReplicaLink {
   readonly pendingAcks: () => ReadonlyArray<Deferred.Deferred<void, LinkFailure>>
   /** Synchronously queues a frame (Write/Flush/SyncChunk) for an in-sync link; undefined if the link is failed. */
   readonly enqueue: (type: MessageType, offset: number, body: Uint8Array) => Deferred.Deferred<void, LinkFailure> | undefined
+  /**
+   * Synchronously queues a Verify of `length` bytes at `offset` (an in-sync or syncing link): the
+   * replica answers with its CRC-32C of the region after applying every frame queued before it.
+   * Undefined if the link is failed or still connecting.
+   */
+  readonly verify: (offset: number, length: number) => Deferred.Deferred<number, LinkFailure> | undefined
   /** The caller of the write behind `done` stops waiting (interrupted): the link keeps its own copy of the bytes from now on. */
   readonly adoptBody: (done: Deferred.Deferred<void, LinkFailure>) => void
   /** Waits for an ack, failing the link when none arrives within the ack timeout. */
@@ -175,7 +183,10 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
       completedSession = false
       failure = why
       markPendingDirty()
-      for (const { done } of pending.values()) Deferred.doneUnsafe(done, Effect.fail(why))
+      for (const { done, checksum } of pending.values()) {
+        Deferred.doneUnsafe(done, Effect.fail(why))
+        if (checksum) Deferred.doneUnsafe(checksum, Effect.fail(why))
+      }
       pending.clear()
       connection?.close(`replica ${options.target.node} failed: ${why.message}`)
       connection = undefined
@@ -191,10 +202,15 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
         if (frame.aux === ErrorCode.StoreFailed) return fail(new LinkFailure("store", `replica ${options.target.node} could not store a write: ${text}`))
         return fail(new LinkFailure("refused", `replica ${options.target.node} refused frame ${frame.sequence}: ${text}`))
       }
-      if (frame.type !== MessageType.WriteAck && frame.type !== MessageType.FlushAck && frame.type !== MessageType.SyncAck && frame.type !== MessageType.CompleteAck) return
+      if (frame.type !== MessageType.WriteAck && frame.type !== MessageType.FlushAck && frame.type !== MessageType.SyncAck && frame.type !== MessageType.CompleteAck && frame.type !== MessageType.VerifyReply) return
       const entry = pending.get(frame.sequence)
       if (!entry) return
+      // An answer of another kind than its request (a VerifyReply to a Write, an ack to a Verify) is a broken peer.
+      if ((frame.type === MessageType.VerifyReply) !== (entry.frame.type === MessageType.Verify)) {
+        return fail(new LinkFailure("refused", `replica ${options.target.node} answered ${messageTypeName(entry.frame.type)} ${frame.sequence} with ${messageTypeName(frame.type)}`))
+      }
       pending.delete(frame.sequence)
+      if (entry.checksum) Deferred.doneUnsafe(entry.checksum, Effect.succeed(new DataView(frame.body.buffer, frame.body.byteOffset, frame.body.length).getUint32(0, true)))
       if (frame.type === MessageType.FlushAck || frame.type === MessageType.CompleteAck) flushAcknowledged(frame.sequence)
       Deferred.doneUnsafe(entry.done, Effect.void)
     }
@@ -352,6 +368,20 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
       return done
     }
 
+    const verify = (offset: number, length: number) => {
+      if (state === "failed" || state === "connecting") return undefined
+      if (pending.size >= pendingFramesPerReplicaMax) {
+        fail(new LinkFailure("overloaded", `replica ${options.target.node} fell ${pending.size} frames behind`))
+        return undefined
+      }
+      const frame = makeFrame(MessageType.Verify, { volumeId: options.volumeId, epoch: options.epoch, sequence: nextSequence++, offset, length })
+      const done = Deferred.makeUnsafe<void, LinkFailure>()
+      const checksum = Deferred.makeUnsafe<number, LinkFailure>()
+      pending.set(frame.sequence, { frame, done, checksum, queuedAtMs: clock.currentTimeMillisUnsafe() })
+      if (connection) connection.send(frame, false)
+      return checksum
+    }
+
     /** Waits for an ack; the link's watchdog fails the link (and so this wait) when acks stop. */
     const awaitAck = (done: Deferred.Deferred<void, LinkFailure>) => Deferred.await(done)
 
@@ -362,7 +392,10 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
       if (state !== "failed") {
         state = "failed"
         failure = new LinkFailure("closed", "the volume was closed")
-        for (const { done } of pending.values()) Deferred.doneUnsafe(done, Effect.fail(failure))
+        for (const { done, checksum } of pending.values()) {
+          Deferred.doneUnsafe(done, Effect.fail(failure))
+          if (checksum) Deferred.doneUnsafe(checksum, Effect.fail(failure))
+        }
         pending.clear()
       }
       if (conn) {
@@ -390,6 +423,7 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
       },
       pendingAcks: () => [...pending.values()].map((p) => p.done),
       enqueue,
+      verify,
       adoptBody: (done) => {
         for (const [sequence, entry] of pending) {
           if (entry.done !== done) continue
