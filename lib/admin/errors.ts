@@ -20,7 +20,7 @@ const adminStatus: Readonly<Record<AdminError["reason"], number>> = {
 }
 
 const clusterStatus: Readonly<Record<string, number>> = {
-  "not-found": 404, exists: 409, conflict: 409, "no-nodes": 409, "too-few-nodes": 409, "corrupt-record": 500, "no-master": 503, timeout: 504, "bad-request": 400,
+  "not-found": 404, exists: 409, conflict: 409, "no-nodes": 409, "too-few-nodes": 409, "corrupt-record": 500, "no-master": 503, timeout: 504, "bad-request": 400, "remote-master": 421,
 }
 
 /** The HTTP status for a typed error (anything unknown is 500). */
@@ -31,7 +31,7 @@ export const statusOf = (error: { readonly _tag?: string; readonly reason?: stri
     case "LabelError":
     case "RuleError":
     case "SizeError": return 400
-    case "ReplicationError": return error.reason === "bad-name" || error.reason === "bad-size" || error.reason === "bad-request" ? 400 : 500
+    case "ReplicationError": return error.reason === "bad-name" || error.reason === "bad-size" || error.reason === "bad-request" ? 400 : error.reason === "busy" ? 409 : 500
     case "ControlError": return 503
     case "VolumeUnavailable": return 503
     default: return 500

@@ -8,6 +8,9 @@
  *   replivol_volume_sync_done_bytes{volume,replica} bytes a syncing replica has received
  *   replivol_volume_sync_total_bytes{volume,replica} bytes its sync sends in all
  *
+ * The verify gauges (`replivol_volume_verify_*`) are set by the master when a verify ends
+ * (lib/replication/masterVolume.ts); this layer removes them with the volume.
+ *
  * The latency histograms, network, backend and replication-retry series are recorded by the
  * nodes themselves (the `metrics` node option; lib/node/instrumented.ts, lib/store/instrumented.ts).
  * Pure: no clock, no IO.
@@ -71,6 +74,8 @@ export const refreshVolumeGauges = (metrics: Metrics, volumes: ReadonlyArray<Vol
     metrics.remove(metricNames.volumeHealth, { volume: name })
     metrics.remove(metricNames.volumeSyncDone, { volume: name })
     metrics.remove(metricNames.volumeSyncTotal, { volume: name })
+    metrics.remove(metricNames.volumeVerifyDiffering, { volume: name })
+    metrics.remove(metricNames.volumeVerifyLastSuccess, { volume: name })
   }
   return seen
 }

@@ -6,6 +6,8 @@
  *   POST   /v1/volumes                      create { volume, sizeBytes, labels? } → 201 VolumeInfo
  *   GET    /v1/volumes/<ns>/<name>          inspect
  *   DELETE /v1/volumes/<ns>/<name>          delete → 204
+ *   POST   /v1/volumes/<ns>/<name>/verify   start a verify { repair?, regionBytes? } → 202 VerifyReport (its progress)
+ *   GET    /v1/volumes/<ns>/<name>/verify   the running or last verify (VerifyReport)
  *   GET    /v1/rules[?namespace=NS]         list
  *   GET    /v1/rules/<ns>/<name>            one rule
  *   POST   /v1/rules                        create or replace { name, namespace, selector, action?, labels, weight? } → 201
@@ -89,12 +91,28 @@ const createBody = (body: unknown) => {
   return Effect.succeed({ volume: body.volume, sizeBytes: body.sizeBytes, labels: labels as Record<string, string> })
 }
 
+const verifyBody = (body: unknown) => {
+  const value = body ?? {}
+  if (!isRecord(value)) return Effect.fail(badRequest("verify takes a JSON body { repair?: boolean, regionBytes?: number } or none"))
+  if (value.repair !== undefined && typeof value.repair !== "boolean") return Effect.fail(badRequest(`repair must be true or false, got ${JSON.stringify(value.repair)}`))
+  if (value.regionBytes !== undefined && typeof value.regionBytes !== "number") return Effect.fail(badRequest(`regionBytes must be a number, got ${JSON.stringify(value.regionBytes)}`))
+  return Effect.succeed({ repair: value.repair === true, ...(value.regionBytes === undefined ? {} : { regionBytes: value.regionBytes }) })
+}
+
+/** A verify runs longer than one call: POST starts it (202), GET follows its progress and result. */
+const verify = (node: ClusterNode, request: AdminRequest, name: string) => {
+  if (request.method === "POST") return Effect.map(Effect.flatMap(verifyBody(request.body), (options) => node.startVerify(name, options)), (report) => json(202, report))
+  if (request.method === "GET") return Effect.map(node.verifyStatus(name), (report) => json(200, report))
+  return Effect.fail(new AdminError({ reason: "method-not-allowed", message: `${request.method} is not allowed on ${request.path}: use POST (start) or GET (progress)` }))
+}
+
 type Route = (target: AdminTarget, node: ClusterNode, request: AdminRequest, rest: ReadonlyArray<string>) => Effect.Effect<AdminResponse, unknown>
 
 const volumes: Route = (_target, node, request, rest) => {
   if (rest.length === 0 && request.method === "GET") return Effect.map(node.listVolumes, (v) => json(200, v))
   if (rest.length === 0 && request.method === "POST") return Effect.map(Effect.flatMap(createBody(request.body), node.createVolume), (v) => json(201, v))
-  if (rest.length !== 2) return Effect.fail(new AdminError({ reason: "not-found", message: "volume paths are /v1/volumes/<namespace>/<name>" }))
+  if (rest.length === 3 && rest[2] === "verify") return verify(node, request, `${rest[0]}/${rest[1]}`)
+  if (rest.length !== 2) return Effect.fail(new AdminError({ reason: "not-found", message: "volume paths are /v1/volumes/<namespace>/<name> and /v1/volumes/<namespace>/<name>/verify" }))
   const name = rest.join("/")
   if (request.method === "GET") return Effect.map(node.inspectVolume(name), (v) => json(200, v))
   if (request.method === "DELETE") return Effect.as(node.deleteVolume(name), json(204, null))

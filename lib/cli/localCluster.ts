@@ -26,6 +26,7 @@ import { AdminError } from "../admin/errors.ts"
 import { makeEventLog, type EventLog } from "../admin/events.ts"
 import { instrumentClient } from "../admin/metrics.ts"
 import type { LocalControl, LocalNodeStatus } from "../admin/routes.ts"
+import type { VerifyOptions, VerifyReport } from "../replication/verify.ts"
 
 /** Most nodes a local cluster runs (one master and up to five replicas need six). */
 export const localNodesMax = 16
@@ -160,6 +161,8 @@ export interface LocalClusterHandle {
   readonly waitHealthy: (volume: string, timeoutMs: number) => Promise<VolumeInfo>
   /** A handle through node `via` (default: a running node other than the volume's master). */
   readonly openVolume: (volume: string, options?: { readonly via?: string }) => Promise<LocalVolume>
+  /** Compares every in-sync replica with the master (region checksums) while IO goes on; `repair` re-sends what differs. */
+  readonly verifyVolume: (volume: string, options?: VerifyOptions) => Promise<VerifyReport>
   readonly killNode: (name: string) => Promise<void>
   readonly reviveNode: (name: string) => Promise<void>
   readonly close: () => Promise<void>
@@ -213,6 +216,7 @@ export const createLocalCluster = async (options: CreateLocalClusterOptions = {}
     listVolumes: () => run(any().listVolumes),
     waitHealthy: (volume, timeoutMs) => run(any().waitHealthy(volume, timeoutMs)),
     openVolume,
+    verifyVolume: (volume, verifyOptions) => run(any().verifyVolume(volume, verifyOptions)),
     killNode: (name) => run(cluster.kill(name)),
     reviveNode: (name) => run(cluster.revive(name)),
     close: () => run(Scope.close(scope, Exit.void)),

@@ -20,7 +20,8 @@ import { defaults } from "../core/limits.ts"
 import { startNode, checkVolumeName, checkVolumeSize, type NodeOptions, type ReplivolNode } from "../node/node.ts"
 import type { NetError, Transport } from "../net/Transport.ts"
 import { applyRules, validateRule, type Rule, type RuleError } from "../policy/rules.ts"
-import type { ReplicationError } from "../replication/errors.ts"
+import type { ReplicationError, VolumeError } from "../replication/errors.ts"
+import type { VerifyOptions, VerifyReport } from "../replication/verify.ts"
 import type { MasterVolume, ReplicaPlan, VolumeEvent } from "../replication/masterVolume.ts"
 import type { BlockStore } from "../store/BlockStore.ts"
 import { Stores } from "../store/Stores.ts"
@@ -110,6 +111,17 @@ export interface ClusterNode {
   readonly recentEvents: () => ReadonlyArray<ClusterEvent>
   /** Every later event of this node (node lost, promoted, replica placed, sync progress, sync done, …). */
   readonly events: Stream.Stream<ClusterEvent>
+  /**
+   * Verifies the volume's in-sync replicas against its master (region checksums, online;
+   * lib/replication/verify.ts) and returns the report when it is done. Runs where the master is:
+   * on this node, or on another node of this process; a master in another process answers
+   * `remote-master` naming its node and admin API.
+   */
+  readonly verifyVolume: (volume: string, options?: VerifyOptions) => Effect.Effect<VerifyReport, ApiError | VolumeError>
+  /** Starts a verify in the background and returns its report (which shows its progress). */
+  readonly startVerify: (volume: string, options?: VerifyOptions) => Effect.Effect<VerifyReport, ApiError>
+  /** The running or last verify of the volume's current master session (`not-found` if none ran). */
+  readonly verifyStatus: (volume: string) => Effect.Effect<VerifyReport, ApiError>
   /** Marks the node as crashing: closing its scope then keeps its lease (it must expire, as after a real crash). */
   readonly crash: () => void
 }
@@ -706,6 +718,33 @@ export const startClusterNode = (
         yield* control.delete(keys.rule(namespace, name))
       })
 
+    /** The serving master of `volume` reachable from this process, or the error saying where it is. */
+    const verifyingMaster = (volume: string) =>
+      Effect.gen(function* () {
+        const found = yield* getVolume(volume)
+        if (!found) return yield* new ClusterError({ reason: "not-found", message: `volume ${volume} does not exist` })
+        const record = found.value
+        const notServing = () => new ClusterError({ reason: "no-master", message: `volume ${volume} has no serving master right now (${record.master === undefined ? "none recorded" : `${record.master} at epoch ${record.epoch}`}); try again once it is healthy` })
+        if (record.master === undefined) return yield* notServing()
+        const local = record.master === me ? copies.get(volume)?.master?.volume : undefined
+        if (local) return local.isFenced() || local.epoch !== record.epoch ? yield* notServing() : local
+        const location = yield* locateMaster(volume)
+        const inProcess = location && location.epoch === record.epoch ? inProcessMaster(location, volume) : undefined
+        if (inProcess) return inProcess
+        if (record.master === me) return yield* notServing()
+        const masterNode = (yield* listNodes).find((n) => n.value.name === record.master)?.value
+        return yield* new ClusterError({
+          reason: "remote-master",
+          message: `volume ${volume} is served by ${record.master}, in another process: run the verify against that node's admin API${masterNode?.api ? ` (replivol --api ${masterNode.api} volume verify ${volume})` : " (start it with --api)"}`,
+        })
+      })
+
+    const verifyStatus = (volume: string) =>
+      Effect.flatMap(verifyingMaster(volume), (master) => {
+        const report = master.lastVerify()
+        return report ? Effect.succeed(report) : Effect.fail(new ClusterError({ reason: "not-found", message: `no verify of ${volume} ran since its master opened (epoch ${master.epoch}): start one with replivol volume verify ${volume}` }))
+      })
+
     const api = <A, E, R>(effect: Effect.Effect<A, E, R>) => effect.pipe(Effect.provide(context)) as Effect.Effect<A, E, Exclude<R, ControlStore | Transport | Stores>>
 
     return {
@@ -727,6 +766,9 @@ export const startClusterNode = (
       isController: () => controller,
       recentEvents: () => [...events],
       events: Stream.fromPubSub(eventHub),
+      verifyVolume: (v, o) => api(Effect.flatMap(verifyingMaster(v), (master) => master.verify(o))),
+      startVerify: (v, o) => api(Effect.flatMap(verifyingMaster(v), (master) => master.startVerify(o))),
+      verifyStatus: (v) => api(verifyStatus(v)),
       crash: () => void (crashed = true),
     } satisfies ClusterNode
   })

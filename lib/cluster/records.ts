@@ -75,7 +75,7 @@ export interface MasterLease {
 }
 
 export class ClusterError extends Data.TaggedError("ClusterError")<{
-  readonly reason: "not-found" | "exists" | "no-nodes" | "too-few-nodes" | "corrupt-record" | "conflict" | "no-master" | "timeout" | "bad-request"
+  readonly reason: "not-found" | "exists" | "no-nodes" | "too-few-nodes" | "corrupt-record" | "conflict" | "no-master" | "timeout" | "bad-request" | "remote-master"
   readonly message: string
   readonly cause?: unknown
 }> {}
