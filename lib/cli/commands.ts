@@ -6,7 +6,7 @@
 import { Clock, Effect } from "effect"
 import type { FlagValue } from "./args.ts"
 import { call, resolveTarget, type ApiTarget } from "./client.ts"
-import { clusterHealthText, ruleDetail, table, volumeDetail, volumeTable, type ClusterHealthView, type RuleView, type VolumeView } from "./format.ts"
+import { clusterHealthText, ruleDetail, table, verifyProgressLine, verifyText, volumeDetail, volumeTable, type ClusterHealthView, type RuleView, type VerifyView, type VolumeView } from "./format.ts"
 import { parseSize } from "./size.ts"
 
 /** The operation cannot be done as asked (printed as one line; exit code 1). Bad input the parser can see is a UsageError (exit 2). */
@@ -58,6 +58,25 @@ const watchVolume = async (target: ApiTarget, name: string, flags: Flags, out: O
   }
 }
 
+/** Polls a started verify until it ends, drawing its progress (redrawn on a terminal, a line per 10% otherwise). */
+const followVerify = async (target: ApiTarget, name: string, started: VerifyView, flags: Flags, out: Output, tty: boolean): Promise<VerifyView> => {
+  const deadlineMs = nowMs() + Number(str(flags, "timeout") ?? "86400") * 1000
+  let report = started
+  let shownTenths = -1
+  for (;;) {
+    const tenths = report.bytesTotal > 0 ? Math.floor((report.bytesDone / report.bytesTotal) * 10) : 10
+    if (flags.json !== true && (tty || tenths > shownTenths)) {
+      out(`${tty && shownTenths >= 0 ? "\x1b[1A\x1b[2K" : ""}${verifyProgressLine(report)}`)
+      shownTenths = tenths
+    }
+    if (report.state !== "running") return report
+    if (nowMs() > deadlineMs) throw new CommandError(`verify of ${name} still runs after ${str(flags, "timeout")} s (${report.bytesDone} of ${report.bytesTotal} bytes); follow it with GET /v1/volumes/${name}/verify`)
+    await sleep(tty ? 250 : 500)
+    report = await call<VerifyView>(target, "GET", `/v1/volumes/${name}/verify`)
+    if (report.startedAtMs !== started.startedAtMs || report.epoch !== started.epoch) throw new CommandError(`verify of ${name} was replaced (its master changed or another verify started); run it again`)
+  }
+}
+
 /** Runs one client command. Throws CommandError / ApiCallError on failure. */
 export const runClientCommand = async (path: string, args: Readonly<Record<string, string>>, flags: Flags, out: Output, env: Readonly<Record<string, string | undefined>>, tty = false): Promise<void> => {
   const target = await resolveTarget({ api: str(flags, "api"), data: str(flags, "data"), token: str(flags, "token") }, env)
@@ -77,6 +96,16 @@ export const runClientCommand = async (path: string, args: Readonly<Record<strin
       if (flags.watch === true) return watchVolume(target, args.volume!, flags, out, tty)
       const v = await call<VolumeView>(target, "GET", `/v1/volumes/${args.volume}`)
       return emit(out, flags, v, () => volumeDetail(v))
+    }
+    case "volume verify": {
+      const started = await call<VerifyView>(target, "POST", `/v1/volumes/${args.volume}/verify`, { repair: flags.repair === true })
+      const report = await followVerify(target, args.volume!, started, flags, out, tty)
+      emit(out, flags, report, () => verifyText(report))
+      if (report.state === "failed") throw new CommandError(`verify of ${args.volume} failed: ${report.error ?? "unknown reason"}`)
+      if (report.differingRegions > 0) {
+        throw new CommandError(`${report.differingRegions} regions of ${args.volume} differ from its master${report.repair ? " after the repair" : `; repair them with: replivol volume verify ${args.volume} --repair`}`)
+      }
+      return
     }
     case "volume rm": {
       await call(target, "DELETE", `/v1/volumes/${args.volume}`)

@@ -99,3 +99,46 @@ export const clusterHealthText = (h: ClusterHealthView): string => {
     h.volumes.map((v) => [v.volume, v.health, v.master ?? "-", `${v.replicasInSync}/${v.replicasRequested}`, v.health === "healthy" ? "" : v.reason]))
   return [`cluster:        ${h.healthy ? "healthy" : "NOT healthy"}`, `control store:  ${store}`, "", nodes, "", volumes].join("\n")
 }
+
+/** `POST`/`GET /v1/volumes/NS/NAME/verify` (lib/replication/verify.ts VerifyReport). */
+export interface VerifyView {
+  readonly volume: string
+  readonly epoch: number
+  readonly master: string
+  readonly repair: boolean
+  readonly regionBytes: number
+  readonly state: "running" | "done" | "failed"
+  readonly startedAtMs: number
+  readonly finishedAtMs?: number
+  readonly bytesDone: number
+  readonly bytesTotal: number
+  readonly copies: ReadonlyArray<{ readonly node: string; readonly state: string; readonly reason?: string }>
+  readonly differences: ReadonlyArray<{ readonly node: string; readonly offset: number; readonly length: number; readonly repaired: boolean }>
+  readonly differencesFound: number
+  readonly differingRegions: number
+  readonly error?: string
+}
+
+/** One line while a verify runs: `verifying default/db [####......]  40% 400 MiB/1 GiB, 0 differing` */
+export const verifyProgressLine = (v: VerifyView): string =>
+  `verifying ${v.volume} ${progressBar(v.bytesDone, v.bytesTotal)}, ${v.differencesFound} differing`
+
+/** The result: every compared copy, every difference (and whether it was repaired). */
+export const verifyText = (v: VerifyView): string => {
+  const seconds = v.finishedAtMs === undefined ? "" : ` in ${((v.finishedAtMs - v.startedAtMs) / 1000).toFixed(1)} s`
+  const lines = [
+    `verify of ${v.volume}: ${v.state}${seconds}${v.error ? ` — ${v.error}` : ""}`,
+    `master:   ${v.master} (epoch ${v.epoch}), ${formatBytes(v.bytesDone)} of ${formatBytes(v.bytesTotal)} compared in ${formatBytes(v.regionBytes)} regions`,
+    "copies:",
+  ]
+  if (v.copies.length === 0) lines.push("  (no in-sync replica to compare)")
+  for (const c of v.copies) lines.push(`  ${c.node.padEnd(10)} ${c.state}${c.reason ? `  (${c.reason})` : ""}`)
+  const repaired = v.differences.filter((d) => d.repaired).length
+  lines.push(`differing regions: ${v.differingRegions}${v.repair ? ` (found ${v.differencesFound}, repaired ${repaired})` : ""}`)
+  if (v.differences.length > 0) {
+    const rows = v.differences.map((d) => [d.node, String(d.offset), String(d.length), ...(v.repair ? [d.repaired ? "yes" : "no"] : [])])
+    lines.push(table(["replica", "offset", "length", ...(v.repair ? ["repaired"] : [])], rows).split("\n").map((l) => `  ${l}`).join("\n"))
+    if (v.differencesFound > v.differences.length) lines.push(`  … and ${v.differencesFound - v.differences.length} more`)
+  }
+  return lines.join("\n")
+}

@@ -91,6 +91,14 @@ const volumeCommands: ReadonlyArray<CommandSpec> = [
       ...clientFlags,
     ],
   },
+  {
+    path: ["volume", "verify"], summary: "compare every in-sync replica with the master by region checksums, online; --repair fixes what differs", args: [volumeArg],
+    flags: [
+      { name: "repair", kind: "boolean", help: "send differing regions again from the master and compare them once more" },
+      { name: "timeout", short: "t", kind: "string", default: "86400", placeholder: "SECONDS", check: numberIn(1, 86_400, " (seconds)"), help: "stop waiting after this long (the verify goes on)" },
+      ...clientFlags,
+    ],
+  },
   { path: ["volume", "rm"], summary: "delete a volume", args: [volumeArg], flags: clientFlags },
 ]
 
