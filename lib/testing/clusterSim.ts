@@ -13,7 +13,8 @@
  *    older epoch once a newer one acknowledged;
  *  - only complete copies promoted: at every promotion the promoted copy already holds every
  *    acknowledged write;
- *  - convergence: healthy, one master, copies byte-identical, within the bound.
+ *  - convergence: healthy, one master, copies byte-identical, within the bound;
+ *  - verify: the master's online verify (`ClusterNode.verifyVolume`) finds no differing region.
  */
 import { Effect, Exit, Fiber, Layer, Random, Scheduler, Scope } from "effect"
 import { TestClock } from "effect/testing"
@@ -254,6 +255,14 @@ export const runClusterSim = (options: ClusterSimOptions): Promise<ClusterSimRes
         if (replica.state === "in-sync" && copy && copy.digest() !== master.digest()) {
           violations.push(`${volume.name}: replica on ${replica.node} is in sync but differs from master ${info.success.master}`)
         }
+      }
+      // One more checker, through the product: an online verify from the master finds no differing region.
+      const masterNode = nodes.find((n) => n?.name === info.success.master)
+      const verified = masterNode ? yield* Effect.result(masterNode.verifyVolume(volume.name, { regionBytes: 64 * 1024 })) : undefined
+      if (verified?._tag === "Failure") violations.push(`${volume.name}: verify failed: ${String((verified.failure as { message?: string }).message)}`)
+      else if (verified && verified.success.differingRegions > 0) {
+        const where = verified.success.differences.slice(0, 3).map((d) => `${d.node}@${d.offset}`).join(", ")
+        violations.push(`${volume.name}: verify found ${verified.success.differingRegions} regions differing from master ${info.success.master} (${where})`)
       }
     }
     const digests = volumes.map((v) => v.name).join(",")

@@ -4,6 +4,8 @@
  * 10 000 seeded random and mutated frames (bad magic, lengths up to 4 GiB, bad checksums,
  * truncated bodies, the lz4 size-header bomb) — sent before and after authenticating — leave it
  * up, with bounded memory, no write applied, and every rejection counted under a typed reason.
+ * Verify frames (wire version 3) from an authenticated peer: out of range, on a volume not
+ * opened, or carrying a body, each get a typed answer or a typed wire rejection.
  */
 import { suite } from "uvu"
 import * as assert from "uvu/assert"
@@ -220,6 +222,47 @@ test("10 000 seeded hostile frames: replica stays up, memory bounded, nothing ap
   // It still serves an honest client afterwards.
   const honest = await authenticate(secret)
   honest.close("bye")
+})
+
+test("hostile Verify frames from an authenticated peer: typed answers or a typed wire rejection; an honest Verify is answered", async () => {
+  const before = await stats()
+  const connection = await authenticate(secret)
+  const frames: Array<{ type: number; aux: number; sequence: number; body: Uint8Array }> = []
+  const arrived = (count: number) => new Promise<void>((resolve) => {
+    const check = () => (frames.length >= count ? resolve() : setTimeout(check, 10))
+    check()
+  })
+  connection.onFrame((frame) => void frames.push(frame))
+  const closed = new Promise<void>((resolve) => connection.link.onClose(() => resolve()))
+  connection.link.send(openFrame())
+  const verify = (sequence: number, offset: number, length: number, volumeId = volumeIdOf(volume)) =>
+    encodeFrame(makeFrame(MessageType.Verify, { volumeId, epoch: 1, sequence, offset, length }))
+  connection.link.send(verify(2, 0, 4096))
+  connection.link.send(verify(3, sizeBytes - 4096, 8192))
+  connection.link.send(verify(4, 0, 4096, volumeIdOf("default/other")))
+  await arrived(4)
+  const bySequence = new Map(frames.map((f) => [f.sequence, f]))
+  assert.is(bySequence.get(2)?.type, MessageType.VerifyReply, "an honest Verify is answered")
+  assert.is(new DataView(bySequence.get(2)!.body.buffer, bySequence.get(2)!.body.byteOffset).getUint32(0, true), crc32c(new Uint8Array(4096)))
+  assert.is(bySequence.get(3)?.type, MessageType.Error)
+  assert.is(bySequence.get(3)?.aux, 3, "beyond the copy: OutOfRange")
+  assert.is(bySequence.get(4)?.type, MessageType.Error)
+  assert.is(bySequence.get(4)?.aux, 2, "a volume not opened here: UnknownVolume")
+  // A Verify carrying a body (checksums right): refused from its header, the connection closed.
+  const [header] = verify(5, 0, 4096) as [Uint8Array, Uint8Array]
+  const h = Uint8Array.from(header)
+  const view = new DataView(h.buffer)
+  const body = new Uint8Array(16).fill(7)
+  view.setUint32(44, body.length, true)
+  view.setUint32(48, crc32c(body), true)
+  view.setUint32(52, crc32c(h.subarray(0, 52)), true)
+  connection.link.send([h, body])
+  await Promise.race([closed, new Promise((r) => setTimeout(r, 3000))])
+  assert.not.ok(connection.link.isOpen(), "the replica closed the connection")
+  const after = await stats()
+  assert.is(after.node.wireRejections["too-large"], (before.node.wireRejections["too-large"] ?? 0) + 1, "typed too-large")
+  assert.is(after.replicas[0]!.writesApplied, 0)
+  assert.is(replica.process.exitCode, null, "the replica process is still running")
 })
 
 test.run()
