@@ -196,6 +196,14 @@ const repairAll = (context: VerifyContext, report: VerifyReport) =>
       yield* context.throttle(startedMs)
     }), { discard: true })
 
+/** Makes the repaired regions durable on their replicas (an fdatasync there), as a flush would. */
+const flushRepaired = (context: VerifyContext, report: VerifyReport) =>
+  Effect.forEach(new Set(report.differences.filter((d) => d.repaired).map((d) => d.node)), (node) => {
+    const link = context.links().find((l) => l.target.node === node)
+    const flushed = link?.inSync() ? link.enqueue(MessageType.Flush, 0, new Uint8Array(0)) : undefined
+    return flushed && link ? Effect.catch(link.awaitAck(flushed), (failure) => Effect.sync(() => skip(report, node, failure.message))) : Effect.void
+  }, { discard: true })
+
 /**
  * Runs a verify into `report` (which shows its progress meanwhile). Fails only when the master
  * cannot go on (fenced, its own store unreadable); the report then says `failed`.
@@ -206,7 +214,10 @@ export const runVerify = (context: VerifyContext, report: VerifyReport): Effect.
     for (const link of targets) report.copies.push({ node: link.target.node, state: "compared" })
     context.emit("verify-started", `verify of ${context.volume}: comparing ${targets.length} in-sync ${targets.length === 1 ? "replica" : "replicas"} with the master in ${report.regionBytes}-byte regions${report.repair ? " (repairing differences)" : ""}`)
     yield* compareAll(context, report, targets)
-    if (report.repair && report.differences.length > 0) yield* repairAll(context, report)
+    if (report.repair && report.differences.length > 0) {
+      yield* repairAll(context, report)
+      yield* flushRepaired(context, report)
+    }
     report.differingRegions = report.differencesFound - report.differences.filter((d) => d.repaired).length
     report.state = "done"
     report.finishedAtMs = context.nowMs()

@@ -25,12 +25,12 @@ interface Cluster {
 }
 
 /** Runs `body` against a healthy volume with replicas on n2 and n3. */
-const withCluster = <A>(body: (cluster: Cluster) => Effect.Effect<A, unknown>, metrics = makeMetrics()) => {
+const withCluster = <A>(body: (cluster: Cluster) => Effect.Effect<A, unknown>, metrics = makeMetrics(), events: string[] = []) => {
   const stores = makeMemoryStores()
   const program = Effect.scoped(Effect.gen(function* () {
     const network = yield* makeSimNetwork(mulberry32(7), calmFaults)
     const nodes = yield* Effect.forEach(["n1", "n2", "n3"], (name, i) =>
-      startNode({ name, address: { host: `10.0.0.${i + 1}` }, dataDir: `/${name}`, secret, metrics }).pipe(Effect.provide(network.layer)))
+      startNode({ name, address: { host: `10.0.0.${i + 1}` }, dataDir: `/${name}`, secret, metrics, onEvent: (event) => void events.push(event.kind) }).pipe(Effect.provide(network.layer)))
     const [n1, n2, n3] = nodes as [ReplivolNode, ReplivolNode, ReplivolNode]
     yield* n2.hostReplica("default/vol", sizeBytes)
     yield* n3.hostReplica("default/vol", sizeBytes)
@@ -110,17 +110,24 @@ test("a replica corrupted behind its back: verify names exactly those regions; r
   assert.ok((metrics.get("replivol_volume_verify_last_success_timestamp_seconds", { volume: "default/vol" }) ?? 0) > 0)
 })
 
-test("a second verify while one runs is refused as busy; a bad region size as bad-request", async () => {
-  const reasons = await withCluster(({ volume }) => Effect.gen(function* () {
-    yield* volume.startVerify({ regionBytes: 4096 })
+test("startVerify shows progress while it runs and emits verify events; a second verify meanwhile is busy; a bad region size is bad-request", async () => {
+  const events: string[] = []
+  const seen = await withCluster(({ volume }) => Effect.gen(function* () {
+    const report = yield* volume.startVerify({ regionBytes: 4096 })
     const second = yield* Effect.flip(volume.verify())
-    const bad = yield* Effect.flip(Effect.suspend(() => {
-      const running = volume.lastVerify()
-      return running?.state === "running" ? volume.startVerify({ regionBytes: 1000 }) : Effect.fail({ reason: "not running" })
-    }))
-    return [(second as { reason: string }).reason, (bad as { reason: string }).reason]
-  }))
-  assert.equal(reasons, ["busy", "bad-request"])
+    const bad = yield* Effect.flip(volume.startVerify({ regionBytes: 1000 }))
+    const progress: number[] = []
+    while (report.state === "running") {
+      progress.push(report.bytesDone)
+      yield* Effect.sleep(5)
+    }
+    return { reasons: [(second as { reason: string }).reason, (bad as { reason: string }).reason], progress, state: report.state, last: volume.lastVerify() === report }
+  }), makeMetrics(), events)
+  assert.equal(seen.reasons, ["busy", "bad-request"])
+  assert.is(seen.state, "done")
+  assert.ok(seen.last, "lastVerify is the report")
+  assert.ok(seen.progress.some((b) => b > 0 && b < sizeBytes), `progress seen mid-way: ${seen.progress.slice(0, 5).join(",")}…`)
+  assert.ok(events.includes("verify-started") && events.includes("verify-done"), events.filter((e) => e.startsWith("verify")).join(","))
 })
 
 test.run()
