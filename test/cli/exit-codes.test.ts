@@ -28,6 +28,7 @@ const validLine = (path: ReadonlyArray<string>): string[] => {
     "volume ls": ["volume", "ls"],
     "volume inspect": ["volume", "inspect", "a/b"],
     "volume rm": ["volume", "rm", "a/b"],
+    "volume verify": ["volume", "verify", "a/b", "--repair"],
     "rule create": ["rule", "create", "r", "--namespace", "a"],
     "rule ls": ["rule", "ls"],
     "rule inspect": ["rule", "inspect", "r", "--namespace", "a"],
