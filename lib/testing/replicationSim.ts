@@ -9,7 +9,9 @@
  *  - every acknowledged write is on every replica that was in sync when it was acknowledged
  *    (checked at the moment of the ack, against each store's apply log);
  *  - after quiescence every in-sync copy is byte-identical to the master;
- *  - the master's contents equal the replay of its apply log (no lost or torn write).
+ *  - the master's contents equal the replay of its apply log (no lost or torn write);
+ *  - `verify`, run again and again during the workload and once after quiescence, never reports
+ *    a differing region of a copy that stayed in sync (no false difference under writes in flight).
  */
 import { Effect, Fiber, Layer, Scheduler } from "effect"
 import { TestClock } from "effect/testing"
@@ -193,9 +195,18 @@ export const runReplicationSim = (options: ReplicationSimOptions): Promise<Repli
       }
     })
 
+    const verifyOnce = (when: string) =>
+      Effect.map(Effect.result(volume.verify({ regionBytes: 64 * 1024 })), (result) => {
+        if (result._tag === "Failure" || result.success.differencesFound === 0) return
+        const first = result.success.differences[0]!
+        violations.push(`verify ${when} reported ${result.success.differencesFound} differing regions (first: ${first.node} at ${first.offset})`)
+      })
+    const verifier = Effect.forever(Effect.andThen(Effect.sleep(50), verifyOnce("during the workload")))
     const chaosFiber = yield* Effect.forkChild(chaos)
+    const verifierFiber = yield* Effect.forkChild(verifier)
     yield* Effect.forEach(Array.from({ length: writers }, (_, i) => i), writer, { concurrency: "unbounded", discard: true })
     yield* Fiber.interrupt(chaosFiber)
+    yield* Fiber.interrupt(verifierFiber)
     // Liveness phase: heal, calm the network, let everything drain.
     network.healAll()
     network.setFaults({ delayMinMs: 0, delayMaxMs: 1, slowProbability: 0, slowDelayMs: 0, resetProbability: 0, bitFlipProbability: 0 })
@@ -203,6 +214,7 @@ export const runReplicationSim = (options: ReplicationSimOptions): Promise<Repli
     yield* Effect.sleep(ackTimeoutMs * 3)
     yield* Effect.result(volume.flush)
 
+    yield* verifyOnce("after quiescence")
     const master = recorder.stores.get(masterPath)!
     const states = volume.links().map((link) => `${link.target.node}:${link.state()}`)
     volume.links().forEach((link, index) => {
