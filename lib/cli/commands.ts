@@ -105,6 +105,8 @@ export const runClientCommand = async (path: string, args: Readonly<Record<strin
       if (report.differingRegions > 0) {
         throw new CommandError(`${report.differingRegions} regions of ${args.volume} differ from its master${report.repair ? " after the repair" : `; repair them with: replivol volume verify ${args.volume} --repair`}`)
       }
+      const skipped = report.copies.filter((c) => c.state !== "compared")
+      if (skipped.length > 0) throw new CommandError(`verify of ${args.volume} is incomplete: ${skipped.map((c) => `${c.node} (${c.reason ?? "skipped"})`).join(", ")} could not be compared to the end; run it again once the volume is healthy`)
       return
     }
     case "volume rm": {

@@ -593,7 +593,8 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
     const recordVerify = (report: VerifyReport) => {
       if (!options.metrics || report.state !== "done") return
       options.metrics.set(metricNames.volumeVerifyDiffering, { volume }, report.differingRegions)
-      const allCompared = report.copies.every((c) => c.state === "compared")
+      // Success: every requested replica was in sync, compared, and equal.
+      const allCompared = report.copies.length >= spec.replicas && report.copies.every((c) => c.state === "compared")
       if (report.differingRegions === 0 && allCompared) options.metrics.set(metricNames.volumeVerifyLastSuccess, { volume }, Math.floor((report.finishedAtMs ?? 0) / 1000))
     }
     const beginVerify = (verifyOptions: VerifyOptions) =>

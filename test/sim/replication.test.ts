@@ -35,6 +35,13 @@ test(only === undefined ? `${seedCount} seeds: acknowledged writes on every in-s
   assert.is(failures.length, 0, failures.join("\n"))
 })
 
+test("seeds 10 and 18: verify during writes across a reconnect reports no false difference (resent frames checksummed mid-suffix)", async () => {
+  for (const seed of [10, 18]) {
+    const result = await runReplicationSim({ seed, failureMode: modeOf(seed) })
+    assert.is(result.violations.length, 0, `seed ${seed}: ${result.violations.join("; ")}`)
+  }
+})
+
 test("the same seed replays exactly", async () => {
   const seed = only ?? 7
   const first = await runReplicationSim({ seed, failureMode: modeOf(seed) })
