@@ -25,7 +25,7 @@ interface Cluster {
 }
 
 /** Runs `body` against a healthy volume with replicas on n2 and n3. */
-const withCluster = <A>(body: (cluster: Cluster) => Effect.Effect<A, unknown>, metrics = makeMetrics(), events: string[] = []) => {
+const withCluster = <A>(body: (cluster: Cluster) => Effect.Effect<A, unknown>, metrics = makeMetrics(), events: string[] = [], resyncShare?: number) => {
   const stores = makeMemoryStores()
   const program = Effect.scoped(Effect.gen(function* () {
     const network = yield* makeSimNetwork(mulberry32(7), calmFaults)
@@ -37,6 +37,7 @@ const withCluster = <A>(body: (cluster: Cluster) => Effect.Effect<A, unknown>, m
     const volume = yield* n1.openVolume({
       volume: "default/vol", sizeBytes, labels: { "storageos.com/replicas": "2" },
       replicas: [{ node: "n2", address: n2.address }, { node: "n3", address: n3.address }],
+      ...(resyncShare === undefined ? {} : { resyncShare }),
     })
     assert.is((yield* volume.status).health, "healthy")
     return yield* body({ volume, nodes, copy: (node) => stores.byPath.get(`/${node}/copies/default/vol.img`) as MemoryStore })
@@ -79,6 +80,26 @@ test("identical copies verify with no difference while writers keep overwriting 
   assert.equal(result.report.copies.map((c) => `${c.node}:${c.state}`).sort(), ["n2:compared", "n3:compared"])
   assert.is(result.report.differencesFound, 0, JSON.stringify(result.report.differences.slice(0, 5)))
   assert.is(result.report.differingRegions, 0)
+})
+
+test("throttled like a resync: while foreground writes run, each region waits its share (resyncShare 0.2: at least 4 ms per region)", async () => {
+  const regions = 256
+  const elapsed = await withCluster(({ volume }) => Effect.gen(function* () {
+    let writing = true
+    const writer = yield* Effect.forkChild(Effect.gen(function* () {
+      for (let i = 0; writing; i++) yield* volume.write((i % 64) * 4096, patterned(4096, i))
+    }))
+    yield* Effect.sleep(10)
+    const startedMs = Date.now()
+    const report = yield* volume.verify({ regionBytes: sizeBytes / regions })
+    const ms = Date.now() - startedMs
+    writing = false
+    yield* Fiber.join(writer)
+    assert.is(report.differencesFound, 0)
+    return ms
+  }), makeMetrics(), [], 0.2)
+  // Each step takes ≥ 1 ms and then pauses ceil(1 × 0.8 / 0.2) = 4 ms or more: a lower bound a slow machine only raises.
+  assert.ok(elapsed >= regions * 4, `the verify of ${regions} regions under foreground IO took ${elapsed} ms (≥ ${regions * 4} expected)`)
 })
 
 test("a replica corrupted behind its back: verify names exactly those regions; repair makes the copies byte-identical", async () => {
