@@ -12,9 +12,10 @@
  * - Except while the kernel throttles writers: a write into the page cache blocks when dirty
  *   pages are over the kernel's limit (or the device is slow), and a burst of synchronous writes
  *   then stalled the whole event loop — lease renewals included — for over a second (the
- *   10-minute soak, test/soak/eventloop.ts). So a synchronous write that takes `stallMs` (20 ms)
- *   or more sends every store's writes of this process to the thread pool for `threadPoolHoldMs`
- *   (2 s, renewed by every slow write): the event loop blocks for at most about one write. Writes
+ *   10-minute soak, test/soak/eventloop.ts). So when synchronous writes in one run of the event
+ *   loop's tasks take `stallMs` (30 ms) or more together, every store of this process writes on
+ *   the thread pool for the next `threadPoolHoldMs` (2 s), then tries synchronous writes again:
+ *   while the throttling lasts the loop blocks for about `stallMs` every 2 s at worst. Writes
  *   in flight there are tracked by range (lib/store/inflightRanges.ts): a later write or read
  *   that overlaps one waits for it, so the ordering rule holds across both paths, and the file
  *   is closed only when they are over.
@@ -49,9 +50,9 @@ export interface FileStoreOptions {
   readonly stallMs?: number
 }
 
-/** A synchronous write this slow means the kernel is throttling writers (see the module doc). */
-export const stallMsDefault = 20
-/** How long writes stay on the thread pool after the last slow write. */
+/** Synchronous writes this slow in one run of tasks mean the kernel is throttling writers (see the module doc). */
+export const stallMsDefault = 30
+/** How long writes stay on the thread pool after synchronous writes stalled. */
 export const threadPoolHoldMs = 2_000
 
 /**
@@ -60,6 +61,22 @@ export const threadPoolHoldMs = 2_000
  * of the process (a local cluster runs several nodes in one).
  */
 let threadPoolUntilMs = -Infinity
+/** Time synchronous writes took since the current run of tasks began (reset by a microtask). */
+let syncWriteMsThisRun = 0
+let resetQueued = false
+const resetSyncWriteMs = () => {
+  syncWriteMsThisRun = 0
+  resetQueued = false
+}
+/** Counts a synchronous write's duration; past `stallMs` in one run, writes move to the thread pool. */
+const countSyncWrite = (tookMs: number, stallMs: number, nowMs: number) => {
+  syncWriteMsThisRun += tookMs
+  if (!resetQueued) {
+    resetQueued = true
+    queueMicrotask(resetSyncWriteMs)
+  }
+  if (syncWriteMsThisRun >= stallMs) threadPoolUntilMs = nowMs + threadPoolHoldMs
+}
 const monotonicMsOf = (clock: Clock.Clock) => Number(clock.monotonicTimeNanosUnsafe() / 1_000_000n)
 /** True while this process's file stores write on the thread pool. */
 export const writesOnThreadPool: Effect.Effect<boolean> = Clock.clockWith((clock) => Effect.succeed(monotonicMsOf(clock) < threadPoolUntilMs))
@@ -182,16 +199,11 @@ function makeFileStore(path: string, sizeBytes: number, fd: number, createdEmpty
     })
 
   /** A write on the thread pool, after the overlapping ones that started before it; uninterruptible (fs.write cannot be called back). */
-  const writeOnThreadPool = (offset: number, data: Uint8Array, monotonicMs: () => number) => {
+  const writeOnThreadPool = (offset: number, data: Uint8Array) => {
     const earlier = inflight.overlapping(offset, data.length)
     const entry = inflight.add(offset, data.length)
     return holdingFd(Effect.uninterruptible(InflightRanges.awaitAll(earlier).pipe(
-      Effect.andThen(Effect.suspend(() => {
-        const started = monotonicMs()
-        return Effect.tap(writeAllAsync(path, fd, offset, data), () => Effect.sync(() => {
-          if (monotonicMs() - started >= stallMs) threadPoolUntilMs = Math.max(threadPoolUntilMs, monotonicMs() + threadPoolHoldMs)
-        }))
-      })),
+      Effect.andThen(Effect.suspend(() => writeAllAsync(path, fd, offset, data))),
       Effect.ensuring(Effect.sync(() => inflight.settle(entry))),
     )))
   }
@@ -202,9 +214,10 @@ function makeFileStore(path: string, sizeBytes: number, fd: number, createdEmpty
       return Clock.clockWith((clock) => {
         const monotonicMs = () => monotonicMsOf(clock)
         const started = monotonicMs()
-        if (started < threadPoolUntilMs || inflight.overlapping(offset, data.length).length > 0) return writeOnThreadPool(offset, data, monotonicMs)
-        return Effect.tap(fsSync(path, "write", () => writeAll(fd, offset, data)), () => Effect.sync(() => {
-          if (monotonicMs() - started >= stallMs) threadPoolUntilMs = Math.max(threadPoolUntilMs, monotonicMs() + threadPoolHoldMs)
+        if (started < threadPoolUntilMs || inflight.overlapping(offset, data.length).length > 0) return writeOnThreadPool(offset, data)
+        return Effect.ensuring(fsSync(path, "write", () => writeAll(fd, offset, data)), Effect.sync(() => {
+          const now = monotonicMs()
+          countSyncWrite(now - started, stallMs, now)
         }))
       })
     })

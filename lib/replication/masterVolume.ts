@@ -306,18 +306,22 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
         return waits
       })))
 
-    const awaitReplicas = (waits: ReadonlyArray<Wait>) =>
-      Effect.gen(function* () {
-        yield* Effect.forEach(waits, ({ link, done }) =>
-          link.awaitAck(done).pipe(
-            // A replica that failed under this write: the write completes only once that is recorded.
-            Effect.catch(() => Effect.suspend(() => {
-              const persisted = failurePersisted.get(link)
-              return persisted ? Deferred.await(persisted) : Effect.void
-            })),
-          ), { concurrency: "unbounded", discard: true })
-        yield* checkUsable
-      })
+    /** One replica's ack; a replica that failed under this write: the write completes only once that is recorded. */
+    const awaitReplica = ({ link, done }: Wait) =>
+      link.awaitAck(done).pipe(
+        Effect.catch(() => Effect.suspend(() => {
+          const persisted = failurePersisted.get(link)
+          return persisted ? Deferred.await(persisted) : Effect.void
+        })),
+      )
+
+    const awaitReplicas = (waits: ReadonlyArray<Wait>) => {
+      // One replica (the common case) is awaited in this fiber; several at once, each in its own.
+      const acks = waits.length === 0 ? Effect.void
+        : waits.length === 1 ? awaitReplica(waits[0]!)
+        : Effect.forEach(waits, awaitReplica, { concurrency: "unbounded", discard: true })
+      return Effect.andThen(acks, checkUsable)
+    }
 
     /**
      * Buffer rule: the caller may reuse `data` once the write settled. Until then in-sync links
