@@ -14,14 +14,14 @@
  * so it can never overwrite a newer write. The copy walks the link's dirty bitmap (all regions
  * for a full sync; the regions written while it was away for a delta). It is throttled to a share
  * of the time while foreground IO is active. The replica becomes in-sync only after the copy and
- * every write queued since it began are acknowledged (DESIGN invariant 3).
+ * every write queued since it began are acknowledged (docs/design.md, invariant 3).
  *
  * After a failover the new master first reconciles the activity logs (the regions of the most
  * recent writes of every copy, DRBD style) so copies that received different in-flight writes of
  * the dead master converge, and only then serves IO.
  *
  * IO is refused with `VolumeUnavailable` when the failure mode says so, when the master's lease
- * is not valid (`leaseValid`), or when a replica reported a newer epoch (DESIGN invariant 2).
+ * is not valid (`leaseValid`), or when a replica reported a newer epoch (docs/design.md, invariant 2).
  */
 import { Clock, Deferred, Effect, Fiber, Random, Scope, Semaphore } from "effect"
 import { assert } from "../core/assert.ts"
@@ -454,7 +454,7 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
      * write waits for the replica; the writes queued before it (their callers did not wait) are
      * then awaited once, the replica records itself complete for this session (after an
      * fdatasync), and only then is it recorded in sync — so a promotion never picks a copy that
-     * misses an acknowledged write (DESIGN invariant 3).
+     * misses an acknowledged write (docs/design.md, invariant 3).
      */
     const completeSync = (link: ReplicaLink) =>
       Effect.gen(function* () {
