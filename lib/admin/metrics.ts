@@ -19,7 +19,7 @@ import { Effect } from "effect"
 import type { VolumeInfo } from "../cluster/clusterNode.ts"
 import type { VolumeClient } from "../cluster/volumeClient.ts"
 import type { Metrics } from "../core/metrics.ts"
-import { metricNames } from "../core/metricFamilies.ts"
+import { metricFamilies, metricNames } from "../core/metricFamilies.ts"
 
 export { metricNames }
 
@@ -52,9 +52,13 @@ export const instrumentClient = (client: VolumeClient, metrics: Metrics): Volume
 
 export const healthValue = (health: string): number => (health === "healthy" ? 0 : health === "degraded" ? 1 : 2)
 
+/** Every family with a `volume` label: a deleted volume's series go (the registry's series are bounded). */
+const perVolumeFamilies = Object.entries(metricFamilies).filter(([, f]) => f.labels.includes("volume")).map(([name]) => name)
+
 /**
- * Sets the health and sync gauges from a volume listing, and removes the gauges of volumes (and
- * replicas) no longer listed. Returns the volume names seen, to pass as `previous` next time.
+ * Sets the health and sync gauges from a volume listing, and removes the gauges of replicas no
+ * longer syncing and every series (counters and histograms too) of volumes no longer listed.
+ * Returns the volume names seen, to pass as `previous` next time.
  */
 export const refreshVolumeGauges = (metrics: Metrics, volumes: ReadonlyArray<VolumeInfo>, previous: ReadonlySet<string>): Set<string> => {
   const seen = new Set<string>()
@@ -71,11 +75,7 @@ export const refreshVolumeGauges = (metrics: Metrics, volumes: ReadonlyArray<Vol
   }
   for (const name of previous) {
     if (seen.has(name)) continue
-    metrics.remove(metricNames.volumeHealth, { volume: name })
-    metrics.remove(metricNames.volumeSyncDone, { volume: name })
-    metrics.remove(metricNames.volumeSyncTotal, { volume: name })
-    metrics.remove(metricNames.volumeVerifyDiffering, { volume: name })
-    metrics.remove(metricNames.volumeVerifyLastSuccess, { volume: name })
+    for (const family of perVolumeFamilies) metrics.remove(family, { volume: name })
   }
   return seen
 }

@@ -14,6 +14,8 @@
  *   DELETE /v1/rules/<ns>/<name>            delete → 204
  *   GET    /v1/nodes                        nodes (a local cluster also lists stopped ones)
  *   POST   /v1/nodes/<name>/kill|revive     crash drill, local clusters only
+ *   POST   /v1/nodes/<name>/cordon|uncordon no new copies / promotions there (or again) → the node's config
+ *   PUT    /v1/nodes/<name>/labels          { set?: { key: value }, remove?: [key] } → the node's config
  *   GET    /v1/events?since=N               { events, next }
  *   GET    /v1/health                       the cluster's health: control store, nodes, every volume
  *   GET    /metrics                         Prometheus text
@@ -106,6 +108,15 @@ const verify = (node: ClusterNode, request: AdminRequest, name: string) => {
   return Effect.fail(new AdminError({ reason: "method-not-allowed", message: `${request.method} is not allowed on ${request.path}: use POST (start) or GET (progress)` }))
 }
 
+const labelsBody = (body: unknown) => {
+  const set = isRecord(body) ? body.set ?? {} : undefined
+  const remove = isRecord(body) ? body.remove ?? [] : undefined
+  if (!isRecord(set) || Object.values(set).some((v) => typeof v !== "string") || !Array.isArray(remove) || remove.some((k) => typeof k !== "string")) {
+    return Effect.fail(badRequest("node labels need a JSON body { set?: { key: value }, remove?: [key] } with text keys and values"))
+  }
+  return Effect.succeed({ setLabels: set as Record<string, string>, removeLabels: remove as string[] })
+}
+
 type Route = (target: AdminTarget, node: ClusterNode, request: AdminRequest, rest: ReadonlyArray<string>) => Effect.Effect<AdminResponse, unknown>
 
 const volumes: Route = (_target, node, request, rest) => {
@@ -141,6 +152,8 @@ export interface NodeRow {
   /** "up": registered and running; "down": stopped (a killed node's lease may not have expired yet); "starting": running, not yet registered. */
   readonly state: "up" | "down" | "starting"
   readonly controller: boolean
+  readonly labels: Readonly<Record<string, string>>
+  readonly cordoned: boolean
 }
 
 /**
@@ -152,9 +165,10 @@ export const nodeRows = (registered: ReadonlyArray<NodeInfo>, local: ReadonlyArr
   const rows: NodeRow[] = registered.map((n) => ({
     name: n.name, address: `${n.host}:${n.port}`, api: n.api ?? null,
     state: n.alive && running.get(n.name) !== false ? "up" : "down", controller: n.controller && running.get(n.name) !== false,
+    labels: n.labels ?? {}, cordoned: n.cordoned ?? false,
   }))
   for (const l of local) {
-    if (!rows.some((r) => r.name === l.name)) rows.push({ name: l.name, address: l.address, api: null, state: l.running ? "starting" : "down", controller: false })
+    if (!rows.some((r) => r.name === l.name)) rows.push({ name: l.name, address: l.address, api: null, state: l.running ? "starting" : "down", controller: false, labels: {}, cordoned: false })
   }
   return rows.sort((a, b) => (a.name < b.name ? -1 : 1))
 }
@@ -166,6 +180,10 @@ const nodes: Route = (target, node, request, rest) => {
     if (!target.local) return Effect.fail(new AdminError({ reason: "not-local", message: `node ${action} works only on a local cluster ("replivol cluster up"); stop or start a real node's process instead` }))
     return Effect.as(target.local[action](rest[0]!), json(200, { node: rest[0], action }))
   }
+  if (rest.length === 2 && request.method === "POST" && (action === "cordon" || action === "uncordon")) {
+    return Effect.map(node.configureNode(rest[0]!, { cordoned: action === "cordon" }), (config) => json(200, config))
+  }
+  if (rest.length === 2 && request.method === "PUT" && action === "labels") return Effect.map(Effect.flatMap(labelsBody(request.body), (change) => node.configureNode(rest[0]!, change)), (config) => json(200, config))
   return Effect.fail(new AdminError({ reason: "not-found", message: `no node endpoint ${request.method} ${request.path}` }))
 }
 

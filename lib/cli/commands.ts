@@ -4,7 +4,7 @@
  * servers and live in up.ts. Loaded only when a client command runs (main.ts imports it lazily).
  */
 import { Clock, Effect } from "effect"
-import type { FlagValue } from "./args.ts"
+import { UsageError, type FlagValue } from "./args.ts"
 import { call, resolveTarget, type ApiTarget } from "./client.ts"
 import { clusterHealthText, ruleDetail, table, verifyProgressLine, verifyText, volumeDetail, volumeTable, type ClusterHealthView, type RuleView, type VerifyView, type VolumeView } from "./format.ts"
 import { parseSize } from "./size.ts"
@@ -41,7 +41,8 @@ export const parseLabelFlags = (values: ReadonlyArray<string>): Record<string, s
 const sleep = (ms: number): Promise<void> => Effect.runPromise(Effect.sleep(ms))
 const nowMs = (): number => Effect.runSync(Clock.currentTimeMillis)
 
-interface NodeRow { readonly name: string; readonly address: string; readonly state: string; readonly controller: boolean; readonly api: string | null }
+interface NodeRow { readonly name: string; readonly address: string; readonly state: string; readonly controller: boolean; readonly api: string | null; readonly labels: Readonly<Record<string, string>>; readonly cordoned: boolean }
+interface NodeConfig { readonly name: string; readonly labels: Readonly<Record<string, string>>; readonly cordoned: boolean }
 
 const emit = (out: Output, flags: Flags, value: unknown, human: () => string) => out(flags.json === true ? JSON.stringify(value, null, 2) : human())
 
@@ -141,7 +142,22 @@ export const runClientCommand = async (path: string, args: Readonly<Record<strin
     }
     case "node ls": {
       const nodes = await call<NodeRow[]>(target, "GET", "/v1/nodes")
-      return emit(out, flags, nodes, () => table(["name", "address", "state", "controller"], nodes.map((n) => [n.name, n.address, n.state, n.controller ? "yes" : ""])))
+      return emit(out, flags, nodes, () => table(["name", "address", "state", "controller", "cordoned", "labels"], nodes.map((n) => [
+        n.name, n.address, n.state, n.controller ? "yes" : "", n.cordoned ? "yes" : "", Object.entries(n.labels).map(([k, v]) => `${k}=${v}`).join(","),
+      ])))
+    }
+    case "node cordon":
+    case "node uncordon": {
+      const action = path.split(" ")[1]!
+      const config = await call<NodeConfig>(target, "POST", `/v1/nodes/${args.name}/${action}`)
+      return emit(out, flags, config, () => config.cordoned ? `cordoned ${args.name}: no new copy is placed on it and no replica on it is promoted` : `uncordoned ${args.name}`)
+    }
+    case "node label": {
+      const set = Object.fromEntries(((flags.label as ReadonlyArray<string>) ?? []).map((entry) => [entry.slice(0, entry.indexOf("=")), entry.slice(entry.indexOf("=") + 1)]))
+      const remove = (flags.remove as ReadonlyArray<string>) ?? []
+      if (Object.keys(set).length === 0 && remove.length === 0) throw new UsageError("missing-value", `"replivol node label ${args.name}" needs --label KEY=VALUE or --remove KEY`)
+      const config = await call<NodeConfig>(target, "PUT", `/v1/nodes/${args.name}/labels`, { set, remove })
+      return emit(out, flags, config, () => `${args.name}: ${Object.entries(config.labels).map(([k, v]) => `${k}=${v}`).join(", ") || "no labels"}`)
     }
     case "node kill":
     case "node revive": {

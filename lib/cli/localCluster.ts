@@ -47,6 +47,8 @@ export interface LocalClusterOptions {
   readonly node?: Partial<Omit<ClusterNodeOptions, "name" | "address" | "dataDir" | "secret" | "onClusterEvent">>
   readonly onEvent?: (event: ClusterEvent) => void
   readonly metrics?: Metrics
+  /** Labels each node sets on itself at start, by node name (e.g. { n1: { "topology.kubernetes.io/zone": "a" } }). */
+  readonly nodeLabels?: Readonly<Record<string, Readonly<Record<string, string>>>>
 }
 
 export interface LocalCluster {
@@ -101,6 +103,7 @@ export const startLocalCluster = (options: LocalClusterOptions): Effect.Effect<L
         const nodeOptions = {
           ...options.node, name: member.name, address: member.address, dataDir: `${options.dataDir}/${member.name}`,
           secret: options.secret, onClusterEvent: onEvent, metrics,
+          ...(options.nodeLabels?.[member.name] ? { labels: options.nodeLabels[member.name] } : {}),
         } as ClusterNodeOptions
         const node = yield* startClusterNode(nodeOptions).pipe(
           Scope.provide(scope), Effect.provideService(ControlStore, view.shape), Effect.provide(context),

@@ -25,6 +25,7 @@ const hostMaybePort = (value: string): string | undefined => {
   return match && port >= 1 && port <= 65535 ? undefined : "HOST or HOST:PORT with a port 1..65535, e.g. 10.0.0.1:5703"
 }
 const keyValue = (value: string): string | undefined => (value.indexOf("=") > 0 ? undefined : "KEY=VALUE, e.g. storageos.com/replicas=2")
+const nodeKeyValue = (value: string): string | undefined => (/^[a-z0-9-]+:[^=]+=/.test(value) ? undefined : "NODE:KEY=VALUE, e.g. n1:topology.kubernetes.io/zone=a")
 
 const help: FlagSpec = { name: "help", short: "h", kind: "boolean", help: "show help (for the program, a group or a command)" }
 const version: FlagSpec = { name: "version", short: "V", kind: "boolean", help: "print the version and exit" }
@@ -52,6 +53,7 @@ const clusterCommands: ReadonlyArray<CommandSpec> = [
       { name: "port", kind: "string", default: "5703", placeholder: "PORT", check: wholeNumberIn(1, 65535), help: "replication port of every node" },
       { name: "lease-ttl-ms", kind: "string", default: "3000", placeholder: "MS", check: wholeNumberIn(100, 60_000, " (milliseconds)"), help: "node lease TTL: a killed node's volumes fail over after about this long" },
       { name: "demo", kind: "boolean", help: "create default/demo (replicas=2, 1 GiB) if missing and print what to try" },
+      { name: "node-label", kind: "repeat", placeholder: "NODE:KEY=VALUE", check: nodeKeyValue, help: "a label a node sets on itself at start, e.g. n1:topology.kubernetes.io/zone=a (failure domains)" },
       quiet,
     ],
   },
@@ -69,10 +71,17 @@ const nodeCommands: ReadonlyArray<CommandSpec> = [
       { name: "secret-file", kind: "string", required: true, placeholder: "FILE", help: "file holding the cluster secret (same on every node, ≥ 16 bytes)" },
       { name: "mount", kind: "string", placeholder: "DIR", help: "also mount every volume here (FUSE)" },
       { ...api, help: "also serve the admin API here" },
+      { ...label, help: "a label this node sets on itself at start, e.g. topology.kubernetes.io/zone=a (failure domains)" },
       quiet,
     ],
   },
-  { path: ["node", "ls"], summary: "list the cluster's nodes", args: [], flags: clientFlags },
+  { path: ["node", "ls"], summary: "list the cluster's nodes with their labels and cordons", args: [], flags: clientFlags },
+  {
+    path: ["node", "label"], summary: "set or remove labels on a node (topology.kubernetes.io/zone: its failure domain)", args: [{ name: "name", help: "node name" }],
+    flags: [{ ...label, help: "a label to set, e.g. topology.kubernetes.io/zone=a" }, { name: "remove", kind: "repeat", placeholder: "KEY", help: "a label key to remove" }, ...clientFlags],
+  },
+  { path: ["node", "cordon"], summary: "no new copies on the node and no promotion to it (what it holds stays)", args: [{ name: "name", help: "node name" }], flags: clientFlags },
+  { path: ["node", "uncordon"], summary: "let the node take new copies and promotions again", args: [{ name: "name", help: "node name" }], flags: clientFlags },
   { path: ["node", "kill"], summary: "crash drill (local cluster): stop a node abruptly; its lease must expire", args: [{ name: "name", help: "node name, e.g. n1" }], flags: clientFlags },
   { path: ["node", "revive"], summary: "start a killed node again with its data (local cluster)", args: [{ name: "name", help: "node name" }], flags: clientFlags },
 ]

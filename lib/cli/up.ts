@@ -87,7 +87,7 @@ export const clusterUp = (flags: Flags, out: Output): Effect.Effect<void, unknow
     const layers = Layer.mergeAll(layerTcp, layerFileStores, layerFile(`${data}/control.json`))
     const context = yield* Layer.build(layers)
     const cluster = yield* startLocalCluster({
-      nodes, hostBase: text(flags, "host-base") || "127.0.0.", port, dataDir: data, secret, metrics,
+      nodes, hostBase: text(flags, "host-base") || "127.0.0.", port, dataDir: data, secret, metrics, nodeLabels: nodeLabelsOf(flags),
       node: { leaseTtlMs: wholeNumber(flags, "lease-ttl-ms", 100, 60_000), pauseMaxMs },
       ...(flags.quiet === true ? {} : { onEvent: (e: ClusterEvent) => out(formatEvent(e)) }),
     }).pipe(Effect.provide(context))
@@ -109,6 +109,22 @@ export const clusterUp = (flags: Flags, out: Output): Effect.Effect<void, unknow
     return yield* Effect.never
   })
 
+/** `--node-label NODE:KEY=VALUE` (repeated) as labels by node. */
+const nodeLabelsOf = (flags: Flags): Record<string, Record<string, string>> => {
+  const out: Record<string, Record<string, string>> = {}
+  for (const entry of (flags["node-label"] as ReadonlyArray<string> | undefined) ?? []) {
+    const colon = entry.indexOf(":")
+    const equals = entry.indexOf("=", colon)
+    const node = entry.slice(0, colon)
+    ;(out[node] ??= {})[entry.slice(colon + 1, equals)] = entry.slice(equals + 1)
+  }
+  return out
+}
+
+/** `--label KEY=VALUE` (repeated) as an object. */
+const labelsOf = (flags: Flags): Record<string, string> =>
+  Object.fromEntries(((flags.label as ReadonlyArray<string> | undefined) ?? []).map((entry) => [entry.slice(0, entry.indexOf("=")), entry.slice(entry.indexOf("=") + 1)]))
+
 export const nodeStart = (flags: Flags, out: Output): Effect.Effect<void, unknown, Scope.Scope> =>
   Effect.gen(function* () {
     const need = (name: string) => {
@@ -128,7 +144,7 @@ export const nodeStart = (flags: Flags, out: Output): Effect.Effect<void, unknow
     const api = text(flags, "api")
     const options = {
       name, address: { host, port: portText ? Number(portText) : 5703 }, dataDir: data, secret, metrics, pauseMaxMs,
-      ...(api ? { api } : {}),
+      ...(api ? { api } : {}), labels: labelsOf(flags),
       onClusterEvent: (e: ClusterEvent) => {
         events.push(e)
         if (flags.quiet !== true) out(formatEvent(e))

@@ -26,10 +26,10 @@ import type { MasterVolume, ReplicaPlan, VolumeEvent } from "../replication/mast
 import type { BlockStore } from "../store/BlockStore.ts"
 import { Stores } from "../store/Stores.ts"
 import { assessVolume, type Health } from "../volume/health.ts"
-import { parseLabels, type LabelError } from "../volume/labels.ts"
-import { loadOf, placeVolume, planVolume } from "./placement.ts"
-import { ClusterError, encode, keys, uidOf, type MasterLease, type NodeRecord, type ReplicaRecord, type VolumeRecord } from "./records.ts"
-import { getVolume, listMasterLeases, listNodes, listVolumes, locateMaster, updateVolume, type Versioned } from "./store.ts"
+import { isLabelKey, isLabelValue, labelCountMax, parseLabels, type LabelError } from "../volume/labels.ts"
+import { loadOf, placeVolume, planVolume, type NodeTopology } from "./placement.ts"
+import { ClusterError, decodeNodeConfig, encode, keys, uidOf, type MasterLease, type NodeConfig, type NodeRecord, type ReplicaRecord, type VolumeRecord } from "./records.ts"
+import { getVolume, listMasterLeases, listNodeConfigs, listNodes, listVolumes, locateMaster, updateVolume, type Versioned } from "./store.ts"
 import { makeVolumeClient, type VolumeClient } from "./volumeClient.ts"
 
 export interface ClusterNodeOptions extends NodeOptions {
@@ -43,6 +43,8 @@ export interface ClusterNodeOptions extends NodeOptions {
   readonly pauseMaxMs?: number
   /** The admin API address this node serves, recorded for the CLI. */
   readonly api?: string
+  /** Labels set on this node at start (merged into its config; e.g. topology.kubernetes.io/zone for failure domains). */
+  readonly labels?: Readonly<Record<string, string>>
   readonly onClusterEvent?: (event: ClusterEvent) => void
   /** Share of time a resync may take while foreground IO is active (0 < share ≤ 1, default ½). */
   readonly resyncShare?: number
@@ -82,6 +84,17 @@ export interface VolumeInfo {
 export interface NodeInfo extends NodeRecord {
   readonly alive: boolean
   readonly controller: boolean
+  /** The operator's labels on the node (failure domains among them); none when absent. */
+  readonly labels?: Readonly<Record<string, string>>
+  /** No new copy is placed on it and no replica on it is promoted (absent: false). */
+  readonly cordoned?: boolean
+}
+
+/** A change to a node's config: labels to set or remove, cordon or uncordon. */
+export interface NodeConfigChange {
+  readonly setLabels?: Readonly<Record<string, string>>
+  readonly removeLabels?: ReadonlyArray<string>
+  readonly cordoned?: boolean
 }
 
 export interface CreateVolumeOptions {
@@ -104,6 +117,8 @@ export interface ClusterNode {
   /** A handle whose IO follows the volume's master. Closed with the scope. */
   readonly openVolume: (volume: string) => Effect.Effect<VolumeClient, ApiError, Scope.Scope>
   readonly listNodes: Effect.Effect<ReadonlyArray<NodeInfo>, ApiError>
+  /** Changes a node's labels or cordon (the node must have registered once); returns its new config. */
+  readonly configureNode: (name: string, change: NodeConfigChange) => Effect.Effect<NodeConfig, ApiError>
   readonly putRule: (input: unknown) => Effect.Effect<Rule, ApiError>
   readonly deleteRule: (namespace: string, name: string) => Effect.Effect<void, ApiError>
   readonly listRules: (namespace?: string) => Effect.Effect<ReadonlyArray<Rule>, ApiError>
@@ -124,6 +139,22 @@ export interface ClusterNode {
   readonly verifyStatus: (volume: string) => Effect.Effect<VerifyReport, ApiError>
   /** Marks the node as crashing: closing its scope then keeps its lease (it must expire, as after a real crash). */
   readonly crash: () => void
+}
+
+/** Cordons and labels from the node configs, for placement. */
+const topologyOf = (configs: ReadonlyMap<string, Versioned<NodeConfig>>): NodeTopology => ({
+  cordoned: new Set([...configs.values()].filter((c) => c.value.cordoned).map((c) => c.value.name)),
+  labelsOf: (node) => configs.get(node)?.value.labels,
+})
+
+/** Why a node label change is refused (undefined: it is fine). */
+const nodeLabelError = (change: NodeConfigChange, current: NodeConfig): ClusterError | undefined => {
+  for (const [key, value] of Object.entries(change.setLabels ?? {})) {
+    if (!isLabelKey(key)) return new ClusterError({ reason: "bad-request", message: `node label key ${JSON.stringify(key)} is malformed: allowed [prefix/]name, name 1..63 of A-Z a-z 0-9 . _ -, starting and ending with a letter or digit` })
+    if (typeof value !== "string" || !isLabelValue(value)) return new ClusterError({ reason: "bad-request", message: `node label ${key}=${JSON.stringify(value)} has a malformed value: allowed 0..63 of A-Z a-z 0-9 . _ -, starting and ending with a letter or digit` })
+  }
+  const count = Object.keys({ ...current.labels, ...change.setLabels }).filter((k) => !(change.removeLabels ?? []).includes(k)).length
+  return count > labelCountMax ? new ClusterError({ reason: "bad-request", message: `node ${current.name} would have ${count} labels: allowed at most ${labelCountMax}` }) : undefined
 }
 
 interface MasterRole {
@@ -189,7 +220,7 @@ export const volumeInfo = (record: VolumeRecord, alive: ReadonlySet<string>): Vo
 
 export const startClusterNode = (
   options: ClusterNodeOptions,
-): Effect.Effect<ClusterNode, NetError | ReplicationError | ControlError, Scope.Scope | ControlStore | Transport | Stores> =>
+): Effect.Effect<ClusterNode, NetError | ReplicationError | ControlError | ClusterError, Scope.Scope | ControlStore | Transport | Stores> =>
   Effect.gen(function* () {
     const control = yield* ControlStore
     const stores = yield* Stores
@@ -290,6 +321,7 @@ export const startClusterNode = (
       }
     })
     yield* register
+    if (options.labels !== undefined && Object.keys(options.labels).length > 0) yield* configureNode(me, { setLabels: options.labels })
     yield* Effect.forkIn(keepAlive, nodeScope)
 
     const targetOf = (name: string, nodes: ReadonlyMap<string, NodeRecord>) => {
@@ -565,11 +597,11 @@ export const startClusterNode = (
         if (controller) publish("controller", `${me} is the controller`)
       } else controller = current.lease === lease
       if (!controller) return
-      const [volumes, nodeRows, leases] = yield* Effect.all([listVolumes, listNodes, listMasterLeases])
+      const [volumes, nodeRows, leases, configs] = yield* Effect.all([listVolumes, listNodes, listMasterLeases, listNodeConfigs])
       const randoms = yield* Effect.forEach(Array.from({ length: 16 }), () => Random.next)
       let drawn = 0
       const view = {
-        nowMs: now(), graceMs,
+        nowMs: now(), graceMs, topology: topologyOf(configs),
         aliveNodes: new Set(nodeRows.map((n) => n.value.name)),
         masterLeased: new Set([...leases.keys()]),
         load: loadOf(volumes.map((v) => v.value)),
@@ -579,7 +611,7 @@ export const startClusterNode = (
         const plan = planVolume(record, view)
         if (!plan) continue
         const done = yield* control.transaction({ compare: [{ key: keys.volume(record.volume), revision }], put: [{ key: keys.volume(record.volume), value: encode(plan.record) }] })
-        if (done.succeeded) for (const message of plan.events) publish("controller-action", message, record.volume)
+        if (done.succeeded) for (const message of plan.events) publish(message.startsWith("warning: ") ? "placement-warning" : "controller-action", message, record.volume)
       }
     })
 
@@ -631,11 +663,12 @@ export const startClusterNode = (
         const spec = yield* parseLabels(applied.labels)
         const existing = yield* getVolume(create.volume)
         if (existing) return yield* new ClusterError({ reason: "exists", message: `volume ${create.volume} already exists` })
-        const [volumes, alive] = yield* Effect.all([listVolumes, aliveSet])
+        const [volumes, alive, configs] = yield* Effect.all([listVolumes, aliveSet, listNodeConfigs])
         const randoms = yield* Effect.forEach(Array.from({ length: 16 }), () => Random.next)
         let drawn = 0
-        const placement = placeVolume(create.volume, spec, [...alive].sort(), loadOf(volumes.map((v) => v.value)), () => randoms[drawn++ % randoms.length]!)
+        const placement = placeVolume(create.volume, spec, [...alive].sort(), loadOf(volumes.map((v) => v.value)), () => randoms[drawn++ % randoms.length]!, topologyOf(configs))
         if (placement instanceof ClusterError) return yield* placement
+        if (placement.warning !== undefined) publish("placement-warning", `warning: ${placement.warning}`, create.volume)
         const uid = (yield* Effect.forEach([0, 1, 2], () => Random.nextIntBetween(0, 0x7fffffff))).map((n) => n.toString(36)).join("")
         const record: VolumeRecord = {
           volume: create.volume, uid, sizeBytes: create.sizeBytes, labels: applied.labels, spec, createdAtMs: now(),
@@ -696,11 +729,39 @@ export const startClusterNode = (
       })
 
     const listNodesInfo = Effect.gen(function* () {
-      const rows = yield* listNodes
+      const [rows, configs] = yield* Effect.all([listNodes, listNodeConfigs])
       const ctl = yield* control.get(keys.controller)
       const controllerNode = ctl ? (JSON.parse(ctl.value) as { node?: string }).node : undefined
-      return rows.map((r) => ({ ...r.value, alive: true, controller: r.value.name === controllerNode }))
+      return rows.map((r): NodeInfo => {
+        const config = configs.get(r.value.name)?.value
+        return { ...r.value, alive: true, controller: r.value.name === controllerNode, labels: config?.labels ?? {}, cordoned: config?.cordoned ?? false }
+      })
     })
+
+    /** Compare-and-swap on the node's config; a node that never registered (and has no config) is unknown. */
+    function configureNode(name: string, change: NodeConfigChange) {
+      return Effect.gen(function* () {
+        for (let attempt = 0; attempt < 10; attempt++) {
+          const row = yield* control.get(keys.nodeConfig(name))
+          const decoded = row ? decodeNodeConfig(row.key, row.value) : undefined
+          if (decoded instanceof ClusterError) return yield* decoded
+          if (!decoded && !(yield* control.get(keys.node(name)))) {
+            return yield* new ClusterError({ reason: "not-found", message: `node ${name} is not known: it has never registered with this cluster (see replivol node ls)` })
+          }
+          const current: NodeConfig = decoded ?? { name, labels: {}, cordoned: false }
+          const bad = nodeLabelError(change, current)
+          if (bad) return yield* bad
+          const labels = Object.fromEntries(Object.entries({ ...current.labels, ...change.setLabels }).filter(([key]) => !(change.removeLabels ?? []).includes(key)))
+          const next: NodeConfig = { name, labels, cordoned: change.cordoned ?? current.cordoned }
+          const done = yield* control.transaction({ compare: [{ key: keys.nodeConfig(name), revision: row?.revision ?? 0 }], put: [{ key: keys.nodeConfig(name), value: encode(next) }] })
+          if (done.succeeded) {
+            if (next.cordoned !== current.cordoned) publish(next.cordoned ? "node-cordoned" : "node-uncordoned", `${name} ${next.cordoned ? "is cordoned: no new copy is placed on it and no replica on it is promoted" : "is uncordoned"}`)
+            return next
+          }
+        }
+        return yield* new ClusterError({ reason: "conflict", message: `node ${name}'s config kept changing; try again` })
+      })
+    }
 
     const putRule = (input: unknown) =>
       Effect.gen(function* () {
@@ -760,6 +821,7 @@ export const startClusterNode = (
       waitHealthy: (v, t) => api(waitHealthy(v, t)),
       openVolume: (v) => api(openVolume(v)),
       listNodes: api(listNodesInfo),
+      configureNode: (name, change) => api(configureNode(name, change)),
       putRule,
       deleteRule,
       listRules: (ns) => listRules(ns),

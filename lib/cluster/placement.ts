@@ -2,19 +2,74 @@
  * Placement and the controller's decisions, as pure functions of the cluster's state.
  *
  * `placeVolume` chooses a master (the `storageos.com/hint.master` node when it is available) and
- * replicas on distinct other nodes, least-loaded first. `planVolume` is the controller's whole
+ * replicas on distinct other nodes, least-loaded first, spread across failure domains: distinct
+ * values of a node label (the volume's `storageos.com/topology-key`, else
+ * `topology.kubernetes.io/zone`, else StorageOS v1's `iaas/failure-domain`) — best effort, with a
+ * warning when the nodes cannot give every copy its own domain. Cordoned nodes get no new copy
+ * and no promotion. `planVolume` is the controller's whole
  * policy for one volume: promote a random in-sync replica when the master's node is lost (only
  * after its master lease is gone, raising the epoch), mark replicas on lost nodes failed, replace
  * a failed replica whose node stayed away past the grace period, and fill missing replicas.
  * Being pure, both are tested table by table and driven by the simulator's seeded random.
  */
 import { ClusterError, type ReplicaRecord, type VolumeRecord } from "./records.ts"
-import type { VolumeSpec } from "../volume/labels.ts"
+import { defaultTopologyKey, legacyTopologyKey, type VolumeSpec } from "../volume/labels.ts"
 
 export interface Placement {
   readonly master: string
   readonly replicas: ReadonlyArray<string>
+  /** Set when the copies could not be spread across distinct failure domains. */
+  readonly warning?: string
 }
+
+/** What operators said about nodes: which are cordoned, and each node's labels. */
+export interface NodeTopology {
+  readonly cordoned: ReadonlySet<string>
+  readonly labelsOf: (node: string) => Readonly<Record<string, string>> | undefined
+}
+
+export const noTopology: NodeTopology = { cordoned: new Set(), labelsOf: () => undefined }
+
+/** The label key whose values are `spec`'s failure domains (for messages). */
+export const topologyKeyOf = (spec: VolumeSpec): string => spec.topologyKey ?? defaultTopologyKey
+
+/** The failure domain of `node` for `spec`: its value of the volume's key (default: the zone, else StorageOS v1's key). */
+export const domainOf = (spec: VolumeSpec, topology: NodeTopology, node: string): string | undefined => {
+  const labels = topology.labelsOf(node)
+  if (labels === undefined) return undefined
+  return spec.topologyKey !== undefined ? labels[spec.topologyKey] : labels[defaultTopologyKey] ?? labels[legacyTopologyKey]
+}
+
+/**
+ * Picks `count` nodes of `ordered` (least loaded first), first those in a failure domain no copy
+ * is in yet, then the rest. `spread` is false only when domains are known (some node has the
+ * label) and the copies — those in `usedDomains` and the picked ones — do not each have their
+ * own; a single copy needs no spreading.
+ */
+const pickSpread = (ordered: ReadonlyArray<string>, count: number, domain: (node: string) => string | undefined, usedDomains: ReadonlyArray<string | undefined>) => {
+  const picked: string[] = []
+  const taken = new Set(usedDomains.filter((d) => d !== undefined))
+  for (const node of ordered) {
+    if (picked.length === count) break
+    const d = domain(node)
+    if (d !== undefined && !taken.has(d)) {
+      picked.push(node)
+      taken.add(d)
+    }
+  }
+  for (const node of ordered) {
+    if (picked.length === count) break
+    if (!picked.includes(node)) picked.push(node)
+  }
+  const all = [...usedDomains, ...picked.map(domain)]
+  const known = all.filter((d) => d !== undefined)
+  const domainsKnown = known.length > 0 || ordered.some((node) => domain(node) !== undefined)
+  const spread = all.length <= 1 || !domainsKnown || (known.length === all.length && new Set(known).size === all.length)
+  return { picked, spread }
+}
+
+const spreadWarning = (volume: string, spec: VolumeSpec, nodes: ReadonlyArray<string>, topology: NodeTopology) =>
+  `${volume}: its copies on ${nodes.join(", ")} could not each get their own ${topologyKeyOf(spec)} (${nodes.map((n) => domainOf(spec, topology, n) ?? "none").join(", ")}): too few failure domains; placed anyway`
 
 /** Copies (master or replica) per node, for least-loaded placement. */
 export const loadOf = (volumes: ReadonlyArray<VolumeRecord>): Map<string, number> => {
@@ -37,21 +92,26 @@ const byLoad = (nodes: ReadonlyArray<string>, load: ReadonlyMap<string, number>,
 export const placeVolume = (
   volume: string,
   spec: VolumeSpec,
-  availableNodes: ReadonlyArray<string>,
+  liveNodes: ReadonlyArray<string>,
   load: ReadonlyMap<string, number>,
   random: () => number,
+  topology: NodeTopology = noTopology,
 ): Placement | ClusterError => {
-  if (availableNodes.length === 0) return new ClusterError({ reason: "no-nodes", message: `cannot place ${volume}: no node is available` })
+  const availableNodes = liveNodes.filter((node) => !topology.cordoned.has(node))
+  const cordoned = liveNodes.length - availableNodes.length
+  const cordonedText = cordoned === 0 ? "" : ` (${cordoned} more ${cordoned === 1 ? "is" : "are"} cordoned)`
+  if (availableNodes.length === 0) return new ClusterError({ reason: "no-nodes", message: `cannot place ${volume}: no node is available${cordonedText}` })
   if (spec.replicas > availableNodes.length - 1) {
     return new ClusterError({
       reason: "too-few-nodes",
-      message: `cannot place ${volume}: it asks for ${spec.replicas} replica${spec.replicas === 1 ? "" : "s"} on distinct nodes other than the master, but only ${availableNodes.length} node${availableNodes.length === 1 ? " is" : "s are"} available (allowed: at most ${availableNodes.length - 1} replicas); nothing was created`,
+      message: `cannot place ${volume}: it asks for ${spec.replicas} replica${spec.replicas === 1 ? "" : "s"} on distinct nodes other than the master, but only ${availableNodes.length} node${availableNodes.length === 1 ? " is" : "s are"} available${cordonedText} (allowed: at most ${availableNodes.length - 1} replicas); nothing was created`,
     })
   }
   const ordered = byLoad(availableNodes, load, random)
   const master = spec.hintMaster !== undefined && availableNodes.includes(spec.hintMaster) ? spec.hintMaster : ordered[0]!
-  const replicas = ordered.filter((node) => node !== master).slice(0, spec.replicas)
-  return { master, replicas }
+  const domain = (node: string) => domainOf(spec, topology, node)
+  const { picked, spread } = pickSpread(ordered.filter((node) => node !== master), spec.replicas, domain, [domain(master)])
+  return spread ? { master, replicas: picked } : { master, replicas: picked, warning: spreadWarning(volume, spec, [master, ...picked], topology) }
 }
 
 export interface ClusterView {
@@ -63,6 +123,8 @@ export interface ClusterView {
   readonly load: ReadonlyMap<string, number>
   readonly graceMs: number
   readonly random: () => number
+  /** Cordons and node labels (default: none). */
+  readonly topology?: NodeTopology
 }
 
 export interface Plan {
@@ -71,10 +133,11 @@ export interface Plan {
 }
 
 const promote = (record: VolumeRecord, view: ClusterView, events: string[]): VolumeRecord => {
-  const candidates = record.replicas.filter((r) => r.state === "in-sync" && view.aliveNodes.has(r.node))
+  const cordoned = view.topology?.cordoned
+  const candidates = record.replicas.filter((r) => r.state === "in-sync" && view.aliveNodes.has(r.node) && !cordoned?.has(r.node))
   const lostMaster = record.master
   if (candidates.length === 0) {
-    const reason = `master ${lostMaster ?? "(none)"} is lost and no in-sync replica is available to promote (replicas: ${record.replicas.map((r) => `${r.node} ${r.state}${view.aliveNodes.has(r.node) ? "" : " (node lost)"}`).join(", ") || "none"})`
+    const reason = `master ${lostMaster ?? "(none)"} is lost and no in-sync replica is available to promote (replicas: ${record.replicas.map((r) => `${r.node} ${r.state}${view.aliveNodes.has(r.node) ? "" : " (node lost)"}${cordoned?.has(r.node) ? " (cordoned)" : ""}`).join(", ") || "none"})`
     if (record.unavailableReason === reason) return record
     events.push(`${record.volume}: unavailable: ${reason}`)
     return { ...record, unavailableReason: reason }
@@ -127,10 +190,15 @@ export const planVolume = (record: VolumeRecord, view: ClusterView): Plan | unde
   // A failed replica still holds its slot during the grace period (it may come back and catch up by delta).
   const wanted = next.spec.replicas - next.replicas.length
   if (wanted > 0 && next.master !== undefined && view.aliveNodes.has(next.master)) {
-    const free = byLoad([...view.aliveNodes].filter((n) => !used.has(n)), view.load, view.random).slice(0, wanted)
+    const topology = view.topology ?? noTopology
+    const spec = next.spec
+    const ordered = byLoad([...view.aliveNodes].filter((n) => !used.has(n) && !topology.cordoned.has(n)), view.load, view.random)
+    const copies = [next.master, ...next.replicas.map((r) => r.node)]
+    const { picked: free, spread } = pickSpread(ordered, Math.min(wanted, ordered.length), (node) => domainOf(spec, topology, node), copies.map((node) => domainOf(spec, topology, node)))
     if (free.length > 0) {
       next = { ...next, replicas: [...next.replicas, ...free.map((node): ReplicaRecord => ({ node, state: "provisioned" }))] }
       for (const node of free) events.push(`${record.volume}: replica placed on ${node}`)
+      if (!spread) events.push(`warning: ${spreadWarning(record.volume, spec, [...copies, ...free], topology)}`)
     }
   }
   return events.length === 0 && next === record ? undefined : { record: next, events }

@@ -2,6 +2,7 @@
  * The cluster's shared truth, as records in the control store, and their keys.
  *
  *   replivol/nodes/<node>            NodeRecord     leased by the node (gone when the node is lost)
+ *   replivol/nodeconfig/<node>       NodeConfig     the operator's labels and cordon of a node (kept while it is away)
  *   replivol/volumes/<ns>/<name>     VolumeRecord   changed only by compare-and-swap
  *   replivol/masters/<ns>/<name>     MasterLease    leased by the master's node: it serves IO only while this lives
  *   replivol/rules/<ns>/<name>       Rule
@@ -18,6 +19,8 @@ export const keys = {
   prefix: "replivol/",
   nodes: "replivol/nodes/",
   node: (name: string) => `replivol/nodes/${name}`,
+  nodeConfigs: "replivol/nodeconfig/",
+  nodeConfig: (name: string) => `replivol/nodeconfig/${name}`,
   volumes: "replivol/volumes/",
   volume: (name: string) => `replivol/volumes/${name}`,
   masters: "replivol/masters/",
@@ -33,6 +36,14 @@ export interface NodeRecord {
   readonly port: number
   readonly api?: string
   readonly startedAtMs: number
+}
+
+/** What operators set on a node: labels (failure domains and their own) and whether it is cordoned. */
+export interface NodeConfig {
+  readonly name: string
+  readonly labels: Readonly<Record<string, string>>
+  /** No new copy is placed on a cordoned node and no replica on it is promoted. */
+  readonly cordoned: boolean
 }
 
 export type ReplicaRecordState = "provisioned" | "syncing" | "in-sync" | "failed"
@@ -98,6 +109,15 @@ export const decodeNode = (key: string, text: string): NodeRecord | ClusterError
     return new ClusterError({ reason: "corrupt-record", message: `node record ${key} lacks name/host/port/startedAtMs` })
   }
   return value as unknown as NodeRecord
+}
+
+export const decodeNodeConfig = (key: string, text: string): NodeConfig | ClusterError => {
+  const value = parse(key, text)
+  if (value instanceof ClusterError) return value
+  const labels = value.labels
+  const ok = typeof value.name === "string" && typeof value.cordoned === "boolean" && isRecord(labels) && Object.values(labels).every((v) => typeof v === "string")
+  if (!ok) return new ClusterError({ reason: "corrupt-record", message: `node config ${key} is malformed (expected name, labels of strings, cordoned)` })
+  return value as unknown as NodeConfig
 }
 
 const replicaStates = new Set(["provisioned", "syncing", "in-sync", "failed"])

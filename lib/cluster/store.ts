@@ -6,7 +6,7 @@
 import { Effect } from "effect"
 import { ControlStore, type ControlError } from "../control/ControlStore.ts"
 import { waitsForSync, type ReplicaCounts } from "../volume/health.ts"
-import { ClusterError, decodeMasterLease, decodeNode, decodeVolume, encode, keys, type MasterLease, type NodeRecord, type VolumeRecord } from "./records.ts"
+import { ClusterError, decodeMasterLease, decodeNode, decodeNodeConfig, decodeVolume, encode, keys, type MasterLease, type NodeRecord, type VolumeRecord } from "./records.ts"
 
 /** Compare-and-swap attempts before an update gives up with `conflict`. */
 export const casAttemptsMax = 20
@@ -27,6 +27,9 @@ const collect = <A>(rows: ReadonlyArray<{ key: string; value: string; revision: 
 }
 
 export const listNodes = ControlStore.use((store) => Effect.map(store.list(keys.nodes), (rows) => collect(rows, decodeNode)))
+/** Operators' node configs (labels, cordon), by node name. */
+export const listNodeConfigs = ControlStore.use((store) =>
+  Effect.map(store.list(keys.nodeConfigs), (rows) => new Map(collect(rows, decodeNodeConfig).map((row) => [row.value.name, row] as const))))
 export const listVolumes = ControlStore.use((store) => Effect.map(store.list(keys.volumes), (rows) => collect(rows, decodeVolume)))
 /** Master leases by volume name. */
 export const listMasterLeases = ControlStore.use((store) =>

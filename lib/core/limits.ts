@@ -66,6 +66,13 @@ export const defaults = {
   replicationPort: 5703,
   /** A replica that does not acknowledge within this time is marked failed. */
   ackTimeoutMs: 5_000,
+  /**
+   * A master whose own fdatasync (or identity record write) takes longer than this treats its
+   * disk as failed: the flush fails, the master fences itself (`store-failed`) and a replica
+   * takes over. DRBD's disk-timeout; long, because a legitimate fdatasync of much dirty data on
+   * a slow device takes seconds.
+   */
+  diskTimeoutMs: 30_000,
   /** The authentication handshake must finish within this time. */
   handshakeTimeoutMs: 2_000,
   /** Reconnect backoff: first delay, ceiling. */

@@ -61,19 +61,26 @@ interface Series {
   readonly labels: Readonly<Record<string, string>>
   readonly kind: "counter" | "gauge" | "histogram"
   value: number
-  /** Histograms: per-bucket (not cumulative) counts, the last slot +Inf. */
+  /** Histograms: per-bucket (not cumulative) counts, then +Inf, then the sum (ms) and the count. */
   readonly counts?: Float64Array
-  sumMs: number
 }
 
 const boundsMs = Float64Array.from(latencyBucketsSeconds, (s) => s * 1000)
 const bucketCount = boundsMs.length
+/** Slots of a histogram's array after its buckets and +Inf. */
+const sumSlot = bucketCount + 1
+const countSlot = bucketCount + 2
 
-const escape = (value: string) => value.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"')
+const needsEscape = /[\\\n"]/
+const escape = (value: string) => (needsEscape.test(value) ? value.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"') : value)
+/** `{a="1",b="2"}`, keys sorted: the series key (label values escaped only when they need it). */
 const labelText = (labels: Readonly<Record<string, string>>, extra = "") => {
-  const parts = Object.keys(labels).sort().map((k) => `${k}="${escape(labels[k]!)}"`)
-  if (extra !== "") parts.push(extra)
-  return parts.length === 0 ? "" : `{${parts.join(",")}}`
+  const keys = Object.keys(labels)
+  if (keys.length > 1) keys.sort()
+  let text = ""
+  for (const k of keys) text += `${text === "" ? "" : ","}${k}="${escape(labels[k]!)}"`
+  if (extra !== "") text += `${text === "" ? "" : ","}${extra}`
+  return text === "" ? "" : `{${text}}`
 }
 const keyOf = (name: string, labels: Readonly<Record<string, string>>) => `${name}${labelText(labels)}`
 
@@ -87,7 +94,7 @@ const histogramOfSeries = (entry: Series): HistogramSnapshot => {
     cumulative += entry.counts![i]!
     buckets.push([i < bucketCount ? latencyBucketsSeconds[i]! : Number.POSITIVE_INFINITY, cumulative])
   }
-  return { count: entry.value, sumSeconds: entry.sumMs / 1000, buckets }
+  return { count: entry.counts![countSlot]!, sumSeconds: entry.counts![sumSlot]! / 1000, buckets }
 }
 
 const renderSeries = (lines: string[], entry: Series) => {
@@ -95,7 +102,8 @@ const renderSeries = (lines: string[], entry: Series) => {
   for (const [le, count] of histogramOfSeries(entry).buckets) {
     lines.push(`${entry.name}_bucket${labelText(entry.labels, `le="${le === Number.POSITIVE_INFINITY ? "+Inf" : le}"`)} ${count}`)
   }
-  lines.push(`${entry.name}_sum${labelText(entry.labels)} ${entry.sumMs / 1000}`, `${entry.name}_count${labelText(entry.labels)} ${entry.value}`)
+  const { count, sumSeconds } = histogramOfSeries(entry)
+  lines.push(`${entry.name}_sum${labelText(entry.labels)} ${sumSeconds}`, `${entry.name}_count${labelText(entry.labels)} ${count}`)
 }
 
 const header = (lines: string[], name: string, kind: string) => {
@@ -116,18 +124,19 @@ export const makeMetrics = (options: { readonly nowMs?: () => number } = {}): Me
         dropped++
         return undefined
       }
-      entry = { name, labels: { ...labels }, kind, value: 0, sumMs: 0, ...(kind === "histogram" ? { counts: new Float64Array(bucketCount + 1) } : {}) }
+      entry = { name, labels: { ...labels }, kind, value: 0, ...(kind === "histogram" ? { counts: new Float64Array(countSlot + 1) } : {}) }
       series.set(key, entry)
     }
     return entry
   }
-  const observeInto = (entry: Series) => (ms: number) => {
-    const counts = entry.counts!
+  // All of a histogram's state is in its Float64Array (buckets, +Inf, sum, count): an observe
+  // writes three array slots and allocates nothing (a double in an object field may be boxed).
+  const observeInto = (counts: Float64Array) => (ms: number) => {
     let i = 0
     while (i < bucketCount && ms > boundsMs[i]!) i++
     counts[i] = counts[i]! + 1
-    entry.value++
-    entry.sumMs += ms
+    counts[sumSlot] = counts[sumSlot]! + ms
+    counts[countSlot] = counts[countSlot]! + 1
   }
   return {
     add: (name, labels, value = 1) => {
@@ -144,14 +153,17 @@ export const makeMetrics = (options: { readonly nowMs?: () => number } = {}): Me
     },
     histogram: (name, labels) => {
       const entry = upsert(name, labels, "histogram")
-      return entry?.counts ? { observe: observeInto(entry) } : noHistogram
+      return entry?.counts ? { observe: observeInto(entry.counts) } : noHistogram
     },
     remove: (name, match) => {
       for (const [key, entry] of series) {
         if (entry.name === name && Object.entries(match).every(([k, v]) => entry.labels[k] === v)) series.delete(key)
       }
     },
-    get: (name, labels) => series.get(keyOf(name, labels))?.value,
+    get: (name, labels) => {
+      const entry = series.get(keyOf(name, labels))
+      return entry?.counts ? entry.counts[countSlot] : entry?.value
+    },
     histogramOf: (name, labels) => {
       const entry = series.get(keyOf(name, labels))
       return entry?.counts ? histogramOfSeries(entry) : undefined

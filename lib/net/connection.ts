@@ -2,7 +2,7 @@
  * Framed, authenticated connections on top of a `Link`.
  *
  * Every connection authenticates both ways with the cluster secret before any other frame is
- * read (DESIGN invariant 5):
+ * read (docs/design.md, invariant 5):
  *
  *   client → Hello     { clientNonce, clientName }
  *   server → Challenge { serverNonce, serverProof = HMAC(secret, "server" ‖ clientNonce ‖ serverNonce ‖ names) , serverName }

@@ -32,6 +32,8 @@ export interface NodeOptions {
   /** The cluster secret, at least 16 bytes; every connection proves it both ways. */
   readonly secret: Uint8Array | string
   readonly ackTimeoutMs?: number
+  /** The master's own fdatasync must finish within this (default `defaults.diskTimeoutMs`), else its disk counts as failed. */
+  readonly diskTimeoutMs?: number
   readonly handshakeTimeoutMs?: number
   readonly reconnectBaseMs?: number
   readonly reconnectCeilingMs?: number
@@ -210,6 +212,7 @@ export const startNode = (options: NodeOptions): Effect.Effect<ReplivolNode, Net
           volume: volumeOptions.volume, spec, epoch: volumeOptions.epoch ?? 1, store, nodeName: options.name,
           replicas: plans, connect: (target) => instrumentDial(connect(target.address), volumeOptions.volume, metrics), metrics,
           ...(options.ackTimeoutMs === undefined ? {} : { ackTimeoutMs: options.ackTimeoutMs }),
+          ...(options.diskTimeoutMs === undefined ? {} : { diskTimeoutMs: options.diskTimeoutMs }),
           ...(options.reconnectBaseMs === undefined ? {} : { reconnectBaseMs: options.reconnectBaseMs }),
           ...(options.reconnectCeilingMs === undefined ? {} : { reconnectCeilingMs: options.reconnectCeilingMs }),
           ...(options.dirtyRegionBytes === undefined ? {} : { dirtyRegionBytes: options.dirtyRegionBytes }),

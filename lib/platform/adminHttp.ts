@@ -7,7 +7,8 @@
  * `gaugeRefreshMs`, and keeps the process gauges (event loop, heap, RSS) current. Closing the scope stops listening and ends open connections.
  */
 import { createServer, type IncomingMessage, type Server } from "node:http"
-import { chmod, mkdir, readFile, writeFile } from "node:fs/promises"
+import { chmod, readFile, writeFile } from "node:fs/promises"
+import { makeDirs } from "./makeDirs.ts"
 import { dirname } from "node:path"
 import { Effect, Schedule } from "effect"
 import { AdminError, errorBody } from "../admin/errors.ts"
@@ -124,7 +125,7 @@ export const ensureSecretFile = (path: string, make: () => string = () => random
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error
       }
-      await mkdir(dirname(path), { recursive: true })
+      await makeDirs(dirname(path))
       const value = make()
       await writeFile(path, `${value}\n`, { mode: 0o600, flag: "wx" })
       await chmod(path, 0o600)

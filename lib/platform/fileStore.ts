@@ -9,6 +9,16 @@
  *   a synchronous write is applied the moment its effect starts, which is exactly the ordering
  *   rule of the BlockStore contract (overlapping writes land in the order they start) with no
  *   queue. `flush` is `fdatasync` on the thread pool, so it does not block the event loop.
+ * - Except while the kernel throttles writers: a write into the page cache blocks when dirty
+ *   pages are over the kernel's limit (or the device is slow), and a burst of synchronous writes
+ *   then stalled the whole event loop — lease renewals included — for over a second (the
+ *   10-minute soak, test/soak/eventloop.ts). So when synchronous writes in one run of the event
+ *   loop's tasks take `stallMs` (30 ms) or more together, every store of this process writes on
+ *   the thread pool for the next `threadPoolHoldMs` (2 s), then tries synchronous writes again:
+ *   while the throttling lasts the loop blocks for about `stallMs` every 2 s at worst. Writes
+ *   in flight there are tracked by range (lib/store/inflightRanges.ts): a later write or read
+ *   that overlaps one waits for it, so the ordering rule holds across both paths, and the file
+ *   is closed only when they are over.
  * - Meta lives in `<path>.meta.json`, replaced atomically: write `<path>.meta.json.tmp`, fsync
  *   it, rename over the record, fsync the directory.
  * - Opening: `create: true` opens the file or creates it (open-or-create is friendlier for a node
@@ -23,9 +33,10 @@
  */
 import * as fs from "node:fs"
 import { dirname } from "node:path"
-import { Effect, Semaphore, type Scope } from "effect"
+import { Clock, Effect, Semaphore, type Scope } from "effect"
 import { volumeSizeBytesMax } from "../core/limits.ts"
 import { type BlockStore, checkRange, closedError, StoreError, type StoreMeta } from "../store/BlockStore.ts"
+import { InflightRanges } from "../store/inflightRanges.ts"
 import { checkMetaForWrite, decodeMeta, encodeMeta, metaBytesMax } from "../store/meta.ts"
 
 export interface FileStoreOptions {
@@ -35,7 +46,40 @@ export interface FileStoreOptions {
   readonly create: boolean
   /** With `create`: fail with `exists` when the file is already there. */
   readonly exclusive?: boolean
+  /** A synchronous write that takes this long sends writes to the thread pool for a while (default `stallMsDefault`). */
+  readonly stallMs?: number
 }
+
+/** Synchronous writes this slow in one run of tasks mean the kernel is throttling writers (see the module doc). */
+export const stallMsDefault = 30
+/** How long writes stay on the thread pool after synchronous writes stalled. */
+export const threadPoolHoldMs = 2_000
+
+/**
+ * Until when (monotonic ms) this process's file stores write on the thread pool. Process-wide:
+ * the kernel throttles every writer of a device at once, and one event loop serves every store
+ * of the process (a local cluster runs several nodes in one).
+ */
+let threadPoolUntilMs = -Infinity
+/** Time synchronous writes took since the current run of tasks began (reset by a microtask). */
+let syncWriteMsThisRun = 0
+let resetQueued = false
+const resetSyncWriteMs = () => {
+  syncWriteMsThisRun = 0
+  resetQueued = false
+}
+/** Counts a synchronous write's duration; past `stallMs` in one run, writes move to the thread pool. */
+const countSyncWrite = (tookMs: number, stallMs: number, nowMs: number) => {
+  syncWriteMsThisRun += tookMs
+  if (!resetQueued) {
+    resetQueued = true
+    queueMicrotask(resetSyncWriteMs)
+  }
+  if (syncWriteMsThisRun >= stallMs) threadPoolUntilMs = nowMs + threadPoolHoldMs
+}
+const monotonicMsOf = (clock: Clock.Clock) => Number(clock.monotonicTimeNanosUnsafe() / 1_000_000n)
+/** True while this process's file stores write on the thread pool. */
+export const writesOnThreadPool: Effect.Effect<boolean> = Clock.clockWith((clock) => Effect.succeed(monotonicMsOf(clock) < threadPoolUntilMs))
 
 /** Where the meta record of the store at `path` lives. */
 export const metaPathOf = (path: string): string => `${path}.meta.json`
@@ -112,14 +156,16 @@ export const openFileStore = (options: FileStoreOptions): Effect.Effect<BlockSto
       const { path, sizeBytes } = options
       if (!Number.isSafeInteger(sizeBytes) || sizeBytes < 0 || sizeBytes > volumeSizeBytesMax)
         return Effect.fail(new StoreError({ reason: "out-of-range", path, message: `store size ${sizeBytes} bytes must be an integer in 0..${volumeSizeBytesMax}` }))
-      return Effect.map(openBackingFile(options), ({ fd, createdEmpty }) => makeFileStore(path, sizeBytes, fd, createdEmpty))
+      return Effect.map(openBackingFile(options), ({ fd, createdEmpty }) => makeFileStore(path, sizeBytes, fd, createdEmpty, options.stallMs ?? stallMsDefault))
     }),
     (store) => store.close,
   )
 
-function makeFileStore(path: string, sizeBytes: number, fd: number, createdEmpty: boolean): BlockStore {
+function makeFileStore(path: string, sizeBytes: number, fd: number, createdEmpty: boolean, stallMs: number): BlockStore {
   let closed = false
-  let flushesRunning = 0
+  /** Flushes and thread-pool writes still running: the fd is closed only when they are over. */
+  let operationsRunning = 0
+  const inflight = new InflightRanges()
   const metaLock = Semaphore.makeUnsafe(1)
   const closeFd = () => {
     try {
@@ -128,6 +174,15 @@ function makeFileStore(path: string, sizeBytes: number, fd: number, createdEmpty
       // Nothing to do: the fd is gone either way, and close has no error channel.
     }
   }
+  /** Counts an operation that holds the fd; the last one over after close closes it. */
+  const holdingFd = <A>(effect: Effect.Effect<A, StoreError>) =>
+    Effect.suspend(() => {
+      operationsRunning++
+      return effect.pipe(Effect.ensuring(Effect.sync(() => {
+        operationsRunning--
+        if (closed && operationsRunning === 0) closeFd()
+      })))
+    })
   /** Fails when closed or out of range; otherwise runs `run`. */
   const guarded = <A>(operation: string, offset: number, length: number, run: () => Effect.Effect<A, StoreError>) =>
     Effect.suspend(() => {
@@ -137,25 +192,42 @@ function makeFileStore(path: string, sizeBytes: number, fd: number, createdEmpty
     })
 
   const read = (offset: number, length: number) =>
-    guarded("read", offset, length, () => fsSync(path, "read", () => readAll(path, fd, offset, length)))
+    guarded("read", offset, length, () => {
+      const readNow = fsSync(path, "read", () => readAll(path, fd, offset, length))
+      const earlier = inflight.overlapping(offset, length)
+      return earlier.length === 0 ? readNow : Effect.andThen(InflightRanges.awaitAll(earlier), Effect.suspend(() => (closed ? Effect.fail(closedError(path, "read")) : readNow)))
+    })
+
+  /** A write on the thread pool, after the overlapping ones that started before it; uninterruptible (fs.write cannot be called back). */
+  const writeOnThreadPool = (offset: number, data: Uint8Array) => {
+    const earlier = inflight.overlapping(offset, data.length)
+    const entry = inflight.add(offset, data.length)
+    return holdingFd(Effect.uninterruptible(InflightRanges.awaitAll(earlier).pipe(
+      Effect.andThen(Effect.suspend(() => writeAllAsync(path, fd, offset, data))),
+      Effect.ensuring(Effect.sync(() => inflight.settle(entry))),
+    )))
+  }
 
   const write = (offset: number, data: Uint8Array) =>
-    guarded("write", offset, data.length, () => (data.length === 0 ? Effect.void : fsSync(path, "write", () => writeAll(fd, offset, data))))
+    guarded("write", offset, data.length, () => {
+      if (data.length === 0) return Effect.void
+      return Clock.clockWith((clock) => {
+        const monotonicMs = () => monotonicMsOf(clock)
+        const started = monotonicMs()
+        if (started < threadPoolUntilMs || inflight.overlapping(offset, data.length).length > 0) return writeOnThreadPool(offset, data)
+        return Effect.ensuring(fsSync(path, "write", () => writeAll(fd, offset, data)), Effect.sync(() => {
+          const now = monotonicMs()
+          countSyncWrite(now - started, stallMs, now)
+        }))
+      })
+    })
 
-  const flush = guarded("flush", 0, 0, () => {
-    flushesRunning++
-    return fsAsync<void>(path, "fdatasync", (done) => fs.fdatasync(fd, done)).pipe(
-      Effect.ensuring(Effect.sync(() => {
-        flushesRunning--
-        if (closed && flushesRunning === 0) closeFd()
-      })),
-    )
-  })
+  const flush = guarded("flush", 0, 0, () => holdingFd(fsAsync<void>(path, "fdatasync", (done) => fs.fdatasync(fd, done))))
 
   const close = Effect.sync(() => {
     if (closed) return
     closed = true
-    if (flushesRunning === 0) closeFd()
+    if (operationsRunning === 0) closeFd()
   })
 
   const readMeta = guarded("readMeta", 0, 0, () => readMetaFile(path, sizeBytes))
@@ -183,6 +255,19 @@ function writeAll(fd: number, offset: number, data: Uint8Array): void {
   let done = 0
   while (done < data.length) done += fs.writeSync(fd, data, done, data.length - done, offset + done)
 }
+
+/** `writeAll` on the thread pool: fs.write until every byte is written. */
+const writeAllAsync = (path: string, fd: number, offset: number, data: Uint8Array): Effect.Effect<void, StoreError> =>
+  Effect.callback<void, StoreError>((resume) => {
+    const step = (done: number) => {
+      if (done >= data.length) return resume(Effect.void)
+      fs.write(fd, data, done, data.length - done, offset + done, (error, written) => {
+        if (error) resume(Effect.fail(storeErrorFromFs(path, "write", error)))
+        else step(done + written)
+      })
+    }
+    step(0)
+  })
 
 const readMetaFile = (path: string, sizeBytes: number): Effect.Effect<StoreMeta | undefined, StoreError> => {
   const metaPath = metaPathOf(path)

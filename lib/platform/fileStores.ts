@@ -1,7 +1,8 @@
 /**
  * The `Stores` service over sparse files: one file per volume copy, plus its meta record.
  */
-import { mkdir, readdir, rm } from "node:fs/promises"
+import { readdir, rm } from "node:fs/promises"
+import { makeDirs } from "./makeDirs.ts"
 import { dirname, join, relative, sep } from "node:path"
 import { Effect, Layer } from "effect"
 import { StoreError } from "../store/BlockStore.ts"
@@ -11,7 +12,7 @@ import { metaPathOf, openFileStore } from "./fileStore.ts"
 export const fileStores = Stores.of({
   open: (path, sizeBytes) =>
     Effect.tryPromise({
-      try: () => mkdir(dirname(path), { recursive: true }),
+      try: () => makeDirs(dirname(path)),
       catch: (cause) => new StoreError({ reason: (cause as { code?: string }).code === "ENOSPC" ? "no-space" : "io", path, message: `cannot create the directory of ${path}: ${String(cause)}`, cause }),
     }).pipe(Effect.andThen(openFileStore({ path, sizeBytes, create: true }))),
   remove: (path) =>

@@ -1,7 +1,8 @@
 /**
  * TCP transport (node:net): the real `Transport`, on Node, Bun and Deno.
  *
- * Nagle is off (a 4 KiB write must not wait for the next one), keep-alive is on, and the send
+ * Nagle is off (a 4 KiB write must not wait for the next one), frames sent in one tick are
+ * corked into one write (a microtask uncorks), keep-alive is on, and the send
  * buffer's high-water mark is reported through `Link.send`'s return value so the replication
  * layer can apply back-pressure instead of buffering without bound.
  */
@@ -33,15 +34,25 @@ export const socketLink = (socket: net.Socket): Link => {
     open = false
     for (const handler of closeHandlers.splice(0)) handler(closeReason)
   })
+  let corked = false
+  const uncork = () => {
+    corked = false
+    socket.uncork()
+  }
   const remote = `${socket.remoteAddress}:${socket.remotePort}`
   const local = `${socket.localAddress}:${socket.localPort}`
   return {
     send: (chunks) => {
       if (!open) return false
       let writable = true
-      socket.cork()
+      // Frames sent in one turn of the event loop leave in one vectored write (a replica's acks
+      // for a burst of writes, a master's frames for several callers), not a syscall each.
+      if (!corked) {
+        corked = true
+        socket.cork()
+        queueMicrotask(uncork)
+      }
       for (const chunk of chunks) if (chunk.length > 0) writable = socket.write(chunk)
-      socket.uncork()
       return writable && socket.writableLength < sendBufferBytesMax
     },
     bufferedBytes: () => socket.writableLength,

@@ -14,20 +14,20 @@
  * so it can never overwrite a newer write. The copy walks the link's dirty bitmap (all regions
  * for a full sync; the regions written while it was away for a delta). It is throttled to a share
  * of the time while foreground IO is active. The replica becomes in-sync only after the copy and
- * every write queued since it began are acknowledged (DESIGN invariant 3).
+ * every write queued since it began are acknowledged (docs/design.md, invariant 3).
  *
  * After a failover the new master first reconciles the activity logs (the regions of the most
  * recent writes of every copy, DRBD style) so copies that received different in-flight writes of
  * the dead master converge, and only then serves IO.
  *
  * IO is refused with `VolumeUnavailable` when the failure mode says so, when the master's lease
- * is not valid (`leaseValid`), or when a replica reported a newer epoch (DESIGN invariant 2).
+ * is not valid (`leaseValid`), or when a replica reported a newer epoch (docs/design.md, invariant 2).
  */
 import { Clock, Deferred, Effect, Fiber, Random, Scope, Semaphore } from "effect"
 import { assert } from "../core/assert.ts"
 import { defaults, dirtyRegionBytesFor, inflightWritesPerReplicaMax, writeChunkBytesMax } from "../core/limits.ts"
 import { DirtyBitmap } from "../store/dirtyBitmap.ts"
-import type { BlockStore, StoreError } from "../store/BlockStore.ts"
+import { StoreError, type BlockStore } from "../store/BlockStore.ts"
 import { assessVolume, type Assessment, type Health } from "../volume/health.ts"
 import type { VolumeSpec } from "../volume/labels.ts"
 import { MessageType } from "../wire/index.ts"
@@ -92,6 +92,8 @@ export interface MasterVolumeOptions {
   readonly replicas: ReadonlyArray<ReplicaPlan>
   readonly connect: (target: ReplicaTarget) => Effect.Effect<Connection, unknown>
   readonly ackTimeoutMs?: number
+  /** The local fdatasync and identity record writes must finish within this (default `defaults.diskTimeoutMs`), else the disk counts as failed. */
+  readonly diskTimeoutMs?: number
   readonly reconnectBaseMs?: number
   readonly reconnectCeilingMs?: number
   readonly dirtyRegionBytes?: number
@@ -205,6 +207,7 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
     const writtenSinceEmpty = (yield* ownCopyEmpty(store)) ? new DirtyBitmap(sizeBytes, dirtyRegionBytesFor(sizeBytes, options.dirtyRegionBytes ?? defaults.dirtyRegionBytes)) : undefined
     const lineage: Lineage = { uid, epoch, generation: yield* newGeneration(epoch) }
     const ackTimeoutMs = options.ackTimeoutMs ?? defaults.ackTimeoutMs
+    const diskTimeoutMs = options.diskTimeoutMs ?? defaults.diskTimeoutMs
     const resyncShare = options.resyncShare ?? 0.5
     assert(resyncShare > 0 && resyncShare <= 1, "resyncShare is in (0, 1]")
     const orderLock = yield* Semaphore.make(1)
@@ -296,9 +299,21 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
     const storeFailed = (what: string) => (error: StoreError) =>
       Effect.gen(function* () {
         fence("store-failed", `volume ${volume}: the master's ${what} failed (${error.message}); this master stops serving IO`)
-        yield* Effect.ignore(writeOwnRecord(store, volume, { ...lineage, state: "incomplete" }))
+        yield* Effect.ignore(withinDiskTimeout("recording the copy incomplete", writeOwnRecord(store, volume, { ...lineage, state: "incomplete" })))
         return yield* Effect.fail(storeFailure(volume)(error))
       })
+
+    /**
+     * Bounds a local disk operation by the disk timeout. A hung disk must not hang the master for
+     * good: past the timeout the operation counts as failed (the fiber running it is left to
+     * finish or hang on its own — an fdatasync in the kernel cannot be called back).
+     */
+    const withinDiskTimeout = <A>(what: string, operation: Effect.Effect<A, StoreError>) =>
+      Effect.flatMap(Effect.forkDetach(operation), (fiber) =>
+        Fiber.join(fiber).pipe(Effect.timeoutOrElse({
+          duration: diskTimeoutMs,
+          orElse: () => Effect.fail(new StoreError({ reason: "io", path: undefined, message: `${what} did not finish within ${diskTimeoutMs} ms (a hung disk?)` })),
+        })))
 
     /** Writes one chunk locally and queues it on every link, atomically with respect to other chunks. */
     const queueChunk = (type: MessageType, offset: number, data: Uint8Array) =>
@@ -318,18 +333,22 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
         return waits
       })))
 
-    const awaitReplicas = (waits: ReadonlyArray<Wait>) =>
-      Effect.gen(function* () {
-        yield* Effect.forEach(waits, ({ link, done }) =>
-          link.awaitAck(done).pipe(
-            // A replica that failed under this write: the write completes only once that is recorded.
-            Effect.catch(() => Effect.suspend(() => {
-              const persisted = failurePersisted.get(link)
-              return persisted ? Deferred.await(persisted) : Effect.void
-            })),
-          ), { concurrency: "unbounded", discard: true })
-        yield* checkUsable
-      })
+    /** One replica's ack; a replica that failed under this write: the write completes only once that is recorded. */
+    const awaitReplica = ({ link, done }: Wait) =>
+      link.awaitAck(done).pipe(
+        Effect.catch(() => Effect.suspend(() => {
+          const persisted = failurePersisted.get(link)
+          return persisted ? Deferred.await(persisted) : Effect.void
+        })),
+      )
+
+    const awaitReplicas = (waits: ReadonlyArray<Wait>) => {
+      // One replica (the common case) is awaited in this fiber; several at once, each in its own.
+      const acks = waits.length === 0 ? Effect.void
+        : waits.length === 1 ? awaitReplica(waits[0]!)
+        : Effect.forEach(waits, awaitReplica, { concurrency: "unbounded", discard: true })
+      return Effect.andThen(acks, checkUsable)
+    }
 
     /**
      * Buffer rule: the caller may reuse `data` once the write settled. Until then in-sync links
@@ -371,7 +390,7 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
 
     const flush: Effect.Effect<void, VolumeError> = inflight.withPermits(1)(Effect.gen(function* () {
       const waits = yield* queueChunk(MessageType.Flush, 0, new Uint8Array(0))
-      yield* store.flush.pipe(Effect.catch(storeFailed("fdatasync")))
+      yield* withinDiskTimeout("fdatasync", store.flush).pipe(Effect.catch(storeFailed("fdatasync")))
       yield* awaitReplicas(waits)
     }))
 
@@ -454,7 +473,7 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
      * write waits for the replica; the writes queued before it (their callers did not wait) are
      * then awaited once, the replica records itself complete for this session (after an
      * fdatasync), and only then is it recorded in sync — so a promotion never picks a copy that
-     * misses an acknowledged write (DESIGN invariant 3).
+     * misses an acknowledged write (docs/design.md, invariant 3).
      */
     const completeSync = (link: ReplicaLink) =>
       Effect.gen(function* () {

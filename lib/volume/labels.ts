@@ -2,7 +2,8 @@
  * Volume labels → a validated `VolumeSpec`.
  *
  * A volume is described by labels, as in StorageOS v1: the `storageos.com/…` labels choose the
- * replica count, failure mode, failure tolerance, a preferred master node and compression; every
+ * replica count, failure mode, failure tolerance, a preferred master node, compression and the
+ * node label whose values are the failure domains its copies are spread across; every
  * other label is the user's own and only has to be a well-formed Kubernetes-style label. A bad
  * label is refused at creation with a `LabelError` naming the label, its value and what is
  * allowed, so nothing is created from a half-understood request.
@@ -21,6 +22,8 @@ export interface VolumeSpec {
   readonly failureTolerance: number
   readonly hintMaster: string | undefined
   readonly nocompress: boolean
+  /** The node label whose values are failure domains to spread the copies across (default `defaultTopologyKey`). */
+  readonly topologyKey?: string
 }
 
 /** The labels replivol understands (StorageOS v1 names, kept for compatibility). */
@@ -30,7 +33,13 @@ export const Label = {
   failureTolerance: "storageos.com/failure.tolerance",
   hintMaster: "storageos.com/hint.master",
   nocompress: "storageos.com/nocompress",
+  topologyKey: "storageos.com/topology-key",
 } as const
+
+/** The node label placement spreads a volume's copies across when the volume names none (Kubernetes' zone). */
+export const defaultTopologyKey = "topology.kubernetes.io/zone"
+/** StorageOS v1's failure-domain node label, honoured on nodes that lack the default key. */
+export const legacyTopologyKey = "iaas/failure-domain"
 
 /** Keys under this prefix are reserved for replivol; unknown ones are refused. */
 export const reservedPrefix = "storageos.com/"
@@ -61,6 +70,7 @@ const allowedText = {
   failureTolerance: `an integer 0..${failureToleranceMax}, at most ${Label.replicas}`,
   hintMaster: `a node name: 1..${nodeNameBytesMax} of a-z 0-9 -, starting and ending with a letter or digit`,
   nocompress: "true | false",
+  topologyKey: "a node label key, [prefix/]name (for example topology.kubernetes.io/zone)",
   key: `[prefix/]name: prefix a DNS subdomain of at most ${labelPrefixBytesMax} characters, name 1..${labelNameBytesMax} of A-Z a-z 0-9 . _ -, starting and ending with a letter or digit`,
   value: `0..${labelNameBytesMax} of A-Z a-z 0-9 . _ -, starting and ending with a letter or digit`,
   unknown: `one of ${knownLabels.join(", ")}`,
@@ -161,6 +171,8 @@ const parseKnown = (key: string, value: string): KnownValue | LabelError => {
       return parseNodeName(key, value)
     case Label.nocompress:
       return parseBoolean(key, value)
+    case Label.topologyKey:
+      return isLabelKey(value) ? value : labelError("malformed-value", key, value, allowedText.topologyKey)
     default:
       return labelError("unknown-label", key, value, allowedText.unknown)
   }
@@ -243,6 +255,7 @@ const buildSpec = (labels: Readonly<Record<string, string>>): VolumeSpec | Label
     failureTolerance,
     hintMaster: labels[Label.hintMaster],
     nocompress: labels[Label.nocompress] === "true",
+    ...(labels[Label.topologyKey] === undefined ? {} : { topologyKey: labels[Label.topologyKey] }),
   }
 }
 
@@ -262,6 +275,7 @@ export const specLabels = (spec: VolumeSpec): Record<string, string> => {
     [Label.nocompress]: String(spec.nocompress),
   }
   if (spec.hintMaster !== undefined) out[Label.hintMaster] = spec.hintMaster
+  if (spec.topologyKey !== undefined) out[Label.topologyKey] = spec.topologyKey
   return out
 }
 

@@ -107,9 +107,16 @@ test("events since N; health and sync gauges follow the volume list and drop del
   assert.is(metrics.get("replivol_volume_health", { volume: "a/y" }), 2)
   assert.is(metrics.get("replivol_volume_sync_done_bytes", { volume: "a/x", replica: "n2" }), 256)
   assert.is(metrics.get("replivol_volume_sync_total_bytes", { volume: "a/x", replica: "n2" }), 1024)
+  metrics.add("replivol_backend_ops_total", { volume: "a/y", op: "write", result: "ok" })
+  metrics.histogram("replivol_frontend_latency_seconds", { volume: "a/y", op: "write" }).observe(1)
+  metrics.add("replivol_backend_ops_total", { volume: "a/x", op: "write", result: "ok" })
   refreshVolumeGauges(metrics, [volume("a/x", "healthy")], seen)
   assert.is(metrics.get("replivol_volume_health", { volume: "a/x" }), 0)
   assert.is(metrics.get("replivol_volume_health", { volume: "a/y" }), undefined)
+  assert.is(metrics.get("replivol_volume_sync_done_bytes", { volume: "a/y", replica: "n2" }), undefined)
+  assert.is(metrics.get("replivol_backend_ops_total", { volume: "a/y", op: "write", result: "ok" }), undefined, "a deleted volume's counters go too")
+  assert.is(metrics.histogramOf("replivol_frontend_latency_seconds", { volume: "a/y", op: "write" }), undefined, "and its histograms")
+  assert.is(metrics.get("replivol_backend_ops_total", { volume: "a/x", op: "write", result: "ok" }), 1, "a listed volume keeps its counters")
 })
 
 test("node rows: a killed local node is down at once, though its lease has not expired yet", () => {
