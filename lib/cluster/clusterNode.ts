@@ -712,6 +712,13 @@ export const startClusterNode = (
           if (spec.replicas > record.spec.replicas && spec.replicas > Math.max(usable, held) - 1) {
             return yield* new ClusterError({ reason: "too-few-nodes", message: `cannot give ${volume} ${spec.replicas} replicas: only ${usable} uncordoned node${usable === 1 ? " is" : "s are"} up (allowed: at most ${Math.max(usable, held) - 1} replicas); nothing was changed` })
           }
+          // Fewer replicas only while a master serves: it holds every acknowledged write. Without
+          // one, a dropped replica may be the copy a promotion needs (and its node deletes copies
+          // that no record claims).
+          const masterServes = record.master !== undefined && alive.has(record.master) && record.unavailableReason === undefined
+          if (spec.replicas < record.replicas.length && !masterServes) {
+            return yield* new ClusterError({ reason: "no-master", message: `cannot drop replicas of ${volume} now: its master ${record.master ?? "(none)"} is not serving, and a replica may be the copy a promotion needs; try again once it serves (replivol volume inspect ${volume}); nothing was changed` })
+          }
           const replicas = replicasKept(record.replicas, spec.replicas)
           const next: VolumeRecord = { ...record, labels, spec, replicas }
           const done = yield* control.transaction({ compare: [{ key: keys.volume(volume), revision: found.revision }], put: [{ key: keys.volume(volume), value: encode(next) }] })

@@ -8,6 +8,7 @@
 import { suite } from "uvu"
 import * as assert from "uvu/assert"
 import { createHash } from "node:crypto"
+import { Effect } from "effect"
 import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -30,10 +31,11 @@ test.after(async () => {
 })
 
 const pattern = (block: number, round: number) => new Uint8Array(blockBytes).fill((block * 7 + round * 13 + 1) & 0xff)
-const waitFor = async (what: string, timeoutMs: number, check: (info: VolumeInfo) => boolean): Promise<VolumeInfo> => {
+const waitFor = (what: string, timeoutMs: number, check: (info: VolumeInfo) => boolean) => waitForVolume(volume, what, timeoutMs, check)
+const waitForVolume = async (name: string, what: string, timeoutMs: number, check: (info: VolumeInfo) => boolean): Promise<VolumeInfo> => {
   const deadline = performance.now() + timeoutMs
   for (;;) {
-    const info = await cluster.inspectVolume(volume)
+    const info = await cluster.inspectVolume(name)
     if (check(info)) return info
     if (performance.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms: ${JSON.stringify(info)}`)
     await new Promise((resolve) => setTimeout(resolve, 100))
@@ -96,7 +98,27 @@ test("invalid updates are refused with a reason and change nothing", async () =>
   assert.is(missing?.reason, "not-found")
   const after = await cluster.inspectVolume(volume)
   assert.equal(after.labels, before.labels)
-  assert.equal(after.replicas.map((r) => r.node), before.replicas.map((r) => r.node))
+  assert.ok(after.replicas.length === before.replicas.length, "no replica was dropped")
+})
+
+test("no replica is dropped while no master serves; a cordoned replica is not promoted until uncordoned", async () => {
+  const name = "up/w"
+  await cluster.createVolume(name, 4 * blockBytes, { "storageos.com/replicas": "1" })
+  const healthy = await cluster.waitHealthy(name, 30_000)
+  const [master, replica] = [healthy.master!, healthy.replicas[0]!.node]
+  const node = () => cluster.effect.node(cluster.names.find((n) => n !== master))!
+  await Effect.runPromise(node().configureNode(replica, { cordoned: true }))
+  await cluster.killNode(master)
+  const waiting = await waitForVolume(name, "the volume waits (its only replica is cordoned)", 30_000, (info) => info.health === "unavailable" && /cordoned/.test(info.reason))
+  assert.is(waiting.master, master, "the cordoned replica was not promoted")
+  const refused = await cluster.updateVolume(name, { setLabels: { "storageos.com/replicas": "0" } }).then(() => undefined, (e: { reason?: string; message: string }) => e)
+  assert.is(refused?.reason, "no-master", JSON.stringify(refused))
+  assert.match(refused?.message ?? "", /is not serving/)
+  assert.is((await cluster.inspectVolume(name)).replicas.length, 1, "the replica was kept")
+  await Effect.runPromise(node().configureNode(replica, { cordoned: false }))
+  const promoted = await waitForVolume(name, "promotion once uncordoned", 30_000, (info) => info.master === replica)
+  assert.ok(promoted.epoch > healthy.epoch)
+  await cluster.reviveNode(master)
 })
 
 test.run()
