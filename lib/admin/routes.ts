@@ -8,6 +8,7 @@
  *   DELETE /v1/volumes/<ns>/<name>          delete → 204
  *   POST   /v1/volumes/<ns>/<name>/verify   start a verify { repair?, regionBytes? } → 202 VerifyReport (its progress)
  *   GET    /v1/volumes/<ns>/<name>/verify   the running or last verify (VerifyReport)
+ *   PATCH  /v1/volumes/<ns>/<name>          change labels { set?: { key: value }, remove?: [key] } → VolumeInfo
  *   GET    /v1/rules[?namespace=NS]         list
  *   GET    /v1/rules/<ns>/<name>            one rule
  *   POST   /v1/rules                        create or replace { name, namespace, selector, action?, labels, weight? } → 201
@@ -127,7 +128,8 @@ const volumes: Route = (_target, node, request, rest) => {
   const name = rest.join("/")
   if (request.method === "GET") return Effect.map(node.inspectVolume(name), (v) => json(200, v))
   if (request.method === "DELETE") return Effect.as(node.deleteVolume(name), json(204, null))
-  return Effect.fail(new AdminError({ reason: "method-not-allowed", message: `${request.method} is not allowed on ${request.path}: use GET or DELETE` }))
+  if (request.method === "PATCH") return Effect.map(Effect.flatMap(labelsBody(request.body), (change) => node.updateVolume(name, change)), (v) => json(200, v))
+  return Effect.fail(new AdminError({ reason: "method-not-allowed", message: `${request.method} is not allowed on ${request.path}: use GET, PATCH or DELETE` }))
 }
 
 const oneRule = (node: ClusterNode, namespace: string, name: string) =>

@@ -146,6 +146,13 @@ export const runClientCommand = async (path: string, args: Readonly<Record<strin
         n.name, n.address, n.state, n.controller ? "yes" : "", n.cordoned ? "yes" : "", Object.entries(n.labels).map(([k, v]) => `${k}=${v}`).join(","),
       ])))
     }
+    case "volume update": {
+      const set = Object.fromEntries(((flags.label as ReadonlyArray<string>) ?? []).map((entry) => [entry.slice(0, entry.indexOf("=")), entry.slice(entry.indexOf("=") + 1)]))
+      const remove = (flags["label-rm"] as ReadonlyArray<string>) ?? []
+      if (Object.keys(set).length === 0 && remove.length === 0) throw new UsageError("missing-value", `"replivol volume update ${args.volume}" needs --label KEY=VALUE or --label-rm KEY`)
+      const view = await call<VolumeView>(target, "PATCH", `/v1/volumes/${args.volume}`, { set, remove })
+      return emit(out, flags, view, () => `updated ${args.volume}\n${volumeDetail(view)}`)
+    }
     case "node cordon":
     case "node uncordon": {
       const action = path.split(" ")[1]!

@@ -11,7 +11,7 @@
  * Effect API the CLI's `cluster up` builds on (it provides the layers itself).
  */
 import { Effect, Exit, Layer, Scope } from "effect"
-import { startClusterNode, type ClusterEvent, type ClusterNode, type ClusterNodeOptions, type VolumeInfo } from "../cluster/clusterNode.ts"
+import { startClusterNode, type ClusterEvent, type ClusterNode, type ClusterNodeOptions, type VolumeInfo, type VolumeLabelChange } from "../cluster/clusterNode.ts"
 import type { VolumeClient } from "../cluster/volumeClient.ts"
 import { ControlStore, type ControlStoreShape } from "../control/ControlStore.ts"
 import { gatedControlStore } from "../control/gated.ts"
@@ -160,6 +160,8 @@ export interface LocalClusterHandle {
   readonly names: ReadonlyArray<string>
   readonly createVolume: (volume: string, sizeBytes: number, labels?: Readonly<Record<string, string>>) => Promise<VolumeInfo>
   readonly inspectVolume: (volume: string) => Promise<VolumeInfo>
+  /** Changes a live volume's labels (replicas, failure mode and tolerance, compression, hint); IO goes on. */
+  readonly updateVolume: (volume: string, change: VolumeLabelChange) => Promise<VolumeInfo>
   readonly listVolumes: () => Promise<ReadonlyArray<VolumeInfo>>
   readonly waitHealthy: (volume: string, timeoutMs: number) => Promise<VolumeInfo>
   /** A handle through node `via` (default: a running node other than the volume's master). */
@@ -216,6 +218,7 @@ export const createLocalCluster = async (options: CreateLocalClusterOptions = {}
     names: cluster.names,
     createVolume: (volume, sizeBytes, labels) => run(any().createVolume({ volume, sizeBytes, ...(labels ? { labels } : {}) })),
     inspectVolume: (volume) => run(any().inspectVolume(volume)),
+    updateVolume: (volume, change) => run(any().updateVolume(volume, change)),
     listVolumes: () => run(any().listVolumes),
     waitHealthy: (volume, timeoutMs) => run(any().waitHealthy(volume, timeoutMs)),
     openVolume,

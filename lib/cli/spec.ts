@@ -108,6 +108,10 @@ const volumeCommands: ReadonlyArray<CommandSpec> = [
       ...clientFlags,
     ],
   },
+  {
+    path: ["volume", "update"], summary: "change a live volume's labels: replicas, failure mode and tolerance, compression, hint (IO goes on)", args: [volumeArg],
+    flags: [{ ...label, help: "a label to set, e.g. storageos.com/replicas=2" }, { name: "label-rm", kind: "repeat", placeholder: "KEY", help: "a label key to remove" }, ...clientFlags],
+  },
   { path: ["volume", "rm"], summary: "delete a volume", args: [volumeArg], flags: clientFlags },
 ]
 

@@ -90,6 +90,17 @@ export interface NodeInfo extends NodeRecord {
   readonly cordoned?: boolean
 }
 
+/** A change to a volume's labels: `set` wins over the current values, then `remove` drops keys. */
+export interface VolumeLabelChange {
+  readonly setLabels?: Readonly<Record<string, string>>
+  readonly removeLabels?: ReadonlyArray<string>
+}
+
+/** Replicas kept when a volume's count goes down: in-sync ones first, then syncing, then the rest. */
+const keepRank: Readonly<Record<ReplicaRecord["state"], number>> = { "in-sync": 0, syncing: 1, provisioned: 2, failed: 3 }
+export const replicasKept = (replicas: ReadonlyArray<ReplicaRecord>, count: number): ReadonlyArray<ReplicaRecord> =>
+  replicas.length <= count ? replicas : [...replicas].sort((a, b) => keepRank[a.state] - keepRank[b.state]).slice(0, count)
+
 /** A change to a node's config: labels to set or remove, cordon or uncordon. */
 export interface NodeConfigChange {
   readonly setLabels?: Readonly<Record<string, string>>
@@ -112,6 +123,8 @@ export interface ClusterNode {
   readonly deleteVolume: (volume: string) => Effect.Effect<void, ApiError>
   readonly listVolumes: Effect.Effect<ReadonlyArray<VolumeInfo>, ApiError>
   readonly inspectVolume: (volume: string) => Effect.Effect<VolumeInfo, ApiError>
+  /** Changes a live volume's labels (replica count, failure mode and tolerance, compression, hint, the user's own); IO goes on. */
+  readonly updateVolume: (volume: string, change: VolumeLabelChange) => Effect.Effect<VolumeInfo, ApiError>
   /** Waits until the volume is healthy (polling), failing with `timeout` after `timeoutMs`. */
   readonly waitHealthy: (volume: string, timeoutMs: number) => Effect.Effect<VolumeInfo, ApiError>
   /** A handle whose IO follows the volume's master. Closed with the scope. */
@@ -545,7 +558,11 @@ export const startClusterNode = (
         }
         if (copy.master && copy.master.epoch !== record.epoch) yield* closeMaster(copy, `epoch moved to ${record.epoch}`)
         if (copy.master) {
-          if (copy.master.volume && !copy.master.volume.isFenced()) yield* reconcileLinks(copy, copy.master, record, nodes)
+          if (copy.master.volume && !copy.master.volume.isFenced()) {
+            // A volume update: the serving master applies the record's spec at once (failure mode, tolerance, compression).
+            if (JSON.stringify(copy.master.volume.spec()) !== JSON.stringify(record.spec)) copy.master.volume.updateSpec(record.spec)
+            yield* reconcileLinks(copy, copy.master, record, nodes)
+          }
           else if (copy.master.volume?.isFenced()) {
             // A copy whose own write or fdatasync failed is suspect even if its record could not say so (a full disk).
             if (copy.master.volume.fencedReason() === "store-failed") copy.suspect = true
@@ -688,6 +705,43 @@ export const startClusterNode = (
         return volumeInfo(found.value, yield* aliveSet)
       })
 
+    /**
+     * A volume's labels changed at run time, validated as at creation. More replicas: the
+     * controller places and syncs them (with progress); fewer: in-sync replicas are kept first. A
+     * count the uncordoned nodes cannot hold is refused, naming what is allowed; nothing changes.
+     */
+    const changeVolumeLabels = (volume: string, change: VolumeLabelChange) =>
+      Effect.gen(function* () {
+        for (let attempt = 0; attempt < 10; attempt++) {
+          const found = yield* getVolume(volume)
+          if (!found) return yield* new ClusterError({ reason: "not-found", message: `volume ${volume} does not exist` })
+          const record = found.value
+          const labels = Object.fromEntries(Object.entries({ ...record.labels, ...change.setLabels }).filter(([key]) => !(change.removeLabels ?? []).includes(key)))
+          const spec = yield* parseLabels(labels)
+          const [alive, configs] = yield* Effect.all([aliveSet, listNodeConfigs])
+          const usable = [...alive].filter((n) => !configs.get(n)?.value.cordoned).length
+          const held = new Set([record.master, ...record.replicas.map((r) => r.node)].filter((n) => n !== undefined)).size
+          if (spec.replicas > record.spec.replicas && spec.replicas > Math.max(usable, held) - 1) {
+            return yield* new ClusterError({ reason: "too-few-nodes", message: `cannot give ${volume} ${spec.replicas} replicas: only ${usable} uncordoned node${usable === 1 ? " is" : "s are"} up (allowed: at most ${Math.max(usable, held) - 1} replicas); nothing was changed` })
+          }
+          // Fewer replicas only while a master serves: it holds every acknowledged write. Without
+          // one, a dropped replica may be the copy a promotion needs (and its node deletes copies
+          // that no record claims).
+          const masterServes = record.master !== undefined && alive.has(record.master) && record.unavailableReason === undefined
+          if (spec.replicas < record.replicas.length && !masterServes) {
+            return yield* new ClusterError({ reason: "no-master", message: `cannot drop replicas of ${volume} now: its master ${record.master ?? "(none)"} is not serving, and a replica may be the copy a promotion needs; try again once it serves (replivol volume inspect ${volume}); nothing was changed` })
+          }
+          const replicas = replicasKept(record.replicas, spec.replicas)
+          const next: VolumeRecord = { ...record, labels, spec, replicas }
+          const done = yield* control.transaction({ compare: [{ key: keys.volume(volume), revision: found.revision }], put: [{ key: keys.volume(volume), value: encode(next) }] })
+          if (!done.succeeded) continue
+          const dropped = record.replicas.filter((r) => !replicas.includes(r)).map((r) => r.node)
+          publish("volume-updated", `${volume} updated: replicas ${record.spec.replicas} → ${spec.replicas}, failure mode ${spec.failureMode} (tolerance ${spec.failureTolerance})${dropped.length > 0 ? `, replicas dropped from ${dropped.join(", ")}` : ""}`, volume)
+          return volumeInfo(next, alive)
+        }
+        return yield* new ClusterError({ reason: "conflict", message: `volume ${volume} kept changing while updating; try again` })
+      })
+
     const waitHealthy = (volume: string, timeoutMs: number) =>
       Effect.gen(function* () {
         const deadline = now() + timeoutMs
@@ -818,6 +872,7 @@ export const startClusterNode = (
         return volumes.map((v) => volumeInfo(v.value, alive))
       })),
       inspectVolume: (v) => api(inspectVolume(v)),
+      updateVolume: (v, change) => api(changeVolumeLabels(v, change)),
       waitHealthy: (v, t) => api(waitHealthy(v, t)),
       openVolume: (v) => api(openVolume(v)),
       listNodes: api(listNodesInfo),

@@ -133,6 +133,10 @@ export interface MasterVolume {
   readonly fencedReason: () => VolumeUnavailable["reason"] | undefined
   /** Adds a replica (a new placement) and syncs it in full in the background. */
   readonly addReplica: (target: ReplicaTarget) => Effect.Effect<void>
+  /** The volume's spec as this master applies it now. */
+  readonly spec: () => VolumeSpec
+  /** Applies a changed spec at once (volume update): failure mode and tolerance decide the next IO, compression the next frames. */
+  readonly updateSpec: (next: VolumeSpec) => void
   /** Drops a replica (replaced, or the volume shrank its replica count). */
   readonly removeReplica: (node: string) => Effect.Effect<void>
   /** Reconnects a failed replica whose node came back and catches it up by delta (its dirty regions). */
@@ -196,7 +200,11 @@ export const resyncPauseMaxMs = 50
 
 export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<MasterVolume, never, Scope.Scope> =>
   Effect.gen(function* () {
-    const { volume, spec, store, epoch } = options
+    const { volume, store, epoch } = options
+    // Changed at run time by `updateSpec` (volume update): failure mode, tolerance, replica count, compression.
+    let spec = options.spec
+    /** The replica count the failure mode counts (below `spec.replicas` while replicas added by an update sync). */
+    let countedReplicas = spec.replicas
     const sizeBytes = store.sizeBytes
     const volumeId = volumeIdOf(volume)
     const uid = options.uid ?? `name:${volume}`
@@ -262,8 +270,14 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
         if (link.inSync()) inSync++
         else if (link.state() === "failed") failed++
       }
+      // A count raised at run time is counted once the added replicas are in sync: IO goes on while they sync.
+      if (countedReplicas < spec.replicas && inSync >= spec.replicas) countedReplicas = spec.replicas
+      const counted = countedReplicas === spec.replicas ? spec : { ...spec, replicas: countedReplicas, failureTolerance: Math.min(spec.failureTolerance, countedReplicas) }
+      // The counted slots take in-sync links first, then failures (a missing link is one), then syncing ones.
       const missing = Math.max(0, spec.replicas - links.length)
-      return assessVolume(spec, { inSync, syncing: links.length - inSync - failed, failed: failed + missing })
+      const inSyncCounted = Math.min(inSync, counted.replicas)
+      const failedCounted = Math.min(failed + missing, counted.replicas - inSyncCounted)
+      return assessVolume(counted, { inSync: inSyncCounted, syncing: counted.replicas - inSyncCounted - failedCounted, failed: failedCounted })
     }
 
     const unavailable = (assessment: Assessment) =>
@@ -657,6 +671,12 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
     return {
       name: volume, sizeBytes, epoch, lineage, write, read, flush, status, fence, isFenced: () => fenced !== undefined, fencedReason: () => fenced?.reason,
       addReplica, removeReplica, reviveReplica, links: () => links, close, verify, startVerify, lastVerify: () => verifying,
+      spec: () => spec,
+      updateSpec: (next) => {
+        if (next.nocompress !== spec.nocompress) for (const link of links) link.setCompress(!next.nocompress)
+        countedReplicas = next.replicas > spec.replicas ? Math.min(countedReplicas, spec.replicas) : next.replicas
+        spec = next
+      },
       // First the background opens (they start their syncs), then every sync.
       awaitSyncs: Effect.forEach(startups, (fiber) => Fiber.await(fiber), { discard: true }).pipe(
         Effect.andThen(Effect.suspend(() => Effect.forEach([...syncFibers.values()], (fiber) => Fiber.await(fiber), { discard: true }))),

@@ -113,6 +113,8 @@ export interface ReplicaLink {
   readonly reconnects: () => number
   readonly drained: Effect.Effect<void>
   readonly fail: (failure: LinkFailure) => void
+  /** Compresses the frames sent from now on, or stops (volume update of storageos.com/nocompress). */
+  readonly setCompress: (on: boolean) => void
   readonly close: Effect.Effect<void>
 }
 
@@ -142,7 +144,8 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
     let syncBytes = 0
     let reconnectCount = 0
     const pending = new Map<number, Pending>()
-    const governor = options.compress ? new CompressionGovernor() : undefined
+    let compress = options.compress
+    let governor = compress ? new CompressionGovernor() : undefined
     const bodyUser = {}
     const regionBytes = dirtyRegionBytesFor(options.sizeBytes, options.dirtyRegionBytes)
     const dirty = new DirtyBitmap(options.sizeBytes, regionBytes)
@@ -256,7 +259,7 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
       })
       // Resend everything unacknowledged, in sequence order (Map keeps insertion order).
       const frames = [...pending.values()].map((p) => p.frame)
-      for (const frame of frames) conn.send(frame, options.compress)
+      for (const frame of frames) conn.send(frame, compress)
     }
 
     const backoff = Schedule.exponential(options.reconnectBaseMs).pipe(
@@ -364,7 +367,7 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
       }
       const done = Deferred.makeUnsafe<void, LinkFailure>()
       pending.set(frame.sequence, { frame, done, queuedAtMs: clock.currentTimeMillisUnsafe() })
-      if (connection) connection.send(frame, options.compress, sharedBodies.encode(type, owned, bodyUser, governor))
+      if (connection) connection.send(frame, compress, sharedBodies.encode(type, owned, bodyUser, governor))
       return done
     }
 
@@ -438,6 +441,10 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
       reconnects: () => reconnectCount,
       drained: Effect.suspend(() => connection?.link.drained ?? Effect.void),
       fail,
+      setCompress: (on) => {
+        compress = on
+        governor = on ? (governor ?? new CompressionGovernor()) : undefined
+      },
       close,
     } satisfies ReplicaLink
   })
