@@ -14,8 +14,9 @@
  *   then stalled the whole event loop — lease renewals included — for over a second (the
  *   10-minute soak, test/soak/eventloop.ts). So when synchronous writes in one run of the event
  *   loop's tasks take `stallMs` (30 ms) or more together, every store of this process writes on
- *   the thread pool for the next `threadPoolHoldMs` (2 s), then tries synchronous writes again:
- *   while the throttling lasts the loop blocks for about `stallMs` every 2 s at worst. Writes
+ *   the thread pool for the next `threadPoolHoldMs` (2 s), then tries synchronous writes again.
+ *   The check runs after a write, so one throttled synchronous write still blocks as long as the
+ *   kernel holds it; what is avoided is a burst of them in one run. Reads stay synchronous. Writes
  *   in flight there are tracked by range (lib/store/inflightRanges.ts): a later write or read
  *   that overlaps one waits for it, so the ordering rule holds across both paths, and the file
  *   is closed only when they are over.
@@ -33,8 +34,8 @@
  */
 import * as fs from "node:fs"
 import { dirname } from "node:path"
-import { Clock, Effect, Semaphore, type Scope } from "effect"
-import { volumeSizeBytesMax } from "../core/limits.ts"
+import { Clock, Effect, Fiber, Semaphore, type Scope } from "effect"
+import { defaults, volumeSizeBytesMax } from "../core/limits.ts"
 import { type BlockStore, checkRange, closedError, StoreError, type StoreMeta } from "../store/BlockStore.ts"
 import { InflightRanges } from "../store/inflightRanges.ts"
 import { checkMetaForWrite, decodeMeta, encodeMeta, metaBytesMax } from "../store/meta.ts"
@@ -48,6 +49,8 @@ export interface FileStoreOptions {
   readonly exclusive?: boolean
   /** A synchronous write that takes this long sends writes to the thread pool for a while (default `stallMsDefault`). */
   readonly stallMs?: number
+  /** A write on the thread pool fails after this long (default `defaults.diskTimeoutMs`): a hung device. */
+  readonly diskTimeoutMs?: number
 }
 
 /** Synchronous writes this slow in one run of tasks mean the kernel is throttling writers (see the module doc). */
@@ -156,12 +159,12 @@ export const openFileStore = (options: FileStoreOptions): Effect.Effect<BlockSto
       const { path, sizeBytes } = options
       if (!Number.isSafeInteger(sizeBytes) || sizeBytes < 0 || sizeBytes > volumeSizeBytesMax)
         return Effect.fail(new StoreError({ reason: "out-of-range", path, message: `store size ${sizeBytes} bytes must be an integer in 0..${volumeSizeBytesMax}` }))
-      return Effect.map(openBackingFile(options), ({ fd, createdEmpty }) => makeFileStore(path, sizeBytes, fd, createdEmpty, options.stallMs ?? stallMsDefault))
+      return Effect.map(openBackingFile(options), ({ fd, createdEmpty }) => makeFileStore(path, sizeBytes, fd, createdEmpty, options.stallMs ?? stallMsDefault, options.diskTimeoutMs ?? defaults.diskTimeoutMs))
     }),
     (store) => store.close,
   )
 
-function makeFileStore(path: string, sizeBytes: number, fd: number, createdEmpty: boolean, stallMs: number): BlockStore {
+function makeFileStore(path: string, sizeBytes: number, fd: number, createdEmpty: boolean, stallMs: number, diskTimeoutMs: number): BlockStore {
   let closed = false
   /** Flushes and thread-pool writes still running: the fd is closed only when they are over. */
   let operationsRunning = 0
@@ -175,14 +178,18 @@ function makeFileStore(path: string, sizeBytes: number, fd: number, createdEmpty
     }
   }
   /** Counts an operation that holds the fd; the last one over after close closes it. */
-  const holdingFd = <A>(effect: Effect.Effect<A, StoreError>) =>
-    Effect.suspend(() => {
-      operationsRunning++
-      return effect.pipe(Effect.ensuring(Effect.sync(() => {
-        operationsRunning--
-        if (closed && operationsRunning === 0) closeFd()
-      })))
-    })
+  const releaseFd = () => {
+    operationsRunning--
+    if (closed && operationsRunning === 0) closeFd()
+  }
+  /** Checks `closed` and takes the fd in the same step, uninterruptibly with its release. */
+  const holdingFd = <A>(operation: string, effect: () => Effect.Effect<A, StoreError>) =>
+    Effect.uninterruptibleMask((restore) =>
+      Effect.suspend(() => {
+        if (closed) return Effect.fail(closedError(path, operation))
+        operationsRunning++
+        return Effect.ensuring(restore(Effect.suspend(effect)), Effect.sync(releaseFd))
+      }))
   /** Fails when closed or out of range; otherwise runs `run`. */
   const guarded = <A>(operation: string, offset: number, length: number, run: () => Effect.Effect<A, StoreError>) =>
     Effect.suspend(() => {
@@ -193,20 +200,39 @@ function makeFileStore(path: string, sizeBytes: number, fd: number, createdEmpty
 
   const read = (offset: number, length: number) =>
     guarded("read", offset, length, () => {
-      const readNow = fsSync(path, "read", () => readAll(path, fd, offset, length))
+      const readNow = fsSync(path, "read", () => {
+        if (closed) throw Object.assign(new Error("closed"), { code: "EBADF" })
+        return readAll(path, fd, offset, length)
+      })
       const earlier = inflight.overlapping(offset, length)
       return earlier.length === 0 ? readNow : Effect.andThen(InflightRanges.awaitAll(earlier), Effect.suspend(() => (closed ? Effect.fail(closedError(path, "read")) : readNow)))
     })
 
-  /** A write on the thread pool, after the overlapping ones that started before it; uninterruptible (fs.write cannot be called back). */
-  const writeOnThreadPool = (offset: number, data: Uint8Array) => {
-    const earlier = inflight.overlapping(offset, data.length)
-    const entry = inflight.add(offset, data.length)
-    return holdingFd(Effect.uninterruptible(InflightRanges.awaitAll(earlier).pipe(
-      Effect.andThen(Effect.suspend(() => writeAllAsync(path, fd, offset, data))),
-      Effect.ensuring(Effect.sync(() => inflight.settle(entry))),
-    )))
-  }
+  /**
+   * A write on the thread pool, after the overlapping ones that started before it. It works on its
+   * own copy of the bytes and runs in its own fiber (fs.write cannot be called back), so a hung
+   * device fails the write after `diskTimeoutMs` — the caller may reuse its buffer at once — while
+   * the range stays in flight (and the fd held) until the kernel really returns.
+   */
+  const writeOnThreadPool = (offset: number, data: Uint8Array) =>
+    Effect.uninterruptible(Effect.suspend(() => {
+      if (closed) return Effect.fail(closedError(path, "write"))
+      const earlier = inflight.overlapping(offset, data.length)
+      const entry = inflight.add(offset, data.length)
+      operationsRunning++
+      const bytes = data.slice()
+      const work = InflightRanges.awaitAll(earlier).pipe(
+        Effect.andThen(Effect.suspend(() => writeAllAsync(path, fd, offset, bytes))),
+        Effect.ensuring(Effect.sync(() => {
+          inflight.settle(entry)
+          releaseFd()
+        })),
+      )
+      return Effect.flatMap(Effect.forkDetach(work, { startImmediately: true }), (fiber) => Fiber.join(fiber).pipe(Effect.timeoutOrElse({
+        duration: diskTimeoutMs,
+        orElse: () => Effect.fail(new StoreError({ reason: "io", path, message: `write of ${data.length} bytes at ${offset} to ${path} did not finish within ${diskTimeoutMs} ms (a hung device?)` })),
+      })))
+    }))
 
   const write = (offset: number, data: Uint8Array) =>
     guarded("write", offset, data.length, () => {
@@ -215,14 +241,21 @@ function makeFileStore(path: string, sizeBytes: number, fd: number, createdEmpty
         const monotonicMs = () => monotonicMsOf(clock)
         const started = monotonicMs()
         if (started < threadPoolUntilMs || inflight.overlapping(offset, data.length).length > 0) return writeOnThreadPool(offset, data)
-        return Effect.ensuring(fsSync(path, "write", () => writeAll(fd, offset, data)), Effect.sync(() => {
+        return Effect.ensuring(fsSync(path, "write", () => {
+          if (closed) throw Object.assign(new Error("closed"), { code: "EBADF" })
+          writeAll(fd, offset, data)
+        }), Effect.sync(() => {
           const now = monotonicMs()
           countSyncWrite(now - started, stallMs, now)
         }))
       })
     })
 
-  const flush = guarded("flush", 0, 0, () => holdingFd(fsAsync<void>(path, "fdatasync", (done) => fs.fdatasync(fd, done))))
+  // One fdatasync at a time: a flush waits for the one running, then issues its own (which covers
+  // every write that completed before it started). A hung device then holds one thread-pool
+  // thread per store, not one per retried flush.
+  const flushLock = Semaphore.makeUnsafe(1)
+  const flush = guarded("flush", 0, 0, () => flushLock.withPermits(1)(holdingFd("flush", () => fsAsync<void>(path, "fdatasync", (done) => fs.fdatasync(fd, done)))))
 
   const close = Effect.sync(() => {
     if (closed) return

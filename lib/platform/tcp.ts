@@ -36,6 +36,7 @@ export const socketLink = (socket: net.Socket): Link => {
   })
   let corked = false
   const uncork = () => {
+    if (!corked) return
     corked = false
     socket.uncork()
   }
@@ -78,6 +79,8 @@ export const socketLink = (socket: net.Socket): Link => {
     close: (reason) => {
       if (!open) return
       closeReason = reason
+      // Frames sent in this tick are still corked: hand them to the kernel before destroying.
+      if (corked) uncork()
       socket.destroy()
     },
     isOpen: () => open,

@@ -307,6 +307,10 @@ const serveConnection = (
         replyError(connection, frame, entry.epoch, ErrorCode.UnknownVolume, `the copy of ${request.volume} on ${nodeName} belongs to volume id ${entry.identity.uid}, not ${request.uid}`)
         return
       }
+      // The previous owner's frames are refused from here on, before the record's (async) write:
+      // the answer covers every write that connection got applied or started (recorded at start).
+      if (entry.owner && entry.owner !== connection) entry.owner.close(`superseded by ${request.master} at epoch ${request.epoch}`)
+      entry.owner = connection
       // The answer is what the copy held before this open; the record moves first, then the reply.
       const answer = { epoch: entry.epoch, fresh: entry.identity.state === "empty", activity: activityRanges(entry), identity: entry.identity }
       const next = identityOnOpen(entry, request)
@@ -319,8 +323,6 @@ const serveConnection = (
         }
       }
       entry.epoch = request.epoch
-      if (entry.owner && entry.owner !== connection) entry.owner.close(`superseded by ${request.master} at epoch ${request.epoch}`)
-      entry.owner = connection
       entry.master = request.master
       opened.add(entry.id)
       reply(connection, frame, MessageType.OpenAck, entry.epoch, encodeJsonBody(answer))
@@ -331,6 +333,11 @@ const serveConnection = (
 
     const handleData = (frame: Frame, entry: Hosted) => Effect.gen(function* () {
       if (frame.type === MessageType.Write || frame.type === MessageType.SyncChunk) {
+        // In the activity log from the moment the write starts: a write still in flight (on the
+        // thread pool) when a new master's Open or a detach reads the log is covered.
+        if (entry.activity.length < activityWritesMax) entry.activity.push([frame.offset, frame.body.length])
+        else entry.activity[entry.activityNext] = [frame.offset, frame.body.length]
+        entry.activityNext = (entry.activityNext + 1) % activityWritesMax
         const result = yield* Effect.result(entry.store.write(frame.offset, frame.body))
         if (result._tag === "Failure") {
           count(`store-${result.failure.reason}`)
@@ -341,9 +348,6 @@ const serveConnection = (
         entry.writesApplied++
         options.metrics?.add("replivol_network_frames_total", { volume: entry.volume, direction: "in" })
         options.metrics?.add("replivol_network_bytes_total", { volume: entry.volume, direction: "in" }, frame.body.length)
-        if (entry.activity.length < activityWritesMax) entry.activity.push([frame.offset, frame.body.length])
-        else entry.activity[entry.activityNext] = [frame.offset, frame.body.length]
-        entry.activityNext = (entry.activityNext + 1) % activityWritesMax
         entry.bytesApplied += frame.body.length
         reply(connection, frame, frame.type === MessageType.Write ? MessageType.WriteAck : MessageType.SyncAck, entry.epoch)
       } else if (frame.type === MessageType.Flush) {

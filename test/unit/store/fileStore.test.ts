@@ -62,6 +62,19 @@ ordering("closing while writes are in flight: they finish on the open file, late
     const back = yield* reopened.read(0, 3 * 256 * KiB)
     assert.ok(back.every((byte) => byte === 7), "every write that completed is in the file")
   })))
+ordering("a thread-pool write that outlasts the disk timeout fails typed; its bytes still land, and a later read waits for them", () =>
+  run(Effect.gen(function* () {
+    const store = yield* openFileStore({ path: freshPath(), sizeBytes: 64 * MiB, create: true, stallMs: 0, diskTimeoutMs: 1 })
+    yield* store.write(0, new Uint8Array(1)) // trips the thread-pool mode
+    const data = new Uint8Array(48 * MiB).fill(5)
+    const failed = yield* failureOf(store.write(0, data))
+    assert.is(failed.reason, "io")
+    assert.match(failed.message, /did not finish within 1 ms/)
+    data.fill(9) // the caller may reuse its buffer at once: the store wrote its own copy
+    const back = yield* store.read(48 * MiB - 4096, 4096)
+    assert.ok(back.every((byte) => byte === 5), "the read waited for the write in flight, which wrote the bytes given")
+  })))
+
 ordering.run()
 
 const test = suite("file store")
