@@ -26,9 +26,9 @@ import type { BlockStore } from "../store/BlockStore.ts"
 import { Stores } from "../store/Stores.ts"
 import { assessVolume, type Health } from "../volume/health.ts"
 import { parseLabels, type LabelError } from "../volume/labels.ts"
-import { loadOf, placeVolume, planVolume } from "./placement.ts"
+import { loadOf, placeVolume, planVolume, vouches } from "./placement.ts"
 import { ClusterError, encode, keys, uidOf, type MasterLease, type NodeRecord, type ReplicaRecord, type VolumeRecord } from "./records.ts"
-import { getVolume, listMasterLeases, listNodes, listVolumes, locateMaster, updateVolume, type Versioned } from "./store.ts"
+import { getNode, getVolume, listMasterLeases, listNodes, listVolumes, locateMaster, updateVolume, type Versioned } from "./store.ts"
 import { makeVolumeClient, type VolumeClient } from "./volumeClient.ts"
 
 export interface ClusterNodeOptions extends NodeOptions {
@@ -248,12 +248,14 @@ export const startClusterNode = (
     const fenceAll = (why: string) =>
       Effect.forEach([...copies.values()], (copy) => closeMaster(copy, why), { discard: true })
 
+    // This process's incarnation: a replica recorded in sync vouches for its copy until it changes.
+    const incarnation = (yield* Effect.forEach([0, 1], () => Random.nextIntBetween(0, 0x7fffffff))).map((n) => n.toString(36)).join("")
     // Membership: register under a lease and keep it alive; on loss, fence every master first.
     const register = Effect.gen(function* () {
       const grantStartedMs = monotonicMs()
       const granted = yield* control.grantLease(leaseTtlMs)
       const startedAtMs = now()
-      const record: NodeRecord = { name: me, host: address.host, port: address.port, startedAtMs, ...(options.api ? { api: options.api } : {}) }
+      const record: NodeRecord = { name: me, host: address.host, port: address.port, startedAtMs, incarnation, ...(options.api ? { api: options.api } : {}) }
       yield* control.put(keys.node(me), encode(record), { lease: granted })
       lease = granted
       lastRenewOkMs = grantStartedMs
@@ -336,6 +338,18 @@ export const startClusterNode = (
         }
       })
 
+    /**
+     * Records a replica in sync (while `stillInSync`), with its node's incarnation read just now
+     * (records.ts `syncedIncarnation`): the agent's last view may predate a restart the sync
+     * already covered, and a stale one makes a good copy look unable to vouch.
+     */
+    const markInSync = (volume: string, epoch: number, replicaNode: string, stillInSync: () => boolean) =>
+      Effect.gen(function* () {
+        const incarnation = (yield* getNode(replicaNode).pipe(Effect.provide(context)))?.incarnation
+        yield* markReplica(volume, epoch, replicaNode, (r) =>
+          stillInSync() ? { node: r.node, state: "in-sync", syncedEpoch: epoch, ...(incarnation === undefined ? {} : { syncedIncarnation: incarnation }) } : r)
+      })
+
     const markReplica = (volume: string, epoch: number, replicaNode: string, change: (r: ReplicaRecord) => ReplicaRecord) =>
       updateVolume(volume, (record) => {
         if (record.master !== me || record.epoch !== epoch) return new ClusterError({ reason: "conflict", message: `volume ${volume}: ${me} is no longer its master at epoch ${epoch}` })
@@ -373,7 +387,7 @@ export const startClusterNode = (
           onReplicaFailed: (replicaNode, failure) =>
             markReplica(record.volume, record.epoch, replicaNode, (r) => (r.state === "failed" ? r : { node: r.node, state: "failed", reason: failure.message, failedAtMs: now() })),
           onReplicaInSync: (replicaNode, stillInSync) =>
-            markReplica(record.volume, record.epoch, replicaNode, (r) => (stillInSync() ? { node: r.node, state: "in-sync", syncedEpoch: record.epoch } : r)),
+            markInSync(record.volume, record.epoch, replicaNode, stillInSync),
           onReplicaSyncing: (replicaNode) =>
             markReplica(record.volume, record.epoch, replicaNode, (r) => (r.state === "in-sync" ? { node: r.node, state: "syncing" } : r)),
           uid: uidOf(record),
@@ -422,7 +436,9 @@ export const startClusterNode = (
         const recentKnown = copy.replicaScope ? node.replicaActivity(record.volume) !== "all" : copy.servedHere || copy.store.createdEmpty === true
         // Step down only for a replica that has run since before this node started (its page cache
         // holds what it acknowledged); after a restart of every node, one of them must serve.
-        return !recentKnown && inSync.some((r) => registeredAt.get(r.node)! < mine)
+        // And only for one that still vouches (not registered again since it was recorded in sync:
+        // it may have lost power too); else this copy, which held every acknowledged write, serves.
+        return !recentKnown && inSync.some((r) => registeredAt.get(r.node)! < mine && vouches(r, incarnations))
       })
 
     /** Gives the volume up: no master recorded, the master lease released, so the controller promotes an in-sync replica. */
@@ -471,7 +487,7 @@ export const startClusterNode = (
             role.reviveAtMs.set(r.node, now())
             yield* background(`revive:${r.node}`, volume.reviveReplica(r.node))
           } else if (link.completed() && r.state !== "in-sync") {
-            yield* background(`state:${r.node}`, markReplica(record.volume, record.epoch, r.node, (x) => (link.completed() ? { node: x.node, state: "in-sync", syncedEpoch: record.epoch } : x)))
+            yield* background(`state:${r.node}`, markInSync(record.volume, record.epoch, r.node, () => link.completed()))
           } else if (state === "syncing" && (r.state === "provisioned" || r.state === "failed" || now() - role.progressAtMs >= 1000)) {
             const status = (yield* volume.status).replicas.find((x) => x.node === r.node)
             role.progressAtMs = now()
@@ -495,7 +511,13 @@ export const startClusterNode = (
             const scope = yield* Scope.fork(copy.scope)
             const hosted = yield* Effect.result(node.hostReplicaStore(record.volume, copy.store, uidOf(record)).pipe(Scope.provide(scope)))
             if (hosted._tag === "Failure") yield* closeScope(scope)
-            else copy.replicaScope = scope
+            else {
+              copy.replicaScope = scope
+              // Hosted as a replica, the copy is what its record says and a master's sync makes it;
+              // it is in sync again only after that. A suspect mark from an earlier master role
+              // kept it from ever serving again (found by the cluster simulator, seed 2099).
+              copy.suspect = false
+            }
           }
           return
         }
@@ -528,10 +550,13 @@ export const startClusterNode = (
     let swept = false
     /** Alive nodes by the control-store revision of their registration (lower: running for longer). */
     let registeredAt = new Map<string, number>()
+    /** Alive nodes' process incarnations (see records.ts `syncedIncarnation`). */
+    let incarnations = new Map<string, string | undefined>()
     const agentTick = Effect.gen(function* () {
       const [volumes, nodeRows, leases] = yield* Effect.all([listVolumes, listNodes, listMasterLeases])
       const nodes = new Map(nodeRows.map((n) => [n.value.name, n.value]))
       registeredAt = new Map(nodeRows.map((n) => [n.value.name, n.revision]))
+      incarnations = new Map(nodeRows.map((n) => [n.value.name, n.value.incarnation]))
       if (!swept) {
         yield* sweepUnclaimed(volumes.map((v) => v.value))
         swept = true
@@ -559,6 +584,7 @@ export const startClusterNode = (
       const view = {
         nowMs: now(), graceMs,
         aliveNodes: new Set(nodeRows.map((n) => n.value.name)),
+        incarnations: new Map(nodeRows.map((n) => [n.value.name, n.value.incarnation])),
         masterLeased: new Set([...leases.keys()]),
         load: loadOf(volumes.map((v) => v.value)),
         random: () => randoms[drawn++ % randoms.length]!,

@@ -63,7 +63,16 @@ export interface ClusterView {
   readonly load: ReadonlyMap<string, number>
   readonly graceMs: number
   readonly random: () => number
+  /** Process incarnation of each alive node (absent: every replica vouches, as before). */
+  readonly incarnations?: ReadonlyMap<string, string | undefined>
 }
+
+/**
+ * An in-sync replica vouches for its copy while its node's process has not started again since it
+ * was recorded in sync (records.ts `syncedIncarnation`; records without it vouch).
+ */
+export const vouches = (replica: ReplicaRecord, incarnations: ReadonlyMap<string, string | undefined> | undefined): boolean =>
+  replica.syncedIncarnation === undefined || incarnations === undefined || incarnations.get(replica.node) === replica.syncedIncarnation
 
 export interface Plan {
   readonly record: VolumeRecord
@@ -71,10 +80,18 @@ export interface Plan {
 }
 
 const promote = (record: VolumeRecord, view: ClusterView, events: string[]): VolumeRecord => {
-  const candidates = record.replicas.filter((r) => r.state === "in-sync" && view.aliveNodes.has(r.node))
+  const inSync = record.replicas.filter((r) => r.state === "in-sync" && view.aliveNodes.has(r.node))
   const lostMaster = record.master
+  // While the lost master may come back with every acknowledged write, only a replica that still
+  // vouches is promoted: one whose node restarted since it was recorded in sync may have lost its
+  // unflushed writes to a power loss. A master that stepped down (none recorded) proved nothing:
+  // then any in-sync replica will do. Found by the cluster simulator (seed 31: a replica lost power
+  // while its master was cut off, and was promoted without writes the master had acknowledged).
+  const vouching = inSync.filter((r) => vouches(r, view.incarnations))
+  const candidates = lostMaster === undefined || vouching.length > 0 ? (vouching.length > 0 ? vouching : inSync) : []
   if (candidates.length === 0) {
-    const reason = `master ${lostMaster ?? "(none)"} is lost and no in-sync replica is available to promote (replicas: ${record.replicas.map((r) => `${r.node} ${r.state}${view.aliveNodes.has(r.node) ? "" : " (node lost)"}`).join(", ") || "none"})`
+    const waiting = inSync.length > 0 ? `; waiting for it: the in-sync replicas restarted since they were recorded in sync` : ""
+    const reason = `master ${lostMaster ?? "(none)"} is lost and no in-sync replica is available to promote (replicas: ${record.replicas.map((r) => `${r.node} ${r.state}${view.aliveNodes.has(r.node) ? "" : " (node lost)"}`).join(", ") || "none"})${waiting}`
     if (record.unavailableReason === reason) return record
     events.push(`${record.volume}: unavailable: ${reason}`)
     return { ...record, unavailableReason: reason }

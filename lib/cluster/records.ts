@@ -33,6 +33,8 @@ export interface NodeRecord {
   readonly port: number
   readonly api?: string
   readonly startedAtMs: number
+  /** Fresh at every start of the node's process (not at a re-registration after a lost lease). */
+  readonly incarnation?: string
 }
 
 export type ReplicaRecordState = "provisioned" | "syncing" | "in-sync" | "failed"
@@ -45,6 +47,12 @@ export interface ReplicaRecord {
   readonly failedAtMs?: number
   /** The epoch in which it was last in sync (a returning copy from an older epoch gets a full sync). */
   readonly syncedEpoch?: number
+  /**
+   * Its node's process incarnation (NodeRecord `incarnation`) when it was recorded in sync. A node
+   * that started again since may have lost unflushed writes in a power loss it cannot tell from a
+   * restart: until recorded in sync again it does not vouch for its copy.
+   */
+  readonly syncedIncarnation?: string
   /** While syncing: bytes copied so far and in all (written by the master about once a second). */
   readonly bytesDone?: number
   readonly bytesTotal?: number
