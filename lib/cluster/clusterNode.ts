@@ -134,6 +134,8 @@ interface Copy {
   servedHere: boolean
   /** A write or fdatasync of this copy failed while it was master: it steps down when an in-sync replica can serve. */
   suspect: boolean
+  /** The record listed this copy as an in-sync replica that vouches, when this node last read it as a replica. */
+  recordedInSync: boolean
   replicaScope: Scope.Closeable | undefined
   master: MasterRole | undefined
 }
@@ -313,7 +315,7 @@ export const startClusterNode = (
         return { scope, store }
       })
     const registerCopy = (record: VolumeRecord, opened: { readonly scope: Scope.Closeable; readonly store: BlockStore }) => {
-      const copy: Copy = { volume: record.volume, uid: uidOf(record), sizeBytes: record.sizeBytes, ...opened, servedHere: false, suspect: false, replicaScope: undefined, master: undefined }
+      const copy: Copy = { volume: record.volume, uid: uidOf(record), sizeBytes: record.sizeBytes, ...opened, servedHere: false, suspect: false, recordedInSync: false, replicaScope: undefined, master: undefined }
       copies.set(record.volume, copy)
       return copy
     }
@@ -402,6 +404,8 @@ export const startClusterNode = (
             }
             role.volume = result.success
             copy.servedHere = true
+            // From now on its own record proves what it holds (see shouldStepDown).
+            copy.recordedInSync = false
             publish("master-serving", `${me} serves ${record.volume} as master at epoch ${record.epoch}`, record.volume)
           }),
           scope,
@@ -425,7 +429,11 @@ export const startClusterNode = (
           // The only candidate. A copy that cannot prove anything must not serve (and then sync
           // its emptiness over every returning copy) once the volume has history: it waits.
           const history = record.replicas.some((r) => r.state !== "provisioned")
-          if (!complete && !(empty && !history)) {
+          // A copy promoted from an in-sync replica that vouches holds every acknowledged write
+          // whatever its own record says: a new master that crashed while opening it leaves it
+          // `incomplete` for a session that never acknowledged anything (found by the cluster
+          // simulator, seed 83: the volume then waited for good).
+          if (!complete && !(empty && !history) && !copy.recordedInSync) {
             publishThrottled(`refuse:${record.volume}`, "master-refused", `${me} does not serve ${record.volume}: its copy is ${own?.state ?? "without a record"} and no in-sync replica is up; the volume waits for a copy that can prove it holds every acknowledged write`, record.volume)
             return "wait" as const
           }
@@ -506,6 +514,7 @@ export const startClusterNode = (
         if (!isMaster && !isReplica) return yield* closeCopy(record.volume, copies.has(record.volume))
         const copy = yield* ensureCopy(record)
         if (!isMaster) {
+          copy.recordedInSync = record.replicas.some((r) => r.node === me && r.state === "in-sync" && vouches(r, incarnations))
           if (copy.master) yield* closeMaster(copy, `the record names ${record.master ?? "no node"} as master at epoch ${record.epoch}`)
           if (!copy.replicaScope) {
             const scope = yield* Scope.fork(copy.scope)
