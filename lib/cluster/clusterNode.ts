@@ -250,8 +250,9 @@ export const startClusterNode = (
     const fenceAll = (why: string) =>
       Effect.forEach([...copies.values()], (copy) => closeMaster(copy, why), { discard: true })
 
-    // This process's incarnation: a replica recorded in sync vouches for its copy until it changes.
-    const incarnation = (yield* Effect.forEach([0, 1], () => Random.nextIntBetween(0, 0x7fffffff))).map((n) => n.toString(36)).join("")
+    // This process's incarnation (records.ts): the control store's revision now, so higher at every
+    // start of the process. A replica recorded in sync vouches for its copy until it changes.
+    const incarnation = (yield* control.transaction({ compare: [] })).revision
     // Membership: register under a lease and keep it alive; on loss, fence every master first.
     const register = Effect.gen(function* () {
       const grantStartedMs = monotonicMs()
@@ -419,8 +420,7 @@ export const startClusterNode = (
      */
     const shouldStepDown = (copy: Copy, record: VolumeRecord) =>
       Effect.gen(function* () {
-        const mine = registeredAt.get(me) ?? Infinity
-        const inSync = record.replicas.filter((r) => r.state === "in-sync" && registeredAt.has(r.node))
+        const inSync = record.replicas.filter((r) => r.state === "in-sync" && incarnations.has(r.node))
         const meta = yield* Effect.result(copy.store.readMeta)
         const own = meta._tag === "Success" ? meta.success : undefined
         const complete = own?.state === "complete" && (own.uid === undefined || own.uid === uidOf(record)) && !copy.suspect
@@ -442,11 +442,12 @@ export const startClusterNode = (
         if (!complete) return true
         // A promoted replica's recent writes are known from its activity log; a master's own copy only if this process served it.
         const recentKnown = copy.replicaScope ? node.replicaActivity(record.volume) !== "all" : copy.servedHere || copy.store.createdEmpty === true
-        // Step down only for a replica that has run since before this node started (its page cache
-        // holds what it acknowledged); after a restart of every node, one of them must serve.
-        // And only for one that still vouches (not registered again since it was recorded in sync:
-        // it may have lost power too); else this copy, which held every acknowledged write, serves.
-        return !recentKnown && inSync.some((r) => registeredAt.get(r.node)! < mine && vouches(r, incarnations))
+        // Step down only for a replica whose process has run since before this one started (its page
+        // cache holds what it acknowledged; a re-registration after a lost lease does not count as a
+        // start); after a restart of every node, one of them must serve. And only for one that still
+        // vouches (its process not started again since it was recorded in sync: it may have lost
+        // power too); else this copy, which held every acknowledged write, serves.
+        return !recentKnown && inSync.some((r) => (incarnations.get(r.node) ?? Infinity) < incarnation && vouches(r, incarnations))
       })
 
     /** Gives the volume up: no master recorded, the master lease released, so the controller promotes an in-sync replica. */
@@ -557,14 +558,11 @@ export const startClusterNode = (
       })
 
     let swept = false
-    /** Alive nodes by the control-store revision of their registration (lower: running for longer). */
-    let registeredAt = new Map<string, number>()
-    /** Alive nodes' process incarnations (see records.ts `syncedIncarnation`). */
-    let incarnations = new Map<string, string | undefined>()
+    /** Alive nodes' process incarnations (records.ts `incarnation`: lower, running since earlier). */
+    let incarnations = new Map<string, number | undefined>()
     const agentTick = Effect.gen(function* () {
       const [volumes, nodeRows, leases] = yield* Effect.all([listVolumes, listNodes, listMasterLeases])
       const nodes = new Map(nodeRows.map((n) => [n.value.name, n.value]))
-      registeredAt = new Map(nodeRows.map((n) => [n.value.name, n.revision]))
       incarnations = new Map(nodeRows.map((n) => [n.value.name, n.value.incarnation]))
       if (!swept) {
         yield* sweepUnclaimed(volumes.map((v) => v.value))

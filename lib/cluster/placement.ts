@@ -3,8 +3,8 @@
  *
  * `placeVolume` chooses a master (the `storageos.com/hint.master` node when it is available) and
  * replicas on distinct other nodes, least-loaded first. `planVolume` is the controller's whole
- * policy for one volume: promote a random in-sync replica when the master's node is lost (only
- * after its master lease is gone, raising the epoch), mark replicas on lost nodes failed, replace
+ * policy for one volume: promote an in-sync replica when the master's node is lost (only after
+ * its master lease is gone, raising the epoch; the longest-running of those that vouch for their copy), mark replicas on lost nodes failed, replace
  * a failed replica whose node stayed away past the grace period, and fill missing replicas.
  * Being pure, both are tested table by table and driven by the simulator's seeded random.
  */
@@ -63,16 +63,29 @@ export interface ClusterView {
   readonly load: ReadonlyMap<string, number>
   readonly graceMs: number
   readonly random: () => number
-  /** Process incarnation of each alive node (absent: every replica vouches, as before). */
-  readonly incarnations?: ReadonlyMap<string, string | undefined>
+  /** Process incarnation of each alive node (records.ts `incarnation`; absent: every replica vouches, as before). */
+  readonly incarnations?: ReadonlyMap<string, number | undefined>
 }
 
 /**
  * An in-sync replica vouches for its copy while its node's process has not started again since it
  * was recorded in sync (records.ts `syncedIncarnation`; records without it vouch).
  */
-export const vouches = (replica: ReplicaRecord, incarnations: ReadonlyMap<string, string | undefined> | undefined): boolean =>
+export const vouches = (replica: ReplicaRecord, incarnations: ReadonlyMap<string, number | undefined> | undefined): boolean =>
   replica.syncedIncarnation === undefined || incarnations === undefined || incarnations.get(replica.node) === replica.syncedIncarnation
+
+/**
+ * The candidate whose node's process has run the longest (lowest incarnation), ties and nodes of
+ * unknown incarnation drawn at random. Its page cache covers the most: of copies that restarted,
+ * it lost the least; and a master promoted from it does not step down again for an older one (a
+ * chain of step-downs drops a good copy at each step).
+ */
+const longestRunning = (candidates: ReadonlyArray<ReplicaRecord>, view: ClusterView): ReplicaRecord => {
+  const incarnationOf = (r: ReplicaRecord) => view.incarnations?.get(r.node) ?? Infinity
+  const oldest = Math.min(...candidates.map(incarnationOf))
+  const first = candidates.filter((r) => incarnationOf(r) === oldest)
+  return first[Math.floor(view.random() * first.length)]!
+}
 
 export interface Plan {
   readonly record: VolumeRecord
@@ -96,7 +109,7 @@ const promote = (record: VolumeRecord, view: ClusterView, events: string[]): Vol
     events.push(`${record.volume}: unavailable: ${reason}`)
     return { ...record, unavailableReason: reason }
   }
-  const chosen = candidates[Math.floor(view.random() * candidates.length)]!
+  const chosen = longestRunning(candidates, view)
   // The lost master is dropped: its copy is never trusted as is. If its node returns it can be
   // placed again as a new replica, which is synced in full like any other.
   const replicas: ReplicaRecord[] = record.replicas.filter((r) => r.node !== chosen.node)
