@@ -212,7 +212,10 @@ export const startClusterNode = (
       publish(kind, message, volume)
     }
     const volumeEvent = (event: VolumeEvent) => publish(event.kind, event.message, event.volume)
-    const node = yield* startNode({ ...options, onEvent: volumeEvent })
+    // This process's incarnation (records.ts): the control store's revision now, so higher at every
+    // start of the process. A replica recorded in sync vouches for its copy until it changes.
+    const incarnation = (yield* control.transaction({ compare: [] })).revision
+    const node = yield* startNode({ ...options, onEvent: volumeEvent, incarnation })
     const address = node.address
     processMasters.set(identity(me, address), node)
     yield* Effect.addFinalizer(() => Effect.sync(() => processMasters.get(identity(me, address)) === node && processMasters.delete(identity(me, address))))
@@ -250,9 +253,6 @@ export const startClusterNode = (
     const fenceAll = (why: string) =>
       Effect.forEach([...copies.values()], (copy) => closeMaster(copy, why), { discard: true })
 
-    // This process's incarnation (records.ts): the control store's revision now, so higher at every
-    // start of the process. A replica recorded in sync vouches for its copy until it changes.
-    const incarnation = (yield* control.transaction({ compare: [] })).revision
     // Membership: register under a lease and keep it alive; on loss, fence every master first.
     const register = Effect.gen(function* () {
       const grantStartedMs = monotonicMs()
@@ -342,13 +342,16 @@ export const startClusterNode = (
       })
 
     /**
-     * Records a replica in sync (while `stillInSync`), with its node's incarnation read just now
-     * (records.ts `syncedIncarnation`): the agent's last view may predate a restart the sync
-     * already covered, and a stale one makes a good copy look unable to vouch.
+     * Records a replica in sync (while `stillInSync`), with the incarnation of the replica's process
+     * its link is attached to (records.ts `syncedIncarnation`; ReplicaLink `incarnation`). Not its node record read now:
+     * a replica that lost power just after the sync, and registered again before this record was
+     * written, would vouch for a copy that lost the writes it acknowledged since (its link is still
+     * reconnecting, so in sync). A replica that does not tell (an older version) gets its node's
+     * incarnation read now.
      */
-    const markInSync = (volume: string, epoch: number, replicaNode: string, stillInSync: () => boolean) =>
+    const markInSync = (volume: string, epoch: number, replicaNode: string, stillInSync: () => boolean, answered: number | undefined) =>
       Effect.gen(function* () {
-        const incarnation = (yield* getNode(replicaNode).pipe(Effect.provide(context)))?.incarnation
+        const incarnation = answered ?? (yield* getNode(replicaNode).pipe(Effect.provide(context)))?.incarnation
         yield* markReplica(volume, epoch, replicaNode, (r) =>
           stillInSync() ? { node: r.node, state: "in-sync", syncedEpoch: epoch, ...(incarnation === undefined ? {} : { syncedIncarnation: incarnation }) } : r)
       })
@@ -389,8 +392,8 @@ export const startClusterNode = (
           ...(options.resyncShare === undefined ? {} : { resyncShare: options.resyncShare }),
           onReplicaFailed: (replicaNode, failure) =>
             markReplica(record.volume, record.epoch, replicaNode, (r) => (r.state === "failed" ? r : { node: r.node, state: "failed", reason: failure.message, failedAtMs: now() })),
-          onReplicaInSync: (replicaNode, stillInSync) =>
-            markInSync(record.volume, record.epoch, replicaNode, stillInSync),
+          onReplicaInSync: (replicaNode, stillInSync, answered) =>
+            markInSync(record.volume, record.epoch, replicaNode, stillInSync, answered),
           onReplicaSyncing: (replicaNode) =>
             markReplica(record.volume, record.epoch, replicaNode, (r) => (r.state === "in-sync" ? { node: r.node, state: "syncing" } : r)),
           uid: uidOf(record),
@@ -496,7 +499,7 @@ export const startClusterNode = (
             role.reviveAtMs.set(r.node, now())
             yield* background(`revive:${r.node}`, volume.reviveReplica(r.node))
           } else if (link.completed() && r.state !== "in-sync") {
-            yield* background(`state:${r.node}`, markInSync(record.volume, record.epoch, r.node, () => link.completed()))
+            yield* background(`state:${r.node}`, markInSync(record.volume, record.epoch, r.node, () => link.completed(), link.incarnation()))
           } else if (state === "syncing" && (r.state === "provisioned" || r.state === "failed" || now() - role.progressAtMs >= 1000)) {
             const status = (yield* volume.status).replicas.find((x) => x.node === r.node)
             role.progressAtMs = now()
