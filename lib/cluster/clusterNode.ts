@@ -215,6 +215,7 @@ export const startClusterNode = (
     // This process's incarnation (records.ts): the control store's revision now, so higher at every
     // start of the process. A replica recorded in sync vouches for its copy until it changes.
     const incarnation = (yield* control.transaction({ compare: [] })).revision
+    const startedMs = Number(clock.monotonicTimeNanosUnsafe() / 1_000_000n)
     const node = yield* startNode({ ...options, onEvent: volumeEvent, incarnation })
     const address = node.address
     processMasters.set(identity(me, address), node)
@@ -442,7 +443,6 @@ export const startClusterNode = (
           }
           return false
         }
-        if (!complete) return true
         // A promoted replica's recent writes are known from its activity log; a master's own copy only if this process served it.
         const recentKnown = copy.replicaScope ? node.replicaActivity(record.volume) !== "all" : copy.servedHere || copy.store.createdEmpty === true
         // Step down only for a replica whose process has run since before this one started (its page
@@ -450,7 +450,13 @@ export const startClusterNode = (
         // start); after a restart of every node, one of them must serve. And only for one that still
         // vouches (its process not started again since it was recorded in sync: it may have lost
         // power too); else this copy, which held every acknowledged write, serves.
-        return !recentKnown && inSync.some((r) => (incarnations.get(r.node) ?? Infinity) < incarnation && vouches(r, incarnations))
+        const down = !complete || (!recentKnown && inSync.some((r) => (incarnations.get(r.node) ?? Infinity) < incarnation && vouches(r, incarnations)))
+        // Not yet in the first lease TTL of this process: a node whose process died before this one
+        // started still looks alive (and vouching) until its lease expires. Stepping down for it
+        // dropped this copy, the only one left with every acknowledged write, and the dead
+        // replica's node returned to serve a copy that had lost power (cluster simulator seed 439).
+        if (down && viewReadMs - startedMs < leaseTtlMs) return "wait" as const
+        return down
       })
 
     /** Gives the volume up: no master recorded, the master lease released, so the controller promotes an in-sync replica. */
@@ -563,7 +569,10 @@ export const startClusterNode = (
     let swept = false
     /** Alive nodes' process incarnations (records.ts `incarnation`: lower, running since earlier). */
     let incarnations = new Map<string, number | undefined>()
+    /** When (monotonic) the agent's current view of the records began to be read. */
+    let viewReadMs = -Infinity
     const agentTick = Effect.gen(function* () {
+      viewReadMs = monotonicMs()
       const [volumes, nodeRows, leases] = yield* Effect.all([listVolumes, listNodes, listMasterLeases])
       const nodes = new Map(nodeRows.map((n) => [n.value.name, n.value]))
       incarnations = new Map(nodeRows.map((n) => [n.value.name, n.value.incarnation]))
