@@ -521,6 +521,15 @@ export const startClusterNode = (
       Effect.gen(function* () {
         const isMaster = record.master === me
         const isReplica = record.replicas.some((r) => r.node === me)
+        // A master lease this node took from a stale view (it re-registered after a pause and read
+        // itself master) goes once the record says otherwise: kept alive with the node's lease, it
+        // stopped the recorded master from ever serving and the controller from promoting
+        // (cluster simulator seed 451: the promoted master never served, a replica provisioned for good).
+        const held = leases.get(record.volume)
+        if (!isMaster && held && lease !== undefined && held.lease === lease) {
+          yield* control.transaction({ compare: [{ key: keys.master(record.volume), revision: held.revision }], delete: [keys.master(record.volume)] })
+          publish("master-lease-released", `${me} released the master lease of ${record.volume}: the record names ${record.master ?? "no node"} as master at epoch ${record.epoch}`, record.volume)
+        }
         if (!isMaster && !isReplica) return yield* closeCopy(record.volume, copies.has(record.volume))
         const copy = yield* ensureCopy(record)
         if (!isMaster) {
@@ -551,7 +560,6 @@ export const startClusterNode = (
           return
         }
         if (!leaseValid() || lease === undefined) return
-        const held = leases.get(record.volume)
         if (held && held.lease !== lease) return // an older incarnation's or another node's lease must expire first
         const stepDownDecision = yield* shouldStepDown(copy, record)
         if (stepDownDecision === "wait") return
