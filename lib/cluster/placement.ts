@@ -135,7 +135,10 @@ export const planVolume = (record: VolumeRecord, view: ClusterView): Plan | unde
   // acknowledged, so a replica that is away misses nothing: an in-sync one stays a candidate for
   // promotion when it returns. (Failing it left a volume whose master had stepped down with no
   // copy to promote, unavailable for good: found by the cluster simulator, seed 43.)
-  const masterServes = next.master !== undefined && view.aliveNodes.has(next.master)
+  // Serving means holding the master lease too: a master that is alive but waits (its copy cannot
+  // prove it holds every acknowledged write, or its first lease TTL) acknowledges nothing, and
+  // failing the replica it waits for left nothing to promote (cluster simulator seed 105).
+  const masterServes = next.master !== undefined && view.aliveNodes.has(next.master) && view.masterLeased.has(next.volume)
   if (masterServes) {
     next = {
       ...next,
