@@ -27,9 +27,9 @@ import type { BlockStore } from "../store/BlockStore.ts"
 import { Stores } from "../store/Stores.ts"
 import { assessVolume, type Health } from "../volume/health.ts"
 import { isLabelKey, isLabelValue, labelCountMax, parseLabels, type LabelError } from "../volume/labels.ts"
-import { loadOf, placeVolume, planVolume, type NodeTopology } from "./placement.ts"
+import { loadOf, placeVolume, planVolume, vouches, type NodeTopology } from "./placement.ts"
 import { ClusterError, decodeNodeConfig, encode, keys, uidOf, type MasterLease, type NodeConfig, type NodeRecord, type ReplicaRecord, type VolumeRecord } from "./records.ts"
-import { getVolume, listMasterLeases, listNodeConfigs, listNodes, listVolumes, locateMaster, updateVolume, type Versioned } from "./store.ts"
+import { getNode, getVolume, listMasterLeases, listNodeConfigs, listNodes, listVolumes, locateMaster, updateVolume, type Versioned } from "./store.ts"
 import { makeVolumeClient, type VolumeClient } from "./volumeClient.ts"
 
 export interface ClusterNodeOptions extends NodeOptions {
@@ -190,6 +190,8 @@ interface Copy {
   servedHere: boolean
   /** A write or fdatasync of this copy failed while it was master: it steps down when an in-sync replica can serve. */
   suspect: boolean
+  /** The record listed this copy as an in-sync replica that vouches, when this node last read it as a replica. */
+  recordedInSync: boolean
   replicaScope: Scope.Closeable | undefined
   master: MasterRole | undefined
 }
@@ -266,7 +268,11 @@ export const startClusterNode = (
       publish(kind, message, volume)
     }
     const volumeEvent = (event: VolumeEvent) => publish(event.kind, event.message, event.volume)
-    const node = yield* startNode({ ...options, onEvent: volumeEvent })
+    // This process's incarnation (records.ts): the control store's revision now, so higher at every
+    // start of the process. A replica recorded in sync vouches for its copy until it changes.
+    const incarnation = (yield* control.transaction({ compare: [] })).revision
+    const startedMs = Number(clock.monotonicTimeNanosUnsafe() / 1_000_000n)
+    const node = yield* startNode({ ...options, onEvent: volumeEvent, incarnation })
     const address = node.address
     processMasters.set(identity(me, address), node)
     yield* Effect.addFinalizer(() => Effect.sync(() => processMasters.get(identity(me, address)) === node && processMasters.delete(identity(me, address))))
@@ -309,7 +315,7 @@ export const startClusterNode = (
       const grantStartedMs = monotonicMs()
       const granted = yield* control.grantLease(leaseTtlMs)
       const startedAtMs = now()
-      const record: NodeRecord = { name: me, host: address.host, port: address.port, startedAtMs, ...(options.api ? { api: options.api } : {}) }
+      const record: NodeRecord = { name: me, host: address.host, port: address.port, startedAtMs, incarnation, ...(options.api ? { api: options.api } : {}) }
       yield* control.put(keys.node(me), encode(record), { lease: granted })
       lease = granted
       lastRenewOkMs = grantStartedMs
@@ -368,7 +374,7 @@ export const startClusterNode = (
         return { scope, store }
       })
     const registerCopy = (record: VolumeRecord, opened: { readonly scope: Scope.Closeable; readonly store: BlockStore }) => {
-      const copy: Copy = { volume: record.volume, uid: uidOf(record), sizeBytes: record.sizeBytes, ...opened, servedHere: false, suspect: false, replicaScope: undefined, master: undefined }
+      const copy: Copy = { volume: record.volume, uid: uidOf(record), sizeBytes: record.sizeBytes, ...opened, servedHere: false, suspect: false, recordedInSync: false, replicaScope: undefined, master: undefined }
       copies.set(record.volume, copy)
       return copy
     }
@@ -391,6 +397,21 @@ export const startClusterNode = (
           yield* Effect.ignore(stores.remove(path))
           publish("copy-removed", `${me}: removed ${path}: no volume record places a copy on ${me}`)
         }
+      })
+
+    /**
+     * Records a replica in sync (while `stillInSync`), with the incarnation of the replica's process
+     * its link is attached to (records.ts `syncedIncarnation`; ReplicaLink `incarnation`). Not its node record read now:
+     * a replica that lost power just after the sync, and registered again before this record was
+     * written, would vouch for a copy that lost the writes it acknowledged since (its link is still
+     * reconnecting, so in sync). A replica that does not tell (an older version) gets its node's
+     * incarnation read now.
+     */
+    const markInSync = (volume: string, epoch: number, replicaNode: string, stillInSync: () => boolean, answered: number | undefined) =>
+      Effect.gen(function* () {
+        const incarnation = answered ?? (yield* getNode(replicaNode).pipe(Effect.provide(context)))?.incarnation
+        yield* markReplica(volume, epoch, replicaNode, (r) =>
+          stillInSync() ? { node: r.node, state: "in-sync", syncedEpoch: epoch, ...(incarnation === undefined ? {} : { syncedIncarnation: incarnation }) } : r)
       })
 
     const markReplica = (volume: string, epoch: number, replicaNode: string, change: (r: ReplicaRecord) => ReplicaRecord) =>
@@ -429,8 +450,8 @@ export const startClusterNode = (
           ...(options.resyncShare === undefined ? {} : { resyncShare: options.resyncShare }),
           onReplicaFailed: (replicaNode, failure) =>
             markReplica(record.volume, record.epoch, replicaNode, (r) => (r.state === "failed" ? r : { node: r.node, state: "failed", reason: failure.message, failedAtMs: now() })),
-          onReplicaInSync: (replicaNode, stillInSync) =>
-            markReplica(record.volume, record.epoch, replicaNode, (r) => (stillInSync() ? { node: r.node, state: "in-sync", syncedEpoch: record.epoch } : r)),
+          onReplicaInSync: (replicaNode, stillInSync, answered) =>
+            markInSync(record.volume, record.epoch, replicaNode, stillInSync, answered),
           onReplicaSyncing: (replicaNode) =>
             markReplica(record.volume, record.epoch, replicaNode, (r) => (r.state === "in-sync" ? { node: r.node, state: "syncing" } : r)),
           uid: uidOf(record),
@@ -445,6 +466,8 @@ export const startClusterNode = (
             }
             role.volume = result.success
             copy.servedHere = true
+            // From now on its own record proves what it holds (see shouldStepDown).
+            copy.recordedInSync = false
             publish("master-serving", `${me} serves ${record.volume} as master at epoch ${record.epoch}`, record.volume)
           }),
           scope,
@@ -458,8 +481,7 @@ export const startClusterNode = (
      */
     const shouldStepDown = (copy: Copy, record: VolumeRecord) =>
       Effect.gen(function* () {
-        const mine = registeredAt.get(me) ?? Infinity
-        const inSync = record.replicas.filter((r) => r.state === "in-sync" && registeredAt.has(r.node))
+        const inSync = record.replicas.filter((r) => r.state === "in-sync" && incarnations.has(r.node))
         const meta = yield* Effect.result(copy.store.readMeta)
         const own = meta._tag === "Success" ? meta.success : undefined
         const complete = own?.state === "complete" && (own.uid === undefined || own.uid === uidOf(record)) && !copy.suspect
@@ -468,18 +490,30 @@ export const startClusterNode = (
           // The only candidate. A copy that cannot prove anything must not serve (and then sync
           // its emptiness over every returning copy) once the volume has history: it waits.
           const history = record.replicas.some((r) => r.state !== "provisioned")
-          if (!complete && !(empty && !history)) {
+          // A copy promoted from an in-sync replica that vouches holds every acknowledged write
+          // whatever its own record says: a new master that crashed while opening it leaves it
+          // `incomplete` for a session that never acknowledged anything (found by the cluster
+          // simulator, seed 83: the volume then waited for good).
+          if (!complete && !(empty && !history) && !copy.recordedInSync) {
             publishThrottled(`refuse:${record.volume}`, "master-refused", `${me} does not serve ${record.volume}: its copy is ${own?.state ?? "without a record"} and no in-sync replica is up; the volume waits for a copy that can prove it holds every acknowledged write`, record.volume)
             return "wait" as const
           }
           return false
         }
-        if (!complete) return true
         // A promoted replica's recent writes are known from its activity log; a master's own copy only if this process served it.
         const recentKnown = copy.replicaScope ? node.replicaActivity(record.volume) !== "all" : copy.servedHere || copy.store.createdEmpty === true
-        // Step down only for a replica that has run since before this node started (its page cache
-        // holds what it acknowledged); after a restart of every node, one of them must serve.
-        return !recentKnown && inSync.some((r) => registeredAt.get(r.node)! < mine)
+        // Step down only for a replica whose process has run since before this one started (its page
+        // cache holds what it acknowledged; a re-registration after a lost lease does not count as a
+        // start); after a restart of every node, one of them must serve. And only for one that still
+        // vouches (its process not started again since it was recorded in sync: it may have lost
+        // power too); else this copy, which held every acknowledged write, serves.
+        const down = !complete || (!recentKnown && inSync.some((r) => (incarnations.get(r.node) ?? Infinity) < incarnation && vouches(r, incarnations)))
+        // Not yet in the first lease TTL of this process: a node whose process died before this one
+        // started still looks alive (and vouching) until its lease expires. Stepping down for it
+        // dropped this copy, the only one left with every acknowledged write, and the dead
+        // replica's node returned to serve a copy that had lost power (cluster simulator seed 439).
+        if (down && viewReadMs - startedMs < leaseTtlMs) return "wait" as const
+        return down
       })
 
     /** Gives the volume up: no master recorded, the master lease released, so the controller promotes an in-sync replica. */
@@ -528,7 +562,7 @@ export const startClusterNode = (
             role.reviveAtMs.set(r.node, now())
             yield* background(`revive:${r.node}`, volume.reviveReplica(r.node))
           } else if (link.completed() && r.state !== "in-sync") {
-            yield* background(`state:${r.node}`, markReplica(record.volume, record.epoch, r.node, (x) => (link.completed() ? { node: x.node, state: "in-sync", syncedEpoch: record.epoch } : x)))
+            yield* background(`state:${r.node}`, markInSync(record.volume, record.epoch, r.node, () => link.completed(), link.incarnation()))
           } else if (state === "syncing" && (r.state === "provisioned" || r.state === "failed" || now() - role.progressAtMs >= 1000)) {
             const status = (yield* volume.status).replicas.find((x) => x.node === r.node)
             role.progressAtMs = now()
@@ -544,15 +578,31 @@ export const startClusterNode = (
       Effect.gen(function* () {
         const isMaster = record.master === me
         const isReplica = record.replicas.some((r) => r.node === me)
+        // A master lease this node took from a stale view (it re-registered after a pause and read
+        // itself master) goes once the record says otherwise: kept alive with the node's lease, it
+        // stopped the recorded master from ever serving and the controller from promoting
+        // (cluster simulator seed 451: the promoted master never served, a replica provisioned for good).
+        const held = leases.get(record.volume)
+        if (!isMaster && held && lease !== undefined && held.lease === lease) {
+          yield* control.transaction({ compare: [{ key: keys.master(record.volume), revision: held.revision }], delete: [keys.master(record.volume)] })
+          publish("master-lease-released", `${me} released the master lease of ${record.volume}: the record names ${record.master ?? "no node"} as master at epoch ${record.epoch}`, record.volume)
+        }
         if (!isMaster && !isReplica) return yield* closeCopy(record.volume, copies.has(record.volume))
         const copy = yield* ensureCopy(record)
         if (!isMaster) {
+          copy.recordedInSync = record.replicas.some((r) => r.node === me && r.state === "in-sync" && vouches(r, incarnations))
           if (copy.master) yield* closeMaster(copy, `the record names ${record.master ?? "no node"} as master at epoch ${record.epoch}`)
           if (!copy.replicaScope) {
             const scope = yield* Scope.fork(copy.scope)
             const hosted = yield* Effect.result(node.hostReplicaStore(record.volume, copy.store, uidOf(record)).pipe(Scope.provide(scope)))
             if (hosted._tag === "Failure") yield* closeScope(scope)
-            else copy.replicaScope = scope
+            else {
+              copy.replicaScope = scope
+              // Hosted as a replica, the copy is what its record says and a master's sync makes it;
+              // it is in sync again only after that. A suspect mark from an earlier master role
+              // kept it from ever serving again (found by the cluster simulator, seed 2099).
+              copy.suspect = false
+            }
           }
           return
         }
@@ -571,7 +621,6 @@ export const startClusterNode = (
           return
         }
         if (!leaseValid() || lease === undefined) return
-        const held = leases.get(record.volume)
         if (held && held.lease !== lease) return // an older incarnation's or another node's lease must expire first
         const stepDownDecision = yield* shouldStepDown(copy, record)
         if (stepDownDecision === "wait") return
@@ -587,12 +636,15 @@ export const startClusterNode = (
       })
 
     let swept = false
-    /** Alive nodes by the control-store revision of their registration (lower: running for longer). */
-    let registeredAt = new Map<string, number>()
+    /** Alive nodes' process incarnations (records.ts `incarnation`: lower, running since earlier). */
+    let incarnations = new Map<string, number | undefined>()
+    /** When (monotonic) the agent's current view of the records began to be read. */
+    let viewReadMs = -Infinity
     const agentTick = Effect.gen(function* () {
+      viewReadMs = monotonicMs()
       const [volumes, nodeRows, leases] = yield* Effect.all([listVolumes, listNodes, listMasterLeases])
       const nodes = new Map(nodeRows.map((n) => [n.value.name, n.value]))
-      registeredAt = new Map(nodeRows.map((n) => [n.value.name, n.revision]))
+      incarnations = new Map(nodeRows.map((n) => [n.value.name, n.value.incarnation]))
       if (!swept) {
         yield* sweepUnclaimed(volumes.map((v) => v.value))
         swept = true
@@ -620,6 +672,7 @@ export const startClusterNode = (
       const view = {
         nowMs: now(), graceMs, topology: topologyOf(configs),
         aliveNodes: new Set(nodeRows.map((n) => n.value.name)),
+        incarnations: new Map(nodeRows.map((n) => [n.value.name, n.value.incarnation])),
         masterLeased: new Set([...leases.keys()]),
         load: loadOf(volumes.map((v) => v.value)),
         random: () => randoms[drawn++ % randoms.length]!,

@@ -6,9 +6,9 @@
  * values of a node label (the volume's `storageos.com/topology-key`, else
  * `topology.kubernetes.io/zone`, else StorageOS v1's `iaas/failure-domain`) — best effort, with a
  * warning when the nodes cannot give every copy its own domain. Cordoned nodes get no new copy
- * and no promotion. `planVolume` is the controller's whole
- * policy for one volume: promote a random in-sync replica when the master's node is lost (only
- * after its master lease is gone, raising the epoch), mark replicas on lost nodes failed, replace
+ * and no promotion. `planVolume` is the controller's whole policy for one volume: promote an
+ * in-sync replica when the master's node is lost (only after its master lease is gone, raising
+ * the epoch; the longest-running of those that vouch for their copy), mark replicas on lost nodes failed, replace
  * a failed replica whose node stayed away past the grace period, and fill missing replicas.
  * Being pure, both are tested table by table and driven by the simulator's seeded random.
  */
@@ -125,6 +125,28 @@ export interface ClusterView {
   readonly random: () => number
   /** Cordons and node labels (default: none). */
   readonly topology?: NodeTopology
+  /** Process incarnation of each alive node (records.ts `incarnation`; absent: every replica vouches, as before). */
+  readonly incarnations?: ReadonlyMap<string, number | undefined>
+}
+
+/**
+ * An in-sync replica vouches for its copy while its node's process has not started again since it
+ * was recorded in sync (records.ts `syncedIncarnation`; records without it vouch).
+ */
+export const vouches = (replica: ReplicaRecord, incarnations: ReadonlyMap<string, number | undefined> | undefined): boolean =>
+  replica.syncedIncarnation === undefined || incarnations === undefined || incarnations.get(replica.node) === replica.syncedIncarnation
+
+/**
+ * The candidate whose node's process has run the longest (lowest incarnation), ties and nodes of
+ * unknown incarnation drawn at random. Its page cache covers the most: of copies that restarted,
+ * it lost the least; and a master promoted from it does not step down again for an older one (a
+ * chain of step-downs drops a good copy at each step).
+ */
+const longestRunning = (candidates: ReadonlyArray<ReplicaRecord>, view: ClusterView): ReplicaRecord => {
+  const incarnationOf = (r: ReplicaRecord) => view.incarnations?.get(r.node) ?? Infinity
+  const oldest = Math.min(...candidates.map(incarnationOf))
+  const first = candidates.filter((r) => incarnationOf(r) === oldest)
+  return first[Math.floor(view.random() * first.length)]!
 }
 
 export interface Plan {
@@ -134,15 +156,23 @@ export interface Plan {
 
 const promote = (record: VolumeRecord, view: ClusterView, events: string[]): VolumeRecord => {
   const cordoned = view.topology?.cordoned
-  const candidates = record.replicas.filter((r) => r.state === "in-sync" && view.aliveNodes.has(r.node) && !cordoned?.has(r.node))
+  const inSync = record.replicas.filter((r) => r.state === "in-sync" && view.aliveNodes.has(r.node) && !cordoned?.has(r.node))
   const lostMaster = record.master
+  // While the lost master may come back with every acknowledged write, only a replica that still
+  // vouches is promoted: one whose node restarted since it was recorded in sync may have lost its
+  // unflushed writes to a power loss. A master that stepped down (none recorded) proved nothing:
+  // then any in-sync replica will do. Found by the cluster simulator (seed 31: a replica lost power
+  // while its master was cut off, and was promoted without writes the master had acknowledged).
+  const vouching = inSync.filter((r) => vouches(r, view.incarnations))
+  const candidates = lostMaster === undefined || vouching.length > 0 ? (vouching.length > 0 ? vouching : inSync) : []
   if (candidates.length === 0) {
-    const reason = `master ${lostMaster ?? "(none)"} is lost and no in-sync replica is available to promote (replicas: ${record.replicas.map((r) => `${r.node} ${r.state}${view.aliveNodes.has(r.node) ? "" : " (node lost)"}${cordoned?.has(r.node) ? " (cordoned)" : ""}`).join(", ") || "none"})`
+    const waiting = inSync.length > 0 ? `; waiting for it: the in-sync replicas restarted since they were recorded in sync` : ""
+    const reason = `master ${lostMaster ?? "(none)"} is lost and no in-sync replica is available to promote (replicas: ${record.replicas.map((r) => `${r.node} ${r.state}${view.aliveNodes.has(r.node) ? "" : " (node lost)"}${cordoned?.has(r.node) ? " (cordoned)" : ""}`).join(", ") || "none"})${waiting}`
     if (record.unavailableReason === reason) return record
     events.push(`${record.volume}: unavailable: ${reason}`)
     return { ...record, unavailableReason: reason }
   }
-  const chosen = candidates[Math.floor(view.random() * candidates.length)]!
+  const chosen = longestRunning(candidates, view)
   // The lost master is dropped: its copy is never trusted as is. If its node returns it can be
   // placed again as a new replica, which is synced in full like any other.
   const replicas: ReplicaRecord[] = record.replicas.filter((r) => r.node !== chosen.node)
@@ -168,7 +198,10 @@ export const planVolume = (record: VolumeRecord, view: ClusterView): Plan | unde
   // acknowledged, so a replica that is away misses nothing: an in-sync one stays a candidate for
   // promotion when it returns. (Failing it left a volume whose master had stepped down with no
   // copy to promote, unavailable for good: found by the cluster simulator, seed 43.)
-  const masterServes = next.master !== undefined && view.aliveNodes.has(next.master)
+  // Serving means holding the master lease too: a master that is alive but waits (its copy cannot
+  // prove it holds every acknowledged write, or its first lease TTL) acknowledges nothing, and
+  // failing the replica it waits for left nothing to promote (cluster simulator seed 105).
+  const masterServes = next.master !== undefined && view.aliveNodes.has(next.master) && view.masterLeased.has(next.volume)
   if (masterServes) {
     next = {
       ...next,

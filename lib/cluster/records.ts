@@ -36,6 +36,12 @@ export interface NodeRecord {
   readonly port: number
   readonly api?: string
   readonly startedAtMs: number
+  /**
+   * The control store's revision when the node's process started: fresh and higher at every start
+   * of the process, kept by a re-registration after a lost lease (the process, and its page cache,
+   * ran on). Of two nodes, the lower has run since earlier.
+   */
+  readonly incarnation?: number
 }
 
 /** What operators set on a node: labels (failure domains and their own) and whether it is cordoned. */
@@ -56,6 +62,12 @@ export interface ReplicaRecord {
   readonly failedAtMs?: number
   /** The epoch in which it was last in sync (a returning copy from an older epoch gets a full sync). */
   readonly syncedEpoch?: number
+  /**
+   * Its node's process incarnation (NodeRecord `incarnation`) when it was recorded in sync. A node
+   * that started again since may have lost unflushed writes in a power loss it cannot tell from a
+   * restart: until recorded in sync again it does not vouch for its copy.
+   */
+  readonly syncedIncarnation?: number
   /** While syncing: bytes copied so far and in all (written by the master about once a second). */
   readonly bytesDone?: number
   readonly bytesTotal?: number
@@ -105,7 +117,7 @@ const parse = (key: string, text: string): Record<string, unknown> | ClusterErro
 export const decodeNode = (key: string, text: string): NodeRecord | ClusterError => {
   const value = parse(key, text)
   if (value instanceof ClusterError) return value
-  if (typeof value.name !== "string" || typeof value.host !== "string" || !isCount(value.port) || !isCount(value.startedAtMs)) {
+  if (typeof value.name !== "string" || typeof value.host !== "string" || !isCount(value.port) || !isCount(value.startedAtMs) || !(value.incarnation === undefined || isCount(value.incarnation))) {
     return new ClusterError({ reason: "corrupt-record", message: `node record ${key} lacks name/host/port/startedAtMs` })
   }
   return value as unknown as NodeRecord

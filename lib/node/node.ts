@@ -43,6 +43,8 @@ export interface NodeOptions {
   readonly metrics?: Metrics
   /** Told of every write a master on this node acknowledged (checkers, metrics). */
   readonly onWriteAcknowledged?: (volume: string, epoch: number, offset: number, length: number) => void
+  /** This process's incarnation (cluster nodes: records.ts `NodeRecord.incarnation`), told in every OpenAck of a replica copy. */
+  readonly incarnation?: number
 }
 
 export interface OpenVolumeOptions {
@@ -66,7 +68,7 @@ export interface OpenVolumeOptions {
   readonly store?: BlockStore
   readonly leaseValid?: () => boolean
   readonly onReplicaFailed?: (node: string, failure: LinkFailure) => Effect.Effect<void, unknown>
-  readonly onReplicaInSync?: (node: string, stillInSync: () => boolean) => Effect.Effect<void, unknown>
+  readonly onReplicaInSync?: (node: string, stillInSync: () => boolean, incarnation: number | undefined) => Effect.Effect<void, unknown>
   readonly onReplicaSyncing?: (node: string) => Effect.Effect<void, unknown>
   /** The volume's unique id (clusters: fresh at every create). */
   readonly uid?: string
@@ -144,7 +146,7 @@ export const startNode = (options: NodeOptions): Effect.Effect<ReplivolNode, Net
     }
     const masters = new Map<string, MasterVolume>()
     const metrics = options.metrics ?? noMetrics
-    const replicaHost = makeReplicaHost({ nodeName: options.name, lookupMaster: (volume) => masters.get(volume), metrics })
+    const replicaHost = makeReplicaHost({ nodeName: options.name, lookupMaster: (volume) => masters.get(volume), metrics, ...(options.incarnation === undefined ? {} : { incarnation: options.incarnation }) })
     let accepted = 0, open = 0, pendingHandshakes = 0, handshakesFailed = 0, refusedOverLimit = 0
 
     const accepts = yield* Queue.unbounded<Link>()

@@ -105,8 +105,12 @@ export interface MasterVolumeOptions {
   readonly leaseValid?: () => boolean
   /** Records a replica's failure durably; writes that depended on it wait for this. */
   readonly onReplicaFailed?: (node: string, failure: LinkFailure) => Effect.Effect<void, unknown>
-  /** Records a replica that became in sync; `stillInSync` is checked when the record is changed (a late update never overwrites a failure). */
-  readonly onReplicaInSync?: (node: string, stillInSync: () => boolean) => Effect.Effect<void, unknown>
+  /**
+   * Records a replica that became in sync; `stillInSync` is checked when the record is changed (a
+   * late update never overwrites a failure). `incarnation`: the replica's process that answered the
+   * connection this sync completed on (`ReplicaLink.incarnation`; undefined when it did not tell).
+   */
+  readonly onReplicaInSync?: (node: string, stillInSync: () => boolean, incarnation: number | undefined) => Effect.Effect<void, unknown>
   /** Records, before this master serves, that a replica recorded in sync is syncing again (its copy could not prove a delta suffices). */
   readonly onReplicaSyncing?: (node: string) => Effect.Effect<void, unknown>
   readonly onEvent?: (event: VolumeEvent) => void
@@ -505,7 +509,7 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
         link.markCompleted()
         syncProgress.delete(link)
         emit("sync-done", `replica ${link.target.node} is in sync`, link.target.node)
-        if (options.onReplicaInSync) yield* Effect.ignore(options.onReplicaInSync(link.target.node, () => link.inSync()))
+        if (options.onReplicaInSync) yield* Effect.ignore(options.onReplicaInSync(link.target.node, () => link.inSync(), link.incarnation()))
       })
 
     /** Full sync or delta for `link`, from its own answer to Open (copyIdentity.ts). */

@@ -44,6 +44,8 @@ export interface OpenReply {
   readonly activity: ReadonlyArray<readonly [number, number]> | "all"
   /** What the copy's durable record said before this open (copyIdentity.ts). */
   readonly identity: CopyIdentity
+  /** The replica's process incarnation (cluster nodes), when it tells it. */
+  readonly incarnation?: number
 }
 
 const encoder = new TextEncoder()
@@ -101,7 +103,8 @@ export const decodeOpenReply = (body: Uint8Array): OpenReply | string => {
   // A reply without an identity (a client open) proves nothing about a copy.
   const identity = value.identity === undefined ? unknownIdentity : decodeIdentity(value.identity)
   if (identity === undefined) return "open reply has a malformed copy identity"
-  return { epoch: value.epoch, fresh: value.fresh === true, activity: ranges, identity }
+  if (value.incarnation !== undefined && !isCount(value.incarnation)) return "open reply has a malformed incarnation"
+  return { epoch: value.epoch, fresh: value.fresh === true, activity: ranges, identity, ...(value.incarnation === undefined ? {} : { incarnation: value.incarnation }) }
 }
 
 const unknownIdentity: CopyIdentity = { uid: undefined, epoch: 0, generation: undefined, state: "unknown" }

@@ -96,6 +96,8 @@ export interface ReplicaHostOptions {
   readonly metrics?: Metrics
   /** The master volumes this node serves to remote clients (the cluster's agent keeps them). */
   readonly lookupMaster?: (volume: string) => MasterVolume | undefined
+  /** The process incarnation told in every OpenAck (the master records a copy in sync with the process that holds it). */
+  readonly incarnation?: number
 }
 
 export const makeReplicaHost = (options: ReplicaHostOptions): ReplicaHost => {
@@ -312,7 +314,10 @@ const serveConnection = (
       if (entry.owner && entry.owner !== connection) entry.owner.close(`superseded by ${request.master} at epoch ${request.epoch}`)
       entry.owner = connection
       // The answer is what the copy held before this open; the record moves first, then the reply.
-      const answer = { epoch: entry.epoch, fresh: entry.identity.state === "empty", activity: activityRanges(entry), identity: entry.identity }
+      const answer = {
+        epoch: entry.epoch, fresh: entry.identity.state === "empty", activity: activityRanges(entry), identity: entry.identity,
+        ...(options.incarnation === undefined ? {} : { incarnation: options.incarnation }),
+      }
       const next = identityOnOpen(entry, request)
       if (next !== entry.identity) {
         const persisted = yield* Effect.result(persistIdentity(entry, next))

@@ -82,6 +82,11 @@ export interface ReplicaLink {
   readonly start: (startInSync: boolean) => Effect.Effect<void>
   /** The replica's answer to the last Open (fresh copy? its activity log). */
   readonly lastOpen: () => OpenReply | undefined
+  /**
+   * The incarnation of the replica's process whose connection the link uses (from the OpenAck it
+   * was attached on; kept while a reconnect is under way): the process that acknowledges its frames.
+   */
+  readonly incarnation: () => number | undefined
   /** Marks the copy complete: from now on every write waits for this replica. */
   readonly markInSync: () => void
   /** In sync and not failed: every write waits for this replica (also while it reconnects). */
@@ -138,6 +143,7 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
     let synced = false
     let completedSession = false
     let opened: OpenReply | undefined
+    let attachedIncarnation: number | undefined
     let failure: LinkFailure | undefined
     let connection: Connection | undefined
     let nextSequence = 1
@@ -249,6 +255,7 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
     const attach = (conn: Connection) => {
       sharedBodies.forget()
       connection = conn
+      attachedIncarnation = opened?.incarnation
       conn.onFrame(onFrame(conn))
       conn.link.onClose(() => {
         if (connection === conn) {
@@ -413,6 +420,7 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
       failure: () => failure,
       start,
       lastOpen: () => opened,
+      incarnation: () => attachedIncarnation,
       markInSync: () => {
         assert(state === "syncing" || state === "reconnecting", `only a syncing link becomes in-sync (was ${state})`)
         synced = true

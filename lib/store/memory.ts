@@ -2,11 +2,16 @@
  * An in-memory BlockStore for tests and the simulator, with power-loss and fault injection.
  *
  * Why: the whole cluster runs in one process in the simulator, so every replica needs a store
- * that costs only what is written (sparse 64 KiB pages, allocated on first write: a 1 GiB volume
+ * that costs only what is written (sparse 16 KiB pages, allocated on first write: a 1 GiB volume
  * in a test holds a few pages) and that can lose exactly what a real disk loses on power failure.
  * Pages live in two layers: a durable map and a volatile overlay. A write goes to the overlay
  * (copy-on-write of the durable page), `flush` moves the overlay into the durable map, `crash()`
- * drops the overlay. Pure: no node:* import, no clock, no randomness.
+ * drops the overlay. Zeros written into a hole allocate nothing (a hole already reads as zeros), so
+ * a full sync of a sparse volume costs only its data. Faults (`failNext`) fail one operation with a
+ * typed reason; a faulted write may first apply a prefix (a torn write), a faulted flush may first
+ * drop the unflushed pages (what Linux may do to the page cache after a failed fdatasync).
+ * `image()`/`restore()` take and put back what is on the disk (durable pages and meta): a copy
+ * restored from an older backup. Pure: no node:* import, no clock, no randomness.
  */
 import { Effect } from "effect"
 import { KiB, volumeSizeBytesMax } from "../core/limits.ts"
@@ -15,8 +20,8 @@ import { assert } from "../core/assert.ts"
 import { type BlockStore, checkRange, closedError, StoreError, type StoreErrorReason, type StoreMeta } from "./BlockStore.ts"
 import { checkMetaForWrite } from "./meta.ts"
 
-/** Allocation unit of the memory store. */
-export const memoryPageBytes = 64 * KiB
+/** Allocation unit of the memory store (small: the simulator writes 4 KiB blocks all over big sparse volumes). */
+export const memoryPageBytes = 16 * KiB
 
 /** The operations a fault from `failNext` can be aimed at. */
 export type MemoryStoreOperation = "read" | "write" | "flush" | "readMeta" | "writeMeta"
@@ -37,12 +42,36 @@ export interface MemoryStore extends BlockStore {
   /** Reopens a closed store with everything in it (a process restart: the page cache survives). */
   readonly reopen: () => void
   /** Makes the next operation (of kind `operation`, or of any kind) fail with `reason`, once. */
-  readonly failNext: (reason: StoreErrorReason, options?: { readonly operation?: MemoryStoreOperation }) => void
+  readonly failNext: (reason: StoreErrorReason, options?: FaultOptions) => void
+  /** Drops every fault not fired yet. */
+  readonly clearFaults: () => void
+  /** The contents as seen by reads, whatever the store's state (closed or not): for checkers. */
+  readonly peek: (offset: number, length: number) => Uint8Array
+  /** What is on the disk now: the durable pages and the meta record (not the unflushed writes). */
+  readonly image: () => MemoryStoreImage
+  /** Replaces the disk with `image` (an older copy restored): unflushed writes are dropped too. */
+  readonly restore: (image: MemoryStoreImage) => void
 }
 
-interface Fault {
+export interface FaultOptions {
+  readonly operation?: MemoryStoreOperation
+  /** A faulted write first applies this many leading bytes (a torn write), then fails. */
+  readonly partialBytes?: number
+  /** A faulted flush first drops every unflushed write (the page cache lost them), then fails. */
+  readonly dropUnflushed?: boolean
+  /** Told when the fault fires (checkers account for what it destroyed). */
+  readonly onFired?: () => void
+}
+
+/** A disk's contents at one moment: durable pages (shared, never changed in place) and meta. */
+export interface MemoryStoreImage {
+  readonly sizeBytes: number
+  readonly pages: ReadonlyMap<number, Uint8Array>
+  readonly meta: StoreMeta | undefined
+}
+
+interface Fault extends FaultOptions {
   readonly reason: StoreErrorReason
-  readonly operation: MemoryStoreOperation | undefined
 }
 
 /**
@@ -67,8 +96,24 @@ class LayeredPages {
   }
 
   write(offset: number, data: Uint8Array): void {
-    forEachPiece(offset, data.length, (pageIndex, inPage, position, pieceBytes) =>
-      this.#writable(pageIndex).set(data.subarray(position, position + pieceBytes), inPage))
+    forEachPiece(offset, data.length, (pageIndex, inPage, position, pieceBytes) => {
+      const piece = data.subarray(position, position + pieceBytes)
+      // Zeros into a hole change nothing a read can see: the page stays unallocated.
+      if (this.#visible(pageIndex) === undefined && isZero(piece)) return
+      this.#writable(pageIndex).set(piece, inPage)
+    })
+  }
+
+  /** The durable pages (page arrays are replaced, never changed in place, so sharing them is safe). */
+  durablePages(): ReadonlyMap<number, Uint8Array> {
+    return new Map(this.#durable)
+  }
+
+  /** Replaces every page with `pages` (durable) and drops the overlay. */
+  replace(pages: ReadonlyMap<number, Uint8Array>): void {
+    this.#volatile.clear()
+    this.#durable.clear()
+    for (const [pageIndex, page] of pages) this.#durable.set(pageIndex, page)
   }
 
   /** Makes every volatile page durable (what a completed flush guarantees). */
@@ -131,6 +176,12 @@ function forEachPiece(offset: number, length: number, visit: (pageIndex: number,
 }
 
 function isZero(bytes: Uint8Array): boolean {
+  // Word by word when aligned (pages and sync chunks are): a zero check runs over whole syncs.
+  if (bytes.byteOffset % 4 === 0 && bytes.length % 4 === 0) {
+    const words = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4)
+    for (let index = 0; index < words.length; index++) if (words[index] !== 0) return false
+    return true
+  }
   for (let index = 0; index < bytes.length; index++) if (bytes[index] !== 0) return false
   return true
 }
@@ -144,24 +195,30 @@ export function makeMemoryStore(sizeBytes: number, options?: { readonly name?: s
   let closed = false
 
   /** Runs `run` unless the store is closed, a fault is due, or the range is bad. */
-  const guarded = <A>(operation: MemoryStoreOperation, offset: number, length: number, run: () => A) =>
+  const guarded = <A>(operation: MemoryStoreOperation, offset: number, length: number, run: () => A, data?: Uint8Array) =>
     Effect.suspend((): Effect.Effect<A, StoreError> => {
       if (closed) return Effect.fail(closedError(undefined, `${operation} of memory store "${name}"`))
-      const faultIndex = faults.findIndex((f) => f.operation === undefined || f.operation === operation)
-      if (faultIndex >= 0) {
-        const { reason } = faults.splice(faultIndex, 1)[0]!
-        return Effect.fail(new StoreError({ reason, path: undefined, message: `injected ${reason} fault on ${operation} of memory store "${name}"` }))
-      }
       const error = checkRange(undefined, sizeBytes, offset, length)
-      return error === undefined ? Effect.succeed(run()) : Effect.fail(error)
+      if (error !== undefined) return Effect.fail(error)
+      const faultIndex = faults.findIndex((f) => f.operation === undefined || f.operation === operation)
+      if (faultIndex >= 0) return Effect.fail(fire(faults.splice(faultIndex, 1)[0]!, operation, offset, data))
+      return Effect.succeed(run())
     })
+
+  /** Does what the fault does before failing (a torn write, a dropped page cache) and names it. */
+  const fire = (fault: Fault, operation: MemoryStoreOperation, offset: number, data: Uint8Array | undefined): StoreError => {
+    if (operation === "write" && fault.partialBytes !== undefined && data !== undefined) pages.write(offset, data.subarray(0, Math.min(fault.partialBytes, data.length)))
+    if (operation === "flush" && fault.dropUnflushed === true) pages.dropVolatile()
+    fault.onFired?.()
+    return new StoreError({ reason: fault.reason, path: undefined, message: `injected ${fault.reason} fault on ${operation} of memory store "${name}"` })
+  }
 
   return {
     name,
     sizeBytes,
     read: (offset, length) => guarded("read", offset, length, () => pages.read(offset, length)),
     // Applied synchronously when the effect starts: writes land in the order they start.
-    write: (offset, data) => guarded("write", offset, data.length, () => pages.write(offset, data)),
+    write: (offset, data) => guarded("write", offset, data.length, () => pages.write(offset, data), data),
     flush: guarded("flush", 0, 0, () => pages.persist()),
     close: Effect.sync(() => void (closed = true)),
     readMeta: guarded("readMeta", 0, 0, () => meta),
@@ -181,6 +238,17 @@ export function makeMemoryStore(sizeBytes: number, options?: { readonly name?: s
       pages.dropVolatile()
       closed = false
     },
-    failNext: (reason, faultOptions) => void faults.push({ reason, operation: faultOptions?.operation }),
+    failNext: (reason, faultOptions) => void faults.push({ ...faultOptions, reason }),
+    clearFaults: () => void faults.splice(0),
+    peek: (offset, length) => {
+      assert(checkRange(undefined, sizeBytes, offset, length) === undefined, `peek of ${length} bytes at ${offset} inside ${sizeBytes}`)
+      return pages.read(offset, length)
+    },
+    image: () => ({ sizeBytes, pages: pages.durablePages(), meta }),
+    restore: (image) => {
+      assert(image.sizeBytes === sizeBytes, `a restored image of ${image.sizeBytes} bytes fits a store of ${sizeBytes}`)
+      pages.replace(image.pages)
+      meta = image.meta
+    },
   }
 }

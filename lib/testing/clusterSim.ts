@@ -2,30 +2,38 @@
  * Deterministic simulation of a whole cluster: 5 nodes, 3 volumes, the embedded control store,
  * the simulated network and memory stores, all under TestClock and one seed.
  *
- * Safety phase: clients write numbered blocks to every volume while the seed crashes and
- * restarts nodes, partitions them (from peers and from the control store), slows links, resets
- * connections and flips bits. Liveness phase: faults stop, crashed nodes restart, and the cluster
- * must converge to `healthy` with byte-identical copies within a bounded virtual time.
- * Checkers:
- *  - no acknowledged write lost: every block reads back as its last acknowledged write (or a
- *    later write that was in flight when the writer gave up on it);
+ * Safety phase: every volume's writer keeps up to 32 writes in flight (clusterWorkload.ts) while
+ * the seed draws faults (clusterFaults.ts): crashes, power losses, wiped disks, disks restored from
+ * older images, partitions, resets, slow links and bit flips, store errors (EIO, ENOSPC, torn
+ * writes, failed fdatasync), wall-clock steps, pauses longer than a lease, control-store latency,
+ * and volumes deleted and created again while a node is away. Liveness phase: faults stop,
+ * every node runs, and the cluster must converge to `healthy` with byte-identical copies within a
+ * bounded virtual time. Checkers (clusterModel.ts; they read typed records, never event text):
+ *  - no acknowledged write lost: every block reads back as its last acknowledged write (or a write
+ *    in flight after it, or what a legitimate loss of the last holder's page cache allows);
  *  - never two masters acknowledging at once: per volume, acknowledgements never go back to an
  *    older epoch once a newer one acknowledged;
- *  - only complete copies promoted: at every promotion the promoted copy already holds every
- *    acknowledged write;
- *  - convergence: healthy, one master, copies byte-identical, within the bound;
- *  - verify: the master's online verify (`ClusterNode.verifyVolume`) finds no differing region.
+ *  - only complete copies promoted: when a record commits a promotion, the promoted copy already
+ *    holds every acknowledged write;
+ *  - convergence: healthy, one master, every in-sync copy byte-identical to the master's.
  */
-import { Effect, Exit, Fiber, Layer, Random, Scheduler, Scope } from "effect"
+import { Clock, Effect, Fiber, Layer, Random, Scheduler, Scope, Exit } from "effect"
 import { TestClock } from "effect/testing"
 import { ControlStore } from "../control/ControlStore.ts"
-import { gatedControlStore } from "../control/gated.ts"
 import { layerMemory } from "../control/embedded.ts"
-import { startClusterNode, type ClusterNode } from "../cluster/clusterNode.ts"
+import { ClusterError, type VolumeRecord } from "../cluster/records.ts"
+import { mulberry32 } from "../core/seeded.ts"
+import { MiB, writeChunkBytesMax } from "../core/limits.ts"
 import { Entropy, seededEntropy } from "../net/entropy.ts"
 import { makeMemoryStores } from "../store/Stores.ts"
+import type { MemoryStore } from "../store/memory.ts"
 import type { FailureMode } from "../volume/labels.ts"
-import { makeSimNetwork, mulberry32, type SimFaults } from "./simNetwork.ts"
+import { blockBytes, VolumeModel } from "./clusterModel.ts"
+import { chaos, createVolume, type FaultWeights } from "./clusterFaults.ts"
+import { copyPath, hostOf, nameOf, nodeCount, noteAcknowledged, observeCommits, report, runningNodes, startHost, type SimVolume, type SimWorld, type Violation, type ViolationKind } from "./clusterWorld.ts"
+import { writer, type WorkloadShape } from "./clusterWorkload.ts"
+import { makeSimHost, type ControlLatency } from "./simHost.ts"
+import { makeSimNetwork, type SimFaults } from "./simNetwork.ts"
 
 export interface ClusterSimOptions {
   readonly seed: number
@@ -33,268 +41,249 @@ export interface ClusterSimOptions {
   readonly faultMs?: number
   /** Virtual milliseconds the cluster gets to converge afterwards. */
   readonly convergeMs?: number
+  /** Replaces the seed's fault weights (a hand-built scenario: only some kinds, or none). */
+  readonly faultWeights?: Partial<FaultWeights>
+  /** Breaks the cluster's results on purpose, to show the matching checker fails (tests of the checkers). */
+  readonly sabotage?: Sabotage
 }
+
+/**
+ * What a checker test breaks: an acknowledged block overwritten on every copy (no acknowledged
+ * write lost), one in-sync replica's bytes changed (byte-identical copies), the first promoted copy
+ * changed before the check (only complete copies promoted), an acknowledgement from an older epoch
+ * (never two masters).
+ */
+export type { ViolationKind }
+
+export type Sabotage = "lose-acknowledged-write" | "diverge-replica" | "promote-incomplete" | "second-master"
+
+const junk = new Uint8Array(blockBytes).fill(0xee)
+/** Overwrites bytes of a memory store directly (sabotage only: the store is open, the write synchronous). */
+const overwrite = (store: MemoryStore, offset: number, bytes: Uint8Array) => Effect.runSync(Effect.ignore(store.write(offset, bytes)))
 
 export interface ClusterSimResult {
   readonly seed: number
+  /** What the checkers found, as text (empty: the seed passed) … */
   readonly violations: ReadonlyArray<string>
+  /** … and the kind of each, in the same order. */
+  readonly violationKinds: ReadonlyArray<ViolationKind>
+  /** Blocks written and acknowledged. */
   readonly acknowledged: number
   readonly refused: number
   readonly crashes: number
   readonly partitions: number
   readonly promotions: number
+  /** Faults injected, by kind. */
+  readonly faults: Readonly<Record<string, number>>
   readonly virtualMs: number
   readonly trace: string
 }
 
-const nodeCount = 5
-const blockBytes = 4096
-const volumeBytes = 1024 * 1024
-const blocksPerVolume = volumeBytes / blockBytes
-const hostOf = (i: number) => `127.0.0.${i + 1}`
-const nameOf = (i: number) => `n${i + 1}`
+/**
+ * Where every host's wall clock starts (a real date, so a step back never goes below zero). It is
+ * an offset on each host's clock, not TestClock.setTime: moving the TestClock that far would wake
+ * the control store's sweeper once per sweep interval on the way.
+ */
+const startWallMs = 1_700_000_000_000
+/** Virtual time of the fault phase and of the convergence bound, unless the options say otherwise. */
+export const faultMsDefault = 3_500
+export const convergeMsDefault = 45_000
+/** Volume 0 is big and sparse in most seeds (many chunks: zero skipping, long resyncs); the others small. */
+const bigSizesMiB = [1, 16, 32, 64]
+const smallSizesMiB = [1, 1, 4]
+const depths = [1, 2, 4, 8, 16, 32]
+const modes: FailureMode[] = ["soft", "hard", "alwayson"]
 
-const pattern = (seed: number, volumeIndex: number, writeIndex: number): Uint8Array => {
-  const random = mulberry32((seed * 131 + volumeIndex * 7919 + writeIndex * 104729) >>> 0)
-  const out = new Uint8Array(blockBytes)
-  for (let i = 0; i < blockBytes; i += 4) {
-    const word = (random.next() * 4294967296) >>> 0
-    out[i] = word & 0xff
-    out[i + 1] = (word >>> 8) & 0xff
-    out[i + 2] = (word >>> 16) & 0xff
-    out[i + 3] = word >>> 24
+/** Everything the seed decides before the run: volume shapes, workload, fault mix, latencies. */
+const drawProfile = (seed: number) => {
+  const random = mulberry32(seed ^ 0x9e3779b9)
+  const pick = <A>(items: ReadonlyArray<A>) => items[Math.floor(random.next() * items.length)]!
+  const volumes = [0, 1, 2].map((index) => ({
+    index, name: `sim/v${index}`, mode: modes[(seed + index) % 3]!, replicas: index === 2 ? 1 : 2,
+    sizeBytes: pick(index === 0 ? bigSizesMiB : smallSizesMiB) * MiB, depth: pick(depths),
+  }))
+  const weight = () => (random.next() < 0.25 ? 0 : random.next())
+  const weights: FaultWeights = {
+    "crash": 1, "power-loss": weight(), "wipe": weight() * 0.4, "restore": weight() * 0.8, "isolate": 0.6, "block": 0.5, "reset": 0.3,
+    "store-fault": weight(), "clock-step": weight() * 0.5, "pause": weight() * 0.5, "latency": weight() * 0.4, "recreate": weight() * 0.2, "image": weight() * 0.8,
   }
-  return out
+  const workload: WorkloadShape = { flushProbability: pick([0, 0.02, 0.1]), runProbability: pick([0, 0.05, 0.2]), hugeProbability: pick([0, 0, 0.003, 0.01]) }
+  const latencies: ControlLatency[] = Array.from({ length: nodeCount }, () => ({ baseMaxMs: pick([0, 1, 5, 20]), spikeProbability: pick([0, 0.002, 0.01]), spikeMs: 300 }))
+  const network: SimFaults = { delayMinMs: 0, delayMaxMs: 2, slowProbability: random.next() * 0.01, slowDelayMs: 300, resetProbability: random.next() * 0.002, bitFlipProbability: random.next() < 0.5 ? 0 : 0.0005 }
+  return { volumes, weights, workload, latencies, network, chaosFibers: random.next() < 0.5 ? 1 : 2 }
 }
 
-const sameBytes = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i])
+/** The typed promotion checker: when a record commits a new epoch, its master's copy must hold every acknowledged write. */
+const onRecord = (world: SimWorld) => (name: string, record: VolumeRecord | ClusterError | undefined) => {
+  const volume = world.volumes.find((v) => v.name === name)
+  if (!volume || record instanceof ClusterError) return
+  const model = volume.model
+  if (record === undefined) return void (model.record = undefined)
+  if (model.uid === undefined && model.record === undefined) model.uid = record.uid
+  if (record.uid !== model.uid) return
+  const previous = model.record
+  model.committed(record)
+  if (globalThis.process?.env?.DEBUG_SIM) console.error(world.base.currentTimeMillisUnsafe(), "RECORD", name, record.epoch, record.master, JSON.stringify(record.replicas.map((r) => `${r.node}:${r.state}`)), "holders", [...model.holders].join(","))
+  if (previous === undefined || record.epoch <= previous.epoch || record.master === undefined) return
+  world.counters.promotions++
+  // A node promoted while it is down (its lease not expired yet) cannot serve what its disk holds
+  // now: a wiped or rolled-back copy there must step down when it starts, or the final checks see it.
+  if (!world.slots.find((s) => s.host.name === record.master)?.node) return
+  const store = world.stores.byPath.get(copyPath(record.master, name))
+  if (!store) return report(world, "incomplete-promotion", `${name}: promoted ${record.master} at epoch ${record.epoch} has no copy`)
+  const acked = [...model.blocks.keys()][0]
+  if (world.sabotage === "promote-incomplete" && acked !== undefined) overwrite(store, acked * blockBytes, junk)
+  for (const block of model.blocks.keys()) {
+    const problem = model.problem(block, store.peek(block * blockBytes, blockBytes))
+    if (problem) return report(world, "incomplete-promotion", `${name}: promoted ${record.master} at epoch ${record.epoch}: block ${block} ${problem}`)
+  }
+}
+
+/** Reads back every block the model knows through a handle (one read per write chunk that holds any). */
+const checkContents = (world: SimWorld, volume: SimVolume) =>
+  Effect.scoped(Effect.gen(function* () {
+    const acked = [...volume.model.blocks.keys()][0]
+    if (world.sabotage === "lose-acknowledged-write" && volume.index === 0 && acked !== undefined) {
+      for (const slot of world.slots) {
+        const store = world.stores.byPath.get(copyPath(slot.host.name, volume.name))
+        if (store) overwrite(store, acked * blockBytes, junk)
+      }
+    }
+    if (world.sabotage === "second-master" && volume.index === 0) noteAcknowledged(world, volume.name, volume.model.lastAckEpoch - 1)
+    const via = runningNodes(world)[0]!.node!
+    const handle = yield* via.openVolume(volume.name)
+    yield* handle.flush
+    const model = volume.model
+    const chunkBlocks = writeChunkBytesMax / blockBytes
+    const chunks = [...new Set([...model.blocks.keys()].map((b) => Math.floor(b / chunkBlocks)))].sort((a, b) => a - b)
+    for (const chunk of chunks) {
+      const first = chunk * chunkBlocks
+      const count = Math.min(chunkBlocks, model.blockCount - first)
+      const bytes = yield* handle.read(first * blockBytes, count * blockBytes)
+      for (let b = first; b < first + count; b++) {
+        if (!model.blocks.has(b)) continue
+        const problem = model.problem(b, bytes.subarray((b - first) * blockBytes, (b - first + 1) * blockBytes))
+        if (problem) return report(world, "lost-write", `${volume.name}: block ${b} ${problem} (read back after convergence)`)
+      }
+    }
+  }))
+
+/** Every in-sync copy is byte-identical to the master's. */
+const checkCopies = (world: SimWorld, volume: SimVolume) =>
+  Effect.gen(function* () {
+    const info = yield* Effect.result(runningNodes(world)[0]!.node!.inspectVolume(volume.name))
+    if (info._tag === "Failure" || info.success.master === undefined) return
+    const master = world.stores.byPath.get(copyPath(info.success.master, volume.name))
+    if (!master) return report(world, "diverged-copy", `${volume.name}: master ${info.success.master} has no copy`)
+    const digest = master.digest()
+    for (const replica of info.success.replicas) {
+      const copy = world.stores.byPath.get(copyPath(replica.node, volume.name))
+      if (world.sabotage === "diverge-replica" && copy && replica.state === "in-sync") overwrite(copy, 0, junk)
+      if (replica.state === "in-sync" && copy && copy.digest() !== digest) {
+        report(world, "diverged-copy", `${volume.name}: replica on ${replica.node} is in sync but differs from master ${info.success.master}`)
+      }
+    }
+  })
+
+/** After the faults: every fault undone, every node running, then convergence and the content checks. */
+const liveness = (world: SimWorld, convergeMs: number) =>
+  Effect.gen(function* () {
+    world.network.healAll()
+    world.network.setFaults({ delayMinMs: 0, delayMaxMs: 1, slowProbability: 0, slowDelayMs: 0, resetProbability: 0, bitFlipProbability: 0 })
+    for (const slot of world.slots) {
+      slot.host.cutFromStore = false
+      world.network.resume(hostOf(slot.host.index))
+      slot.host.resume()
+    }
+    for (const store of world.stores.byPath.values()) store.clearFaults()
+    for (let i = 0; i < nodeCount; i++) yield* startHost(world, i)
+    for (const volume of world.volumes) {
+      const healthy = yield* Effect.result(runningNodes(world)[0]!.node!.waitHealthy(volume.name, convergeMs))
+      if (healthy._tag === "Failure") report(world, "no-convergence", `${volume.name} did not converge to healthy within ${convergeMs} ms: ${healthy.failure.message}`)
+    }
+    for (const volume of world.volumes) {
+      const checked = yield* Effect.result(checkContents(world, volume))
+      if (checked._tag === "Failure") report(world, "no-convergence", `${volume.name}: final read failed: ${String((checked.failure as { message?: string }).message)}`)
+      yield* checkCopies(world, volume)
+    }
+  })
+
+const makeWorld = (seed: number, profile: ReturnType<typeof drawProfile>, sabotage: Sabotage | undefined) =>
+  Effect.gen(function* () {
+    const network = yield* makeSimNetwork(mulberry32(seed ^ 0x5bd1e995), profile.network)
+    const volumes: SimVolume[] = profile.volumes.map((v) => ({ ...v, model: new VolumeModel(v.name, v.sizeBytes, undefined), busy: new Set(), suspended: false, idle: true }))
+    const world: SimWorld = {
+      seed, network, volumes, violations: [], running: true,
+      slots: Array.from({ length: nodeCount }, (_, i) => ({ host: makeSimHost(i, nameOf(i), hostOf(i), profile.latencies[i]!, startWallMs), incarnation: undefined, scope: undefined, node: undefined })),
+      stores: makeMemoryStores(), control: undefined!, base: yield* Clock.Clock,
+      counters: { acknowledged: 0, refused: 0, promotions: 0, faults: {} },
+      workloadRandom: mulberry32(seed), faultRandom: mulberry32(seed ^ 0x2f6b1d4a), latencyRandom: mulberry32(seed ^ 0x71c3a9e5),
+      images: new Map(), sabotage,
+    }
+    Object.assign(world, { control: observeCommits(yield* ControlStore, onRecord(world)) })
+    return world
+  })
+
+const scenario = (seed: number, options: ClusterSimOptions, made: (world: SimWorld) => void) =>
+  Effect.gen(function* () {
+    const profile = drawProfile(seed)
+    const world = yield* makeWorld(seed, profile, options.sabotage)
+    made(world)
+    const weights = { ...profile.weights, ...options.faultWeights }
+    for (let i = 0; i < nodeCount; i++) yield* startHost(world, i)
+    for (const volume of world.volumes) yield* createVolume(world, volume, volume.sizeBytes)
+    for (const volume of world.volumes) yield* Effect.ignore(world.slots[0]!.node!.waitHealthy(volume.name, 20_000))
+    const writers = yield* Effect.forkChild(Effect.forEach(world.volumes, (v) => writer(world, v, profile.workload), { concurrency: "unbounded", discard: true }))
+    const working = new Set<number>()
+    const chaosFibers = yield* Effect.forEach(Array.from({ length: profile.chaosFibers }), () => Effect.forkChild(chaos(world, weights, working)))
+    yield* Effect.sleep(options.faultMs ?? faultMsDefault)
+    world.running = false
+    yield* Fiber.join(writers)
+    for (const fiber of chaosFibers) yield* Fiber.join(fiber)
+    yield* liveness(world, options.convergeMs ?? convergeMsDefault)
+    for (const slot of world.slots) if (slot.scope) yield* Scope.close(slot.scope, Exit.void)
+  })
 
 export const runClusterSim = (options: ClusterSimOptions): Promise<ClusterSimResult> => {
   const seed = options.seed >>> 0
-  const random = mulberry32(seed)
-  const faultMs = options.faultMs ?? 6_000
-  const convergeMs = options.convergeMs ?? 45_000
-  const violations: string[] = []
-  const stores = makeMemoryStores()
-  let acknowledged = 0, refused = 0, crashes = 0, partitions = 0, promotions = 0
-  const modes: FailureMode[] = ["soft", "hard", "alwayson"]
-  const volumes = [0, 1, 2].map((i) => ({
-    name: `sim/v${i}`,
-    mode: modes[(seed + i) % 3]!,
-    replicas: i === 2 ? 1 : 2,
-    /** Per block: the data of the last acknowledged write, and of writes issued after it. */
-    acked: new Map<number, Uint8Array>(),
-    inflight: new Map<number, Uint8Array[]>(),
-    lastAckEpoch: 0,
-  }))
-
-  const scenario = Effect.gen(function* () {
-    const faults: SimFaults = { delayMinMs: 0, delayMaxMs: 2, slowProbability: random.next() * 0.01, slowDelayMs: 300, resetProbability: random.next() * 0.002, bitFlipProbability: random.next() < 0.5 ? 0 : 0.0005 }
-    const network = yield* makeSimNetwork(mulberry32(seed ^ 0x5bd1e995), faults)
-    const control = yield* ControlStore
-    const cutFromStore = new Set<number>()
-    const scopes: Array<Scope.Closeable | undefined> = []
-    const nodes: Array<ClusterNode | undefined> = []
-
-    const start = (i: number) =>
-      Effect.gen(function* () {
-        const scope = yield* Scope.make()
-        const services = Layer.mergeAll(network.layer, stores.layer, Layer.succeed(ControlStore, ControlStore.of(gatedControlStore(control, () => cutFromStore.has(i), () => "control store unreachable (simulated partition)"))))
-        const node = yield* startClusterNode({
-          name: nameOf(i), address: { host: hostOf(i) }, dataDir: `/sim/${nameOf(i)}`, secret: "cluster-simulation-secret",
-          ackTimeoutMs: 1000, handshakeTimeoutMs: 500, reconnectBaseMs: 5, reconnectCeilingMs: 100,
-          leaseTtlMs: 1000, tickMs: 200, graceMs: 3000, pauseMaxMs: 4000, inProcessShortcut: false,
-          onWriteAcknowledged: (volumeName, epoch) => {
-            const volume = volumes.find((v) => v.name === volumeName)!
-            if (epoch < volume.lastAckEpoch) violations.push(`${volumeName}: a master at epoch ${epoch} acknowledged a write after epoch ${volume.lastAckEpoch} had (two masters)`)
-            volume.lastAckEpoch = Math.max(volume.lastAckEpoch, epoch)
-          },
-          onClusterEvent: (event) => {
-            if (globalThis.process?.env?.DEBUG_SIM) console.error(event.atMs, event.node, event.kind, event.message)
-            const promoted = /promoted (n\d+) \(epoch (\d+)\)/.exec(event.message)
-            if (!promoted || event.kind !== "controller-action") return
-            promotions++
-            const volume = volumes.find((v) => v.name === event.volume)!
-            const store = stores.byPath.get(`/sim/${promoted[1]}/copies/${volume.name}.img`)
-            if (!store) return void violations.push(`${volume.name}: promoted ${promoted[1]} has no copy`)
-            const contents = store.snapshot()
-            for (const [block, data] of volume.acked) {
-              const at = contents.subarray(block * blockBytes, (block + 1) * blockBytes)
-              const later = volume.inflight.get(block) ?? []
-              if (!sameBytes(at, data) && !later.some((d) => sameBytes(at, d))) {
-                violations.push(`${volume.name}: promoted ${promoted[1]} at epoch ${promoted[2]} lacks acknowledged block ${block}`)
-                break
-              }
-            }
-          },
-        }).pipe(Scope.provide(scope), Effect.provide(services))
-        scopes[i] = scope
-        nodes[i] = node
-      })
-
-    const crash = (i: number) =>
-      Effect.gen(function* () {
-        const node = nodes[i]
-        if (!node) return
-        crashes++
-        node.crash()
-        nodes[i] = undefined
-        network.resetHost(hostOf(i))
-        yield* Scope.close(scopes[i]!, Exit.void)
-        network.resetHost(hostOf(i))
-      })
-
-    for (let i = 0; i < nodeCount; i++) yield* start(i)
-    const n1 = nodes[0]!
-    for (const volume of volumes) {
-      yield* n1.createVolume({ volume: volume.name, sizeBytes: volumeBytes, labels: { "storageos.com/replicas": String(volume.replicas), "storageos.com/failure.mode": volume.mode } })
-    }
-    for (const volume of volumes) yield* Effect.ignore(n1.waitHealthy(volume.name, 20_000))
-
-    let running = true
-    const writer = (volumeIndex: number) =>
-      Effect.gen(function* () {
-        const volume = volumes[volumeIndex]!
-        let writeIndex = 0
-        while (running) {
-          const clientIndex = [0, 1, 2, 3, 4].find((i) => nodes[(i + volumeIndex) % nodeCount] !== undefined)
-          const client = clientIndex === undefined ? undefined : nodes[(clientIndex + volumeIndex) % nodeCount]!
-          if (!client) {
-            yield* Effect.sleep(100)
-            continue
-          }
-          const handle = yield* Effect.result(client.openVolume(volume.name))
-          if (handle._tag === "Failure") {
-            yield* Effect.sleep(100)
-            continue
-          }
-          for (let op = 0; op < 20 && running; op++) {
-            const block = Math.floor(random.next() * blocksPerVolume)
-            const data = pattern(seed, volumeIndex, writeIndex++)
-            const later = volume.inflight.get(block) ?? []
-            later.push(data)
-            volume.inflight.set(block, later)
-            const result = yield* Effect.result(handle.success.write(block * blockBytes, data))
-            if (result._tag === "Success") {
-              acknowledged++
-              volume.acked.set(block, data)
-              volume.inflight.set(block, [])
-            } else {
-              refused++
-              yield* Effect.sleep(50)
-            }
-            yield* Effect.sleep(5 + Math.floor(random.next() * 20))
-          }
-        }
-      }).pipe(Effect.scoped)
-
-    const chaos = Effect.gen(function* () {
-      while (running) {
-        yield* Effect.sleep(400 + Math.floor(random.next() * 1200))
-        const target = Math.floor(random.next() * nodeCount)
-        const roll = random.next()
-        if (roll < 0.35 && nodes[target]) {
-          yield* crash(target)
-          yield* Effect.sleep(random.next() < 0.5 ? 500 : 4000)
-          yield* start(target)
-        } else if (roll < 0.55) {
-          partitions++
-          network.isolate(hostOf(target))
-          cutFromStore.add(target)
-          yield* Effect.sleep(random.next() < 0.5 ? 600 : 2500)
-          network.healAll()
-          cutFromStore.clear()
-        } else if (roll < 0.7) {
-          partitions++
-          const other = (target + 1 + Math.floor(random.next() * (nodeCount - 1))) % nodeCount
-          network.block(hostOf(target), hostOf(other))
-          yield* Effect.sleep(Math.floor(random.next() * 1500))
-          network.healAll()
-        } else if (roll < 0.8) network.resetHost(hostOf(target))
-      }
-    })
-
-    const writers = yield* Effect.forkChild(Effect.forEach([0, 1, 2], writer, { concurrency: "unbounded", discard: true }))
-    const chaosFiber = yield* Effect.forkChild(chaos)
-    yield* Effect.sleep(faultMs)
-    running = false
-    yield* Fiber.join(writers)
-    yield* Fiber.interrupt(chaosFiber)
-    // Liveness: heal, restart, converge.
-    network.healAll()
-    cutFromStore.clear()
-    network.setFaults({ delayMinMs: 0, delayMaxMs: 1, slowProbability: 0, slowDelayMs: 0, resetProbability: 0, bitFlipProbability: 0 })
-    for (let i = 0; i < nodeCount; i++) if (!nodes[i]) yield* start(i)
-    const anyNode = nodes.find((n) => n !== undefined)!
-    for (const volume of volumes) {
-      const healthy = yield* Effect.result(anyNode.waitHealthy(volume.name, convergeMs))
-      if (healthy._tag === "Failure") violations.push(`${volume.name} did not converge to healthy within ${convergeMs} ms: ${healthy.failure.message}`)
-    }
-    // Quiesce: a last flush through a handle makes every in-sync copy hold every write.
-    for (const volume of volumes) {
-      const check = yield* Effect.result(Effect.scoped(Effect.gen(function* () {
-        const handle = yield* anyNode.openVolume(volume.name)
-        yield* handle.flush
-        for (let block = 0; block < blocksPerVolume; block++) {
-          const data = volume.acked.get(block)
-          if (!data) continue
-          const at = yield* handle.read(block * blockBytes, blockBytes)
-          const later = volume.inflight.get(block) ?? []
-          if (!sameBytes(at, data) && !later.some((d) => sameBytes(at, d))) {
-            violations.push(`${volume.name}: acknowledged block ${block} was lost`)
-            return
-          }
-        }
-      })))
-      if (check._tag === "Failure") violations.push(`${volume.name}: final read failed: ${String((check.failure as { message?: string }).message)}`)
-      const info = yield* Effect.result(anyNode.inspectVolume(volume.name))
-      if (info._tag === "Failure" || info.success.master === undefined) continue
-      const master = stores.byPath.get(`/sim/${info.success.master}/copies/${volume.name}.img`)!
-      for (const replica of info.success.replicas) {
-        const copy = stores.byPath.get(`/sim/${replica.node}/copies/${volume.name}.img`)
-        if (replica.state === "in-sync" && copy && copy.digest() !== master.digest()) {
-          violations.push(`${volume.name}: replica on ${replica.node} is in sync but differs from master ${info.success.master}`)
-        }
-      }
-      // One more checker, through the product: an online verify from the master finds no differing region.
-      const masterNode = nodes.find((n) => n?.name === info.success.master)
-      const verified = masterNode ? yield* Effect.result(masterNode.verifyVolume(volume.name, { regionBytes: 64 * 1024 })) : undefined
-      if (verified?._tag === "Failure") violations.push(`${volume.name}: verify failed: ${String((verified.failure as { message?: string }).message)}`)
-      else if (verified && verified.success.differingRegions > 0) {
-        const where = verified.success.differences.slice(0, 3).map((d) => `${d.node}@${d.offset}`).join(", ")
-        violations.push(`${volume.name}: verify found ${verified.success.differingRegions} regions differing from master ${info.success.master} (${where})`)
-      }
-    }
-    const digests = volumes.map((v) => v.name).join(",")
-    for (const scope of scopes) if (scope) yield* Scope.close(scope, Exit.void)
-    return digests
-  })
-
+  const limitMs = (options.faultMs ?? faultMsDefault) + (options.convergeMs ?? convergeMsDefault) + 60_000
+  const stepMs = 10
+  let world: SimWorld | undefined
   const program = Effect.gen(function* () {
-    const fiber = yield* Effect.forkChild(Effect.scoped(scenario))
+    const fiber = yield* Effect.forkChild(Effect.scoped(scenario(seed, options, (made) => void (world = made))))
     let virtualMs = 0
-    const limitMs = faultMs + convergeMs + 60_000
     while (fiber.pollUnsafe() === undefined && virtualMs < limitMs) {
-      yield* TestClock.adjust(10)
-      virtualMs += 10
+      yield* TestClock.adjust(stepMs)
+      virtualMs += stepMs
     }
     const exit = fiber.pollUnsafe()
-    if (exit === undefined) {
-      yield* Fiber.interrupt(fiber)
-      violations.push(`the run did not finish within ${limitMs} ms of virtual time`)
-    } else if (exit._tag === "Failure") violations.push(`the scenario failed: ${String(exit.cause).slice(0, 500)}`)
-    return virtualMs
+    if (exit === undefined) yield* Fiber.interrupt(fiber)
+    return { exit, virtualMs }
   })
-
   const layers = Layer.mergeAll(
-    TestClock.layer(),
+    // No real-time warning deadline: a wake that takes long on a loaded machine must not change the run.
+    TestClock.layer({ warningDelay: "1 hour" }),
     Layer.succeed(Scheduler.Scheduler, new Scheduler.MixedScheduler("sync")),
     Layer.succeed(Entropy, seededEntropy(seed ^ 0x2545f491)),
   )
-  const withStore = Layer.provideMerge(layerMemory, layers)
-  return Effect.runPromise(program.pipe(Random.withSeed(seed), Effect.provide(withStore))).then((virtualMs) => ({
-    seed, violations, acknowledged, refused, crashes, partitions, promotions, virtualMs,
-    trace: `${acknowledged}|${refused}|${crashes}|${partitions}|${promotions}|${virtualMs}`,
-  }))
+  return Effect.runPromise(program.pipe(Random.withSeed(seed), Effect.provide(Layer.provideMerge(layerMemory, layers)))).then(({ exit, virtualMs }) => {
+    if (exit === undefined) return resultOf(seed, world, virtualMs, [{ kind: "no-convergence", message: `the run did not finish within ${limitMs} ms of virtual time` }])
+    if (exit._tag === "Failure") return resultOf(seed, world, virtualMs, [{ kind: "run-failed", message: `the scenario failed: ${String(exit.cause).slice(0, 500)}` }])
+    return resultOf(seed, world, virtualMs, [])
+  })
 }
 
+const resultOf = (seed: number, world: SimWorld | undefined, virtualMs: number, extra: ReadonlyArray<Violation>): ClusterSimResult => {
+  const violations = [...(world?.violations ?? []), ...extra]
+  const faults = world?.counters.faults ?? {}
+  const sum = (...kinds: string[]) => kinds.reduce((n, k) => n + (faults[k] ?? 0), 0)
+  const counters = world?.counters ?? { acknowledged: 0, refused: 0, promotions: 0 }
+  const crashes = sum("crash", "power-loss", "wipe", "restore")
+  const partitions = sum("isolate", "block")
+  const faultTrace = Object.entries(faults).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, n]) => `${k}=${n}`).join(",")
+  return {
+    seed, violations: violations.map((v) => v.message), violationKinds: violations.map((v) => v.kind), acknowledged: counters.acknowledged, refused: counters.refused,
+    crashes, partitions, promotions: counters.promotions, faults, virtualMs,
+    trace: `${counters.acknowledged}|${counters.refused}|${counters.promotions}|${virtualMs}|${faultTrace}`,
+  }
+}

@@ -5,10 +5,12 @@
  * random delay (never before the chunk sent ahead of it, as TCP), unless the link was reset or
  * the two hosts are partitioned — then it waits (a partition stalls a TCP stream; it does not
  * reorder it). Faults: random delays with occasional long ones, connection resets, bit flips
- * (which the frame checksums must catch), symmetric and one-way partitions, dead hosts.
- * Time is Effect's Clock, so under TestClock a run is exact and fast.
+ * (which the frame checksums must catch), symmetric and one-way partitions, dead hosts, and
+ * paused hosts (a stopped process: nothing reaches it or leaves it until it resumes, nothing is lost).
+ * Time is Effect's Clock — the one the network was made with, not a caller's (a node's wall clock
+ * may be stepped) — so under TestClock a run is exact and fast.
  */
-import { Effect, Layer, Queue, Scope } from "effect"
+import { Clock, Effect, Layer, Queue, Scope } from "effect"
 import { formatAddress, type Address, type Link, NetError, Transport } from "../net/Transport.ts"
 
 export interface SimRandom {
@@ -42,6 +44,9 @@ export interface SimNetwork {
   /** Cuts `host` off from everyone, both ways. */
   readonly isolate: (host: string) => void
   readonly healAll: () => void
+  /** Holds every chunk to or from `host` (and its new connections) until `resume`: a paused process. */
+  readonly pause: (host: string) => void
+  readonly resume: (host: string) => void
   /** Resets every open link of `host` (a crashed process's sockets). */
   readonly resetHost: (host: string) => void
   readonly setFaults: (faults: SimFaults) => void
@@ -61,10 +66,13 @@ interface SimLink extends Link {
 export const makeSimNetwork = (random: SimRandom, initialFaults: SimFaults): Effect.Effect<SimNetwork, never, Scope.Scope> =>
   Effect.gen(function* () {
     const scope = yield* Effect.scope
+    const clock = yield* Clock.Clock
     let faults = initialFaults
     const listeners = new Map<string, (link: Link) => void>()
     const blocked = new Set<string>()
     const isolated = new Set<string>()
+    const paused = new Set<string>()
+    const isHeld = (from: string, to: string) => paused.has(from) || paused.has(to)
     const links = new Set<{ a: SimLink; b: SimLink; hostA: string; hostB: string }>()
     const stats = { delivered: 0, resets: 0, bitFlips: 0, bytes: 0 }
     const isBlocked = (from: string, to: string) => isolated.has(from) || isolated.has(to) || blocked.has(`${from}>${to}`)
@@ -116,11 +124,11 @@ export const makeSimNetwork = (random: SimRandom, initialFaults: SimFaults): Eff
             while (open) {
               const chunk = yield* Queue.take(pipe.queue)
               const delay = random.next() < faults.slowProbability ? faults.slowDelayMs : faults.delayMinMs + Math.floor(random.next() * (faults.delayMaxMs - faults.delayMinMs + 1))
-              const now = yield* Effect.clockWith((clock) => Effect.succeed(clock.currentTimeMillisUnsafe()))
+              const now = clock.currentTimeMillisUnsafe()
               const deliverAt = Math.max(last, now + delay)
               if (deliverAt > now) yield* Effect.sleep(deliverAt - now)
               last = deliverAt
-              while (open && isBlocked(from, to)) yield* Effect.sleep(5)
+              while (open && (isBlocked(from, to) || isHeld(from, to))) yield* Effect.sleep(5)
               if (!open) return
               if (random.next() < faults.resetProbability) {
                 stats.resets++
@@ -140,8 +148,8 @@ export const makeSimNetwork = (random: SimRandom, initialFaults: SimFaults): Eff
               else pipe.early.push(delivered)
             }
           })
-        yield* Effect.forkIn(pump(pipes[0], hostA, hostB), scope)
-        yield* Effect.forkIn(pump(pipes[1], hostB, hostA), scope)
+        yield* Effect.forkIn(Effect.provideService(pump(pipes[0], hostA, hostB), Clock.Clock, clock), scope)
+        yield* Effect.forkIn(Effect.provideService(pump(pipes[1], hostB, hostA), Clock.Clock, clock), scope)
         return { a, b }
       })
 
@@ -167,6 +175,7 @@ export const makeSimNetwork = (random: SimRandom, initialFaults: SimFaults): Eff
             return yield* new NetError({ reason: "timeout", address: key, message: `connecting to ${key} timed out (simulated partition)` })
           }
           yield* Effect.sleep(faults.delayMinMs)
+          while (isHeld(from, address.host)) yield* Effect.sleep(5)
           const accept = listeners.get(key)
           if (!accept) return yield* new NetError({ reason: "refused", address: key, message: `connection to ${key} refused (simulated)` })
           const { a, b } = yield* makePair(from, ephemeralPort++, address.host, address.port)
@@ -185,6 +194,8 @@ export const makeSimNetwork = (random: SimRandom, initialFaults: SimFaults): Eff
         blocked.clear()
         isolated.clear()
       },
+      pause: (host) => void paused.add(host),
+      resume: (host) => void paused.delete(host),
       resetHost: (host) => {
         for (const link of [...links]) if (link.hostA === host || link.hostB === host) link.a.closeNow(`host ${host} went away (simulated)`)
       },

@@ -80,6 +80,53 @@ test("failNext injects one typed error, on the chosen operation only", () =>
     assert.is((yield* store.read(0, 1))[0], 5)
   })))
 
+test("a torn write applies only its prefix, then fails; a dropping fdatasync loses the unflushed writes, then fails", () =>
+  run(Effect.gen(function* () {
+    const store = makeMemoryStore(8192)
+    let fired = 0
+    store.failNext("io", { operation: "write", partialBytes: 512, onFired: () => void fired++ })
+    assert.is((yield* failureOf(store.write(0, new Uint8Array(4096).fill(7)))).reason, "io")
+    const torn = yield* store.read(0, 4096)
+    assert.ok(torn.subarray(0, 512).every((b) => b === 7) && torn.subarray(512).every((b) => b === 0), "only the first 512 bytes landed")
+    assert.is(fired, 1)
+    yield* store.flush
+    yield* store.write(4096, new Uint8Array([9]))
+    store.failNext("io", { operation: "flush", dropUnflushed: true })
+    assert.is((yield* failureOf(store.flush)).reason, "io")
+    assert.is((yield* store.read(4096, 1))[0], 0, "the page cache lost the unflushed write")
+    assert.is((yield* store.read(0, 1))[0], 7, "flushed bytes stay")
+    store.failNext("io")
+    store.clearFaults()
+    yield* store.flush
+  })))
+
+test("image and restore: the disk as it was (durable pages and meta), unflushed writes not included", () =>
+  run(Effect.gen(function* () {
+    const store = makeMemoryStore(65536)
+    const meta = { volume: "ns/v", sizeBytes: 65536, epoch: 3, role: "replica", state: "complete", updatedAtMs: 1 } as const
+    yield* store.write(0, new Uint8Array([1]))
+    yield* store.writeMeta(meta)
+    yield* store.flush
+    yield* store.write(1, new Uint8Array([2])) // unflushed: not on the disk image
+    const image = store.image()
+    yield* store.write(0, new Uint8Array([5]))
+    yield* store.flush
+    yield* store.writeMeta({ ...meta, epoch: 4 })
+    store.restore(image)
+    assert.equal([...(yield* store.read(0, 2))], [1, 0])
+    assert.equal((yield* store.readMeta)?.epoch, 3)
+  })))
+
+test("zeros written into a hole allocate nothing; peek reads a closed store", () =>
+  run(Effect.gen(function* () {
+    const store = makeMemoryStore(4 * memoryPageBytes)
+    yield* store.write(0, new Uint8Array(2 * memoryPageBytes))
+    assert.is(store.allocatedBytes, 0)
+    yield* store.write(10, new Uint8Array([3]))
+    yield* store.close
+    assert.is(store.peek(10, 1)[0], 3)
+  })))
+
 test("a size outside 0..volumeSizeBytesMax is an invariant violation", () => {
   assert.throws(() => makeMemoryStore(-1), (error: unknown) => error instanceof InvariantViolation)
   assert.throws(() => makeMemoryStore(2 ** 60), (error: unknown) => error instanceof InvariantViolation)

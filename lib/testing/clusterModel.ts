@@ -1,0 +1,163 @@
+/**
+ * What the cluster simulator's checkers know of each volume: for every block, which contents a
+ * correct cluster may show, and which copies hold every acknowledged write.
+ *
+ * Per block: the last acknowledged write; writes issued after it and not acknowledged (they may
+ * or may not have landed, a torn one sector by sector); and values a legitimate loss may have
+ * brought back. A loss is legitimate only when the last copy holding the acknowledged writes lost
+ * its page cache (power loss, or an fdatasync that dropped it): then every write not yet covered by
+ * a successful flush may roll back to what the last flush made durable. Anything else that reads
+ * back other than these is a lost acknowledged write.
+ *
+ * Holders: the copies the cluster's own records say hold every acknowledged write — the master
+ * and in-sync replicas — minus the copies a fault damaged since they last became in sync. The
+ * fault generator never wipes or rolls back the last holder (that loss would be the disk's fault,
+ * not the cluster's), and a power loss of the last holder is the one legitimate loss above.
+ * Records are read as typed data from the control store's commits, never from event text.
+ */
+import type { VolumeRecord } from "../cluster/records.ts"
+
+export const blockBytes = 4096
+export const sectorBytes = 512
+
+interface BlockState {
+  /** The last acknowledged write (undefined: never acknowledged; reads as zeros). */
+  acked: Uint8Array | undefined
+  /** Acknowledged writes not yet covered by a successful flush, oldest first, with their ack number. */
+  unflushed: Array<{ readonly data: Uint8Array; readonly ackIndex: number }>
+  /** What the last flush covering this block made durable (undefined: zeros). */
+  durable: Uint8Array | undefined
+  /** Writes issued after the last acknowledgement and not acknowledged: possibly landed, possibly torn. */
+  inflight: Uint8Array[]
+  /** Older values a legitimate loss may have brought back. */
+  lossAllowed: Uint8Array[]
+}
+
+const zeros = new Uint8Array(blockBytes)
+
+export const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => {
+  if (a.length !== b.length) return false
+  for (let index = 0; index < a.length; index++) if (a[index] !== b[index]) return false
+  return true
+}
+
+export class VolumeModel {
+  readonly blocks = new Map<number, BlockState>()
+  /** Nodes whose copy holds every acknowledged write (see the module comment). */
+  readonly holders = new Set<string>()
+  /** The highest epoch whose master acknowledged a write (two masters: an older one acknowledging after it). */
+  lastAckEpoch = 0
+  /** The last committed record of this volume instance. */
+  record: VolumeRecord | undefined
+  acknowledged = 0
+  #ackIndex = 0
+
+  /** `uid`: the volume instance's id (adopted from its first committed record when undefined). */
+  constructor(readonly name: string, readonly sizeBytes: number, public uid: string | undefined) {}
+
+  get blockCount(): number {
+    return this.sizeBytes / blockBytes
+  }
+
+  #block(block: number): BlockState {
+    let state = this.blocks.get(block)
+    if (!state) {
+      state = { acked: undefined, unflushed: [], durable: undefined, inflight: [], lossAllowed: [] }
+      this.blocks.set(block, state)
+    }
+    return state
+  }
+
+  /** A write of `data` to `block` is about to be issued. */
+  issue(block: number, data: Uint8Array): void {
+    this.#block(block).inflight.push(data)
+  }
+
+  /** The write of `data` to `block` was acknowledged: it is now what the block must hold. */
+  acknowledge(block: number, data: Uint8Array): void {
+    const state = this.#block(block)
+    state.acked = data
+    state.inflight = []
+    state.lossAllowed = []
+    state.unflushed.push({ data, ackIndex: ++this.#ackIndex })
+    this.acknowledged++
+  }
+
+  /** A flush is about to be issued: it will cover every write acknowledged so far. */
+  flushIssued(): number {
+    return this.#ackIndex
+  }
+
+  /** The flush issued at `covers` succeeded: what it covered is durable. */
+  flushSucceeded(covers: number): void {
+    for (const state of this.blocks.values()) {
+      let covered = 0
+      while (covered < state.unflushed.length && state.unflushed[covered]!.ackIndex <= covers) covered++
+      if (covered === 0) continue
+      state.durable = state.unflushed[covered - 1]!.data
+      state.unflushed.splice(0, covered)
+    }
+  }
+
+  /** The last holder lost its page cache: writes not covered by a flush may roll back to the durable value. */
+  lossOfUnflushed(): void {
+    for (const state of this.blocks.values()) {
+      if (state.unflushed.length === 0) continue
+      state.lossAllowed.push(state.durable ?? zeros, ...state.unflushed.map((u) => u.data))
+    }
+  }
+
+  /** A copy of `node` lost writes (power loss, dropped page cache, wipe, older copy): it no longer holds them. */
+  damaged(node: string): "legitimate-loss" | "still-held" | "not-a-holder" {
+    if (!this.holders.has(node)) return "not-a-holder"
+    if (this.holders.size > 1) {
+      this.holders.delete(node)
+      return "still-held"
+    }
+    this.lossOfUnflushed()
+    return "legitimate-loss"
+  }
+
+  /** Whether `node`'s copy can be wiped or rolled back without destroying the last holder. */
+  canDestroy(node: string): boolean {
+    return !this.holders.has(node) || this.holders.size > 1
+  }
+
+  /** Follows a committed record: holders leave with their role and join when the record makes them in sync. */
+  committed(next: VolumeRecord): void {
+    const previous = this.record
+    this.record = next
+    if (previous === undefined) {
+      if (next.master !== undefined) this.holders.add(next.master)
+      return
+    }
+    const roles = new Set<string>(next.replicas.filter((r) => r.state === "in-sync").map((r) => r.node))
+    if (next.master !== undefined) roles.add(next.master)
+    for (const node of [...this.holders]) if (!roles.has(node)) this.holders.delete(node)
+    for (const replica of next.replicas) {
+      const before = previous.replicas.find((r) => r.node === replica.node)
+      if (replica.state === "in-sync" && before?.state !== "in-sync") this.holders.add(replica.node)
+    }
+  }
+
+  /** Why `bytes` (the contents of `block`) is wrong, or undefined when a correct cluster may show them. */
+  problem(block: number, bytes: Uint8Array): string | undefined {
+    const state = this.blocks.get(block)
+    const acked = state?.acked ?? zeros
+    if (sameBytes(bytes, acked)) return undefined
+    if (state === undefined) return "holds bytes never written"
+    const candidates = [acked, ...state.lossAllowed, ...state.inflight]
+    if (candidates.some((c) => sameBytes(bytes, c))) return undefined
+    // A write that failed may have landed in part (a torn write): sector by sector it is one of them.
+    if (state.inflight.length > 0 && tornOf(bytes, candidates)) return undefined
+    return state.acked === undefined ? "holds bytes of no write issued to it" : "lacks its last acknowledged write"
+  }
+}
+
+const tornOf = (bytes: Uint8Array, candidates: ReadonlyArray<Uint8Array>): boolean => {
+  for (let at = 0; at < bytes.length; at += sectorBytes) {
+    const sector = bytes.subarray(at, at + sectorBytes)
+    if (!candidates.some((c) => sameBytes(sector, c.subarray(at, at + sectorBytes)))) return false
+  }
+  return true
+}

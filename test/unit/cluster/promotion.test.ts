@@ -1,0 +1,39 @@
+/** The controller's promotion choice (placement.ts planVolume): only copies that vouch while the lost master may return, the longest-running first. */
+import { suite } from "uvu"
+import * as assert from "uvu/assert"
+import { planVolume, type ClusterView } from "../../../lib/cluster/placement.ts"
+import type { ReplicaRecord, VolumeRecord } from "../../../lib/cluster/records.ts"
+
+const test = suite("placement: promotion")
+const record = (master: string | undefined, replicas: ReadonlyArray<ReplicaRecord>): VolumeRecord => ({
+  volume: "ns/v", uid: "u1", sizeBytes: 1 << 20, labels: {}, createdAtMs: 0, epoch: 5, master, replicas, rulesApplied: [],
+  spec: { replicas: replicas.length, failureMode: "soft", failureTolerance: 1, hintMaster: undefined, nocompress: false },
+})
+const view = (incarnations: Record<string, number>, random = 0.99): ClusterView => ({
+  nowMs: 1000, graceMs: 30_000, aliveNodes: new Set(Object.keys(incarnations)), masterLeased: new Set(), load: new Map(), random: () => random,
+  incarnations: new Map(Object.entries(incarnations)),
+})
+const inSync = (node: string, syncedIncarnation: number): ReplicaRecord => ({ node, state: "in-sync", syncedEpoch: 5, syncedIncarnation })
+
+test("the longest-running of the replicas that vouch is promoted, whatever the random draw", () => {
+  for (const random of [0, 0.5, 0.99]) {
+    const plan = planVolume(record("m", [inSync("a", 30), inSync("b", 10), inSync("c", 20)]), view({ a: 30, b: 10, c: 20 }, random))
+    assert.is(plan?.record.master, "b", `random ${random}`)
+    assert.is(plan?.record.epoch, 6)
+  }
+})
+
+test("while the lost master may return, a replica that restarted since it was recorded in sync is not promoted", () => {
+  const plan = planVolume(record("m", [inSync("a", 30)]), view({ a: 31 }))
+  assert.is(plan?.record.master, "m", "no promotion: waiting for the master")
+  assert.match(plan?.record.unavailableReason ?? "", "restarted since they were recorded in sync")
+  const vouching = planVolume(record("m", [inSync("a", 30), inSync("b", 12)]), view({ a: 31, b: 12 }))
+  assert.is(vouching?.record.master, "b", "the one that vouches, not the older-synced one that restarted")
+})
+
+test("after a step-down (no master recorded) a replica that restarted may be promoted, the longest-running first", () => {
+  const plan = planVolume(record(undefined, [inSync("a", 30), inSync("b", 12)]), view({ a: 40, b: 41 }))
+  assert.is(plan?.record.master, "a")
+})
+
+test.run()
