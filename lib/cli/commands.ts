@@ -147,7 +147,7 @@ export const runClientCommand = async (path: string, args: Readonly<Record<strin
       ])))
     }
     case "volume update": {
-      const set = Object.fromEntries(((flags.label as ReadonlyArray<string>) ?? []).map((entry) => [entry.slice(0, entry.indexOf("=")), entry.slice(entry.indexOf("=") + 1)]))
+      const set = parseLabelFlags((flags.label as ReadonlyArray<string>) ?? [])
       const remove = (flags["label-rm"] as ReadonlyArray<string>) ?? []
       if (Object.keys(set).length === 0 && remove.length === 0) throw new UsageError("missing-value", `"replivol volume update ${args.volume}" needs --label KEY=VALUE or --label-rm KEY`)
       const view = await call<VolumeView>(target, "PATCH", `/v1/volumes/${args.volume}`, { set, remove })
@@ -160,7 +160,7 @@ export const runClientCommand = async (path: string, args: Readonly<Record<strin
       return emit(out, flags, config, () => config.cordoned ? `cordoned ${args.name}: no new copy is placed on it and no replica on it is promoted` : `uncordoned ${args.name}`)
     }
     case "node label": {
-      const set = Object.fromEntries(((flags.label as ReadonlyArray<string>) ?? []).map((entry) => [entry.slice(0, entry.indexOf("=")), entry.slice(entry.indexOf("=") + 1)]))
+      const set = parseLabelFlags((flags.label as ReadonlyArray<string>) ?? [])
       const remove = (flags.remove as ReadonlyArray<string>) ?? []
       if (Object.keys(set).length === 0 && remove.length === 0) throw new UsageError("missing-value", `"replivol node label ${args.name}" needs --label KEY=VALUE or --remove KEY`)
       const config = await call<NodeConfig>(target, "PUT", `/v1/nodes/${args.name}/labels`, { set, remove })

@@ -18,7 +18,7 @@ import { layerTcp } from "../platform/tcp.ts"
 import { makeClusterBackend } from "../../fuse/clusterBackend.ts"
 import { mountVolumes, opTimeoutMsDefault } from "../../fuse/mount.ts"
 import type { Flags, Output } from "./commands.ts"
-import { CommandError } from "./commands.ts"
+import { CommandError, parseLabelFlags } from "./commands.ts"
 import { startLocalCluster } from "./localCluster.ts"
 
 /** How long IO waits for a (new) master, or for a new volume's replicas, before it fails (every node). */
@@ -121,10 +121,6 @@ const nodeLabelsOf = (flags: Flags): Record<string, Record<string, string>> => {
   return out
 }
 
-/** `--label KEY=VALUE` (repeated) as an object. */
-const labelsOf = (flags: Flags): Record<string, string> =>
-  Object.fromEntries(((flags.label as ReadonlyArray<string> | undefined) ?? []).map((entry) => [entry.slice(0, entry.indexOf("=")), entry.slice(entry.indexOf("=") + 1)]))
-
 export const nodeStart = (flags: Flags, out: Output): Effect.Effect<void, unknown, Scope.Scope> =>
   Effect.gen(function* () {
     const need = (name: string) => {
@@ -144,7 +140,7 @@ export const nodeStart = (flags: Flags, out: Output): Effect.Effect<void, unknow
     const api = text(flags, "api")
     const options = {
       name, address: { host, port: portText ? Number(portText) : 5703 }, dataDir: data, secret, metrics, pauseMaxMs,
-      ...(api ? { api } : {}), labels: labelsOf(flags),
+      ...(api ? { api } : {}), labels: parseLabelFlags((flags.label as ReadonlyArray<string> | undefined) ?? []),
       onClusterEvent: (e: ClusterEvent) => {
         events.push(e)
         if (flags.quiet !== true) out(formatEvent(e))
