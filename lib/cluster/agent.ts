@@ -6,13 +6,14 @@
  * transitions. The decisions are agentPlan.ts's pure functions; this module gathers their facts
  * and executes their actions.
  */
-import { Clock, Context, Effect, Scope } from "effect"
+import { Clock, Context, Effect, Queue, Scope } from "effect"
 import type { ControlStore, ControlStoreShape } from "../control/ControlStore.ts"
 import type { Transport } from "../net/Transport.ts"
 import type { ReplivolNode } from "../node/node.ts"
 import type { Stores } from "../store/Stores.ts"
 import { planCopy, planPresence, stepDownDecision, type CopyAction, type CopyFacts } from "./agentPlan.ts"
 import { closeScope, type Copies } from "./copies.ts"
+import { makeHandover } from "./handover.ts"
 import { makeMasterRoles } from "./masterRole.ts"
 import type { Membership } from "./membership.ts"
 import { encode, keys, uidOf, type MasterLease, type NodeRecord, type VolumeRecord } from "./records.ts"
@@ -62,10 +63,11 @@ export const makeAgent = (options: AgentOptions) =>
       }
     }
 
-    const hostReplica = (copy: Copy, record: VolumeRecord) =>
+    const hostReplica = (copy: Copy, record: VolumeRecord, handedOver = false) =>
       Effect.gen(function* () {
+        if (copy.replicaScope) return
         const scope = yield* Scope.fork(copy.scope)
-        const hosted = yield* Effect.result(node.hostReplicaStore(record.volume, copy.store, uidOf(record)).pipe(Scope.provide(scope)))
+        const hosted = yield* Effect.result(node.hostReplicaStore(record.volume, copy.store, uidOf(record), handedOver).pipe(Scope.provide(scope)))
         if (hosted._tag === "Failure") yield* closeScope(scope)
         else {
           copy.replicaScope = scope
@@ -75,6 +77,15 @@ export const makeAgent = (options: AgentOptions) =>
           copy.suspect = false
         }
       })
+
+    // A wake-up runs the next tick now (a move's target named master); one pending is enough.
+    const wakes = yield* Queue.sliding<void>(1)
+    const wake = () => void Queue.offerUnsafe(wakes, undefined)
+    /** The pause between ticks: `tickMs`, or less when woken. */
+    const pause = (tickMs: number) => Effect.asVoid(Effect.raceFirst(Effect.sleep(tickMs), Queue.take(wakes)))
+    const handover = yield* makeHandover({
+      me, control, context: options.context, publish, incarnation: options.incarnation, closeMaster: copies.closeMaster, hostReplica, wake,
+    })
 
     /** Takes the master role if `stepDownDecision` lets this copy serve: the master lease (when needed), then the session. */
     const claim = (copy: Copy, record: VolumeRecord, revision: number, nodes: ReadonlyMap<string, NodeRecord>, held: Versioned<MasterLease> | undefined, takeLease: boolean) =>
@@ -102,7 +113,7 @@ export const makeAgent = (options: AgentOptions) =>
         yield* roles.openMaster(copy, record, nodes)
       })
 
-    const reconcileVolume = (record: VolumeRecord, revision: number, nodes: ReadonlyMap<string, NodeRecord>, leases: ReadonlyMap<string, Versioned<MasterLease>>) =>
+    const reconcileVolume = (record: VolumeRecord, revision: number, nodes: ReadonlyMap<string, NodeRecord>, leases: ReadonlyMap<string, Versioned<MasterLease>>, nodeLeases: ReadonlyMap<string, string | undefined>) =>
       Effect.gen(function* () {
         const held = leases.get(record.volume)
         const presence = planPresence(record, me, held, membership.lease(), copies.copies.has(record.volume))
@@ -122,6 +133,8 @@ export const makeAgent = (options: AgentOptions) =>
             case "reconcile-links": return copy.master ? roles.reconcileLinks(copy.master, record, nodes) : Effect.void
             case "mark-suspect": return Effect.sync(() => void (copy.suspect = true))
             case "claim": return claim(copy, record, revision, nodes, held, action.takeLease)
+            case "arm": return handover.arm(copy, record)
+            case "hand-over": return handover.handOver(copy, record, revision, held, record.move ? nodeLeases.get(record.move.to) : undefined)
           }
         }
         for (const action of actions) yield* run(action)
@@ -131,18 +144,19 @@ export const makeAgent = (options: AgentOptions) =>
       viewReadMs = monotonicMs()
       const [volumes, nodeRows, leases] = yield* Effect.all([listVolumes, listNodes, listMasterLeases])
       const nodes = new Map(nodeRows.map((n) => [n.value.name, n.value]))
+      const nodeLeases = new Map(nodeRows.map((n) => [n.value.name, n.lease]))
       incarnations = new Map(nodeRows.map((n) => [n.value.name, n.value.incarnation]))
       if (!swept) {
         yield* copies.sweepUnclaimed(volumes.map((v) => v.value))
         swept = true
       }
       for (const { value: record, revision } of volumes) {
-        const result = yield* Effect.result(reconcileVolume(record, revision, nodes, leases))
+        const result = yield* Effect.result(reconcileVolume(record, revision, nodes, leases, nodeLeases))
         if (result._tag === "Failure") publish("agent-error", `${me}: ${record.volume}: ${String((result.failure as { message?: string }).message ?? result.failure)}`, record.volume)
       }
       const names = new Set(volumes.map((v) => v.value.volume))
       for (const name of [...copies.copies.keys()]) if (!names.has(name)) yield* copies.closeCopy(name, true)
     })
 
-    return { tick }
+    return { tick, wake, pause }
   })

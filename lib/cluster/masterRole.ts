@@ -68,6 +68,9 @@ export const makeMasterRoles = (options: MasterRolesOptions) =>
     const openMaster = (copy: Copy, record: VolumeRecord, nodes: ReadonlyMap<string, NodeRecord>) =>
       Effect.gen(function* () {
         let ownActivity: ReadonlyArray<readonly [number, number]> | "all" = "all"
+        // Promoted from its replica role by a planned hand-over of this epoch (its activity log known):
+        // the previous session drained onto every in-sync copy, nothing to reconcile.
+        const drained = record.handover?.epoch === record.epoch && copy.replicaScope !== undefined && node.replicaActivity(record.volume) !== "all"
         if (copy.replicaScope) {
           ownActivity = node.detachReplica(record.volume)
           yield* closeScope(copy.replicaScope)
@@ -84,7 +87,7 @@ export const makeMasterRoles = (options: MasterRolesOptions) =>
         publish("master-opening", `${me} opens ${record.volume} as master at epoch ${record.epoch}`, record.volume)
         const open = node.openVolume({
           volume: record.volume, sizeBytes: record.sizeBytes, spec: record.spec, epoch: record.epoch, replicas: plans,
-          store: copy.store, waitForSync: false, ownActivity, leaseValid,
+          store: copy.store, waitForSync: false, ownActivity, leaseValid, ...(drained ? { previousSessionDrained: true } : {}),
           ...(options.resyncShare === undefined ? {} : { resyncShare: options.resyncShare }),
           onReplicaFailed: (replicaNode, failure) =>
             markReplica(record.volume, record.epoch, replicaNode, (r) => (r.state === "failed" ? r : { node: r.node, state: "failed", reason: failure.message, failedAtMs: now() })),

@@ -90,6 +90,26 @@ export interface VolumeRecord {
   readonly unavailableReason?: string
   /** Rules applied at creation, in order. */
   readonly rulesApplied: ReadonlyArray<string>
+  /** A planned master change in progress (`volume move`, `node drain`; cluster/handover.ts). */
+  readonly move?: VolumeMove
+  /** The master of `epoch` took over from `from` by a planned hand-over that drained every write (cluster/handover.ts). */
+  readonly handover?: { readonly from: string; readonly epoch: number }
+}
+
+/**
+ * A planned hand-over of a volume's master to `to`, an in-sync replica: the API writes it, the
+ * target's agent arms (watches the record, so it takes over as soon as it is named master) and
+ * sets `armed`, then the master's agent fences, drains and writes the hand-over.
+ */
+export interface VolumeMove {
+  readonly to: string
+  /** The target watches the record: the master may hand over. */
+  readonly armed?: boolean
+  /** The old master's copy is dropped (a copy was added for the move) instead of staying as an in-sync replica. */
+  readonly dropOld?: boolean
+  readonly requestedAtMs: number
+  /** The hand-over was given up, and why (the requester reports it and clears the move). */
+  readonly abandoned?: string
 }
 
 export interface MasterLease {
@@ -139,7 +159,8 @@ export const decodeVolume = (key: string, text: string): VolumeRecord | ClusterE
   if (value instanceof ClusterError) return value
   const ok = typeof value.volume === "string" && isCount(value.sizeBytes) && isCount(value.epoch) && isRecord(value.spec) && isRecord(value.labels) &&
     (value.master === undefined || typeof value.master === "string") && Array.isArray(value.replicas) &&
-    value.replicas.every((r) => isRecord(r) && typeof r.node === "string" && replicaStates.has(r.state as string))
+    value.replicas.every((r) => isRecord(r) && typeof r.node === "string" && replicaStates.has(r.state as string)) &&
+    (value.move === undefined || (isRecord(value.move) && typeof value.move.to === "string" && isCount(value.move.requestedAtMs)))
   if (!ok) return new ClusterError({ reason: "corrupt-record", message: `volume record ${key} is malformed` })
   return { rulesApplied: [], ...value } as unknown as VolumeRecord
 }
