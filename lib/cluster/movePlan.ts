@@ -54,7 +54,8 @@ export const handoverRecord = (record: VolumeRecord, me: string, incarnation: nu
   const { move, unavailableReason: _u, handover: _h, ...rest } = record
   if (move === undefined || record.master !== me) throw new Error(`handoverRecord: ${record.volume} has no move by ${me}`)
   const replicas: ReplicaRecord[] = record.replicas.filter((r) => r.node !== move.to)
-  if (move.dropOld !== true) replicas.push({ node: me, state: "in-sync", syncedEpoch: record.epoch, syncedIncarnation: incarnation })
+  // In sync at the new epoch already (the new master's "in sync" mark then finds nothing to change).
+  if (move.dropOld !== true) replicas.push({ node: me, state: "in-sync", syncedEpoch: record.epoch + 1, syncedIncarnation: incarnation })
   return { ...rest, epoch: record.epoch + 1, master: move.to, replicas, handover: { from: me, epoch: record.epoch + 1 } }
 }
 
