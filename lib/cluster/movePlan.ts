@@ -30,7 +30,7 @@ export const moveRefusal = (record: VolumeRecord, to: string, view: MoveView): C
   if (record.master === to) return refuse("bad-request", `cannot move ${v} to ${to}: ${to} is already its master`)
   if (!view.alive.has(to)) return refuse("bad-request", `cannot move ${v} to ${to}: node ${to} is not up (its lease expired)`)
   if (view.cordoned.has(to)) return refuse("bad-request", `cannot move ${v} to ${to}: node ${to} is cordoned (no copy is placed on it and no replica on it is promoted; replivol node uncordon ${to})`)
-  if (record.move !== undefined) return refuse("conflict", `cannot move ${v} to ${to}: a move to ${record.move.to} is in progress`)
+  if (record.move !== undefined && record.move.abandoned === undefined) return refuse("conflict", `cannot move ${v} to ${to}: a move to ${record.move.to} is in progress`)
   if (!masterServes(record, view)) {
     return refuse("no-master", `cannot move ${v}: it has no serving master (${record.master === undefined ? "none recorded" : `${record.master} at epoch ${record.epoch}`}${record.unavailableReason ? `: ${record.unavailableReason}` : ""}), so no copy can be proven in sync to hand over to; try again once it serves (replivol volume inspect ${v})`)
   }

@@ -9,7 +9,7 @@
  * (exit 1) with the reason, and change nothing.
  *
  * The volume: 64 MiB, replicas=1, failure.mode=soft, hint.master=n1, filled with a seeded pattern
- * first. fio runs in rounds of 16 MiB of 4 KiB writes at random offsets (each its own seed), each
+ * first. fio runs in rounds of 8 MiB of 4 KiB writes at random offsets (each its own seed), each
  * read back and checked, from before the first operation until a round that started after the last
  * one finished has finished.
  */
@@ -25,7 +25,7 @@ if (skipReason !== undefined) console.log(`fuse cluster fio-move tests skipped: 
 
 const volume = "move/vol"
 const volumeMiB = 64
-const roundMiB = 16
+const roundMiB = 8
 /** Bound of one fio round; a round normally takes seconds. */
 const roundTimeoutMs = 180_000
 /** Bound of the operations under load (each move or drain syncs at most one 64 MiB copy). */
