@@ -61,8 +61,6 @@ export interface VolumeClient {
 
 /** Longest wait between two attempts during a pause (short: the new master should be found quickly). */
 export const retryDelayMaxMs = 200
-/** First retry delay of a pause; each next one is 1.5 times longer, up to `retryDelayMaxMs`. */
-export const retryDelayBaseMs = 10
 
 /** Why an attempt should be retried on the (possibly new) master; `refusal` when it waits for syncing replicas. */
 class Retry extends Data.TaggedError("Retry")<{ readonly why: string; readonly refusal?: VolumeUnavailable }> {}
@@ -191,8 +189,7 @@ export const makeVolumeClient = (options: VolumeClientOptions): VolumeClient => 
         options.onRetry?.(retry.why)
       }
       note(first)
-      // Dense at first (a planned hand-over is over in tens of ms), then backing off to the ceiling.
-      const schedule = Schedule.exponential(retryDelayBaseMs, 1.5).pipe((s) => Schedule.min([s, Schedule.spaced(retryDelayMaxMs)]))
+      const schedule = Schedule.exponential(20).pipe((s) => Schedule.min([s, Schedule.spaced(retryDelayMaxMs)]))
       return yield* Effect.sleep(10).pipe(
         Effect.andThen(operation),
         Effect.tapError((e) => Effect.sync(() => e instanceof Retry && note(e))),
