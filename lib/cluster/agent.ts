@@ -81,8 +81,12 @@ export const makeAgent = (options: AgentOptions) =>
     // A wake-up runs the next tick now (a move's target named master); one pending is enough.
     const wakes = yield* Queue.sliding<void>(1)
     const wake = () => void Queue.offerUnsafe(wakes, undefined)
-    /** The pause between ticks: `tickMs`, or less when woken. */
-    const pause = (tickMs: number) => Effect.asVoid(Effect.raceFirst(Effect.sleep(tickMs), Queue.take(wakes)))
+    /**
+     * The pause between ticks: `tickMs`, or less when woken while this node is a move's target
+     * (otherwise a plain sleep, the schedule every other tick keeps: the simulator's seeds replay).
+     */
+    const pause = (tickMs: number) =>
+      Effect.suspend(() => (handover.watching() ? Effect.asVoid(Effect.raceFirst(Effect.sleep(tickMs), Queue.take(wakes))) : Effect.sleep(tickMs)))
     const handover = yield* makeHandover({
       me, control, context: options.context, publish, incarnation: options.incarnation, closeMaster: copies.closeMaster, hostReplica, wake,
     })

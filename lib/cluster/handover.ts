@@ -138,5 +138,5 @@ export const makeHandover = (options: HandoverOptions) =>
         yield* abandon(record, "the record kept changing while handing over")
       })
 
-    return { arm, handOver }
+    return { arm, handOver, watching: () => watching.size > 0 }
   })
