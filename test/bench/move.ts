@@ -9,7 +9,8 @@
  * volume to its replica and waits until the replica serves; the pause is the slowest client write
  * that was in flight between the request and the new master serving (+ 500 ms). The baseline is
  * the median client write measured in the same run just before each move; ratio = median pause /
- * baseline. The first move is a warm-up (not counted).
+ * baseline. The first move is a warm-up (not counted). Also printed, from the nodes' events: fence →
+ * hand-over recorded, fence → the new master serving (MOVE_DEBUG=1 prints every event of each move).
  *
  * Prints one JSON line on stdout (progress on stderr). Env: TRIALS (5).
  */
@@ -57,7 +58,6 @@ try {
     const servedAt = target.events.find((e) => e.event === "cluster" && e.kind === "master-serving" && e.volume === volume && Number(e.atMs) >= requestedAtMs)
     const openingAt = target.events.find((e) => e.event === "cluster" && e.kind === "master-opening" && e.volume === volume && Number(e.atMs) >= requestedAtMs)
     const servingMs = Number(servedAt?.atMs) - fencedAtMs
-    if (Number.isFinite(servingMs)) serving.push(servingMs)
     if (process.env.MOVE_DEBUG) {
       for (const [name, child] of cluster.nodes) for (const e of child.events) if (e.event === "cluster" && Number(e.atMs) >= requestedAtMs) process.stderr.write(`    ${name} +${Number(e.atMs) - fencedAtMs} ${e.kind}: ${String(e.message).slice(0, 160)}\n`)
     }
@@ -67,6 +67,7 @@ try {
       pauses.push(Number(longest.tookMs))
       baselines.push(Number(baseline.tookMs))
       if (Number.isFinite(handoverMs)) handovers.push(handoverMs)
+      if (Number.isFinite(servingMs)) serving.push(servingMs)
       failedWrites += failed
     }
   }
