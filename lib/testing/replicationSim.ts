@@ -18,7 +18,7 @@ import { TestClock } from "effect/testing"
 import { crc32c } from "../core/checksum.ts"
 import { startNode } from "../node/node.ts"
 import { Entropy, seededEntropy } from "../net/entropy.ts"
-import type { BlockStore } from "../store/BlockStore.ts"
+import { wrapStore, type BlockStore } from "../store/BlockStore.ts"
 import { makeMemoryStore, type MemoryStore } from "../store/memory.ts"
 import { Stores } from "../store/Stores.ts"
 import type { FailureMode } from "../volume/labels.ts"
@@ -76,8 +76,7 @@ const recordingStores = () => {
         const inner = store
         const log = logs.get(path)!
         const order = masterOrder.get(path)!
-        const recorded: BlockStore = {
-          ...inner,
+        const recorded: BlockStore = wrapStore(inner, {
           write: (offset, data) =>
             Effect.tap(inner.write(offset, data), () =>
               Effect.sync(() => {
@@ -85,7 +84,7 @@ const recordingStores = () => {
                 log.add(`${offset}:${data.length}:${crc}`)
                 order.push({ offset, length: data.length, crc })
               })),
-        }
+        })
         return recorded
       }),
     remove: () => Effect.void,
