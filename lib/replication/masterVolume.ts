@@ -313,11 +313,18 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
         message: `volume ${volume} is unavailable: ${assessment.reason}`,
       })
 
-    const checkUsable: Effect.Effect<void, VolumeUnavailable> = Effect.suspend(() => {
+    /** This master may act for the volume: not fenced, its lease confirmed (the failure mode aside). */
+    const checkServing: Effect.Effect<void, VolumeUnavailable> = Effect.suspend(() => {
       if (fenced) return Effect.fail(fenced)
       if (options.leaseValid && !options.leaseValid()) {
         return Effect.fail(new VolumeUnavailable({ volume, reason: "not-master", health: "unavailable", message: `volume ${volume}: the master ${options.nodeName} cannot confirm its lease; IO waits for the lease or a new master` }))
       }
+      return Effect.void
+    })
+
+    const checkUsable: Effect.Effect<void, VolumeUnavailable> = Effect.suspend(() => {
+      if (fenced) return Effect.fail(fenced)
+      if (options.leaseValid && !options.leaseValid()) return checkServing
       const assessment = assess()
       return assessment.usable ? Effect.void : Effect.fail(unavailable(assessment))
     })
@@ -674,9 +681,11 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
         const reach = Math.min(...links.map((link) => link.dirty.regionBytes * regionCountMax), ...(writtenSinceEmpty ? [writtenSinceEmpty.regionBytes * regionCountMax] : []))
         const unreachable = checkResize(volume, visibleBytes, next, reach)
         if (unreachable) return yield* unreachable
-        yield* checkUsable
+        // Not the failure mode's IO check: a resize changes no byte, and a hard volume waiting for a
+        // replica grows too (the missing copy is grown at its next Open).
+        yield* checkServing
         const waits = yield* growCopies(next)
-        yield* awaitReplicas(waits)
+        yield* awaitReplicas(waits).pipe(Effect.catchTag("VolumeUnavailable", (error) => (fenced ? Effect.fail(error) : checkServing)))
         if (commit) yield* commit
         const before = visibleBytes
         visibleBytes = next
