@@ -17,9 +17,17 @@
  * copy that was in sync has the new size, the others get it at their next Open), and a pending
  * resize is always completed, never rolled back: no copy is ever truncated.
  */
+import { Clock, Effect } from "effect"
+import type { ControlError, ControlStore } from "../control/ControlStore.ts"
 import { checkResize } from "../replication/resize.ts"
-import { ReplicationError } from "../replication/errors.ts"
-import type { VolumeRecord } from "./records.ts"
+import { ReplicationError, type VolumeError } from "../replication/errors.ts"
+import type { MasterVolume } from "../replication/masterVolume.ts"
+import type { BlockStore, StoreError } from "../store/BlockStore.ts"
+import { ClusterError, type VolumeRecord } from "./records.ts"
+import { getVolume, updateVolume } from "./store.ts"
+
+/** How long the admin API waits for a requested resize to be done before it answers with it still under way. */
+export const resizeWaitMsDefault = 10_000
 
 /** The record asking for a resize to `sizeBytes`; `unchanged` when it has that size or already asks for it; or why not (nothing changes). */
 export const requestResize = (record: VolumeRecord, sizeBytes: number): VolumeRecord | "unchanged" | ReplicationError => {
@@ -49,3 +57,57 @@ export const commitResize = (record: VolumeRecord, master: string, epoch: number
 
 /** The size a copy's master opens it at: the pending target when a resize is under way. */
 export const masterCapacityOf = (record: VolumeRecord): number => record.resizeToBytes ?? record.sizeBytes
+
+/**
+ * `replivol volume resize`: records the request (compare-and-swap; a refusal changes nothing),
+ * then waits up to `waitMs` for the master to have grown every in-sync copy and committed.
+ * Returns the record as it is then (`sizeBytes` the new size, or `resizeToBytes` still pending).
+ */
+export const requestVolumeResize = (volume: string, sizeBytes: number, waitMs: number, pollMs: number): Effect.Effect<VolumeRecord, ReplicationError | ClusterError | ControlError, ControlStore> =>
+  Effect.gen(function* () {
+    let refusal: ReplicationError | undefined
+    let record = yield* updateVolume(volume, (current) => {
+      const next = requestResize(current, sizeBytes)
+      if (next instanceof ReplicationError) refusal = next
+      return next instanceof ReplicationError || next === "unchanged" ? undefined : next
+    })
+    if (refusal) return yield* refusal
+    const deadlineMs = (yield* Clock.currentTimeMillis) + waitMs
+    while (record && record.sizeBytes < sizeBytes && (yield* Clock.currentTimeMillis) < deadlineMs) {
+      yield* Effect.sleep(pollMs)
+      record = (yield* getVolume(volume))?.value
+    }
+    if (!record) return yield* new ClusterError({ reason: "not-found", message: `volume ${volume} was deleted while it was being resized` })
+    return record
+  })
+
+/** What the master's agent does about the record's pending resize. */
+export type ResizeStep =
+  | { readonly kind: "grow"; readonly run: Effect.Effect<void, VolumeError | ReplicationError | ClusterError | ControlError, ControlStore> }
+  /** The target is past what this master session can grow to online: reopen it at the grown copy. */
+  | { readonly kind: "reopen"; readonly why: string }
+
+/**
+ * The agent's step for a serving master (`me` at the record's epoch): grow every copy to the
+ * pending target, then commit it (`commitResize`); undefined when no resize is pending.
+ */
+export const resizeStep = (master: MasterVolume, record: VolumeRecord, me: string): ResizeStep | undefined => {
+  const target = record.resizeToBytes
+  if (target === undefined || master.sizeBytes >= target) return undefined
+  if (target > master.reachBytes())
+    return { kind: "reopen", why: `growing ${record.volume} to ${target} bytes needs bigger dirty regions than this master session has (it reaches ${master.reachBytes()} bytes): it reopens at the grown copy` }
+  const commit = updateVolume(record.volume, (current) => {
+    const next = commitResize(current, me, record.epoch, target)
+    if (next === "conflict") return new ClusterError({ reason: "conflict", message: `volume ${record.volume}: ${me} is no longer its master at epoch ${record.epoch}, or no resize to ${target} bytes is pending; the resize is not committed` })
+    return next === "unchanged" ? undefined : next
+  })
+  return { kind: "grow", run: master.resize(target, Effect.asVoid(commit)) }
+}
+
+/**
+ * Before a master opens a copy while a resize is pending, the copy is grown to the target: its
+ * replicas are then opened at the target, so one grown by the previous master is never asked to
+ * be smaller. IO stays at the record's `sizeBytes` until the resize is committed.
+ */
+export const growForMaster = (store: BlockStore, record: VolumeRecord): Effect.Effect<void, StoreError> =>
+  store.sizeBytes < masterCapacityOf(record) ? store.grow(masterCapacityOf(record)) : Effect.void

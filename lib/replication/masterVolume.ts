@@ -174,9 +174,11 @@ export interface MasterVolume {
    * leaves the volume at its old size, the copies grown past it holding zeros there. IO goes on
    * throughout; idempotent (a second call re-sends the Resize frames); one at a time.
    */
-  readonly resize: <E = never>(sizeBytes: number, commit?: Effect.Effect<void, E>) => Effect.Effect<void, VolumeError | ReplicationError | E>
+  readonly resize: <E = never, R = never>(sizeBytes: number, commit?: Effect.Effect<void, E, R>) => Effect.Effect<void, VolumeError | ReplicationError | E, R>
   /** The size this master's own copy has (at least `sizeBytes`; more while a resize is not committed). */
   readonly capacityBytes: () => number
+  /** The largest size `resize` can reach in this session (its bitmaps keep their region size; resize.ts). */
+  readonly reachBytes: () => number
   readonly close: Effect.Effect<void>
 }
 
@@ -651,6 +653,7 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
       })
 
     const resizeLock = yield* Semaphore.make(1)
+    const reachBytes = () => Math.min(...links.map((link) => link.dirty.regionBytes * regionCountMax), ...(writtenSinceEmpty ? [writtenSinceEmpty.regionBytes * regionCountMax] : []))
     /** Grows this copy and every link's bitmaps, and queues a Resize on every link in the stream; the in-sync ones are returned to wait for. */
     const growCopies = (next: number) =>
       Effect.gen(function* () {
@@ -673,13 +676,12 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
           return Effect.succeed(waits)
         })))
       })
-    const resize = <E = never>(next: number, commit?: Effect.Effect<void, E>): Effect.Effect<void, VolumeError | ReplicationError | E> =>
+    const resize = <E = never, R = never>(next: number, commit?: Effect.Effect<void, E, R>): Effect.Effect<void, VolumeError | ReplicationError | E, R> =>
       resizeLock.withPermits(1)(Effect.gen(function* () {
         const bad = checkResize(volume, visibleBytes, next)
         if (bad) return yield* bad
         if (next === visibleBytes) return
-        const reach = Math.min(...links.map((link) => link.dirty.regionBytes * regionCountMax), ...(writtenSinceEmpty ? [writtenSinceEmpty.regionBytes * regionCountMax] : []))
-        const unreachable = checkResize(volume, visibleBytes, next, reach)
+        const unreachable = checkResize(volume, visibleBytes, next, reachBytes())
         if (unreachable) return yield* unreachable
         // Not the failure mode's IO check: a resize changes no byte, and a hard volume waiting for a
         // replica grows too (the missing copy is grown at its next Open).
@@ -744,7 +746,7 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
     yield* Effect.addFinalizer(() => close)
 
     const volumeObject = {
-      name: volume, epoch, lineage, resize, capacityBytes: () => store.sizeBytes, write, read, flush, status, fence, isFenced: () => fenced !== undefined, fencedReason: () => fenced?.reason,
+      name: volume, epoch, lineage, resize, capacityBytes: () => store.sizeBytes, reachBytes, write, read, flush, status, fence, isFenced: () => fenced !== undefined, fencedReason: () => fenced?.reason,
       addReplica, removeReplica, reviveReplica, links: () => links, close, verify, startVerify, lastVerify: () => verifying,
       spec: () => spec,
       updateSpec: (next: VolumeSpec) => {
