@@ -167,7 +167,7 @@ export interface MasterVolume {
   readonly lastVerify: () => VerifyReport | undefined
   /**
    * Grows the volume online to `sizeBytes` (resize.ts says which sizes): this master's copy first
-   * (durably, its record rewritten), then every in-sync and syncing replica through the ordered
+   * (durably), then every in-sync and syncing replica through the ordered
    * stream (a Resize frame); a failed or unreachable replica is told at its next Open. Once every
    * replica that was in sync acknowledged (or its failure is recorded), `commit` runs (a cluster
    * records the new size there) and only then does IO reach the new bytes: a failure before that
@@ -657,9 +657,10 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
     /** Grows this copy and every link's bitmaps, and queues a Resize on every link in the stream; the in-sync ones are returned to wait for. */
     const growCopies = (next: number) =>
       Effect.gen(function* () {
+        // The own record is not rewritten here: one of the old size reads as well (the growth added
+        // only zeros), and a rewrite racing a store failure's `incomplete` could undo it. The next
+        // master open writes the new size.
         if (store.sizeBytes < next) yield* withinDiskTimeout("growing the master's copy", store.grow(next)).pipe(Effect.mapError(storeFailure(volume)))
-        // The record says the new size (a record of the old size also reads: the growth added only zeros).
-        yield* withinDiskTimeout("recording the master's copy", writeOwnRecord(store, volume, { ...lineage, state: "complete" })).pipe(Effect.mapError(storeFailure(volume)))
         return yield* orderLock.withPermits(1)(Effect.uninterruptible(Effect.suspend(() => {
           // Every bitmap can cover the new size (a link added meanwhile too), or none is changed.
           const bitmaps = [...links.map((link) => link.dirty), ...(writtenSinceEmpty ? [writtenSinceEmpty] : [])]
