@@ -123,6 +123,8 @@ const onRecord = (world: SimWorld) => (name: string, record: VolumeRecord | Clus
   if (record.uid !== model.uid) return
   const previous = model.record
   model.committed(record)
+  // A committed resize: the workload addresses the grown volume from now on.
+  volume.sizeBytes = model.sizeBytes
   if (globalThis.process?.env?.DEBUG_SIM) console.error(world.base.currentTimeMillisUnsafe(), "RECORD", name, record.epoch, record.master, JSON.stringify(record.replicas.map((r) => `${r.node}:${r.state}`)), "holders", [...model.holders].join(","))
   if (previous === undefined || record.epoch <= previous.epoch || record.master === undefined) return
   world.counters.promotions++
