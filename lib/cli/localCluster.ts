@@ -205,14 +205,16 @@ export const createLocalCluster = async (options: CreateLocalClusterOptions = {}
     if (!node) throw new AdminError({ reason: "not-found", message: `node ${via} is not running` })
     const child = Effect.runSync(Scope.fork(scope))
     const client: VolumeClient = instrumentClient(await run(node.openVolume(volume).pipe(Scope.provide(child))), cluster.metrics)
-    return {
-      name: client.name, sizeBytes: client.sizeBytes,
+    const local: Omit<LocalVolume, "sizeBytes"> = {
+      name: client.name,
       write: (offset, data) => run(client.write(offset, data)),
       read: (offset, length) => run(client.read(offset, length)),
       flush: () => run(client.flush),
       retries: client.retries,
       close: () => run(Scope.close(child, Exit.void)),
     }
+    // Read through: the handle learns a grown size.
+    return Object.defineProperty(local, "sizeBytes", { get: () => client.sizeBytes, enumerable: true }) as LocalVolume
   }
   return {
     names: cluster.names,
