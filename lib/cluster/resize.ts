@@ -55,30 +55,38 @@ export const commitResize = (record: VolumeRecord, master: string, epoch: number
   return resizeToBytes > sizeBytes ? { ...rest, sizeBytes, resizeToBytes } : { ...rest, sizeBytes }
 }
 
-/** The size a copy's master opens it at: the pending target when a resize is under way. */
-export const masterCapacityOf = (record: VolumeRecord): number => record.resizeToBytes ?? record.sizeBytes
+/** The size a copy's master opens it at, and grows every copy to: the pending target when a resize is under way. */
+export const masterCapacityOf = (record: VolumeRecord): number => Math.max(record.resizeToBytes ?? 0, record.sizeBytes)
 
 /**
- * `replivol volume resize`: records the request (compare-and-swap; a refusal changes nothing),
- * then waits up to `waitMs` for the master to have grown every in-sync copy and committed.
- * Returns the record as it is then (`sizeBytes` the new size, or `resizeToBytes` still pending).
+ * `replivol volume resize`, first half: records the request (compare-and-swap; a refusal changes
+ * nothing). Returns the record as it is now, and whether this call added or raised the target.
  */
-export const requestVolumeResize = (volume: string, sizeBytes: number, waitMs: number, pollMs: number): Effect.Effect<VolumeRecord, ReplicationError | ClusterError | ControlError, ControlStore> =>
+export const recordResize = (volume: string, sizeBytes: number): Effect.Effect<{ readonly record: VolumeRecord; readonly asked: boolean }, ReplicationError | ClusterError | ControlError, ControlStore> =>
   Effect.gen(function* () {
     let refusal: ReplicationError | undefined
-    let record = yield* updateVolume(volume, (current) => {
+    let asked = false
+    const record = yield* updateVolume(volume, (current) => {
       const next = requestResize(current, sizeBytes)
       if (next instanceof ReplicationError) refusal = next
+      asked = !(next instanceof ReplicationError) && next !== "unchanged"
       return next instanceof ReplicationError || next === "unchanged" ? undefined : next
     })
     if (refusal) return yield* refusal
+    if (!record) return yield* new ClusterError({ reason: "not-found", message: `volume ${volume} does not exist` })
+    return { record, asked }
+  })
+
+/** The second half: waits up to `waitMs` for the volume to have `sizeBytes`; the record as it is then. */
+export const awaitResize = (volume: string, sizeBytes: number, waitMs: number, pollMs: number): Effect.Effect<VolumeRecord, ClusterError | ControlError, ControlStore> =>
+  Effect.gen(function* () {
     const deadlineMs = (yield* Clock.currentTimeMillis) + waitMs
-    while (record && record.sizeBytes < sizeBytes && (yield* Clock.currentTimeMillis) < deadlineMs) {
+    for (;;) {
+      const record = (yield* getVolume(volume))?.value
+      if (!record) return yield* new ClusterError({ reason: "not-found", message: `volume ${volume} was deleted while it was being resized` })
+      if (record.sizeBytes >= sizeBytes || (yield* Clock.currentTimeMillis) >= deadlineMs) return record
       yield* Effect.sleep(pollMs)
-      record = (yield* getVolume(volume))?.value
     }
-    if (!record) return yield* new ClusterError({ reason: "not-found", message: `volume ${volume} was deleted while it was being resized` })
-    return record
   })
 
 /** What the master's agent does about the record's pending resize. */
@@ -92,8 +100,10 @@ export type ResizeStep =
  * pending target, then commit it (`commitResize`); undefined when no resize is pending.
  */
 export const resizeStep = (master: MasterVolume, record: VolumeRecord, me: string): ResizeStep | undefined => {
-  const target = record.resizeToBytes
-  if (target === undefined || master.sizeBytes >= target) return undefined
+  // Also a size already committed: a session opened from a record read before the commit serves
+  // the old size until it grows too (its commit then changes nothing).
+  const target = masterCapacityOf(record)
+  if (master.sizeBytes >= target) return undefined
   if (target > master.reachBytes())
     return { kind: "reopen", why: `growing ${record.volume} to ${target} bytes needs bigger dirty regions than this master session has (it reaches ${master.reachBytes()} bytes): it reopens at the grown copy` }
   const commit = updateVolume(record.volume, (current) => {

@@ -18,6 +18,7 @@
  */
 import { Clock, Data, Deferred, Effect, Schedule } from "effect"
 import { writeChunkBytesMax } from "../core/limits.ts"
+import { isInside } from "../core/range.ts"
 import { encodeJsonBody, makeFrame, MessageType, type Frame } from "../wire/index.ts"
 import type { Connection } from "../net/connection.ts"
 import type { Address } from "../net/Transport.ts"
@@ -183,6 +184,19 @@ export const makeVolumeClient = (options: VolumeClientOptions): VolumeClient => 
 
   /** A typed error from the master: a Retry when it means "wait" (module comment), else the error itself. */
   const settle = (error: VolumeError): Effect.Effect<never, VolumeError | Retry> => {
+    // The record says the volume grew, the master does not serve the new bytes: it has not applied
+    // the resize yet (it commits the size, then applies it), or it is an old master (a session
+    // kept from before a failover answers its old size first): located again, a moment's wait.
+    if (error._tag === "OutOfRange" && options.currentSize !== undefined) {
+      return options.currentSize.pipe(
+        Effect.orElseSucceed(() => 0),
+        Effect.flatMap((current): Effect.Effect<never, VolumeError | Retry> => {
+          if (!isInside(current, error.offset, error.length)) return Effect.fail(error)
+          drop(`the master answered ${error.message}, but the volume is ${current} bytes now`)
+          return Effect.fail(new Retry({ why: `the master of ${options.volume} applies its resize to ${current} bytes` }))
+        }),
+      )
+    }
     if (isMasterChange(error)) {
       drop(error.message)
       return Effect.fail(new Retry({ why: error.message }))

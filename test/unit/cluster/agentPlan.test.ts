@@ -9,7 +9,7 @@ const record = (master: string | undefined, replicas: ReadonlyArray<ReplicaRecor
   volume: "ns/v", uid: "u1", sizeBytes: 1 << 20, labels: {}, createdAtMs: 0, epoch, master, replicas, rulesApplied: [],
   spec: { replicas: replicas.length, failureMode: "soft", failureTolerance: 1, hintMaster: undefined, nocompress: false },
 })
-const noRole: CopyFacts = { masterEpoch: undefined, masterState: undefined, fencedReason: undefined, specDiffers: false, hostsReplica: false }
+const noRole: CopyFacts = { masterEpoch: undefined, masterState: undefined, fencedReason: undefined, specDiffers: false, resizePending: false, hostsReplica: false }
 const leased: LeaseFacts = { lease: "L1", leaseValid: true, held: undefined, incarnations: new Map([["me", 1], ["a", 2]]) }
 const tags = (actions: ReadonlyArray<{ readonly _tag: string }>) => actions.map((a) => a._tag)
 
