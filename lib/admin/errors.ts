@@ -31,7 +31,7 @@ export const statusOf = (error: { readonly _tag?: string; readonly reason?: stri
     case "LabelError":
     case "RuleError":
     case "SizeError": return 400
-    case "ReplicationError": return error.reason === "bad-name" || error.reason === "bad-size" || error.reason === "bad-request" ? 400 : error.reason === "busy" ? 409 : 500
+    case "ReplicationError": return error.reason === "bad-name" || error.reason === "bad-size" || error.reason === "shrink" || error.reason === "bad-request" ? 400 : error.reason === "busy" ? 409 : 500
     case "ControlError": return 503
     case "VolumeUnavailable": return 503
     default: return 500

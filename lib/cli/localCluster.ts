@@ -162,6 +162,8 @@ export interface LocalClusterHandle {
   readonly inspectVolume: (volume: string) => Promise<VolumeInfo>
   /** Changes a live volume's labels (replicas, failure mode and tolerance, compression, hint); IO goes on. */
   readonly updateVolume: (volume: string, change: VolumeLabelChange) => Promise<VolumeInfo>
+  /** Grows a live volume on every copy (never shrinks); resolves once every in-sync copy has the new size, or after `waitMs` with it under way. */
+  readonly resizeVolume: (volume: string, sizeBytes: number, waitMs?: number) => Promise<VolumeInfo>
   readonly listVolumes: () => Promise<ReadonlyArray<VolumeInfo>>
   readonly waitHealthy: (volume: string, timeoutMs: number) => Promise<VolumeInfo>
   /** A handle through node `via` (default: a running node other than the volume's master). */
@@ -205,20 +207,23 @@ export const createLocalCluster = async (options: CreateLocalClusterOptions = {}
     if (!node) throw new AdminError({ reason: "not-found", message: `node ${via} is not running` })
     const child = Effect.runSync(Scope.fork(scope))
     const client: VolumeClient = instrumentClient(await run(node.openVolume(volume).pipe(Scope.provide(child))), cluster.metrics)
-    return {
-      name: client.name, sizeBytes: client.sizeBytes,
+    const local: Omit<LocalVolume, "sizeBytes"> = {
+      name: client.name,
       write: (offset, data) => run(client.write(offset, data)),
       read: (offset, length) => run(client.read(offset, length)),
       flush: () => run(client.flush),
       retries: client.retries,
       close: () => run(Scope.close(child, Exit.void)),
     }
+    // Read through: the handle learns a grown size.
+    return Object.defineProperty(local, "sizeBytes", { get: () => client.sizeBytes, enumerable: true }) as LocalVolume
   }
   return {
     names: cluster.names,
     createVolume: (volume, sizeBytes, labels) => run(any().createVolume({ volume, sizeBytes, ...(labels ? { labels } : {}) })),
     inspectVolume: (volume) => run(any().inspectVolume(volume)),
     updateVolume: (volume, change) => run(any().updateVolume(volume, change)),
+    resizeVolume: (volume, sizeBytes, waitMs) => run(any().resizeVolume(volume, sizeBytes, waitMs)),
     listVolumes: () => run(any().listVolumes),
     waitHealthy: (volume, timeoutMs) => run(any().waitHealthy(volume, timeoutMs)),
     openVolume,

@@ -112,6 +112,14 @@ const volumeCommands: ReadonlyArray<CommandSpec> = [
     path: ["volume", "update"], summary: "change a live volume's labels: replicas, failure mode and tolerance, compression, hint (IO goes on)", args: [volumeArg],
     flags: [{ ...label, help: "a label to set, e.g. storageos.com/replicas=2" }, { name: "label-rm", kind: "repeat", placeholder: "KEY", help: "a label key to remove" }, ...clientFlags],
   },
+  {
+    path: ["volume", "resize"], summary: "grow a live volume on every copy (IO goes on; it never shrinks)", args: [volumeArg],
+    flags: [
+      { name: "size", short: "s", kind: "string", required: true, placeholder: "SIZE", check: checkSize, help: "the new size with KiB/MiB/GiB/TiB, e.g. 2GiB (at least the current size)" },
+      { name: "timeout", short: "t", kind: "string", default: "120", placeholder: "SECONDS", check: numberIn(1, 86_400, " (seconds)"), help: "stop waiting after this long (the resize completes later)" },
+      ...clientFlags,
+    ],
+  },
   { path: ["volume", "rm"], summary: "delete a volume", args: [volumeArg], flags: clientFlags },
 ]
 

@@ -14,6 +14,7 @@ import type { Stores } from "../store/Stores.ts"
 import { planCopy, planPresence, stepDownDecision, type CopyAction, type CopyFacts } from "./agentPlan.ts"
 import { closeScope, type Copies } from "./copies.ts"
 import { makeMasterRoles } from "./masterRole.ts"
+import { masterCapacityOf } from "./resize.ts"
 import type { Membership } from "./membership.ts"
 import { encode, keys, uidOf, type MasterLease, type NodeRecord, type VolumeRecord } from "./records.ts"
 import { listMasterLeases, listNodes, listVolumes, type Versioned } from "./store.ts"
@@ -58,6 +59,7 @@ export const makeAgent = (options: AgentOptions) =>
         masterState: !copy.master ? undefined : !volume ? "opening" : volume.isFenced() ? "fenced" : "serving",
         fencedReason: volume?.isFenced() ? volume.fencedReason() : undefined,
         specDiffers: volume !== undefined && JSON.stringify(volume.spec()) !== JSON.stringify(record.spec),
+        resizePending: volume !== undefined && volume.sizeBytes < masterCapacityOf(record),
         hostsReplica: copy.replicaScope !== undefined,
       }
     }
@@ -120,6 +122,7 @@ export const makeAgent = (options: AgentOptions) =>
             case "host-replica": return hostReplica(copy, record)
             case "update-spec": return Effect.sync(() => copy.master?.volume?.updateSpec(record.spec))
             case "reconcile-links": return copy.master ? roles.reconcileLinks(copy.master, record, nodes) : Effect.void
+            case "resize": return roles.reconcileResize(copy, record)
             case "mark-suspect": return Effect.sync(() => void (copy.suspect = true))
             case "claim": return claim(copy, record, revision, nodes, held, action.takeLease)
           }

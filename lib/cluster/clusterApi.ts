@@ -17,6 +17,7 @@ import { loadOf, placeVolume } from "./placement.ts"
 import { ClusterError, decodeNodeConfig, encode, keys, type NodeConfig, type VolumeRecord } from "./records.ts"
 import { inProcessMaster } from "./processMasters.ts"
 import { getVolume, listNodeConfigs, listNodes, listVolumes, locateMaster } from "./store.ts"
+import { awaitResize, recordResize, resizeWaitMsDefault } from "./resize.ts"
 import type { CreateVolumeOptions, NodeConfigChange, NodeInfo, Publish, VolumeLabelChange } from "./types.ts"
 import { makeVolumeClient, type MasterLocation, type VolumeClient } from "./volumeClient.ts"
 import { replicasKept, volumeInfo } from "./volumeInfo.ts"
@@ -59,6 +60,8 @@ export const openVolumeClient = (volume: string, options: OpenVolumeOptions): Ef
       volume, sizeBytes: found.value.sizeBytes, clientName: options.clientName, pauseMaxMs: options.pauseMaxMs,
       requestTimeoutMs: options.ackTimeoutMs * 2 + 1000,
       locate: locateMaster(volume).pipe(Effect.provide(context)),
+      // After an online resize, an IO past the size the handle knows reads the record's size.
+      currentSize: getVolume(volume).pipe(Effect.map((current) => current?.value.sizeBytes ?? found.value.sizeBytes), Effect.provide(context)),
       local: options.local,
       connect: options.connect,
       ...(options.onRetry ? { onRetry: options.onRetry } : {}),
@@ -184,6 +187,20 @@ export const makeClusterApi = (options: ClusterApiOptions) =>
         return yield* new ClusterError({ reason: "conflict", message: `volume ${volume} kept changing while updating; try again` })
       })
 
+    /**
+     * Grows a live volume (lib/cluster/resize.ts): the request is recorded (a shrink or a bad size
+     * is refused and nothing changes), then the master grows every in-sync copy and commits; this
+     * waits up to `waitMs` for that and returns the volume as it is then (`resizingToBytes` while
+     * it is still under way: it completes once the master can grow every in-sync copy).
+     */
+    const resizeVolume = (volume: string, sizeBytes: number, waitMs: number = resizeWaitMsDefault) =>
+      Effect.gen(function* () {
+        const { record, asked } = yield* recordResize(volume, sizeBytes)
+        if (asked) publish("volume-resize-requested", `${volume}: grows from ${record.sizeBytes} to ${sizeBytes} bytes (master ${record.master ?? "(none yet)"} grows every copy, then the size is recorded)`, volume)
+        const done = yield* awaitResize(volume, sizeBytes, waitMs, Math.min(100, tickMs))
+        return volumeInfo(done, yield* aliveSet)
+      })
+
     const waitHealthy = (volume: string, timeoutMs: number) =>
       Effect.gen(function* () {
         const deadline = now() + timeoutMs
@@ -281,5 +298,5 @@ export const makeClusterApi = (options: ClusterApiOptions) =>
         return report ? Effect.succeed(report) : Effect.fail(new ClusterError({ reason: "not-found", message: `no verify of ${volume} ran since its master opened (epoch ${master.epoch}): start one with replivol volume verify ${volume}` }))
       })
 
-    return { createVolume, deleteVolume, changeVolumeLabels, waitHealthy, listNodesInfo, configureNode, putRule, deleteRule, verifyingMaster, verifyStatus }
+    return { createVolume, deleteVolume, changeVolumeLabels, resizeVolume, waitHealthy, listNodesInfo, configureNode, putRule, deleteRule, verifyingMaster, verifyStatus }
   })

@@ -103,6 +103,7 @@ export const startClusterNode = (
       listVolumes: provide(listVolumeInfos),
       inspectVolume: (v) => provide(inspectVolume(v)),
       updateVolume: (v, change) => provide(api.changeVolumeLabels(v, change)),
+      resizeVolume: (v, sizeBytes, waitMs) => provide(api.resizeVolume(v, sizeBytes, waitMs)),
       waitHealthy: (v, t) => provide(api.waitHealthy(v, t)),
       openVolume: (v) => provide(openVolume(v)),
       listNodes: provide(api.listNodesInfo),

@@ -77,7 +77,13 @@ export interface VolumeRecord {
   readonly volume: string
   /** Unique id, fresh at every create (a volume deleted and created again is another volume). Absent in records made before it existed. */
   readonly uid?: string
+  /** The size IO may address: every in-sync copy has at least this many bytes. Only grows. */
   readonly sizeBytes: number
+  /**
+   * A resize asked for and not done yet (lib/cluster/resize.ts): the master grows every copy to
+   * this, then moves `sizeBytes` here in one compare-and-swap. Absent when none is under way.
+   */
+  readonly resizeToBytes?: number
   /** Labels after the namespace's rules were applied. */
   readonly labels: Readonly<Record<string, string>>
   readonly spec: VolumeSpec
@@ -139,7 +145,8 @@ export const decodeVolume = (key: string, text: string): VolumeRecord | ClusterE
   if (value instanceof ClusterError) return value
   const ok = typeof value.volume === "string" && isCount(value.sizeBytes) && isCount(value.epoch) && isRecord(value.spec) && isRecord(value.labels) &&
     (value.master === undefined || typeof value.master === "string") && Array.isArray(value.replicas) &&
-    value.replicas.every((r) => isRecord(r) && typeof r.node === "string" && replicaStates.has(r.state as string))
+    value.replicas.every((r) => isRecord(r) && typeof r.node === "string" && replicaStates.has(r.state as string)) &&
+    (value.resizeToBytes === undefined || (isCount(value.resizeToBytes) && value.resizeToBytes > (value.sizeBytes as number)))
   if (!ok) return new ClusterError({ reason: "corrupt-record", message: `volume record ${key} is malformed` })
   return { rulesApplied: [], ...value } as unknown as VolumeRecord
 }

@@ -63,6 +63,8 @@ export interface VolumeInfo {
   readonly master: string | undefined
   readonly replicas: ReadonlyArray<ReplicaInfo>
   readonly rulesApplied: ReadonlyArray<string>
+  /** A resize under way: the size every copy grows to (IO addresses `sizeBytes` until it is done). */
+  readonly resizingToBytes?: number
 }
 
 export interface NodeInfo extends NodeRecord {
@@ -104,6 +106,13 @@ export interface ClusterNode {
   readonly inspectVolume: (volume: string) => Effect.Effect<VolumeInfo, ApiError>
   /** Changes a live volume's labels (replica count, failure mode and tolerance, compression, hint, the user's own); IO goes on. */
   readonly updateVolume: (volume: string, change: VolumeLabelChange) => Effect.Effect<VolumeInfo, ApiError>
+  /**
+   * Grows a live volume on every copy (never shrinks it; lib/cluster/resize.ts); IO goes on.
+   * Returns once every in-sync copy has the new size, or after `waitMs` (default 10 s) with the
+   * resize recorded and still under way (`resizingToBytes`). A shrink or a bad size is refused
+   * (ReplicationError `shrink` / `bad-size`) and nothing changes.
+   */
+  readonly resizeVolume: (volume: string, sizeBytes: number, waitMs?: number) => Effect.Effect<VolumeInfo, ApiError>
   /** Waits until the volume is healthy (polling), failing with `timeout` after `timeoutMs`. */
   readonly waitHealthy: (volume: string, timeoutMs: number) => Effect.Effect<VolumeInfo, ApiError>
   /** A handle whose IO follows the volume's master. Closed with the scope. */

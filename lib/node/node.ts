@@ -66,6 +66,8 @@ export interface OpenVolumeOptions {
   readonly waitForSync?: boolean
   /** An already open copy (see `openCopy`); by default the node opens its own. */
   readonly store?: BlockStore
+  /** The size IO may address, when the copy grew in a resize not recorded yet (see MasterVolumeOptions). */
+  readonly visibleSizeBytes?: number
   readonly leaseValid?: () => boolean
   readonly onReplicaFailed?: (node: string, failure: LinkFailure) => Effect.Effect<void, unknown>
   readonly onReplicaInSync?: (node: string, stillInSync: () => boolean, incarnation: number | undefined) => Effect.Effect<void, unknown>
@@ -226,6 +228,7 @@ export const startNode = (options: NodeOptions): Effect.Effect<ReplivolNode, Net
           ...(volumeOptions.uid === undefined ? {} : { uid: volumeOptions.uid }),
           ...(volumeOptions.ownActivity === undefined ? {} : { ownActivity: volumeOptions.ownActivity }),
           ...(volumeOptions.resyncShare === undefined ? {} : { resyncShare: volumeOptions.resyncShare }),
+          ...(volumeOptions.visibleSizeBytes === undefined ? {} : { visibleSizeBytes: volumeOptions.visibleSizeBytes }),
           ...(options.onWriteAcknowledged === undefined ? {} : { onWriteAcknowledged: (offset: number, length: number) => options.onWriteAcknowledged!(volumeOptions.volume, volumeOptions.epoch ?? 1, offset, length) }),
         })
         const volume = instrumentMaster(opened, metrics)

@@ -26,7 +26,7 @@
 import { Clock, Deferred, Effect, Fiber, Random, Scope, Semaphore } from "effect"
 import { assert } from "../core/assert.ts"
 import { defaults, dirtyRegionBytesFor, inflightWritesPerReplicaMax, writeChunkBytesMax } from "../core/limits.ts"
-import { DirtyBitmap } from "../store/dirtyBitmap.ts"
+import { DirtyBitmap, regionCountMax } from "../store/dirtyBitmap.ts"
 import { StoreError, type BlockStore } from "../store/BlockStore.ts"
 import { assessVolume, type Assessment, type Health } from "../volume/health.ts"
 import type { VolumeSpec } from "../volume/labels.ts"
@@ -39,6 +39,7 @@ import { metricNames } from "../core/metricFamilies.ts"
 import { encodeJsonBody } from "../wire/index.ts"
 import { volumeIdOf } from "./protocol.ts"
 import { decideSync, type Lineage, type SyncDecision } from "./copyIdentity.ts"
+import { checkResize } from "./resize.ts"
 import { makeReplicaLink, LinkFailure, type ReplicaLink, type ReplicaState, type ReplicaTarget } from "./replicaLink.ts"
 
 export interface ReplicaStatus {
@@ -67,7 +68,7 @@ export interface VolumeStatus {
 export interface VolumeEvent {
   readonly volume: string
   readonly atMs: number
-  readonly kind: "replica-failed" | "superseded" | "sync-started" | "sync-progress" | "sync-done" | "replica-added" | "replica-removed" | "verify-started" | "verify-progress" | "verify-done"
+  readonly kind: "replica-failed" | "superseded" | "sync-started" | "sync-progress" | "sync-done" | "replica-added" | "replica-removed" | "verify-started" | "verify-progress" | "verify-done" | "resized"
   readonly node?: string
   readonly message: string
 }
@@ -88,6 +89,11 @@ export interface MasterVolumeOptions {
   readonly spec: VolumeSpec
   readonly epoch: number
   readonly store: BlockStore
+  /**
+   * The size IO may address (default: the store's). Smaller only for a copy that grew in a resize
+   * not recorded yet (a crash mid-resize): `resize` to the store's size completes it.
+   */
+  readonly visibleSizeBytes?: number
   readonly nodeName: string
   readonly replicas: ReadonlyArray<ReplicaPlan>
   readonly connect: (target: ReplicaTarget) => Effect.Effect<Connection, unknown>
@@ -121,6 +127,7 @@ export interface MasterVolumeOptions {
 
 export interface MasterVolume {
   readonly name: string
+  /** The size IO may address now (it changes only when a `resize` completed). */
   readonly sizeBytes: number
   readonly epoch: number
   /** This master session (fresh at every open): the lineage its replicas follow. */
@@ -158,6 +165,20 @@ export interface MasterVolume {
   readonly startVerify: (options?: VerifyOptions) => Effect.Effect<VerifyReport, ReplicationError>
   /** The running or last verify of this master session. */
   readonly lastVerify: () => VerifyReport | undefined
+  /**
+   * Grows the volume online to `sizeBytes` (resize.ts says which sizes): this master's copy first
+   * (durably), then every in-sync and syncing replica through the ordered
+   * stream (a Resize frame); a failed or unreachable replica is told at its next Open. Once every
+   * replica that was in sync acknowledged (or its failure is recorded), `commit` runs (a cluster
+   * records the new size there) and only then does IO reach the new bytes: a failure before that
+   * leaves the volume at its old size, the copies grown past it holding zeros there. IO goes on
+   * throughout; idempotent (a second call re-sends the Resize frames); one at a time.
+   */
+  readonly resize: <E = never, R = never>(sizeBytes: number, commit?: Effect.Effect<void, E, R>) => Effect.Effect<void, VolumeError | ReplicationError | E, R>
+  /** The size this master's own copy has (at least `sizeBytes`; more while a resize is not committed). */
+  readonly capacityBytes: () => number
+  /** The largest size `resize` can reach in this session (its bitmaps keep their region size; resize.ts). */
+  readonly reachBytes: () => number
   readonly close: Effect.Effect<void>
 }
 
@@ -209,6 +230,9 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
     let spec = options.spec
     /** The replica count the failure mode counts (below `spec.replicas` while replicas added by an update sync). */
     let countedReplicas = spec.replicas
+    // The store's size is the capacity (grown first by a resize); IO addresses only `visibleBytes`.
+    let visibleBytes = options.visibleSizeBytes ?? store.sizeBytes
+    assert(visibleBytes <= store.sizeBytes, `the visible size ${visibleBytes} is inside the copy of ${store.sizeBytes} bytes`)
     const sizeBytes = store.sizeBytes
     const volumeId = volumeIdOf(volume)
     const uid = options.uid ?? `name:${volume}`
@@ -251,7 +275,7 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
 
     const makeLink = (target: ReplicaTarget) =>
       makeReplicaLink({
-        target, volume, volumeId, sizeBytes, epoch, uid, generation: lineage.generation, masterName: options.nodeName, compress: !spec.nocompress, ackTimeoutMs,
+        target, volume, volumeId, sizeBytes: store.sizeBytes, epoch, uid, generation: lineage.generation, masterName: options.nodeName, compress: !spec.nocompress, ackTimeoutMs,
         reconnectBaseMs: options.reconnectBaseMs ?? defaults.reconnectBaseMs,
         reconnectCeilingMs: options.reconnectCeilingMs ?? defaults.reconnectCeilingMs,
         dirtyRegionBytes: options.dirtyRegionBytes ?? defaults.dirtyRegionBytes,
@@ -291,11 +315,18 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
         message: `volume ${volume} is unavailable: ${assessment.reason}`,
       })
 
-    const checkUsable: Effect.Effect<void, VolumeUnavailable> = Effect.suspend(() => {
+    /** This master may act for the volume: not fenced, its lease confirmed (the failure mode aside). */
+    const checkServing: Effect.Effect<void, VolumeUnavailable> = Effect.suspend(() => {
       if (fenced) return Effect.fail(fenced)
       if (options.leaseValid && !options.leaseValid()) {
         return Effect.fail(new VolumeUnavailable({ volume, reason: "not-master", health: "unavailable", message: `volume ${volume}: the master ${options.nodeName} cannot confirm its lease; IO waits for the lease or a new master` }))
       }
+      return Effect.void
+    })
+
+    const checkUsable: Effect.Effect<void, VolumeUnavailable> = Effect.suspend(() => {
+      if (fenced) return Effect.fail(fenced)
+      if (options.leaseValid && !options.leaseValid()) return checkServing
       const assessment = assess()
       return assessment.usable ? Effect.void : Effect.fail(unavailable(assessment))
     })
@@ -400,7 +431,7 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
 
     const write = (offset: number, data: Uint8Array): Effect.Effect<void, VolumeError> =>
       Effect.suspend((): Effect.Effect<void, VolumeError> => {
-        const rangeError: OutOfRange | undefined = checkRange(volume, sizeBytes, offset, data.length)
+        const rangeError: OutOfRange | undefined = checkRange(volume, visibleBytes, offset, data.length)
         if (rangeError) return Effect.fail(rangeError)
         if (data.length <= writeChunkBytesMax) return writeChunk(offset, data)
         const chunks: Array<[number, Uint8Array]> = []
@@ -416,7 +447,7 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
 
     const read = (offset: number, length: number): Effect.Effect<Uint8Array, VolumeError> =>
       Effect.suspend((): Effect.Effect<Uint8Array, VolumeError> => {
-        const rangeError = checkRange(volume, sizeBytes, offset, length)
+        const rangeError = checkRange(volume, visibleBytes, offset, length)
         if (rangeError) return Effect.fail(rangeError)
         return Effect.andThen(checkUsable, store.read(offset, length).pipe(Effect.mapError(storeFailure(volume))))
       })
@@ -578,7 +609,7 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
       if (link.state() === "failed" || decisions.get(link)!.kind === "full") link.dirty.markAll()
       for (const ranges of activity) {
         if (ranges === "all") link.dirty.markAll()
-        else for (const [offset, length] of ranges) link.dirty.mark(offset, Math.min(length, sizeBytes - offset))
+        else for (const [offset, length] of ranges) if (offset < link.dirty.sizeBytes) link.dirty.mark(offset, Math.min(length, link.dirty.sizeBytes - offset))
       }
     }
     yield* Effect.forEach(deltas, (link) => resync(link, false), { concurrency: "unbounded", discard: true })
@@ -639,6 +670,49 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
         yield* openAndSync(link, lineage)
       })
 
+    const resizeLock = yield* Semaphore.make(1)
+    const reachBytes = () => Math.min(...links.map((link) => link.dirty.regionBytes * regionCountMax), ...(writtenSinceEmpty ? [writtenSinceEmpty.regionBytes * regionCountMax] : []))
+    /** Grows this copy and every link's bitmaps, and queues a Resize on every link in the stream; the in-sync ones are returned to wait for. */
+    const growCopies = (next: number) =>
+      Effect.gen(function* () {
+        // The own record is not rewritten here: one of the old size reads as well (the growth added
+        // only zeros), and a rewrite racing a store failure's `incomplete` could undo it. The next
+        // master open writes the new size.
+        if (store.sizeBytes < next) yield* withinDiskTimeout("growing the master's copy", store.grow(next)).pipe(Effect.mapError(storeFailure(volume)))
+        return yield* orderLock.withPermits(1)(Effect.uninterruptible(Effect.suspend(() => {
+          // Every bitmap can cover the new size (a link added meanwhile too), or none is changed.
+          const bitmaps = [...links.map((link) => link.dirty), ...(writtenSinceEmpty ? [writtenSinceEmpty] : [])]
+          const bad = checkResize(volume, visibleBytes, next, Math.min(...bitmaps.map((bitmap) => bitmap.regionBytes * regionCountMax)))
+          if (bad) return Effect.fail(bad)
+          writtenSinceEmpty?.grow(next)
+          const waits: Wait[] = []
+          for (const link of links) {
+            link.grow(next)
+            const wasInSync = link.inSync()
+            const done = link.enqueue(MessageType.Resize, next, new Uint8Array(0))
+            if (done && wasInSync) waits.push({ link, done })
+          }
+          return Effect.succeed(waits)
+        })))
+      })
+    const resize = <E = never, R = never>(next: number, commit?: Effect.Effect<void, E, R>): Effect.Effect<void, VolumeError | ReplicationError | E, R> =>
+      resizeLock.withPermits(1)(Effect.gen(function* () {
+        const bad = checkResize(volume, visibleBytes, next)
+        if (bad) return yield* bad
+        if (next === visibleBytes) return
+        const unreachable = checkResize(volume, visibleBytes, next, reachBytes())
+        if (unreachable) return yield* unreachable
+        // Not the failure mode's IO check: a resize changes no byte, and a hard volume waiting for a
+        // replica grows too (the missing copy is grown at its next Open).
+        yield* checkServing
+        const waits = yield* growCopies(next)
+        yield* awaitReplicas(waits).pipe(Effect.catchTag("VolumeUnavailable", (error) => (fenced ? Effect.fail(error) : checkServing)))
+        if (commit) yield* commit
+        const before = visibleBytes
+        visibleBytes = next
+        emit("resized", `volume ${volume} grew from ${before} to ${next} bytes on the master and ${waits.length} in-sync replica${waits.length === 1 ? "" : "s"}`)
+      }))
+
     let verifying: VerifyReport | undefined
     const verifyContext: VerifyContext = {
       volume, epoch, master: options.nodeName, store, orderLock, links: () => links, fenced: () => fenced, throttle,
@@ -657,7 +731,7 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
         const bad = checkVerifyOptions(volume, verifyOptions)
         if (bad) return Effect.fail(bad)
         if (verifying?.state === "running") return Effect.fail(new ReplicationError({ reason: "busy", volume, message: `volume ${volume}: a verify is already running (${verifying.bytesDone} of ${verifying.bytesTotal} bytes); wait for it to finish` }))
-        verifying = newVerifyReport(verifyContext, sizeBytes, verifyOptions)
+        verifying = newVerifyReport(verifyContext, visibleBytes, verifyOptions)
         return Effect.succeed(verifying)
       })
     const runRecorded = (report: VerifyReport) =>
@@ -670,7 +744,7 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
     const status = Effect.sync((): VolumeStatus => {
       const assessment = fenced ? { health: "unavailable" as const, usable: false, reason: fenced.message } : assess()
       return {
-        volume, sizeBytes, master: options.nodeName, epoch, spec,
+        volume, sizeBytes: visibleBytes, master: options.nodeName, epoch, spec,
         health: assessment.health, usable: assessment.usable, reason: assessment.reason,
         replicas: links.map((link) => {
           const progress = syncProgress.get(link)
@@ -690,11 +764,11 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
     })
     yield* Effect.addFinalizer(() => close)
 
-    return {
-      name: volume, sizeBytes, epoch, lineage, write, read, flush, status, fence, isFenced: () => fenced !== undefined, fencedReason: () => fenced?.reason,
+    const volumeObject = {
+      name: volume, epoch, lineage, resize, capacityBytes: () => store.sizeBytes, reachBytes, write, read, flush, status, fence, isFenced: () => fenced !== undefined, fencedReason: () => fenced?.reason,
       addReplica, removeReplica, reviveReplica, links: () => links, close, verify, startVerify, lastVerify: () => verifying,
       spec: () => spec,
-      updateSpec: (next) => {
+      updateSpec: (next: VolumeSpec) => {
         if (next.nocompress !== spec.nocompress) for (const link of links) link.setCompress(!next.nocompress)
         countedReplicas = next.replicas > spec.replicas ? Math.min(countedReplicas, spec.replicas) : next.replicas
         spec = next
@@ -703,5 +777,7 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
       awaitSyncs: Effect.forEach(startups, (fiber) => Fiber.await(fiber), { discard: true }).pipe(
         Effect.andThen(Effect.suspend(() => Effect.forEach([...syncFibers.values()], (fiber) => Fiber.await(fiber), { discard: true }))),
       ),
-    } satisfies MasterVolume
+    }
+    // Read through: the size changes when a resize completes.
+    return Object.defineProperty(volumeObject, "sizeBytes", { get: () => visibleBytes, enumerable: true }) as typeof volumeObject & { readonly sizeBytes: number } satisfies MasterVolume
   })

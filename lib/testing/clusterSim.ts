@@ -106,6 +106,8 @@ const drawProfile = (seed: number) => {
   const weights: FaultWeights = {
     "crash": 1, "power-loss": weight(), "wipe": weight() * 0.4, "restore": weight() * 0.8, "isolate": 0.6, "block": 0.5, "reset": 0.3,
     "store-fault": weight(), "clock-step": weight() * 0.5, "pause": weight() * 0.5, "latency": weight() * 0.4, "recreate": weight() * 0.2, "image": weight() * 0.8,
+    // Off unless a scenario's `faultWeights` asks for it: a weight drawn here would change every seed's run.
+    "resize": 0,
   }
   const workload: WorkloadShape = { flushProbability: pick([0, 0.02, 0.1]), runProbability: pick([0, 0.05, 0.2]), hugeProbability: pick([0, 0, 0.003, 0.01]) }
   const latencies: ControlLatency[] = Array.from({ length: nodeCount }, () => ({ baseMaxMs: pick([0, 1, 5, 20]), spikeProbability: pick([0, 0.002, 0.01]), spikeMs: 300 }))
@@ -123,6 +125,8 @@ const onRecord = (world: SimWorld) => (name: string, record: VolumeRecord | Clus
   if (record.uid !== model.uid) return
   const previous = model.record
   model.committed(record)
+  // A committed resize: the workload addresses the grown volume from now on.
+  volume.sizeBytes = model.sizeBytes
   if (globalThis.process?.env?.DEBUG_SIM) console.error(world.base.currentTimeMillisUnsafe(), "RECORD", name, record.epoch, record.master, JSON.stringify(record.replicas.map((r) => `${r.node}:${r.state}`)), "holders", [...model.holders].join(","))
   if (previous === undefined || record.epoch <= previous.epoch || record.master === undefined) return
   world.counters.promotions++
@@ -185,6 +189,17 @@ const checkCopies = (world: SimWorld, volume: SimVolume) =>
     }
   })
 
+/** Whether the volume's resizes (if any) are done within `timeoutMs`: no size still asked for. */
+const resized = (world: SimWorld, volume: SimVolume, timeoutMs: number) =>
+  Effect.gen(function* () {
+    for (let waitedMs = 0; waitedMs <= timeoutMs; waitedMs += 100) {
+      const info = yield* Effect.result(runningNodes(world)[0]!.node!.inspectVolume(volume.name))
+      if (info._tag === "Success" && info.success.resizingToBytes === undefined) return true
+      yield* Effect.sleep(100)
+    }
+    return false
+  })
+
 /** After the faults: every fault undone, every node running, then convergence and the content checks. */
 const liveness = (world: SimWorld, convergeMs: number) =>
   Effect.gen(function* () {
@@ -200,6 +215,7 @@ const liveness = (world: SimWorld, convergeMs: number) =>
     for (const volume of world.volumes) {
       const healthy = yield* Effect.result(runningNodes(world)[0]!.node!.waitHealthy(volume.name, convergeMs))
       if (healthy._tag === "Failure") report(world, "no-convergence", `${volume.name} did not converge to healthy within ${convergeMs} ms: ${healthy.failure.message}`)
+      else if (!(yield* resized(world, volume, convergeMs))) report(world, "no-convergence", `${volume.name}: a resize was still under way ${convergeMs} ms after the faults`)
     }
     for (const volume of world.volumes) {
       const checked = yield* Effect.result(checkContents(world, volume))
@@ -211,7 +227,7 @@ const liveness = (world: SimWorld, convergeMs: number) =>
 const makeWorld = (seed: number, profile: ReturnType<typeof drawProfile>, sabotage: Sabotage | undefined) =>
   Effect.gen(function* () {
     const network = yield* makeSimNetwork(mulberry32(seed ^ 0x5bd1e995), profile.network)
-    const volumes: SimVolume[] = profile.volumes.map((v) => ({ ...v, model: new VolumeModel(v.name, v.sizeBytes, undefined), busy: new Set(), suspended: false, idle: true }))
+    const volumes: SimVolume[] = profile.volumes.map((v) => ({ ...v, createdBytes: v.sizeBytes, model: new VolumeModel(v.name, v.sizeBytes, undefined), busy: new Set(), suspended: false, idle: true }))
     const world: SimWorld = {
       seed, network, volumes, violations: [], running: true,
       slots: Array.from({ length: nodeCount }, (_, i) => ({ host: makeSimHost(i, nameOf(i), hostOf(i), profile.latencies[i]!, startWallMs), incarnation: undefined, scope: undefined, node: undefined })),

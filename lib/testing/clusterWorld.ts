@@ -22,7 +22,10 @@ import { hostClock, incarnationLayer, type Incarnation, type SimHost } from "./s
 export interface SimVolume {
   readonly index: number
   readonly name: string
+  /** The size IO addresses now (grown by a committed resize). */
   sizeBytes: number
+  /** The size it was created at (resize faults grow it to a bounded multiple). */
+  createdBytes: number
   readonly replicas: number
   readonly mode: FailureMode
   /** Concurrent writes the volume's writer keeps in flight (1..32). */

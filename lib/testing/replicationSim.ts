@@ -18,7 +18,7 @@ import { TestClock } from "effect/testing"
 import { crc32c } from "../core/checksum.ts"
 import { startNode } from "../node/node.ts"
 import { Entropy, seededEntropy } from "../net/entropy.ts"
-import type { BlockStore } from "../store/BlockStore.ts"
+import { wrapStore, type BlockStore } from "../store/BlockStore.ts"
 import { makeMemoryStore, type MemoryStore } from "../store/memory.ts"
 import { Stores } from "../store/Stores.ts"
 import type { FailureMode } from "../volume/labels.ts"
@@ -32,6 +32,11 @@ export interface ReplicationSimOptions {
   readonly sizeBytes?: number
   /** Virtual-time budget of the whole run; exceeding it is a liveness failure. */
   readonly virtualMsMax?: number
+  /**
+   * Grows the volume online to this size during the faulty workload (retried until it works), and
+   * writers then address the grown volume; after quiescence every in-sync copy must have it.
+   */
+  readonly resizeToBytes?: number
 }
 
 export interface ReplicationSimResult {
@@ -44,6 +49,8 @@ export interface ReplicationSimResult {
   readonly bitFlips: number
   readonly partitions: number
   readonly replicaStates: ReadonlyArray<string>
+  /** The master's size at the end (the grown size after a resize). */
+  readonly finalSizeBytes: number
   readonly virtualMs: number
   /** A fingerprint of the run's outcome; equal seeds must give equal traces. */
   readonly trace: string
@@ -76,8 +83,7 @@ const recordingStores = () => {
         const inner = store
         const log = logs.get(path)!
         const order = masterOrder.get(path)!
-        const recorded: BlockStore = {
-          ...inner,
+        const recorded: BlockStore = wrapStore(inner, {
           write: (offset, data) =>
             Effect.tap(inner.write(offset, data), () =>
               Effect.sync(() => {
@@ -85,7 +91,7 @@ const recordingStores = () => {
                 log.add(`${offset}:${data.length}:${crc}`)
                 order.push({ offset, length: data.length, crc })
               })),
-        }
+        })
         return recorded
       }),
     remove: () => Effect.void,
@@ -157,7 +163,8 @@ export const runReplicationSim = (options: ReplicationSimOptions): Promise<Repli
           }
           const hot = random.next() < 0.3
           const length = 1 + Math.floor(random.next() * (random.next() < 0.8 ? 8192 : 131072))
-          const offset = hot ? Math.floor(random.next() * 65536) : Math.floor(random.next() * (sizeBytes - length))
+          const span = options.resizeToBytes === undefined ? sizeBytes : volume.sizeBytes
+          const offset = hot ? Math.floor(random.next() * 65536) : Math.floor(random.next() * (span - length))
           const data = new Uint8Array(length)
           for (let i = 0; i < length; i += 4) {
             const word = (random.next() * 4294967296) >>> 0
@@ -202,17 +209,30 @@ export const runReplicationSim = (options: ReplicationSimOptions): Promise<Repli
         violations.push(`verify ${when} reported ${result.success.differencesFound} differing regions (first: ${first.node} at ${first.offset})`)
       })
     const verifier = Effect.forever(Effect.andThen(Effect.sleep(50), verifyOnce("during the workload")))
+    // The resize: at a fixed time, retried while the failure mode refuses IO (no draw from `random`).
+    const resizeTo = options.resizeToBytes
+    const resizeOnce = resizeTo === undefined ? Effect.void : Effect.ignore(volume.resize(resizeTo))
+    const resizer = resizeTo === undefined ? Effect.void : Effect.gen(function* () {
+      yield* Effect.sleep(150)
+      while (volume.sizeBytes < resizeTo) yield* Effect.andThen(resizeOnce, Effect.sleep(50))
+    })
+    const resizerFiber = yield* Effect.forkChild(resizer)
     const chaosFiber = yield* Effect.forkChild(chaos)
     const verifierFiber = yield* Effect.forkChild(verifier)
     yield* Effect.forEach(Array.from({ length: writers }, (_, i) => i), writer, { concurrency: "unbounded", discard: true })
     yield* Fiber.interrupt(chaosFiber)
     yield* Fiber.interrupt(verifierFiber)
+    yield* Fiber.interrupt(resizerFiber)
     // Liveness phase: heal, calm the network, let everything drain.
     network.healAll()
     network.setFaults({ delayMinMs: 0, delayMaxMs: 1, slowProbability: 0, slowDelayMs: 0, resetProbability: 0, bitFlipProbability: 0 })
     yield* Effect.result(volume.flush)
     yield* Effect.sleep(ackTimeoutMs * 3)
     yield* Effect.result(volume.flush)
+    if (resizeTo !== undefined) {
+      yield* resizeOnce
+      if (volume.sizeBytes !== resizeTo) violations.push(`the volume is ${volume.sizeBytes} bytes after quiescence, not the ${resizeTo} it was resized to`)
+    }
 
     yield* verifyOnce("after quiescence")
     const master = recorder.stores.get(masterPath)!
@@ -224,7 +244,7 @@ export const runReplicationSim = (options: ReplicationSimOptions): Promise<Repli
       if (replica.digest() !== master.digest()) violations.push(`replica ${link.target.node} is in sync but differs from the master after quiescence`)
     })
     const status = yield* volume.status
-    return { states, digest: master.digest(), stats: network.stats, health: status.health }
+    return { states, digest: master.digest(), stats: network.stats, health: status.health, sizeBytes: volume.sizeBytes }
   })
 
   const program = Effect.gen(function* () {
@@ -258,6 +278,7 @@ export const runReplicationSim = (options: ReplicationSimOptions): Promise<Repli
     bitFlips: outcome?.stats.bitFlips ?? 0,
     partitions,
     replicaStates: outcome?.states ?? [],
+    finalSizeBytes: outcome?.sizeBytes ?? 0,
     virtualMs,
     trace: `${outcome?.digest ?? "-"}|${acknowledged}|${failedWrites}|${flushes}|${outcome?.states.join(",") ?? "-"}|${virtualMs}`,
   }))

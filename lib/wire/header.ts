@@ -14,6 +14,7 @@ import {
   bodyBytesMaxOf,
   errorCodeName,
   isAddressedType,
+  isEmptyBodyType,
   isDataType,
   isErrorCode,
   isMessageType,
@@ -121,6 +122,9 @@ export const checkLengths = (
   if (bodyBytes > bodyMax) return wireError("too-large", `${name} frame body of ${bodyBytes} bytes exceeds ${bodyMax} bytes`)
   if (isRangeRequestType(type)) {
     return bodyBytes === 0 ? undefined : wireError("bad-length", `${name} frame has a ${bodyBytes}-byte body; it must be empty`)
+  }
+  if (isEmptyBodyType(type) && bodyBytes !== 0) {
+    return wireError("bad-length", `${name} frame has a ${bodyBytes}-byte body; it must be empty`)
   }
   if (type === MessageType.VerifyReply && bodyBytes !== verifyReplyBodyBytes) {
     return wireError("bad-length", `VerifyReply frame has a ${bodyBytes}-byte body; it must be ${verifyReplyBodyBytes} (a CRC-32C)`)

@@ -48,16 +48,16 @@ test("the check fails on a made-up command, a made-up flag, a bad value and a ta
     "x=$(replivol rule create r -n ns --weight abc)",
     "npm install replivol",
     "```",
-    "| `replivol volume resize NS/NAME --size 2GiB` | made up |",
+    "| `replivol volume shrink NS/NAME --size 2GiB` | made up |",
   ].join("\n")
   const found = docCommands("made-up.md", markdown)
-  assert.equal(found.map((c) => c.argv[1]), ["frobnicate", "ls", "create", "resize"], "the package name after npm install is not a command")
+  assert.equal(found.map((c) => c.argv[1]), ["frobnicate", "ls", "create", "shrink"], "the package name after npm install is not a command")
   const problems = problemsOf(found)
   assert.is(problems.length, 4, problems.join("\n"))
   assert.match(problems[0]!, /made-up\.md:2: .*unknown command "volume frobnicate/)
   assert.match(problems[1]!, /unknown flag --frobnicate/)
   assert.match(problems[2]!, /--weight "abc" is not valid/)
-  assert.match(problems[3]!, /made-up\.md:7: .*unknown command "volume resize/)
+  assert.match(problems[3]!, /made-up\.md:7: .*unknown command "volume shrink/)
 })
 
 test("docs/cli.md documents every command of the table and every metric family", () => {

@@ -33,6 +33,7 @@ const validLine = (path: ReadonlyArray<string>): string[] => {
     "volume rm": ["volume", "rm", "a/b"],
     "volume verify": ["volume", "verify", "a/b", "--repair"],
     "volume update": ["volume", "update", "a/b", "--label", "storageos.com/replicas=1"],
+    "volume resize": ["volume", "resize", "a/b", "--size", "2MiB"],
     "rule create": ["rule", "create", "r", "--namespace", "a"],
     "rule ls": ["rule", "ls"],
     "rule inspect": ["rule", "inspect", "r", "--namespace", "a"],

@@ -42,6 +42,19 @@ test("seeds 10 and 18: verify during writes across a reconnect reports no false 
   }
 })
 
+test("40 seeds with an online resize among the faults: acknowledged writes kept, every in-sync copy grown and identical", async () => {
+  const seeds = only === undefined ? Array.from({ length: Number(process.env.SIM_RESIZE_SEEDS ?? 40) }, (_, i) => 500 + i) : [only]
+  const failures: string[] = []
+  let grown = 0
+  for (const seed of seeds) {
+    const result = await runReplicationSim({ seed, failureMode: modeOf(seed), resizeToBytes: 6 * 1024 * 1024 })
+    if (result.finalSizeBytes === 6 * 1024 * 1024) grown++
+    if (result.violations.length > 0) failures.push(`seed ${seed} (${modeOf(seed)}): ${result.violations.slice(0, 3).join("; ")}\n    replay: SEED=${seed} node --import tsx test/run.ts --group sim replication`)
+  }
+  assert.is(failures.length, 0, failures.join("\n"))
+  assert.is(grown, seeds.length, "every run ended at the new size")
+})
+
 test("the same seed replays exactly", async () => {
   const seed = only ?? 7
   const first = await runReplicationSim({ seed, failureMode: modeOf(seed) })
