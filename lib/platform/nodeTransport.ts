@@ -9,7 +9,7 @@
  */
 import { Effect, Layer } from "effect"
 import type { Transport } from "../net/Transport.ts"
-import { issueCertificate, localAuthorityName, localCertificateDaysMax, makeAuthority, readTlsFiles, sanFor, validityFromNow, type Authority, type CertificateError, type PkiMember } from "./certificates.ts"
+import { ensureLocalPki, issueCertificate, localAuthorityName, localCertificateDaysMax, makeAuthority, makeLocalPki, readTlsFiles, sanFor, validityFromNow, type Authority, type CertificateError, type PkiMember } from "./certificates.ts"
 import { layerTcp } from "./tcp.ts"
 import { layerTls } from "./tls.ts"
 
@@ -30,10 +30,10 @@ const processCa = Effect.suspend(() => {
 })
 
 /** The Transport layer for one node (or client) named `member.name` at `member.host`. */
-export const transportLayerFor = (tls: TlsOption | undefined, member: PkiMember): Effect.Effect<Layer.Layer<Transport>, CertificateError> =>
+export const transportLayerFor = (tls: TlsOption | undefined, member: PkiMember, warn: (text: string) => Effect.Effect<void> = Effect.logWarning): Effect.Effect<Layer.Layer<Transport>, CertificateError> =>
   Effect.gen(function* () {
     if (tls === "insecure-plaintext") {
-      yield* Effect.logWarning(plaintextWarning)
+      yield* warn(plaintextWarning)
       return layerTcp
     }
     if (tls === undefined) {
@@ -46,4 +46,24 @@ export const transportLayerFor = (tls: TlsOption | undefined, member: PkiMember)
       return layerTls({ caPem, identity })
     }
     return layerTls({ caPem: tls.caPem, identity: { certPem: tls.certPem, keyPem: tls.keyPem } })
+  })
+
+/** The name of the client certificate a local cluster also issues (for workloads outside it). */
+export const localClientName = "client"
+
+/**
+ * A local cluster's transport: a throwaway CA and a certificate per node (keyed by its host, so
+ * several nodes share one process), kept in `dir` when given (`cluster up`: `<data>/tls`), in
+ * memory otherwise; plain TCP only for `"insecure-plaintext"`.
+ */
+export const localClusterTransport = (members: ReadonlyArray<PkiMember>, dir: string | undefined, tls?: "insecure-plaintext", warn: (text: string) => Effect.Effect<void> = Effect.logWarning) =>
+  Effect.gen(function* () {
+    if (tls === "insecure-plaintext") {
+      yield* warn(plaintextWarning)
+      return { layer: layerTcp as Layer.Layer<Transport>, pki: undefined }
+    }
+    const all = [...members, { name: localClientName, host: "127.0.0.1" }]
+    const pki = dir === undefined ? (yield* makeLocalPki(all)).pki : yield* ensureLocalPki(dir, all)
+    const identities = new Map(members.map((m) => [m.host, pki.identities.get(m.name)!] as const))
+    return { layer: layerTls({ caPem: pki.caPem, identities, identity: pki.identities.get(localClientName)! }) as Layer.Layer<Transport>, pki }
   })

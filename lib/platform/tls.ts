@@ -8,14 +8,14 @@
  * refusal is a `NetError` with a `tls-…` reason (lib/net/Transport.ts): the dialing side gets it
  * from `dial` or from its handshake, the listening side through `ListenOptions.onRefused`.
  *
- * The server verifies client certificates itself (`rejectUnauthorized: false`, then
- * `socket.authorized`) because runtimes differ in what they report when node:tls refuses one;
- * a refused socket is destroyed before a byte of it reaches the node. Frames still leave in one
+ * Both sides check the peer's certificate themselves once the TLS handshake is done
+ * (`rejectUnauthorized: false`, then `refusalOf`) because runtimes differ in what they report when
+ * node:tls refuses one; a refused socket is destroyed before a byte is sent or read on it. Frames still leave in one
  * corked write per tick (socketLink), which becomes one TLS record rather than one per frame.
  */
 import * as net from "node:net"
 import * as tls from "node:tls"
-import { Effect, Layer } from "effect"
+import { Clock, Effect, Layer } from "effect"
 import { handshakesPendingMax } from "../core/limits.ts"
 import { formatAddress, type Address, type Link, type ListenOptions, NetError, type NetErrorReason, Transport } from "../net/Transport.ts"
 import { dialTimeout, socketError, socketLink } from "./tcp.ts"
@@ -55,7 +55,9 @@ const explain: Readonly<Record<string, string>> = {
   "tls-required": "it does not speak TLS (a node started with --insecure-plaintext?), and this node requires TLS",
 }
 
+/** The code of a TLS failure: an error's `code`, or the bare string Node gives as `authorizationError`. */
 const codeOf = (error: unknown): string | undefined => {
+  if (typeof error === "string") return error
   const e = error as { code?: unknown; message?: unknown } | undefined
   return typeof e?.code === "string" ? e.code : undefined
 }
@@ -80,6 +82,35 @@ const contexts = (config: TlsConfig) => {
   }
 }
 
+/** A peer certificate's validity window (runtimes report it as text). */
+const outsideValidity = (certificate: tls.PeerCertificate | undefined, nowMs: number) => {
+  const from = Date.parse(certificate?.valid_from ?? ""), to = Date.parse(certificate?.valid_to ?? "")
+  return Number.isFinite(from) && Number.isFinite(to) && (nowMs < from || nowMs > to)
+}
+
+/**
+ * Why a finished TLS handshake must not be used, or undefined: the peer's chain does not reach
+ * our CA (or it sent no certificate), its certificate is outside its validity (told apart here,
+ * since some runtimes report every verify failure alike), or, for a server, it does not name
+ * `expectedHost`. Checked before a single byte of ours is sent or of theirs is read.
+ */
+const refusalOf = (socket: tls.TLSSocket, peer: "server" | "client", address: string, nowMs: number, expectedHost?: string): NetError | undefined => {
+  const certificate = socket.getPeerCertificate()
+  const present = certificate !== undefined && certificate !== null && Object.keys(certificate).length > 0
+  if (!socket.authorized || !present) {
+    const cause = socket.authorizationError ?? (present ? "UNABLE_TO_VERIFY_LEAF_SIGNATURE" : "ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE")
+    const refusal = tlsError(address, peer, cause, "tls-untrusted")
+    return refusal.reason === "tls-untrusted" && present && outsideValidity(certificate, nowMs)
+      ? tlsError(address, peer, "CERT_HAS_EXPIRED", "tls-expired")
+      : refusal
+  }
+  if (expectedHost !== undefined) {
+    const mismatch = tls.checkServerIdentity(expectedHost, certificate)
+    if (mismatch) return tlsError(address, peer, mismatch, "tls-name-mismatch")
+  }
+  return undefined
+}
+
 const noIdentity = (address: Address, host: string | undefined) =>
   new NetError({ reason: "tls-untrusted", address: formatAddress(address), message: `no TLS certificate is configured for ${host ?? "this process"}: give the node --tls-cert and --tls-key (or tls options)` })
 
@@ -95,7 +126,7 @@ const clientLink = (socket: tls.TLSSocket, address: string): Link =>
   })
 
 /** Accepts authorized links, refuses the rest, and bounds the TLS handshakes in progress. */
-const serverTrack = (server: tls.Server, accept: (link: Link) => void, refuse: (error: NetError) => void) => {
+const serverTrack = (server: tls.Server, accept: (link: Link) => void, refuse: (error: NetError) => void, clock: Clock.Clock) => {
   const sockets = new Set<net.Socket>()
   const handshaking = new Map<string, net.Socket>()
   const keyOf = (socket: net.Socket | undefined) => (socket?.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : undefined)
@@ -116,8 +147,9 @@ const serverTrack = (server: tls.Server, accept: (link: Link) => void, refuse: (
   })
   server.on("secureConnection", (socket: tls.TLSSocket) => {
     const remote = settle(socket)
-    if (!socket.authorized) {
-      refuse(tlsError(remote, "client", socket.authorizationError ?? new Error("no certificate"), "tls-untrusted"))
+    const refusal = refusalOf(socket, "client", remote, clock.currentTimeMillisUnsafe())
+    if (refusal) {
+      refuse(refusal)
       return socket.destroy()
     }
     sockets.add(socket)
@@ -136,17 +168,17 @@ const listenWith = (config: TlsConfig) => {
   const contextFor = contexts(config)
   return (address: Address, accept: (link: Link) => void, options?: ListenOptions) =>
     Effect.acquireRelease(
-      Effect.callback<{ server: tls.Server; sockets: Set<net.Socket> }, NetError>((resume) => {
+      Clock.clockWith((clock) => Effect.callback<{ server: tls.Server; sockets: Set<net.Socket> }, NetError>((resume) => {
         const own = contextFor(address.host)
         if (!own) return resume(Effect.fail(noIdentity(address, address.host)))
         const server = tls.createServer({
           ca: config.caPem, cert: own.identity.certPem, key: own.identity.keyPem, minVersion: "TLSv1.3",
           requestCert: true, rejectUnauthorized: false, handshakeTimeout: options?.handshakeTimeoutMs ?? 10_000, noDelay: true,
         })
-        const sockets = serverTrack(server, accept, (error) => options?.onRefused?.(error))
+        const sockets = serverTrack(server, accept, (error) => options?.onRefused?.(error), clock)
         server.once("error", (error: NodeJS.ErrnoException) => resume(Effect.fail(socketError(address, "listen on", error))))
         server.listen({ host: address.host, port: address.port, backlog: 511 }, () => resume(Effect.succeed({ server, sockets })))
-      }),
+      })),
       ({ server, sockets }) =>
         Effect.callback<void>((resume) => {
           server.close(() => resume(Effect.void))
@@ -161,12 +193,13 @@ const listenWith = (config: TlsConfig) => {
 const dialWith = (config: TlsConfig) => {
   const contextFor = contexts(config)
   return (address: Address, options?: { readonly from?: string; readonly timeoutMs?: number }) =>
-    Effect.callback<Link, NetError>((resume) => {
+    Clock.clockWith((clock) => Effect.callback<Link, NetError>((resume) => {
       const own = contextFor(options?.from)
       if (!own) return resume(Effect.fail(noIdentity(address, options?.from)))
       const target = formatAddress(address)
+      // The certificate is checked here (refusalOf), the same way on every runtime, before the link is handed out.
       const socket = tls.connect({
-        host: address.host, port: address.port, secureContext: own.context, ca: config.caPem, minVersion: "TLSv1.3",
+        host: address.host, port: address.port, secureContext: own.context, minVersion: "TLSv1.3", rejectUnauthorized: false,
         ...(net.isIP(address.host) ? {} : { servername: address.host }), ...(options?.from ? { localAddress: options.from } : {}),
       })
       let connected = false
@@ -176,10 +209,15 @@ const dialWith = (config: TlsConfig) => {
       socket.once("error", fail)
       socket.once("secureConnect", () => {
         socket.off("error", fail)
+        const refusal = refusalOf(socket, "server", target, clock.currentTimeMillisUnsafe(), address.host)
+        if (refusal) {
+          socket.destroy()
+          return resume(Effect.fail(refusal))
+        }
         resume(Effect.succeed(clientLink(socket, target)))
       })
       return Effect.sync(() => socket.destroy())
-    }).pipe(
+    })).pipe(
       Effect.timeoutOrElse({ duration: options?.timeoutMs ?? 5_000, orElse: () => Effect.fail(dialTimeout(address)) }),
     )
 }
