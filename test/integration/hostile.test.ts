@@ -56,7 +56,7 @@ const hostileSuite = (mode: "tls" | "plaintext") => {
   const connectRaw = (ready: () => void): net.Socket => {
     if (mode === "plaintext") return net.connect({ host, port, localAddress: "127.0.0.9" }, ready)
     const identity = pki.identities.get("intruder")!
-    return tls.connect({ host, port, localAddress: "127.0.0.9", ca: pki.caPem, cert: identity.certPem, key: identity.keyPem, minVersion: "TLSv1.3" as const }, ready)
+    return tls.connect({ host, port, localAddress: "127.0.0.9", ca: pki.caPem, cert: identity.certPem, key: identity.keyPem, minVersion: "TLSv1.3" as const } as tls.ConnectionOptions, ready)
   }
 
   const stats = async () => {
