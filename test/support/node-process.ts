@@ -20,6 +20,7 @@
 import { createInterface } from "node:readline"
 import { createNode, type VolumeHandle } from "../../lib/index.ts"
 import { mulberry, patternBytes } from "./pattern.ts"
+import { tlsFromArgs } from "./tlsArgs.ts"
 
 const args = process.argv.slice(2)
 const role = args[0]
@@ -31,10 +32,8 @@ const flag = (name: string, fallback?: string): string => {
 }
 const say = (event: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(event)}\n`)
 
-const tlsDir = args.includes("--tls-dir") ? flag("tls-dir") : undefined
 const node = await createNode({
-  ...(args.includes("--plaintext") ? { tls: "insecure-plaintext" as const }
-    : tlsDir ? { tls: { caFile: `${tlsDir}/ca.crt`, certFile: `${tlsDir}/${flag("name")}.crt`, keyFile: `${tlsDir}/${flag("name")}.key` } } : {}),
+  ...tlsFromArgs(args, flag("name")),
   name: flag("name"),
   address: { host: flag("host"), port: Number(flag("port", "5703")) },
   dataDir: flag("data"),
