@@ -7,13 +7,13 @@
 import { suite } from "uvu"
 import * as assert from "uvu/assert"
 import { spawnSync } from "node:child_process"
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect } from "effect"
 import * as Der from "../../../lib/core/der.ts"
 import * as X509 from "../../../lib/core/x509.ts"
-import { issueCertificate, makeAuthority, makeLocalPki } from "../../../lib/platform/certificates.ts"
+import { ensureLocalPki, issueCertificate, makeAuthority, makeLocalPki, readTlsFiles } from "../../../lib/platform/certificates.ts"
 
 const test = suite("x509: DER writer and certificates OpenSSL accepts")
 const hex = (bytes: Uint8Array) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")
@@ -77,6 +77,29 @@ const run = (args: string[]) => spawnSync("openssl", args, { encoding: "utf8" })
     writeFileSync(join(dir, "other.crt"), other.certPem)
     const foreign = run(["verify", "-CAfile", join(dir, "other.crt"), join(dir, "n1.crt")])
     assert.is.not(foreign.status, 0, "a certificate does not verify against another CA")
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test("ensureLocalPki keeps its CA across starts and issues node certificates afresh; readTlsFiles loads them, refuses a key of another certificate", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "replivol-pki-"))
+  try {
+    const members = [{ name: "n1", host: "127.0.0.1" }, { name: "n2", host: "127.0.0.2" }]
+    await Effect.runPromise(ensureLocalPki(dir, members))
+    const [ca1, n1first] = [readFileSync(join(dir, "ca.crt"), "utf8"), readFileSync(join(dir, "n1.crt"), "utf8")]
+    await Effect.runPromise(ensureLocalPki(dir, members))
+    assert.is(readFileSync(join(dir, "ca.crt"), "utf8"), ca1, "the CA is kept")
+    assert.is.not(readFileSync(join(dir, "n1.crt"), "utf8"), n1first, "node certificates are new")
+    assert.is(statSync(join(dir, "n2.key")).mode & 0o777, 0o600)
+    const loaded = await Effect.runPromise(readTlsFiles({ caFile: join(dir, "ca.crt"), certFile: join(dir, "n1.crt"), keyFile: join(dir, "n1.key") }))
+    assert.is(loaded.caPem, ca1)
+    const wrong = await Effect.runPromise(Effect.flip(readTlsFiles({ caFile: join(dir, "ca.crt"), certFile: join(dir, "n1.crt"), keyFile: join(dir, "n2.key") })))
+    assert.is(wrong.reason, "malformed")
+    assert.match(wrong.message, "does not belong to the certificate")
+    writeFileSync(join(dir, "junk.crt"), "not a certificate\n")
+    const junk = await Effect.runPromise(Effect.flip(readTlsFiles({ caFile: join(dir, "ca.crt"), certFile: join(dir, "junk.crt"), keyFile: join(dir, "n1.key") })))
+    assert.is(junk.reason, "malformed")
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
