@@ -137,13 +137,27 @@ const ruleCommands: ReadonlyArray<CommandSpec> = [
   { path: ["rule", "rm"], summary: "delete a rule", args: [{ name: "name", help: "rule name" }], flags: [namespace("the rule's namespace", true), ...clientFlags] },
 ]
 
+const certDir: FlagSpec = { name: "dir", kind: "string", required: true, placeholder: "DIR", help: "the CA's directory: ca.crt and ca.key (ca.key stays private, mode 0600)" }
+const certDays: FlagSpec = { name: "days", kind: "string", default: "825", placeholder: "N", check: wholeNumberIn(1, 3650), help: "validity in days" }
+
+const certCommands: ReadonlyArray<CommandSpec> = [
+  {
+    path: ["cert", "ca"], summary: "make a cluster CA for port 5703's TLS (ECDSA P-256): DIR/ca.crt and DIR/ca.key; never overwrites", args: [],
+    flags: [certDir, certDays],
+  },
+  {
+    path: ["cert", "issue"], summary: "issue a node (or client) certificate from the CA in --dir: DIR/NAME.crt and DIR/NAME.key", args: [{ name: "name", help: "node or client name (a DNS label)" }],
+    flags: [certDir, { name: "host", kind: "repeat", placeholder: "HOST", help: "an address peers dial it at, IP or DNS name (repeat; at least one for a node)" }, certDays],
+  },
+]
+
 export const shells = ["bash", "zsh"] as const
 
 const otherCommands: ReadonlyArray<CommandSpec> = [
   { path: ["completion"], summary: "print a shell completion script (bash or zsh)", args: [{ name: "shell", help: "bash or zsh", choices: shells }], flags: [] },
 ]
 
-export const commands: ReadonlyArray<CommandSpec> = [...clusterCommands, ...nodeCommands, ...volumeCommands, ...ruleCommands, ...otherCommands]
+export const commands: ReadonlyArray<CommandSpec> = [...clusterCommands, ...nodeCommands, ...volumeCommands, ...ruleCommands, ...certCommands, ...otherCommands]
 
 export const spec: ProgramSpec = {
   name: program, about, commands, globalFlags: [help, version],
@@ -153,4 +167,4 @@ export const spec: ProgramSpec = {
 /** Commands that run a server in this process (they load the cluster, etcd and FUSE code). */
 export const serverCommands: ReadonlySet<string> = new Set(["cluster up", "node start"])
 /** Commands answered without a cluster. */
-export const localCommands: ReadonlySet<string> = new Set(["completion"])
+export const localCommands: ReadonlySet<string> = new Set(["completion", "cert ca", "cert issue"])

@@ -17,7 +17,7 @@ import * as X509 from "../core/x509.ts"
 import { Entropy } from "../net/entropy.ts"
 
 export class CertificateError extends Data.TaggedError("CertificateError")<{
-  readonly reason: "unreadable" | "malformed" | "bad-name"
+  readonly reason: "unreadable" | "malformed" | "bad-name" | "exists"
   readonly path: string
   readonly message: string
   readonly cause?: unknown
@@ -172,4 +172,74 @@ export const readTlsFiles = (files: { readonly certFile: string; readonly keyFil
     const matches = new crypto.X509Certificate(certPem).checkPrivateKey(key)
     if (!matches) return yield* new CertificateError({ reason: "malformed", path: files.keyFile, message: `the TLS key ${files.keyFile} does not belong to the certificate ${files.certFile}` })
     return { caPem, identity: { certPem, keyPem } }
+  })
+
+// ---- `replivol cert ca` / `cert issue`: a CA of one's own for a multi-machine cluster.
+
+export const clusterAuthorityName = "replivol cluster CA"
+const dnsLabel = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/
+const dnsName = /^(?=.{1,253}$)[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/
+
+const writeFiles = (dir: string, files: ReadonlyArray<readonly [string, string, number]>) =>
+  Effect.tryPromise({
+    try: async () => {
+      await fs.mkdir(dir, { recursive: true, mode: 0o700 })
+      for (const [name, text, mode] of files) {
+        await fs.writeFile(`${dir}/${name}`, text, { mode, flag: "wx" })
+      }
+    },
+    catch: (cause) => (cause as NodeJS.ErrnoException)?.code === "EEXIST"
+      ? new CertificateError({ reason: "exists", path: dir, message: `${dir} already holds ${files.map(([n]) => n).join(" or ")}: nothing was overwritten (remove them first to make new ones)`, cause })
+      : new CertificateError({ reason: "unreadable", path: dir, message: `cannot write to ${dir}: ${String(cause)}`, cause }),
+  })
+
+/** Makes DIR/ca.crt and DIR/ca.key (0600); refuses to overwrite either. */
+export const writeClusterAuthority = (dir: string, days: number) =>
+  Effect.gen(function* () {
+    const existing = yield* Effect.all([readIfPresent(`${dir}/ca.crt`), readIfPresent(`${dir}/ca.key`)])
+    if (existing.some((text) => text !== undefined)) {
+      return yield* new CertificateError({ reason: "exists", path: dir, message: `${dir} already holds a CA (ca.crt or ca.key): nothing was overwritten` })
+    }
+    const ca = makeAuthority({ commonName: clusterAuthorityName, ...(yield* validityFromNow(days)) })
+    yield* writeFiles(dir, [["ca.key", ca.keyPem, 0o600], ["ca.crt", ca.certPem, 0o644]])
+    return { certFile: `${dir}/ca.crt`, keyFile: `${dir}/ca.key` }
+  })
+
+/** The CA in DIR, if replivol made it (its subject is ours, its key matches). */
+const loadAuthority = (dir: string) =>
+  Effect.gen(function* () {
+    const [certPem, keyPem] = yield* Effect.all([readIfPresent(`${dir}/ca.crt`), readIfPresent(`${dir}/ca.key`)])
+    if (certPem === undefined || keyPem === undefined) {
+      return yield* new CertificateError({ reason: "unreadable", path: dir, message: `${dir} has no ca.crt and ca.key: make them with replivol cert ca --dir ${dir}` })
+    }
+    const subject = yield* Effect.try({
+      try: () => {
+        const cert = new crypto.X509Certificate(certPem)
+        return cert.checkPrivateKey(crypto.createPrivateKey(keyPem)) ? cert.subject.split("\n") : undefined
+      },
+      catch: (cause) => new CertificateError({ reason: "malformed", path: dir, message: `${dir}/ca.crt or ca.key is not a valid PEM certificate and key: ${String(cause)}`, cause }),
+    })
+    const name = subject?.find((part) => part.startsWith("CN="))?.slice(3)
+    if (subject === undefined || name === undefined || !subject.includes("O=replivol")) {
+      return yield* new CertificateError({ reason: "malformed", path: dir, message: `${dir}/ca.crt was not made by replivol (or ca.key is not its key): issue certificates with the tool that made that CA` })
+    }
+    return { commonName: name, certPem, keyPem } satisfies Authority
+  })
+
+/** Issues DIR/NAME.crt and DIR/NAME.key (0600) from the CA in DIR, naming `hosts`; refuses to overwrite. */
+export const writeIssuedCertificate = (dir: string, name: string, hosts: ReadonlyArray<string>, days: number) =>
+  Effect.gen(function* () {
+    if (!dnsLabel.test(name)) return yield* new CertificateError({ reason: "bad-name", path: dir, message: `name "${name}" is not allowed: a DNS label (lower-case letters, digits and "-", 1..63 characters)` })
+    const bad = hosts.find((host) => X509.ipBytes(host) === undefined && !dnsName.test(host))
+    if (bad !== undefined) return yield* new CertificateError({ reason: "bad-name", path: dir, message: `--host ${bad} is not an IP address or a DNS name` })
+    const ca = yield* loadAuthority(dir)
+    const existing = yield* Effect.all([readIfPresent(`${dir}/${name}.crt`), readIfPresent(`${dir}/${name}.key`)])
+    if (existing.some((file) => file !== undefined)) {
+      return yield* new CertificateError({ reason: "exists", path: dir, message: `${dir} already holds ${name}.crt or ${name}.key: nothing was overwritten` })
+    }
+    const ipAddresses = hosts.filter((host) => X509.ipBytes(host) !== undefined)
+    const dnsNames = [name, ...hosts.filter((host) => X509.ipBytes(host) === undefined && host !== name)]
+    const identity = issueCertificate(ca, { commonName: name, dnsNames, ipAddresses, ...(yield* validityFromNow(days)) })
+    yield* writeFiles(dir, [[`${name}.key`, identity.keyPem, 0o600], [`${name}.crt`, identity.certPem, 0o644]])
+    return { certFile: `${dir}/${name}.crt`, keyFile: `${dir}/${name}.key`, names: [...dnsNames, ...ipAddresses] }
   })
