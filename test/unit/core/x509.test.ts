@@ -13,7 +13,7 @@ import { join } from "node:path"
 import { Effect } from "effect"
 import * as Der from "../../../lib/core/der.ts"
 import * as X509 from "../../../lib/core/x509.ts"
-import { ensureLocalPki, issueCertificate, makeAuthority, makeLocalPki, readTlsFiles } from "../../../lib/platform/certificates.ts"
+import { ensureLocalPki, issueCertificate, makeAuthority, makeLocalPki, readTlsFiles, writeClusterAuthority, writeIssuedCertificate } from "../../../lib/platform/certificates.ts"
 
 const test = suite("x509: DER writer and certificates OpenSSL accepts")
 const hex = (bytes: Uint8Array) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")
@@ -102,6 +102,26 @@ test("ensureLocalPki keeps its CA across starts and issues node certificates afr
     assert.is(junk.reason, "malformed")
   } finally {
     rmSync(dir, { recursive: true, force: true })
+  }
+})
+
+test("cert ca / cert issue: a CA and a node certificate that load as TLS files; nothing is ever overwritten; bad names refused", async () => {
+  const dir = join(mkdtempSync(join(tmpdir(), "replivol-cert-")), "ca")
+  try {
+    await Effect.runPromise(writeClusterAuthority(dir, 30))
+    const ca = readFileSync(join(dir, "ca.crt"), "utf8")
+    assert.is((await Effect.runPromise(Effect.flip(writeClusterAuthority(dir, 30)))).reason, "exists")
+    assert.is(readFileSync(join(dir, "ca.crt"), "utf8"), ca, "the CA is unchanged")
+    const issued = await Effect.runPromise(writeIssuedCertificate(dir, "n1", ["10.0.0.1", "n1.example.com"], 30))
+    assert.equal(issued.names, ["n1", "n1.example.com", "10.0.0.1"])
+    await Effect.runPromise(readTlsFiles({ caFile: join(dir, "ca.crt"), certFile: issued.certFile, keyFile: issued.keyFile }))
+    assert.is((await Effect.runPromise(Effect.flip(writeIssuedCertificate(dir, "n1", ["10.0.0.1"], 30)))).reason, "exists")
+    assert.is((await Effect.runPromise(Effect.flip(writeIssuedCertificate(dir, "N_1", [], 30)))).reason, "bad-name")
+    assert.is((await Effect.runPromise(Effect.flip(writeIssuedCertificate(dir, "n2", ["not a host"], 30)))).reason, "bad-name")
+    assert.is((await Effect.runPromise(Effect.flip(writeIssuedCertificate(join(dir, "none"), "n2", [], 30)))).reason, "unreadable")
+    if (haveOpenssl) assert.is(run(["verify", "-x509_strict", "-CAfile", join(dir, "ca.crt"), issued.certFile]).status, 0)
+  } finally {
+    rmSync(join(dir, ".."), { recursive: true, force: true })
   }
 })
 
