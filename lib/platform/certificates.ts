@@ -43,8 +43,8 @@ export interface IssueOptions {
 }
 
 const dayMs = 86_400_000
-/** Validity of the local cluster's certificates, and the clock skew tolerated at their start. */
-export const localCertificateDaysMax = 825
+/** Validity in days of the certificates a local cluster makes (and below: the clock skew tolerated at their start). */
+export const localCertificateDays = 825
 const skewMs = 3_600_000
 export const localAuthorityName = "replivol local cluster CA"
 
@@ -107,10 +107,10 @@ export const sanFor = (member: PkiMember) =>
 /** A throwaway CA and one certificate per member, in memory. */
 export const makeLocalPki = (members: ReadonlyArray<PkiMember>, authority?: Authority) =>
   Effect.gen(function* () {
-    const ca = authority ?? makeAuthority({ commonName: localAuthorityName, ...(yield* validityFromNow(localCertificateDaysMax)) })
+    const ca = authority ?? makeAuthority({ commonName: localAuthorityName, ...(yield* validityFromNow(localCertificateDays)) })
     const identities = new Map<string, Identity>()
     for (const member of members) {
-      identities.set(member.name, issueCertificate(ca, { commonName: member.name, ...sanFor(member), ...(yield* validityFromNow(localCertificateDaysMax)) }))
+      identities.set(member.name, issueCertificate(ca, { commonName: member.name, ...sanFor(member), ...(yield* validityFromNow(localCertificateDays)) }))
     }
     return { ca, pki: { caPem: ca.certPem, identities } as LocalPki }
   })

@@ -9,7 +9,7 @@
  */
 import { Effect, Layer } from "effect"
 import type { Transport } from "../net/Transport.ts"
-import { ensureLocalPki, issueCertificate, localAuthorityName, localCertificateDaysMax, makeAuthority, makeLocalPki, readTlsFiles, sanFor, validityFromNow, type Authority, type CertificateError, type PkiMember } from "./certificates.ts"
+import { ensureLocalPki, issueCertificate, localAuthorityName, localCertificateDays, makeAuthority, makeLocalPki, readTlsFiles, sanFor, validityFromNow, type Authority, type CertificateError, type PkiMember } from "./certificates.ts"
 import { layerTcp } from "./tcp.ts"
 import { layerTls } from "./tls.ts"
 
@@ -25,7 +25,7 @@ let processAuthority: Promise<Authority> | undefined
 
 /** This process's throwaway CA (made once, in memory, never written anywhere). */
 const processCa = Effect.suspend(() => {
-  processAuthority ??= Effect.runPromise(Effect.map(validityFromNow(localCertificateDaysMax), (validity) => makeAuthority({ commonName: `${localAuthorityName} (in-process)`, ...validity })))
+  processAuthority ??= Effect.runPromise(Effect.map(validityFromNow(localCertificateDays), (validity) => makeAuthority({ commonName: `${localAuthorityName} (in-process)`, ...validity })))
   return Effect.promise(() => processAuthority!)
 })
 
@@ -38,7 +38,7 @@ export const transportLayerFor = (tls: TlsOption | undefined, member: PkiMember,
     }
     if (tls === undefined) {
       const ca = yield* processCa
-      const identity = issueCertificate(ca, { commonName: member.name, ...sanFor(member), ...(yield* validityFromNow(localCertificateDaysMax)) })
+      const identity = issueCertificate(ca, { commonName: member.name, ...sanFor(member), ...(yield* validityFromNow(localCertificateDays)) })
       return layerTls({ caPem: ca.certPem, identity })
     }
     if ("caFile" in tls) {

@@ -16,7 +16,7 @@
 import * as net from "node:net"
 import * as tls from "node:tls"
 import { Clock, Effect, Layer } from "effect"
-import { handshakesPendingMax } from "../core/limits.ts"
+import { defaults, handshakesPendingMax } from "../core/limits.ts"
 import { formatAddress, type Address, type Link, type ListenOptions, NetError, type NetErrorReason, Transport } from "../net/Transport.ts"
 import { dialTimeout, socketError, socketLink } from "./tcp.ts"
 import type { Identity } from "./certificates.ts"
@@ -173,7 +173,7 @@ const listenWith = (config: TlsConfig) => {
         if (!own) return resume(Effect.fail(noIdentity(address, address.host)))
         const server = tls.createServer({
           ca: config.caPem, cert: own.identity.certPem, key: own.identity.keyPem, minVersion: "TLSv1.3",
-          requestCert: true, rejectUnauthorized: false, handshakeTimeout: options?.handshakeTimeoutMs ?? 10_000, noDelay: true,
+          requestCert: true, rejectUnauthorized: false, handshakeTimeout: options?.handshakeTimeoutMs ?? defaults.handshakeTimeoutMs, noDelay: true,
         })
         const sockets = serverTrack(server, accept, (error) => options?.onRefused?.(error), clock)
         server.once("error", (error: NodeJS.ErrnoException) => resume(Effect.fail(socketError(address, "listen on", error))))
