@@ -147,6 +147,9 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
     let failure: LinkFailure | undefined
     let connection: Connection | undefined
     let nextSequence = 1
+    // Resolved once: a frame's counters are bumped without building a series key per frame.
+    const framesOut = options.metrics?.counter("replivol_network_frames_total", { volume: options.volume, direction: "out" })
+    const bytesOut = options.metrics?.counter("replivol_network_bytes_total", { volume: options.volume, direction: "out" })
     let syncBytes = 0
     let reconnectCount = 0
     const pending = new Map<number, Pending>()
@@ -192,14 +195,18 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
       completedSession = false
       failure = why
       markPendingDirty()
-      for (const { done, checksum } of pending.values()) {
-        Deferred.doneUnsafe(done, Effect.fail(why))
-        if (checksum) Deferred.doneUnsafe(checksum, Effect.fail(why))
-      }
+      const waiting = [...pending.values()]
       pending.clear()
       connection?.close(`replica ${options.target.node} failed: ${why.message}`)
       connection = undefined
+      // The owner hears of the failure before any waiter: a write that waited for this replica
+      // must find the failure's record under way (masterVolume's awaitReplica), not miss it and
+      // be acknowledged while the record still calls the replica in sync (cluster simulator seed 127).
       options.onFailed(why)
+      for (const { done, checksum } of waiting) {
+        Deferred.doneUnsafe(done, Effect.fail(why))
+        if (checksum) Deferred.doneUnsafe(checksum, Effect.fail(why))
+      }
     }
 
     const onFrame = (from: Connection) => (frame: Frame) => {
@@ -368,10 +375,8 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
       const frame = makeFrame(type, { volumeId: options.volumeId, epoch: options.epoch, sequence: nextSequence++, offset, body: owned })
       trackUnflushed(type, offset, body.length, frame.sequence)
       if (type === MessageType.SyncChunk) syncBytes += body.length
-      if (options.metrics) {
-        options.metrics.add("replivol_network_frames_total", { volume: options.volume, direction: "out" })
-        options.metrics.add("replivol_network_bytes_total", { volume: options.volume, direction: "out" }, body.length)
-      }
+      framesOut?.inc()
+      bytesOut?.inc(body.length)
       const done = Deferred.makeUnsafe<void, LinkFailure>()
       pending.set(frame.sequence, { frame, done, queuedAtMs: clock.currentTimeMillisUnsafe() })
       if (connection) connection.send(frame, compress, sharedBodies.encode(type, owned, bodyUser, governor))
