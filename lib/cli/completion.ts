@@ -11,7 +11,7 @@
  */
 import { flagIndex, type CommandSpec, type FlagSpec, type ProgramSpec } from "./args.ts"
 
-const directoryFlags = new Set(["data", "mount"])
+const directoryFlags = new Set(["data", "mount", "dir"])
 const fileFlags = new Set(["secret-file"])
 
 const quote = (text: string) => `"${text.replace(/(["\\$`])/g, "\\$1")}"`

@@ -20,7 +20,7 @@ import { layerFile } from "../control/embeddedFile.ts"
 import { makeMetrics, type Metrics } from "../core/metrics.ts"
 import type { Transport } from "../net/Transport.ts"
 import { layerFileStores } from "../platform/fileStores.ts"
-import { layerTcp } from "../platform/tcp.ts"
+import { localClusterTransport } from "../platform/nodeTransport.ts"
 import { makeMemoryStores, Stores } from "../store/Stores.ts"
 import { AdminError } from "../admin/errors.ts"
 import { makeEventLog, type EventLog } from "../admin/events.ts"
@@ -76,6 +76,10 @@ interface Member {
   running: { readonly node: ClusterNode; readonly scope: Scope.Closeable; readonly sever: () => void } | undefined
 }
 
+/** The nodes of a local cluster: n1..nN on `${hostBase}1`..`${hostBase}N`. */
+export const localMembers = (count: number, hostBase = "127.0.0."): ReadonlyArray<{ readonly name: string; readonly host: string }> =>
+  Array.from({ length: count }, (_, i) => ({ name: `n${i + 1}`, host: `${hostBase}${i + 1}` }))
+
 export const startLocalCluster = (options: LocalClusterOptions): Effect.Effect<LocalCluster, AdminError, Scope.Scope | ControlStore | Transport | Stores> =>
   Effect.gen(function* () {
     const count = options.nodes ?? 3
@@ -89,8 +93,8 @@ export const startLocalCluster = (options: LocalClusterOptions): Effect.Effect<L
       events.push(event)
       options.onEvent?.(event)
     }
-    const members: Member[] = Array.from({ length: count }, (_, i) => ({
-      name: `n${i + 1}`, address: { host: `${options.hostBase ?? "127.0.0."}${i + 1}`, port: options.port ?? replicationPortDefault }, running: undefined,
+    const members: Member[] = localMembers(count, options.hostBase).map((m) => ({
+      name: m.name, address: { host: m.host, port: options.port ?? replicationPortDefault }, running: undefined,
     }))
     const find = (name: string) => Effect.suspend(() => {
       const member = members.find((m) => m.name === name)
@@ -177,18 +181,26 @@ export interface LocalClusterHandle {
 }
 
 export interface CreateLocalClusterOptions extends Omit<LocalClusterOptions, "dataDir" | "secret"> {
-  /** Sparse files and a persisted control store under this directory; omitted: all in memory. */
+  /** Sparse files, a persisted control store and the TLS certificates (`tls/`) under this directory; omitted: all in memory. */
   readonly dataDir?: string
   readonly secret?: string
+  /**
+   * Port 5703 is TLS 1.3 by default, with a throwaway CA and node certificates made at start
+   * (in `<dataDir>/tls`, or in memory). `"insecure-plaintext"`: plain TCP, logged as a warning.
+   */
+  readonly tls?: "insecure-plaintext"
 }
 
-/** Starts a local cluster on real TCP (loopback); rejects with AdminError when a node cannot start. */
+/** Starts a local cluster on loopback, encrypted with TLS; rejects with AdminError when a node cannot start. */
 export const createLocalCluster = async (options: CreateLocalClusterOptions = {}): Promise<LocalClusterHandle> => {
   const stores = options.dataDir === undefined ? makeMemoryStores().layer : layerFileStores
   const control = options.dataDir === undefined ? layerMemory : layerFile(`${options.dataDir}/control.json`)
-  const scope = Effect.runSync(Scope.make())
   const run = <A, E>(effect: Effect.Effect<A, E>) => Effect.runPromise(effect)
-  const services = buildIn(Layer.build(Layer.mergeAll(layerTcp, stores, control)), scope)
+  const count = options.nodes ?? 3
+  const members = Number.isInteger(count) && count >= 1 && count <= localNodesMax ? localMembers(count, options.hostBase) : [] // else startLocalCluster refuses it
+  const transport = await run(localClusterTransport(members, options.dataDir === undefined ? undefined : `${options.dataDir}/tls`, options.tls))
+  const scope = Effect.runSync(Scope.make())
+  const services = buildIn(Layer.build(Layer.mergeAll(transport.layer, stores, control)), scope)
   const cluster = await run(startLocalCluster({ ...options, dataDir: options.dataDir ?? "/memory", secret: options.secret ?? "local-cluster-secret-0123456789" }).pipe(
     Scope.provide(scope), Effect.provide(await services),
   )).catch(async (error: unknown) => {

@@ -152,6 +152,8 @@ export const startNode = (options: NodeOptions): Effect.Effect<ReplivolNode, Net
     let accepted = 0, open = 0, pendingHandshakes = 0, handshakesFailed = 0, refusedOverLimit = 0
 
     const accepts = yield* Queue.unbounded<Link>()
+    // Refusals by the transport itself (TLS: another CA, expired, no TLS) count as failed handshakes.
+    const refusals = yield* Queue.sliding<NetError>(handshakesPendingMax)
     const listener = yield* transport.listen(address, (link) => {
       if (pendingHandshakes >= handshakesPendingMax || open >= connectionsPerNodeMax) {
         refusedOverLimit++
@@ -159,7 +161,18 @@ export const startNode = (options: NodeOptions): Effect.Effect<ReplivolNode, Net
       }
       pendingHandshakes++
       Queue.offerUnsafe(accepts, link)
+    }, {
+      handshakeTimeoutMs: handshake.timeoutMs,
+      onRefused: (error) => {
+        handshakesFailed++
+        bump(handshakeFailures, error.reason)
+        Queue.offerUnsafe(refusals, error)
+      },
     })
+    yield* Effect.forkIn(
+      Effect.forever(Effect.flatMap(Queue.take(refusals), (error) => Effect.logDebug(`node ${options.name}: refused ${error.address}: ${error.message}`))),
+      scope,
+    )
     const serveLink = (link: Link) =>
       Effect.gen(function* () {
         const result = yield* Effect.result(serverHandshake(link, handshake))

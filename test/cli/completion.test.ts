@@ -52,7 +52,7 @@ test("bash sources the script and registers _replivol for replivol", async () =>
 })
 
 test("command words: groups, their commands, a prefix, and after global flags", async () => {
-  assert.equal(await complete("replivol", ""), ["cluster", "completion", "node", "rule", "volume"])
+  assert.equal(await complete("replivol", ""), ["cert", "cluster", "completion", "node", "rule", "volume"])
   assert.equal(await complete("replivol", "vo"), ["volume"])
   assert.equal(await complete("replivol", "volume", ""), ["create", "inspect", "ls", "resize", "rm", "update", "verify"])
   assert.equal(await complete("replivol", "--api", "10.0.0.1:5705", "-j", "volume", "in"), ["inspect"])

@@ -38,6 +38,8 @@ const validLine = (path: ReadonlyArray<string>): string[] => {
     "rule ls": ["rule", "ls"],
     "rule inspect": ["rule", "inspect", "r", "--namespace", "a"],
     "rule rm": ["rule", "rm", "r", "--namespace", "a"],
+    "cert ca": ["cert", "ca", "--dir", "/tmp/replivol-exit-none/ca"],
+    "cert issue": ["cert", "issue", "n1", "--dir", "/tmp/replivol-exit-none/ca"],
     completion: ["completion", "bash"],
   }
   const found = table[line]

@@ -28,6 +28,7 @@ import * as net from "node:net"
 import { join } from "node:path"
 import { createInterface } from "node:readline"
 import { startProfiler } from "./profiler.ts"
+import { tlsFromArgs } from "../../support/tlsArgs.ts"
 import { createNode, type NodeHandle, type VolumeHandle } from "../../../lib/index.ts"
 import { mulberry } from "../../support/pattern.ts"
 import { payloadOf, type PayloadKind } from "./data.ts"
@@ -66,7 +67,7 @@ const localPath = join(flag("data"), "local.img")
 let localFd = -1
 try {
   const port = Number(flag("port"))
-  node = await createNode({ name: flag("name"), address: { host: flag("host"), port }, dataDir: flag("data"), secret: flag("secret") })
+  node = await createNode({ ...tlsFromArgs(args, flag("name")), name: flag("name"), address: { host: flag("host"), port }, dataDir: flag("data"), secret: flag("secret") })
   for (const spec of JSON.parse(flag("volumes")) as VolumeArg[]) {
     const replicas = spec.replicas.map((r) => ({ node: r.node, address: { host: r.host, port } }))
     volumes.set(spec.volume, await node.openVolume({ volume: spec.volume, sizeBytes: spec.sizeBytes, labels: spec.labels, replicas }))
