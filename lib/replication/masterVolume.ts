@@ -20,6 +20,12 @@
  * recent writes of every copy, DRBD style) so copies that received different in-flight writes of
  * the dead master converge, and only then serves IO.
  *
+ * Encryption at rest (`cipher`, for a spec with `encryption`): the master encrypts before its own
+ * store write and the fan-out, and decrypts what it reads, so every copy — its own and every
+ * replica's — holds only ciphertext, and resync, delta catch-up and verify move ciphertext
+ * unchanged. A write that does not cover whole data units (4 KiB) reads, merges and re-encrypts
+ * its edge units under the order lock, so it is ordered against every other write to them.
+ *
  * IO is refused with `VolumeUnavailable` when the failure mode says so, when the master's lease
  * is not valid (`leaseValid`), or when a replica reported a newer epoch (docs/design.md, invariant 2).
  */
@@ -39,6 +45,7 @@ import { metricNames } from "../core/metricFamilies.ts"
 import { encodeJsonBody } from "../wire/index.ts"
 import { volumeIdOf } from "./protocol.ts"
 import { decideSync, type Lineage, type SyncDecision } from "./copyIdentity.ts"
+import { unitSpan, type VolumeCipher } from "../crypt/volumeCipher.ts"
 import { makeReplicaLink, LinkFailure, type ReplicaLink, type ReplicaState, type ReplicaTarget } from "./replicaLink.ts"
 
 export interface ReplicaStatus {
@@ -117,6 +124,8 @@ export interface MasterVolumeOptions {
   readonly metrics?: Metrics
   /** Told of every write this master acknowledged (for checkers and metrics). */
   readonly onWriteAcknowledged?: (offset: number, length: number) => void
+  /** The volume's cipher: required exactly when `spec.encryption` (lib/crypt/keys.ts unwraps it). */
+  readonly cipher?: VolumeCipher
 }
 
 export interface MasterVolume {
@@ -204,7 +213,8 @@ export const resyncPauseMaxMs = 50
 
 export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<MasterVolume, never, Scope.Scope> =>
   Effect.gen(function* () {
-    const { volume, store, epoch } = options
+    const { volume, store, epoch, cipher } = options
+    assert((options.spec.encryption === true) === (cipher !== undefined), "an encrypted volume is opened with its cipher, a plain one without")
     // Changed at run time by `updateSpec` (volume update): failure mode, tolerance, replica count, compression.
     let spec = options.spec
     /** The replica count the failure mode counts (below `spec.replicas` while replicas added by an update sync). */
@@ -333,11 +343,16 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
           orElse: () => Effect.fail(new StoreError({ reason: "io", path: undefined, message: `${what} did not finish within ${diskTimeoutMs} ms (a hung disk?)` })),
         })))
 
-    /** Writes one chunk locally and queues it on every link, atomically with respect to other chunks. */
-    const queueChunk = (type: MessageType, offset: number, data: Uint8Array) =>
+    /**
+     * Writes one chunk locally and queues it on every link, atomically with respect to other
+     * chunks. `prepare`, when given, makes the chunk's bytes under the order lock (an encrypted
+     * write's read-modify-write of its edge units: no other write to them can come between).
+     */
+    const queueChunk = (type: MessageType, offset: number, chunk: Uint8Array, prepare?: Effect.Effect<Uint8Array, VolumeError>) =>
       // Uninterruptible: a chunk written locally is queued on every link (or none of it happened).
       orderLock.withPermits(1)(Effect.uninterruptible(Effect.gen(function* () {
         yield* checkUsable
+        const data = prepare ? yield* prepare : chunk
         if (type === MessageType.Write) {
           writtenSinceEmpty?.mark(offset, data.length)
           yield* store.write(offset, data).pipe(Effect.catch(storeFailed("write")))
@@ -373,37 +388,85 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
      * send (and resend) the caller's bytes; if the caller stops waiting (interruption), each link
      * still holding the frame takes its own copy before control returns to the caller.
      */
-    const writeChunk = (offset: number, data: Uint8Array) =>
+    const writeChunk = (offset: number, data: Uint8Array, prepare?: Effect.Effect<Uint8Array, VolumeError>, acknowledged: readonly [number, number] = [offset, data.length]) =>
       inflight.withPermits(1)(Effect.gen(function* () {
         lastForegroundMs = clock.currentTimeMillisUnsafe()
-        const waits = yield* queueChunk(MessageType.Write, offset, data)
+        const waits = yield* queueChunk(MessageType.Write, offset, data, prepare)
         yield* awaitReplicas(waits).pipe(Effect.onInterrupt(() => Effect.sync(() => {
           for (const { link, done } of waits) link.adoptBody(done)
         })))
-        options.onWriteAcknowledged?.(offset, data.length)
+        options.onWriteAcknowledged?.(acknowledged[0], acknowledged[1])
       }))
+
+    /** Chunks settle each on its own (no fail-fast: none is still in flight on the caller's buffer); the first failure is the write's. */
+    const settleAll = (chunks: ReadonlyArray<Effect.Effect<void, VolumeError>>) =>
+      Effect.forEach(chunks, (chunk) => Effect.result(chunk), { concurrency: 8 }).pipe(
+        Effect.flatMap((results) => {
+          const failed = results.find((result) => result._tag === "Failure")
+          return failed === undefined ? Effect.void : Effect.fail(failed.failure)
+        }),
+      )
+
+    /** The plaintext of the whole unit at `at` (the cipher's zero rule: never written reads as zeros). */
+    const plainUnit = (encrypt: VolumeCipher, at: number) =>
+      store.read(at, Math.min(encrypt.unitBytes, sizeBytes - at)).pipe(
+        Effect.mapError(storeFailure(volume)),
+        Effect.map((stored) => encrypt.decrypt(at, stored)),
+      )
+
+    /**
+     * An encrypted write: the whole units it touches, in chunks on unit boundaries. A chunk the
+     * write covers whole is encrypted at once; one with a partial edge unit is merged with that
+     * unit's current plaintext and encrypted under the order lock (queueChunk's `prepare`).
+     */
+    const writeEncrypted = (encrypt: VolumeCipher, offset: number, data: Uint8Array): Effect.Effect<void, VolumeError> => {
+      const span = unitSpan(offset, data.length, sizeBytes, encrypt.unitBytes)
+      const chunks: Array<Effect.Effect<void, VolumeError>> = []
+      for (let at = span.start; at < span.end; at += writeChunkBytesMax) {
+        const end = Math.min(span.end, at + writeChunkBytesMax)
+        const from = Math.max(offset, at)
+        const to = Math.min(offset + data.length, end)
+        const piece = data.subarray(from - offset, to - offset)
+        if (from === at && to === end) {
+          chunks.push(Effect.suspend(() => writeChunk(at, encrypt.encrypt(at, piece), undefined, [from, to - from])))
+          continue
+        }
+        const lastUnit = Math.floor((end - 1) / encrypt.unitBytes) * encrypt.unitBytes
+        const prepare = Effect.gen(function* () {
+          const head = from > at ? yield* plainUnit(encrypt, at) : undefined
+          const tail = to < end ? (lastUnit === at && head ? head : yield* plainUnit(encrypt, lastUnit)) : undefined
+          const merged = new Uint8Array(end - at)
+          if (head) merged.set(head, 0)
+          if (tail) merged.set(tail, lastUnit - at)
+          merged.set(piece, from - at)
+          return encrypt.encrypt(at, merged)
+        })
+        chunks.push(writeChunk(at, new Uint8Array(0), prepare, [from, to - from]))
+      }
+      return chunks.length === 1 ? chunks[0]! : settleAll(chunks)
+    }
 
     const write = (offset: number, data: Uint8Array): Effect.Effect<void, VolumeError> =>
       Effect.suspend((): Effect.Effect<void, VolumeError> => {
         const rangeError: OutOfRange | undefined = checkRange(volume, sizeBytes, offset, data.length)
         if (rangeError) return Effect.fail(rangeError)
+        if (cipher && data.length > 0) return writeEncrypted(cipher, offset, data)
         if (data.length <= writeChunkBytesMax) return writeChunk(offset, data)
-        const chunks: Array<[number, Uint8Array]> = []
-        for (let at = 0; at < data.length; at += writeChunkBytesMax) chunks.push([offset + at, data.subarray(at, at + writeChunkBytesMax)])
-        // Every chunk settles before the write does (no fail-fast): no chunk is still in flight on the caller's buffer.
-        return Effect.forEach(chunks, ([chunkOffset, chunk]) => Effect.result(writeChunk(chunkOffset, chunk)), { concurrency: 8 }).pipe(
-          Effect.flatMap((results) => {
-            const failed = results.find((result) => result._tag === "Failure")
-            return failed === undefined ? Effect.void : Effect.fail(failed.failure)
-          }),
-        )
+        const chunks: Array<Effect.Effect<void, VolumeError>> = []
+        for (let at = 0; at < data.length; at += writeChunkBytesMax) chunks.push(writeChunk(offset + at, data.subarray(at, at + writeChunkBytesMax)))
+        return settleAll(chunks)
       })
 
     const read = (offset: number, length: number): Effect.Effect<Uint8Array, VolumeError> =>
       Effect.suspend((): Effect.Effect<Uint8Array, VolumeError> => {
         const rangeError = checkRange(volume, sizeBytes, offset, length)
         if (rangeError) return Effect.fail(rangeError)
-        return Effect.andThen(checkUsable, store.read(offset, length).pipe(Effect.mapError(storeFailure(volume))))
+        if (!cipher) return Effect.andThen(checkUsable, store.read(offset, length).pipe(Effect.mapError(storeFailure(volume))))
+        const span = unitSpan(offset, length, sizeBytes, cipher.unitBytes)
+        return Effect.andThen(checkUsable, store.read(span.start, span.end - span.start).pipe(
+          Effect.mapError(storeFailure(volume)),
+          Effect.map((stored) => cipher.decrypt(span.start, stored).subarray(offset - span.start, offset - span.start + length)),
+        ))
       })
 
     const flush: Effect.Effect<void, VolumeError> = inflight.withPermits(1)(Effect.gen(function* () {
@@ -677,6 +740,7 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
       addReplica, removeReplica, reviveReplica, links: () => links, close, verify, startVerify, lastVerify: () => verifying,
       spec: () => spec,
       updateSpec: (next) => {
+        assert((next.encryption === true) === (cipher !== undefined), "encryption is chosen at creation (labels.ts checkSpecChange)")
         if (next.nocompress !== spec.nocompress) for (const link of links) link.setCompress(!next.nocompress)
         countedReplicas = next.replicas > spec.replicas ? Math.min(countedReplicas, spec.replicas) : next.replicas
         spec = next
