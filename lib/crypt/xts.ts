@@ -29,18 +29,35 @@ const alignedCopy = (data: Uint8Array): Uint8Array => {
 }
 const aligned = (data: Uint8Array): Uint8Array => (data.byteOffset % 4 === 0 ? data : alignedCopy(data))
 
-/** T·α^k for every block of every unit: the XOR mask of the whole run (little-endian words; the runtimes are little endian). */
-const tweakMask = (encryptEcb: EcbBlocks, k2: Uint8Array, firstUnit: number, unitBytes: number, length: number): Uint32Array => {
+/** Reused buffers of one cipher (its calls are synchronous, so never shared by two at once): fresh memory is slow to touch (PLATFORM-NOTES §6). */
+interface Scratch {
+  seeds: Uint8Array
+  mask: Uint32Array
+  masked: Uint8Array
+}
+
+const grown = (scratch: Scratch, units: number, length: number) => {
+  if (scratch.seeds.length < units * aesBlockBytes) scratch.seeds = new Uint8Array(units * aesBlockBytes)
+  if (scratch.mask.length < length / 4) {
+    scratch.mask = new Uint32Array(length / 4)
+    scratch.masked = new Uint8Array(length)
+  }
+}
+
+/** T·α^k for every block of every unit into `scratch.mask`: the XOR mask of the whole run (little-endian words; the runtimes are little endian). */
+const tweakMask = (encryptEcb: EcbBlocks, k2: Uint8Array, scratch: Scratch, firstUnit: number, unitBytes: number, length: number) => {
   const units = Math.ceil(length / unitBytes)
-  const seeds = new Uint8Array(units * aesBlockBytes)
-  const seedView = new DataView(seeds.buffer)
+  grown(scratch, units, length)
+  const seeds = scratch.seeds.subarray(0, units * aesBlockBytes)
+  seeds.fill(0)
+  const seedView = new DataView(seeds.buffer, seeds.byteOffset, seeds.length)
   for (let u = 0; u < units; u++) {
     const index = firstUnit + u
     seedView.setUint32(u * aesBlockBytes, index >>> 0, true)
     seedView.setUint32(u * aesBlockBytes + 4, Math.floor(index / 0x1_0000_0000), true)
   }
   const first = words(aligned(encryptEcb(k2, seeds)))
-  const mask = new Uint32Array(length / 4)
+  const mask = scratch.mask
   for (let u = 0; u < units; u++) {
     let a = first[u * 4]!, b = first[u * 4 + 1]!, c = first[u * 4 + 2]!, d = first[u * 4 + 3]!
     const end = Math.min(length, (u + 1) * unitBytes) / 4
@@ -53,11 +70,10 @@ const tweakMask = (encryptEcb: EcbBlocks, k2: Uint8Array, firstUnit: number, uni
       a = ((a << 1) ^ (carry * 0x87)) >>> 0
     }
   }
-  return mask
 }
 
-const xorInto = (target: Uint32Array, mask: Uint32Array) => {
-  for (let i = 0; i < target.length; i++) target[i] = target[i]! ^ mask[i]!
+const xorInto = (target: Uint32Array, mask: Uint32Array, count: number) => {
+  for (let i = 0; i < count; i++) target[i] = target[i]! ^ mask[i]!
 }
 
 /** XTS over ECB: `encryptEcb` for K1 and the tweaks, `decryptEcb` for K1 when decrypting. */
@@ -65,14 +81,18 @@ export const makeXtsOverEcb = (key: Uint8Array, encryptEcb: EcbBlocks, decryptEc
   assert(key.length === 64, "an XTS-AES-256 key is 64 bytes")
   const k1 = key.slice(0, 32)
   const k2 = key.slice(32, 64)
+  const scratch: Scratch = { seeds: new Uint8Array(0), mask: new Uint32Array(0), masked: new Uint8Array(0) }
   const run = (ecb: EcbBlocks) => (firstUnit: number, unitBytes: number, data: Uint8Array): Uint8Array => {
     assert(data.length % aesBlockBytes === 0 && unitBytes % aesBlockBytes === 0 && Number.isSafeInteger(firstUnit) && firstUnit >= 0, "XTS units are whole AES blocks")
     if (data.length === 0) return new Uint8Array(0)
-    const mask = tweakMask(encryptEcb, k2, firstUnit, unitBytes, data.length)
-    const masked = alignedCopy(data)
-    xorInto(words(masked), mask)
+    tweakMask(encryptEcb, k2, scratch, firstUnit, unitBytes, data.length)
+    const count = data.length / 4
+    const masked = scratch.masked.subarray(0, data.length)
+    masked.set(data)
+    xorInto(words(masked), scratch.mask, count)
+    // The ECB output is fresh memory of the runtime's: it becomes the result (unmasked in place).
     const out = aligned(ecb(k1, masked))
-    xorInto(words(out), mask)
+    xorInto(words(out), scratch.mask, count)
     return new Uint8Array(out.buffer, out.byteOffset, out.length)
   }
   return { encrypt: run(encryptEcb), decrypt: run(decryptEcb) }

@@ -206,6 +206,9 @@ const writeOwnRecord = (store: BlockStore, volume: string, record: Lineage & { r
   Effect.flatMap(Clock.currentTimeMillis, (updatedAtMs) =>
     store.writeMeta({ volume, sizeBytes: store.sizeBytes, epoch: record.epoch, role: "master", state: record.state, updatedAtMs, uid: record.uid, generation: record.generation }))
 
+/** Whether the links compress frames: not when asked not to, and never ciphertext (it does not compress; lz4 would only cost CPU). */
+const compresses = (spec: VolumeSpec): boolean => !spec.nocompress && spec.encryption !== true
+
 /** Sync chunks in flight per replica during a resync. */
 export const syncWindowChunks = 4
 /** Longest pause the resync throttle takes between chunks while foreground IO is active. */
@@ -261,7 +264,7 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
 
     const makeLink = (target: ReplicaTarget) =>
       makeReplicaLink({
-        target, volume, volumeId, sizeBytes, epoch, uid, generation: lineage.generation, masterName: options.nodeName, compress: !spec.nocompress, ackTimeoutMs,
+        target, volume, volumeId, sizeBytes, epoch, uid, generation: lineage.generation, masterName: options.nodeName, compress: compresses(spec), ackTimeoutMs,
         reconnectBaseMs: options.reconnectBaseMs ?? defaults.reconnectBaseMs,
         reconnectCeilingMs: options.reconnectCeilingMs ?? defaults.reconnectCeilingMs,
         dirtyRegionBytes: options.dirtyRegionBytes ?? defaults.dirtyRegionBytes,
@@ -741,7 +744,7 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
       spec: () => spec,
       updateSpec: (next) => {
         assert((next.encryption === true) === (cipher !== undefined), "encryption is chosen at creation (labels.ts checkSpecChange)")
-        if (next.nocompress !== spec.nocompress) for (const link of links) link.setCompress(!next.nocompress)
+        if (compresses(next) !== compresses(spec)) for (const link of links) link.setCompress(compresses(next))
         countedReplicas = next.replicas > spec.replicas ? Math.min(countedReplicas, spec.replicas) : next.replicas
         spec = next
       },
