@@ -1,6 +1,7 @@
 /**
  * A cluster client that is not a node: it reads the control store and does IO on volumes through
- * their masters (the client side of the port-5703 protocol), without hosting anything.
+ * their masters (the client side of the port-5703 protocol), without hosting anything. It uses the
+ * cluster API's reads (clusterApi.ts) as a node does.
  *
  * For applications and tools on machines that run no replivol node (a workload process, the
  * CLI talking straight to etcd). It authenticates with the cluster secret like a node does.
@@ -11,10 +12,12 @@ import { ControlStore } from "../control/ControlStore.ts"
 import { defaults } from "../core/limits.ts"
 import { clientHandshake } from "../net/connection.ts"
 import { Transport } from "../net/Transport.ts"
-import { ClusterError, type VolumeRecord } from "./records.ts"
-import { getVolume, listNodes, listVolumes, locateMaster } from "./store.ts"
-import { makeVolumeClient, type VolumeClient } from "./volumeClient.ts"
-import { inProcessMaster, volumeInfo, type VolumeInfo } from "./clusterNode.ts"
+import { inspectVolume, listVolumeInfos, openVolumeClient } from "./clusterApi.ts"
+import { inProcessMaster } from "./processMasters.ts"
+import type { ClusterError, VolumeRecord } from "./records.ts"
+import { getVolume } from "./store.ts"
+import type { VolumeInfo } from "./types.ts"
+import type { VolumeClient } from "./volumeClient.ts"
 
 export interface ClusterClientOptions {
   /** How this client introduces itself in handshakes (a DNS label). */
@@ -39,41 +42,20 @@ export const makeClusterClient = (options: ClusterClientOptions): Effect.Effect<
     const context = yield* Effect.context<ControlStore | Transport>()
     const transport = yield* Transport
     const secret = typeof options.secret === "string" ? encoder.encode(options.secret) : options.secret
-    const ackTimeoutMs = options.ackTimeoutMs ?? defaults.ackTimeoutMs
-    const alive = Effect.map(listNodes, (rows) => new Set(rows.map((r) => r.value.name)))
-
-    const inspectVolume = (volume: string) =>
-      Effect.gen(function* () {
-        const found = yield* getVolume(volume)
-        if (!found) return yield* new ClusterError({ reason: "not-found", message: `volume ${volume} does not exist` })
-        return volumeInfo(found.value, yield* alive)
-      }).pipe(Effect.provide(context))
-
+    const onRetry = options.onRetry
     const openVolume = (volume: string) =>
-      Effect.gen(function* () {
-        const found = yield* getVolume(volume).pipe(Effect.provide(context))
-        if (!found) return yield* new ClusterError({ reason: "not-found", message: `volume ${volume} does not exist` })
-        const client = makeVolumeClient({
-          volume, sizeBytes: found.value.sizeBytes, clientName: options.name,
-          pauseMaxMs: options.pauseMaxMs ?? 60_000, requestTimeoutMs: ackTimeoutMs * 2 + 1000,
-          locate: locateMaster(volume).pipe(Effect.provide(context)),
-          local: (location) => inProcessMaster(location, volume),
-          connect: (address) =>
-            Effect.flatMap(transport.dial(address, { timeoutMs: defaults.handshakeTimeoutMs }), (link) =>
-              clientHandshake(link, { secret, nodeName: options.name, timeoutMs: defaults.handshakeTimeoutMs })),
-          ...(options.onRetry ? { onRetry: (why: string) => options.onRetry!(volume, why) } : {}),
-        })
-        yield* Effect.addFinalizer(() => client.close)
-        return client
-      })
-
+      openVolumeClient(volume, {
+        clientName: options.name, pauseMaxMs: options.pauseMaxMs ?? 60_000, ackTimeoutMs: options.ackTimeoutMs ?? defaults.ackTimeoutMs,
+        local: (location) => inProcessMaster(location, volume),
+        connect: (address) =>
+          Effect.flatMap(transport.dial(address, { timeoutMs: defaults.handshakeTimeoutMs }), (link) =>
+            clientHandshake(link, { secret, nodeName: options.name, timeoutMs: defaults.handshakeTimeoutMs })),
+        ...(onRetry ? { onRetry: (why: string) => onRetry(volume, why) } : {}),
+      }).pipe(Effect.provide(context))
     return {
       openVolume,
-      inspectVolume,
-      listVolumes: Effect.gen(function* () {
-        const [volumes, nodes] = yield* Effect.all([listVolumes, alive])
-        return volumes.map((v) => volumeInfo(v.value, nodes))
-      }).pipe(Effect.provide(context)),
+      inspectVolume: (volume) => inspectVolume(volume).pipe(Effect.provide(context)),
+      listVolumes: listVolumeInfos.pipe(Effect.provide(context)),
       record: (volume) => Effect.map(getVolume(volume), (v) => v?.value).pipe(Effect.provide(context)),
     } satisfies ClusterClient
   })

@@ -147,6 +147,9 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
     let failure: LinkFailure | undefined
     let connection: Connection | undefined
     let nextSequence = 1
+    // Resolved once: a frame's counters are bumped without building a series key per frame.
+    const framesOut = options.metrics?.counter("replivol_network_frames_total", { volume: options.volume, direction: "out" })
+    const bytesOut = options.metrics?.counter("replivol_network_bytes_total", { volume: options.volume, direction: "out" })
     let syncBytes = 0
     let reconnectCount = 0
     const pending = new Map<number, Pending>()
@@ -368,10 +371,8 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
       const frame = makeFrame(type, { volumeId: options.volumeId, epoch: options.epoch, sequence: nextSequence++, offset, body: owned })
       trackUnflushed(type, offset, body.length, frame.sequence)
       if (type === MessageType.SyncChunk) syncBytes += body.length
-      if (options.metrics) {
-        options.metrics.add("replivol_network_frames_total", { volume: options.volume, direction: "out" })
-        options.metrics.add("replivol_network_bytes_total", { volume: options.volume, direction: "out" }, body.length)
-      }
+      framesOut?.inc()
+      bytesOut?.inc(body.length)
       const done = Deferred.makeUnsafe<void, LinkFailure>()
       pending.set(frame.sequence, { frame, done, queuedAtMs: clock.currentTimeMillisUnsafe() })
       if (connection) connection.send(frame, compress, sharedBodies.encode(type, owned, bodyUser, governor))

@@ -1,0 +1,148 @@
+/**
+ * The node agent (every node, every `tickMs`): reads the records and makes this node's copies
+ * match. It hosts replica copies it is listed for; opens the master of volumes it masters (after
+ * taking the volume's master lease, `replivol/masters/<volume>`, under its node lease); adds,
+ * removes and revives replica links; records replica failures, sync progress and in-sync
+ * transitions. The decisions are agentPlan.ts's pure functions; this module gathers their facts
+ * and executes their actions.
+ */
+import { Clock, Context, Effect, Scope } from "effect"
+import type { ControlStore, ControlStoreShape } from "../control/ControlStore.ts"
+import type { Transport } from "../net/Transport.ts"
+import type { ReplivolNode } from "../node/node.ts"
+import type { Stores } from "../store/Stores.ts"
+import { planCopy, planPresence, stepDownDecision, type CopyAction, type CopyFacts } from "./agentPlan.ts"
+import { closeScope, type Copies } from "./copies.ts"
+import { makeMasterRoles } from "./masterRole.ts"
+import type { Membership } from "./membership.ts"
+import { encode, keys, uidOf, type MasterLease, type NodeRecord, type VolumeRecord } from "./records.ts"
+import { listMasterLeases, listNodes, listVolumes, type Versioned } from "./store.ts"
+import type { Copy, Publish } from "./types.ts"
+
+export interface AgentOptions {
+  readonly me: string
+  readonly node: ReplivolNode
+  readonly control: ControlStoreShape
+  readonly context: Context.Context<ControlStore | Transport | Stores>
+  readonly membership: Membership
+  readonly copies: Copies
+  readonly publish: Publish
+  readonly publishThrottled: (key: string, kind: string, message: string, volume?: string) => void
+  /** This process's incarnation (records.ts). */
+  readonly incarnation: number
+  /** When this process started (monotonic ms). */
+  readonly startedMs: number
+  readonly leaseTtlMs: number
+  readonly resyncShare?: number
+}
+
+export const makeAgent = (options: AgentOptions) =>
+  Effect.gen(function* () {
+    const { me, node, control, membership, copies, publish } = options
+    const clock = yield* Clock.Clock
+    const monotonicMs = () => Number(clock.monotonicTimeNanosUnsafe() / 1_000_000n)
+    const roles = yield* makeMasterRoles({
+      me, node, control, context: options.context, publish, leaseValid: membership.leaseValid, closeMaster: copies.closeMaster,
+      ...(options.resyncShare === undefined ? {} : { resyncShare: options.resyncShare }),
+    })
+    let swept = false
+    /** Alive nodes' process incarnations (records.ts `incarnation`: lower, running since earlier). */
+    let incarnations = new Map<string, number | undefined>()
+    /** When (monotonic) the agent's current view of the records began to be read. */
+    let viewReadMs = -Infinity
+
+    const factsOf = (copy: Copy, record: VolumeRecord): CopyFacts => {
+      const volume = copy.master?.volume
+      return {
+        masterEpoch: copy.master?.epoch,
+        masterState: !copy.master ? undefined : !volume ? "opening" : volume.isFenced() ? "fenced" : "serving",
+        fencedReason: volume?.isFenced() ? volume.fencedReason() : undefined,
+        specDiffers: volume !== undefined && JSON.stringify(volume.spec()) !== JSON.stringify(record.spec),
+        hostsReplica: copy.replicaScope !== undefined,
+      }
+    }
+
+    const hostReplica = (copy: Copy, record: VolumeRecord) =>
+      Effect.gen(function* () {
+        const scope = yield* Scope.fork(copy.scope)
+        const hosted = yield* Effect.result(node.hostReplicaStore(record.volume, copy.store, uidOf(record)).pipe(Scope.provide(scope)))
+        if (hosted._tag === "Failure") yield* closeScope(scope)
+        else {
+          copy.replicaScope = scope
+          // Hosted as a replica, the copy is what its record says and a master's sync makes it;
+          // it is in sync again only after that. A suspect mark from an earlier master role
+          // kept it from ever serving again (found by the cluster simulator, seed 2099).
+          copy.suspect = false
+        }
+      })
+
+    /** Takes the master role if `stepDownDecision` lets this copy serve: the master lease (when needed), then the session. */
+    const claim = (copy: Copy, record: VolumeRecord, revision: number, nodes: ReadonlyMap<string, NodeRecord>, held: Versioned<MasterLease> | undefined, takeLease: boolean) =>
+      Effect.gen(function* () {
+        const meta = yield* Effect.result(copy.store.readMeta)
+        const decision = stepDownDecision(record, {
+          me, own: meta._tag === "Success" ? meta.success : undefined, suspect: copy.suspect,
+          createdEmpty: copy.store.createdEmpty === true, recordedInSync: copy.recordedInSync,
+          // A promoted replica's recent writes are known from its activity log; a master's own copy only if this process served it.
+          recentKnown: copy.replicaScope ? node.replicaActivity(record.volume) !== "all" : copy.servedHere || copy.store.createdEmpty === true,
+          incarnations, incarnation: options.incarnation, sinceStartMs: viewReadMs - options.startedMs, leaseTtlMs: options.leaseTtlMs,
+        })
+        if (decision._tag === "wait") {
+          if (decision.refusal !== undefined) options.publishThrottled(`refuse:${record.volume}`, "master-refused", decision.refusal, record.volume)
+          return
+        }
+        if (decision._tag === "step-down") return yield* roles.stepDown(record, revision, held)
+        if (takeLease) {
+          const taken = yield* control.transaction({
+            compare: [{ key: keys.master(record.volume), revision: held?.revision ?? 0 }],
+            put: [{ key: keys.master(record.volume), value: encode({ node: me, epoch: record.epoch }), lease: membership.lease()! }],
+          })
+          if (!taken.succeeded) return
+        }
+        yield* roles.openMaster(copy, record, nodes)
+      })
+
+    const reconcileVolume = (record: VolumeRecord, revision: number, nodes: ReadonlyMap<string, NodeRecord>, leases: ReadonlyMap<string, Versioned<MasterLease>>) =>
+      Effect.gen(function* () {
+        const held = leases.get(record.volume)
+        const presence = planPresence(record, me, held, membership.lease(), copies.copies.has(record.volume))
+        if (presence.releaseLease && held) {
+          yield* control.transaction({ compare: [{ key: keys.master(record.volume), revision: held.revision }], delete: [keys.master(record.volume)] })
+          publish("master-lease-released", `${me} released the master lease of ${record.volume}: the record names ${record.master ?? "no node"} as master at epoch ${record.epoch}`, record.volume)
+        }
+        if (presence.copy._tag === "close") return yield* copies.closeCopy(record.volume, presence.copy.remove)
+        const copy = yield* copies.ensureCopy(record)
+        const actions = planCopy(record, me, factsOf(copy, record), { lease: membership.lease(), leaseValid: membership.leaseValid(), held, incarnations })
+        const run = (action: CopyAction) => {
+          switch (action._tag) {
+            case "set-recorded-in-sync": return Effect.sync(() => void (copy.recordedInSync = action.value))
+            case "close-master": return copies.closeMaster(copy, action.why)
+            case "host-replica": return hostReplica(copy, record)
+            case "update-spec": return Effect.sync(() => copy.master?.volume?.updateSpec(record.spec))
+            case "reconcile-links": return copy.master ? roles.reconcileLinks(copy.master, record, nodes) : Effect.void
+            case "mark-suspect": return Effect.sync(() => void (copy.suspect = true))
+            case "claim": return claim(copy, record, revision, nodes, held, action.takeLease)
+          }
+        }
+        for (const action of actions) yield* run(action)
+      })
+
+    const tick = Effect.gen(function* () {
+      viewReadMs = monotonicMs()
+      const [volumes, nodeRows, leases] = yield* Effect.all([listVolumes, listNodes, listMasterLeases])
+      const nodes = new Map(nodeRows.map((n) => [n.value.name, n.value]))
+      incarnations = new Map(nodeRows.map((n) => [n.value.name, n.value.incarnation]))
+      if (!swept) {
+        yield* copies.sweepUnclaimed(volumes.map((v) => v.value))
+        swept = true
+      }
+      for (const { value: record, revision } of volumes) {
+        const result = yield* Effect.result(reconcileVolume(record, revision, nodes, leases))
+        if (result._tag === "Failure") publish("agent-error", `${me}: ${record.volume}: ${String((result.failure as { message?: string }).message ?? result.failure)}`, record.volume)
+      }
+      const names = new Set(volumes.map((v) => v.value.volume))
+      for (const name of [...copies.copies.keys()]) if (!names.has(name)) yield* copies.closeCopy(name, true)
+    })
+
+    return { tick }
+  })

@@ -1,0 +1,220 @@
+/**
+ * The node agent's decisions, as pure functions of what it read (the volume record, its master
+ * lease, this node's lease, the state of its open copy and links): which actions make this node's
+ * copies match the records. `agent.ts` gathers the facts and executes the actions, as the
+ * controller does with `planVolume` (placement.ts).
+ *
+ * Per volume, in order: `planPresence` (release a stale master lease; open or close the copy),
+ * `planCopy` (the copy's role: replica, serving master, or a claim of the master role),
+ * `stepDownDecision` (a claim: serve, wait, or give the volume up to an in-sync replica), and
+ * `planLinks` (a serving master's links against its record's replicas).
+ */
+import type { StoreMeta } from "../store/BlockStore.ts"
+import { vouches } from "./placement.ts"
+import { uidOf, type MasterLease, type ReplicaRecord, type VolumeRecord } from "./records.ts"
+import type { Versioned } from "./store.ts"
+
+/** A failed link is revived at most this often, and a syncing link's progress recorded at most this often. */
+export const linkRetryMs = 1000
+
+export interface PresencePlan {
+  /** This node holds the volume's master lease but the record names another master: release it. */
+  readonly releaseLease: boolean
+  /** Close the copy (and remove its file if `remove`) or make sure it is open. */
+  readonly copy: { readonly _tag: "close"; readonly remove: boolean } | { readonly _tag: "ensure" }
+}
+
+export const planPresence = (record: VolumeRecord, me: string, held: Versioned<MasterLease> | undefined, lease: string | undefined, hasCopy: boolean): PresencePlan => {
+  const isMaster = record.master === me
+  const isReplica = record.replicas.some((r) => r.node === me)
+  // A master lease this node took from a stale view (it re-registered after a pause and read
+  // itself master) goes once the record says otherwise: kept alive with the node's lease, it
+  // stopped the recorded master from ever serving and the controller from promoting
+  // (cluster simulator seed 451: the promoted master never served, a replica provisioned for good).
+  const releaseLease = !isMaster && held !== undefined && lease !== undefined && held.lease === lease
+  return { releaseLease, copy: !isMaster && !isReplica ? { _tag: "close", remove: hasCopy } : { _tag: "ensure" } }
+}
+
+/** The open copy as the agent sees it. */
+export interface CopyFacts {
+  /** Epoch of its master role, if it has one. */
+  readonly masterEpoch: number | undefined
+  /** Its master role's volume: still opening, serving, or fenced (absent without a role). */
+  readonly masterState: "opening" | "serving" | "fenced" | undefined
+  readonly fencedReason: string | undefined
+  /** The serving master's spec differs from the record's (a volume update). */
+  readonly specDiffers: boolean
+  readonly hostsReplica: boolean
+}
+
+export interface LeaseFacts {
+  readonly lease: string | undefined
+  readonly leaseValid: boolean
+  readonly held: Versioned<MasterLease> | undefined
+  readonly incarnations: ReadonlyMap<string, number | undefined>
+}
+
+export type CopyAction =
+  | { readonly _tag: "set-recorded-in-sync"; readonly value: boolean }
+  | { readonly _tag: "close-master"; readonly why: string }
+  | { readonly _tag: "host-replica" }
+  | { readonly _tag: "update-spec" }
+  | { readonly _tag: "reconcile-links" }
+  | { readonly _tag: "mark-suspect" }
+  /** Become master: decide on stepping down first (`stepDownDecision`), then take the master lease if `takeLease`, then open. */
+  | { readonly _tag: "claim"; readonly takeLease: boolean }
+
+export const planCopy = (record: VolumeRecord, me: string, copy: CopyFacts, facts: LeaseFacts): ReadonlyArray<CopyAction> => {
+  const actions: CopyAction[] = []
+  if (record.master !== me) {
+    actions.push({ _tag: "set-recorded-in-sync", value: record.replicas.some((r) => r.node === me && r.state === "in-sync" && vouches(r, facts.incarnations)) })
+    if (copy.masterState !== undefined) actions.push({ _tag: "close-master", why: `the record names ${record.master ?? "no node"} as master at epoch ${record.epoch}` })
+    if (!copy.hostsReplica) actions.push({ _tag: "host-replica" })
+    return actions
+  }
+  let masterState = copy.masterState
+  if (masterState !== undefined && copy.masterEpoch !== record.epoch) {
+    actions.push({ _tag: "close-master", why: `epoch moved to ${record.epoch}` })
+    masterState = undefined
+  }
+  if (masterState === "serving") {
+    // A volume update: the serving master applies the record's spec at once (failure mode, tolerance, compression).
+    if (copy.specDiffers) actions.push({ _tag: "update-spec" })
+    actions.push({ _tag: "reconcile-links" })
+    return actions
+  }
+  if (masterState === "fenced") {
+    // A copy whose own write or fdatasync failed is suspect even if its record could not say so (a full disk).
+    if (copy.fencedReason === "store-failed") actions.push({ _tag: "mark-suspect" })
+    actions.push({ _tag: "close-master", why: "it was fenced" })
+    return actions
+  }
+  if (masterState === "opening") return actions
+  if (!facts.leaseValid || facts.lease === undefined) return actions
+  const held = facts.held
+  if (held && held.lease !== facts.lease) return actions // an older incarnation's or another node's lease must expire first
+  actions.push({ _tag: "claim", takeLease: !held || held.value.epoch !== record.epoch })
+  return actions
+}
+
+/** What a claim of the master role knows about its copy and the cluster. */
+export interface StepDownFacts {
+  readonly me: string
+  /** The copy's own record (undefined: none, or unreadable). */
+  readonly own: StoreMeta | undefined
+  readonly suspect: boolean
+  readonly createdEmpty: boolean
+  readonly recordedInSync: boolean
+  /** The copy's recent writes are known (a promoted replica's activity log, or this process served it). */
+  readonly recentKnown: boolean
+  /** Alive nodes' process incarnations. */
+  readonly incarnations: ReadonlyMap<string, number | undefined>
+  /** This process's incarnation. */
+  readonly incarnation: number
+  /** From this process's start to when the agent's view of the records began to be read. */
+  readonly sinceStartMs: number
+  readonly leaseTtlMs: number
+}
+
+export type StepDownDecision =
+  | { readonly _tag: "serve" }
+  | { readonly _tag: "step-down" }
+  /** Not now; `refusal` is the (throttled) event saying why, when there is one to say. */
+  | { readonly _tag: "wait"; readonly refusal?: string }
+
+/**
+ * A copy that cannot prove it holds every acknowledged write must not serve while an in-sync
+ * replica can: after a restart its unflushed writes may be gone (power loss), after a failed
+ * fdatasync or write its record says incomplete. It steps down so an in-sync replica is promoted.
+ */
+export const stepDownDecision = (record: VolumeRecord, facts: StepDownFacts): StepDownDecision => {
+  const inSync = record.replicas.filter((r: ReplicaRecord) => r.state === "in-sync" && facts.incarnations.has(r.node))
+  const own = facts.own
+  const complete = own?.state === "complete" && (own.uid === undefined || own.uid === uidOf(record)) && !facts.suspect
+  const empty = facts.createdEmpty || own?.state === "empty"
+  if (inSync.length === 0) {
+    // The only candidate. A copy that cannot prove anything must not serve (and then sync
+    // its emptiness over every returning copy) once the volume has history: it waits.
+    const history = record.replicas.some((r) => r.state !== "provisioned")
+    // A copy promoted from an in-sync replica that vouches holds every acknowledged write
+    // whatever its own record says: a new master that crashed while opening it leaves it
+    // `incomplete` for a session that never acknowledged anything (found by the cluster
+    // simulator, seed 83: the volume then waited for good).
+    if (!complete && !(empty && !history) && !facts.recordedInSync) {
+      return { _tag: "wait", refusal: `${facts.me} does not serve ${record.volume}: its copy is ${own?.state ?? "without a record"} and no in-sync replica is up; the volume waits for a copy that can prove it holds every acknowledged write` }
+    }
+    return { _tag: "serve" }
+  }
+  // Step down only for a replica whose process has run since before this one started (its page
+  // cache holds what it acknowledged; a re-registration after a lost lease does not count as a
+  // start); after a restart of every node, one of them must serve. And only for one that still
+  // vouches (its process not started again since it was recorded in sync: it may have lost
+  // power too); else this copy, which held every acknowledged write, serves.
+  const down = !complete || (!facts.recentKnown && inSync.some((r) => (facts.incarnations.get(r.node) ?? Infinity) < facts.incarnation && vouches(r, facts.incarnations)))
+  // Not yet in the first lease TTL of this process: a node whose process died before this one
+  // started still looks alive (and vouching) until its lease expires. Stepping down for it
+  // dropped this copy, the only one left with every acknowledged write, and the dead
+  // replica's node returned to serve a copy that had lost power (cluster simulator seed 439).
+  if (down && facts.sinceStartMs < facts.leaseTtlMs) return { _tag: "wait" }
+  return down ? { _tag: "step-down" } : { _tag: "serve" }
+}
+
+/** A serving master's link to one replica, as the agent sees it. */
+export interface LinkFacts {
+  readonly node: string
+  readonly address: { readonly host: string; readonly port: number }
+  readonly state: "syncing" | "in-sync" | "failed" | string
+  readonly completed: boolean
+}
+
+export type Target = { readonly node: string; readonly address: { readonly host: string; readonly port: number } }
+
+export type LinkAction =
+  | { readonly _tag: "add"; readonly target: Target }
+  /** A failed link dialling an address its node no longer has: dropped now, added again next tick. */
+  | { readonly _tag: "drop-moved"; readonly node: string }
+  | { readonly _tag: "revive"; readonly node: string }
+  | { readonly _tag: "mark-in-sync"; readonly node: string }
+  | { readonly _tag: "record-progress"; readonly node: string }
+  /** A link to a node the record no longer lists. */
+  | { readonly _tag: "remove"; readonly node: string }
+
+export interface LinkTimes {
+  readonly nowMs: number
+  readonly reviveAtMs: ReadonlyMap<string, number>
+  readonly progressAtMs: number
+}
+
+/** Keeps an open master's links in line with its record, and the record with its links. */
+export const planLinks = (record: VolumeRecord, links: ReadonlyArray<LinkFacts>, targetOf: (node: string) => Target | undefined, times: LinkTimes): ReadonlyArray<LinkAction> => {
+  const actions: LinkAction[] = []
+  let progressAtMs = times.progressAtMs
+  for (const r of record.replicas) {
+    const link = links.find((l) => l.node === r.node)
+    const target = targetOf(r.node)
+    if (!link) {
+      if (target) actions.push({ _tag: "add", target })
+      continue
+    }
+    // A link made while its node was not registered (placeholder address 0.0.0.0:0, see
+    // openMaster) or before the node moved dials the old address forever: a revive would
+    // never reach it. Drop it; the next tick adds it at the node's address (a full sync).
+    // Found by the cluster simulator (seed 2: a replica wiped and away while its master opened).
+    if (link.state === "failed" && target && (link.address.host !== target.address.host || link.address.port !== target.address.port)) {
+      actions.push({ _tag: "drop-moved", node: r.node })
+      continue
+    }
+    if (link.state === "failed" && target && times.nowMs - (times.reviveAtMs.get(r.node) ?? -Infinity) >= linkRetryMs) {
+      actions.push({ _tag: "revive", node: r.node })
+    } else if (link.completed && r.state !== "in-sync") {
+      actions.push({ _tag: "mark-in-sync", node: r.node })
+    } else if (link.state === "syncing" && (r.state === "provisioned" || r.state === "failed" || times.nowMs - progressAtMs >= linkRetryMs)) {
+      progressAtMs = times.nowMs
+      actions.push({ _tag: "record-progress", node: r.node })
+    }
+  }
+  for (const link of links) {
+    if (!record.replicas.some((r) => r.node === link.node)) actions.push({ _tag: "remove", node: link.node })
+  }
+  return actions
+}

@@ -1,0 +1,35 @@
+/**
+ * What the cluster API says about a volume, from its record alone (any node or client can
+ * answer): health counted against the requested replicas; and which replicas a lowered replica
+ * count keeps.
+ */
+import { assessVolume } from "../volume/health.ts"
+import type { ReplicaRecord, VolumeRecord } from "./records.ts"
+import type { VolumeInfo } from "./types.ts"
+
+/** Health of a volume as its record says (usable by every node, not only the master's). */
+export const volumeInfo = (record: VolumeRecord, alive: ReadonlySet<string>): VolumeInfo => {
+  // Counted against the requested replicas: copies on lost nodes and slots not placed yet are failed.
+  const requested = record.spec.replicas
+  const countOf = (states: ReadonlyArray<ReplicaRecord["state"]>) => record.replicas.filter((r) => states.includes(r.state) && alive.has(r.node)).length
+  const inSync = Math.min(countOf(["in-sync"]), requested)
+  const syncing = Math.min(countOf(["syncing", "provisioned"]), requested - inSync)
+  const masterAvailable = record.master !== undefined && alive.has(record.master) && record.unavailableReason === undefined
+  const assessment = assessVolume(record.spec, { inSync, syncing, failed: requested - inSync - syncing }, masterAvailable)
+  return {
+    volume: record.volume, sizeBytes: record.sizeBytes, labels: record.labels, epoch: record.epoch, master: record.master,
+    health: assessment.health, usable: assessment.usable,
+    reason: record.unavailableReason ?? (masterAvailable ? assessment.reason : `master ${record.master ?? "(none)"} is not available; ${assessment.reason}`),
+    replicas: record.replicas.map((r) => ({
+      node: r.node, state: r.state,
+      ...(r.reason === undefined ? {} : { reason: r.reason }),
+      ...(r.bytesDone === undefined ? {} : { bytesDone: r.bytesDone, bytesTotal: r.bytesTotal ?? 0 }),
+    })),
+    rulesApplied: record.rulesApplied,
+  }
+}
+
+/** Replicas kept when a volume's count goes down: in-sync ones first, then syncing, then the rest. */
+const keepRank: Readonly<Record<ReplicaRecord["state"], number>> = { "in-sync": 0, syncing: 1, provisioned: 2, failed: 3 }
+export const replicasKept = (replicas: ReadonlyArray<ReplicaRecord>, count: number): ReadonlyArray<ReplicaRecord> =>
+  replicas.length <= count ? replicas : [...replicas].sort((a, b) => keepRank[a.state] - keepRank[b.state]).slice(0, count)

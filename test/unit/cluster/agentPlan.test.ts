@@ -1,0 +1,74 @@
+/** The node agent's pure decisions (agentPlan.ts): which copy roles, master claims, step-downs and link actions a node's view leads to. */
+import { suite } from "uvu"
+import * as assert from "uvu/assert"
+import { planCopy, planLinks, planPresence, stepDownDecision, type CopyFacts, type LeaseFacts, type StepDownFacts } from "../../../lib/cluster/agentPlan.ts"
+import type { ReplicaRecord, VolumeRecord } from "../../../lib/cluster/records.ts"
+
+const test = suite("agent plan")
+const record = (master: string | undefined, replicas: ReadonlyArray<ReplicaRecord>, epoch = 5): VolumeRecord => ({
+  volume: "ns/v", uid: "u1", sizeBytes: 1 << 20, labels: {}, createdAtMs: 0, epoch, master, replicas, rulesApplied: [],
+  spec: { replicas: replicas.length, failureMode: "soft", failureTolerance: 1, hintMaster: undefined, nocompress: false },
+})
+const noRole: CopyFacts = { masterEpoch: undefined, masterState: undefined, fencedReason: undefined, specDiffers: false, hostsReplica: false }
+const leased: LeaseFacts = { lease: "L1", leaseValid: true, held: undefined, incarnations: new Map([["me", 1], ["a", 2]]) }
+const tags = (actions: ReadonlyArray<{ readonly _tag: string }>) => actions.map((a) => a._tag)
+
+test("a node no record places a copy on closes its copy; a stale master lease it holds is released", () => {
+  const held = { value: { node: "me", epoch: 4 }, revision: 9, lease: "L1" }
+  assert.equal(planPresence(record("a", [{ node: "b", state: "in-sync" }]), "me", held, "L1", true), { releaseLease: true, copy: { _tag: "close", remove: true } })
+  assert.equal(planPresence(record("a", [{ node: "me", state: "in-sync" }]), "me", undefined, "L1", false), { releaseLease: false, copy: { _tag: "ensure" } })
+})
+
+test("a replica closes a master role it still has and hosts the copy; it notes whether it is recorded in sync", () => {
+  const actions = planCopy(record("a", [{ node: "me", state: "in-sync" }]), "me", { ...noRole, masterEpoch: 4, masterState: "serving" }, leased)
+  assert.equal(tags(actions), ["set-recorded-in-sync", "close-master", "host-replica"])
+  assert.equal(actions[0], { _tag: "set-recorded-in-sync", value: true })
+})
+
+test("a master claims only with a valid lease and no other holder's master lease; a moved epoch closes the old session first", () => {
+  const r = record("me", [{ node: "a", state: "in-sync" }])
+  assert.equal(planCopy(r, "me", noRole, leased), [{ _tag: "claim", takeLease: true }])
+  assert.equal(planCopy(r, "me", noRole, { ...leased, leaseValid: false }), [])
+  assert.equal(planCopy(r, "me", noRole, { ...leased, held: { value: { node: "x", epoch: 5 }, revision: 3, lease: "L0" } }), [])
+  assert.equal(planCopy(r, "me", noRole, { ...leased, held: { value: { node: "me", epoch: 5 }, revision: 3, lease: "L1" } }), [{ _tag: "claim", takeLease: false }])
+  assert.equal(tags(planCopy(r, "me", { ...noRole, masterEpoch: 4, masterState: "serving" }, leased)), ["close-master", "claim"])
+  assert.equal(tags(planCopy(r, "me", { ...noRole, masterEpoch: 5, masterState: "serving", specDiffers: true }, leased)), ["update-spec", "reconcile-links"])
+  assert.equal(tags(planCopy(r, "me", { ...noRole, masterEpoch: 5, masterState: "fenced", fencedReason: "store-failed" }, leased)), ["mark-suspect", "close-master"])
+})
+
+const stepFacts: StepDownFacts = {
+  me: "me", own: { volume: "ns/v", sizeBytes: 1 << 20, epoch: 5, role: "master", state: "complete", updatedAtMs: 0, uid: "u1" },
+  suspect: false, createdEmpty: false, recordedInSync: false, recentKnown: true,
+  incarnations: new Map([["me", 20], ["a", 10]]), incarnation: 20, sinceStartMs: 5000, leaseTtlMs: 1000,
+}
+
+test("a copy that cannot prove it holds every acknowledged write steps down for an in-sync replica, or waits without one", () => {
+  const r = record("me", [{ node: "a", state: "in-sync" }])
+  assert.equal(stepDownDecision(r, stepFacts), { _tag: "serve" })
+  assert.equal(stepDownDecision(r, { ...stepFacts, suspect: true }), { _tag: "step-down" })
+  assert.equal(stepDownDecision(r, { ...stepFacts, recentKnown: false }), { _tag: "step-down" }, "restarted: an older replica that vouches takes over")
+  assert.equal(stepDownDecision(r, { ...stepFacts, recentKnown: false, sinceStartMs: 500 }), { _tag: "wait" }, "not in the first lease TTL")
+  const alone = stepDownDecision(record("me", [{ node: "a", state: "failed" }]), { ...stepFacts, suspect: true })
+  assert.is(alone._tag, "wait")
+  assert.match(alone._tag === "wait" ? alone.refusal ?? "" : "", "waits for a copy that can prove")
+})
+
+test("links: missing ones added, failed ones revived at most once a second, moved ones dropped, unlisted ones removed", () => {
+  const r = record("me", [{ node: "a", state: "provisioned" }, { node: "b", state: "failed" }, { node: "c", state: "syncing" }, { node: "d", state: "syncing" }])
+  const at = (port: number) => ({ host: "127.0.0.1", port })
+  const targetOf = (n: string) => ({ node: n, address: at(n === "b" ? 2 : 1) })
+  const links = [
+    { node: "b", address: at(2), state: "failed", completed: false },
+    { node: "c", address: at(1), state: "syncing", completed: false },
+    { node: "d", address: at(1), state: "syncing", completed: true },
+    { node: "x", address: at(1), state: "in-sync", completed: true },
+  ]
+  const actions = planLinks(r, links, targetOf, { nowMs: 5000, reviveAtMs: new Map(), progressAtMs: 0 })
+  assert.equal(actions.map((a) => `${a._tag}:${"node" in a ? a.node : a.target.node}`), ["add:a", "revive:b", "record-progress:c", "mark-in-sync:d", "remove:x"])
+  const soon = planLinks(r, links, targetOf, { nowMs: 5000, reviveAtMs: new Map([["b", 4500]]), progressAtMs: 4500 })
+  assert.equal(soon.map((a) => a._tag), ["add", "mark-in-sync", "remove"])
+  const moved = planLinks(r, [{ ...links[0]!, address: at(9) }], targetOf, { nowMs: 5000, reviveAtMs: new Map(), progressAtMs: 0 })
+  assert.ok(moved.some((a) => a._tag === "drop-moved" && a.node === "b"))
+})
+
+test.run()
