@@ -12,7 +12,7 @@
 import { flagIndex, type CommandSpec, type FlagSpec, type ProgramSpec } from "./args.ts"
 
 const directoryFlags = new Set(["data", "mount"])
-const fileFlags = new Set(["secret-file"])
+const fileFlags = new Set(["secret-file", "encryption-key-file"])
 
 const quote = (text: string) => `"${text.replace(/(["\\$`])/g, "\\$1")}"`
 
