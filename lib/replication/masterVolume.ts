@@ -319,7 +319,17 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
       emit("superseded", message)
     }
 
-    type Wait = { readonly link: ReplicaLink; readonly done: Deferred.Deferred<void, LinkFailure> }
+    /**
+     * What a chunk waits for on one link: its ack from an in-sync replica, or — for a link that
+     * failed and whose failure is not recorded yet — that record. Until it is written the control
+     * store still calls the replica in sync and a promotion may pick it, so a write done without
+     * it must not be acknowledged before (found by the cluster simulator, seed 127: a write issued
+     * after the replica's ack timeout, acknowledged while the record of the failure waited on a slow
+     * control store; the master's node was lost and the replica promoted without it).
+     */
+    type Wait =
+      | { readonly link: ReplicaLink; readonly done: Deferred.Deferred<void, LinkFailure> }
+      | { readonly link: ReplicaLink; readonly unrecorded: Deferred.Deferred<void> }
 
     /**
      * A failed local write may have changed part of its range, a failed fdatasync may have lost
@@ -365,18 +375,23 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
           const wasInSync = link.inSync()
           const done = link.enqueue(type, offset, data)
           if (done && wasInSync) waits.push({ link, done })
+          const unrecorded = wasInSync ? undefined : failurePersisted.get(link)
+          if (unrecorded && !Deferred.isDoneUnsafe(unrecorded)) waits.push({ link, unrecorded })
         }
         return waits
       })))
 
     /** One replica's ack; a replica that failed under this write: the write completes only once that is recorded. */
-    const awaitReplica = ({ link, done }: Wait) =>
-      link.awaitAck(done).pipe(
+    const awaitReplica = (wait: Wait) => {
+      if ("unrecorded" in wait) return Deferred.await(wait.unrecorded)
+      const { link, done } = wait
+      return link.awaitAck(done).pipe(
         Effect.catch(() => Effect.suspend(() => {
           const persisted = failurePersisted.get(link)
           return persisted ? Deferred.await(persisted) : Effect.void
         })),
       )
+    }
 
     const awaitReplicas = (waits: ReadonlyArray<Wait>) => {
       // One replica (the common case) is awaited in this fiber; several at once, each in its own.
@@ -396,7 +411,7 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
         lastForegroundMs = clock.currentTimeMillisUnsafe()
         const waits = yield* queueChunk(MessageType.Write, offset, data, prepare)
         yield* awaitReplicas(waits).pipe(Effect.onInterrupt(() => Effect.sync(() => {
-          for (const { link, done } of waits) link.adoptBody(done)
+          for (const wait of waits) if ("done" in wait) wait.link.adoptBody(wait.done)
         })))
         options.onWriteAcknowledged?.(acknowledged[0], acknowledged[1])
       }))
@@ -682,6 +697,9 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
       Effect.gen(function* () {
         const link = links.find((l) => l.target.node === node)
         if (!link || link.state() !== "failed" || fenced) return
+        // Writes done without it wait for its failure's record; a revive does not end that wait.
+        const persisted = failurePersisted.get(link)
+        if (persisted) yield* Deferred.await(persisted)
         failurePersisted.delete(link)
         // Same session: the dirty bitmap is enough if the copy proves it followed it; else a full sync.
         yield* openAndSync(link, lineage)

@@ -195,14 +195,18 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
       completedSession = false
       failure = why
       markPendingDirty()
-      for (const { done, checksum } of pending.values()) {
-        Deferred.doneUnsafe(done, Effect.fail(why))
-        if (checksum) Deferred.doneUnsafe(checksum, Effect.fail(why))
-      }
+      const waiting = [...pending.values()]
       pending.clear()
       connection?.close(`replica ${options.target.node} failed: ${why.message}`)
       connection = undefined
+      // The owner hears of the failure before any waiter: a write that waited for this replica
+      // must find the failure's record under way (masterVolume's awaitReplica), not miss it and
+      // be acknowledged while the record still calls the replica in sync (cluster simulator seed 127).
       options.onFailed(why)
+      for (const { done, checksum } of waiting) {
+        Deferred.doneUnsafe(done, Effect.fail(why))
+        if (checksum) Deferred.doneUnsafe(checksum, Effect.fail(why))
+      }
     }
 
     const onFrame = (from: Connection) => (frame: Frame) => {

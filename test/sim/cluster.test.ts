@@ -38,14 +38,15 @@ const runWorker = (first: number, count: number, stride: number) =>
 
 /**
  * Seeds that fail on this product version, run and printed but not counted as failures: open bugs
- * the simulator found and docs/design.md lists under "Known limits" — 127, 234, 276, 377 lose an
- * acknowledged write after both the master and its in-sync replicas restarted since it was
- * acknowledged (the product cannot tell a process crash, page cache kept, from a power loss, and
- * may keep the copy that lost more); 321 does not converge (a restarted master that cannot prove
- * its recent writes and a replica that failed meanwhile). Any other failing seed fails the test,
- * and a listed seed that passes is reported so the list shrinks.
+ * the simulator found and docs/design.md lists under "Known limits" — 276 and 377 lose an
+ * acknowledged write after the master lost power while its in-sync replica was away (the product
+ * cannot tell a process crash, page cache kept, from a power loss, so the restarted master serves
+ * a copy that may have lost more than the replica); 321 does not converge (a restarted master that
+ * cannot prove its recent writes and a replica that failed meanwhile). Any other failing seed
+ * fails the test, and a listed seed that passes is reported so the list shrinks. (127 and 234
+ * were fixed: a write acknowledged while a failed replica's record was still under way.)
  */
-const knownFailing: ReadonlySet<number> = new Set([127, 234, 276, 321, 377])
+const knownFailing: ReadonlySet<number> = new Set([276, 321, 377])
 
 const describe = (r: ClusterSimResult) => `seed ${r.seed}: ${r.violations.slice(0, 3).join("; ")}\n    replay: SEED=${r.seed} node --import tsx test/run.ts --group sim cluster.test`
 
