@@ -18,10 +18,13 @@
  * (masterVolume.ts) orders that read-modify-write against every other write (its order lock).
  */
 import { assert } from "../core/assert.ts"
+import { sectorBytes, writeChunkBytesMax } from "../core/limits.ts"
 import { aesBlockBytes, type XtsCipher } from "./primitives.ts"
 
 /** The data unit of encryption at rest (4 KiB). */
 export const encryptionUnitBytes = 4096
+// An encrypted write is cut into chunks on unit boundaries; a volume's short last unit is whole sectors (AES blocks).
+assert(writeChunkBytesMax % encryptionUnitBytes === 0 && sectorBytes % 16 === 0, "write chunks are whole units, sectors whole AES blocks")
 /** The algorithm name recorded with an encrypted volume. */
 export const volumeCipherName = "aes-256-xts"
 

@@ -13,7 +13,8 @@
  * volume never compresses: ciphertext does not).
  *
  * Prints one JSON line on stdout (human lines on stderr).
- * Env: TRIALS (5), TOTAL_MIB (128), DEPTH (8), SAMPLES (400 per latency round), BENCH_PORT (5703).
+ * Env: TRIALS (5), TOTAL_MIB (128), DEPTH (8), SAMPLES (400 per latency round), BENCH_PORT (5703),
+ * BENCH_XTS=ecb (the volumes use XTS over ECB, Bun's and Deno's path, instead of the native cipher).
  */
 import { KiB, MiB } from "../../lib/core/limits.ts"
 import type { CryptoPrimitives } from "../../lib/crypt/primitives.ts"
@@ -105,6 +106,7 @@ const met = { replicas0: ratio.replicas0 >= target, replicas1: ratio.replicas1 >
 console.log(JSON.stringify({
   name: "encryption",
   workload: { chunkBytes: MiB, totalBytes, depth, payload: "random", trials: trialCount, latency: { blockBytes: 4 * KiB, depth: 1, samples: sampleCount } },
+  volumeCipher: process.env.BENCH_XTS === "ecb" ? viaEcb.xtsImplementation : native.xtsImplementation,
   cipherOnlyMBps: cipherOnly,
   baseline: Object.fromEntries(pairs.map((p) => [p.key, { plainMBps: spread(seq.get(p.key)!.plain, 0) }])),
   encrypted: Object.fromEntries(pairs.map((p) => [p.key, { MBps: spread(seq.get(p.key)!.encrypted, 0) }])),
