@@ -27,6 +27,9 @@ import { makeEventLog, type EventLog } from "../admin/events.ts"
 import { instrumentClient } from "../admin/metrics.ts"
 import type { LocalControl, LocalNodeStatus } from "../admin/routes.ts"
 import type { VerifyOptions, VerifyReport } from "../replication/verify.ts"
+import type { KeyRing } from "../crypt/keys.ts"
+import { EncryptionError } from "../crypt/primitives.ts"
+import { ensureKeyRing, nodeCrypto } from "../platform/nodeCrypto.ts"
 
 /** Most nodes a local cluster runs (one master and up to five replicas need six). */
 export const localNodesMax = 16
@@ -49,6 +52,10 @@ export interface LocalClusterOptions {
   readonly metrics?: Metrics
   /** Labels each node sets on itself at start, by node name (e.g. { n1: { "topology.kubernetes.io/zone": "a" } }). */
   readonly nodeLabels?: Readonly<Record<string, Readonly<Record<string, string>>>>
+  /** Every node's unwrapping key for encrypted volumes (`cluster up`: <data>/encryption.key). */
+  readonly keyRing?: KeyRing
+  /** Per node, instead of `keyRing` (a node without the key, or with another one: tests of the refusals). */
+  readonly nodeKeyRings?: Readonly<Record<string, KeyRing>>
 }
 
 export interface LocalCluster {
@@ -108,6 +115,7 @@ export const startLocalCluster = (options: LocalClusterOptions): Effect.Effect<L
           ...options.node, name: member.name, address: member.address, dataDir: `${options.dataDir}/${member.name}`,
           secret: options.secret, onClusterEvent: onEvent, metrics,
           ...(options.nodeLabels?.[member.name] ? { labels: options.nodeLabels[member.name] } : {}),
+          ...(options.nodeKeyRings?.[member.name] ?? options.keyRing ? { keyRing: options.nodeKeyRings?.[member.name] ?? options.keyRing } : {}),
         } as ClusterNodeOptions
         const node = yield* startClusterNode(nodeOptions).pipe(
           Scope.provide(scope), Effect.provideService(ControlStore, view.shape), Effect.provide(context),
@@ -191,6 +199,14 @@ export interface CreateLocalClusterOptions extends Omit<LocalClusterOptions, "da
   readonly tls?: "insecure-plaintext"
 }
 
+/** The local cluster's key ring when none is given: <dataDir>/encryption.key (created once), or a random key in memory. */
+const defaultKeyRing = (dataDir: string | undefined): Promise<KeyRing> => {
+  if (dataDir !== undefined) return Effect.runPromise(ensureKeyRing(`${dataDir}/encryption.key`))
+  const crypto = nodeCrypto()
+  if (crypto instanceof EncryptionError) return Promise.reject(crypto)
+  return Promise.resolve({ crypto, unwrappingKey: crypto.randomBytes(32), source: "a random key in memory (createLocalCluster without dataDir)" })
+}
+
 /** Starts a local cluster on loopback, encrypted with TLS; rejects with AdminError when a node cannot start. */
 export const createLocalCluster = async (options: CreateLocalClusterOptions = {}): Promise<LocalClusterHandle> => {
   const stores = options.dataDir === undefined ? makeMemoryStores().layer : layerFileStores
@@ -201,7 +217,8 @@ export const createLocalCluster = async (options: CreateLocalClusterOptions = {}
   const transport = await run(localClusterTransport(members, options.dataDir === undefined ? undefined : `${options.dataDir}/tls`, options.tls))
   const scope = Effect.runSync(Scope.make())
   const services = buildIn(Layer.build(Layer.mergeAll(transport.layer, stores, control)), scope)
-  const cluster = await run(startLocalCluster({ ...options, dataDir: options.dataDir ?? "/memory", secret: options.secret ?? "local-cluster-secret-0123456789" }).pipe(
+  const keyRing = options.keyRing ?? await defaultKeyRing(options.dataDir)
+  const cluster = await run(startLocalCluster({ ...options, keyRing, dataDir: options.dataDir ?? "/memory", secret: options.secret ?? "local-cluster-secret-0123456789" }).pipe(
     Scope.provide(scope), Effect.provide(await services),
   )).catch(async (error: unknown) => {
     await run(Scope.close(scope, Exit.void))

@@ -70,6 +70,7 @@ const nodeCommands: ReadonlyArray<CommandSpec> = [
       { ...data, required: true, help: "where this node keeps its copies and admin token" },
       { name: "etcd", kind: "string", required: true, placeholder: "URL[,URL]", help: "etcd endpoints" },
       { name: "secret-file", kind: "string", required: true, placeholder: "FILE", help: "file holding the cluster secret (same on every node, ≥ 16 bytes)" },
+      { name: "encryption-key-file", kind: "string", placeholder: "FILE", help: "file holding the key that unwraps encrypted volumes' keys (64 hex digits, same on every node); without it the node serves no encrypted volume" },
       { name: "mount", kind: "string", placeholder: "DIR", help: "also mount every volume here (FUSE)" },
       { ...api, help: "also serve the admin API here" },
       { ...label, help: "a label this node sets on itself at start, e.g. topology.kubernetes.io/zone=a (failure domains)" },

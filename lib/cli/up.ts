@@ -20,6 +20,7 @@ import { mountVolumes, opTimeoutMsDefault } from "../../fuse/mount.ts"
 import type { Flags, Output } from "./commands.ts"
 import { CommandError, parseLabelFlags } from "./commands.ts"
 import { localMembers, startLocalCluster } from "./localCluster.ts"
+import { ensureKeyRing, keyRingWithoutKey, readKeyRing } from "../platform/nodeCrypto.ts"
 
 /** How long IO waits for a (new) master, or for a new volume's replicas, before it fails (every node). */
 const pauseMaxMs = 60_000
@@ -83,6 +84,8 @@ export const clusterUp = (flags: Flags, out: Output): Effect.Effect<void, unknow
     const mountDir = flags["no-mount"] === true ? undefined : absolute(text(flags, "mount") || "./mnt")
     const secret = yield* ensureSecretFile(`${data}/cluster.secret`)
     const token = yield* ensureSecretFile(`${data}/admin.token`)
+    // The unwrapping key of encrypted volumes (storageos.com/encryption=true), made once: the local cluster encrypts with no setup.
+    const keyRing = yield* ensureKeyRing(`${data}/encryption.key`)
     const metrics = makeMetrics()
     const hostBase = text(flags, "host-base") || "127.0.0."
     const plaintext = flags["insecure-plaintext"] === true
@@ -91,7 +94,7 @@ export const clusterUp = (flags: Flags, out: Output): Effect.Effect<void, unknow
     const layers = Layer.mergeAll(transport.layer, layerFileStores, layerFile(`${data}/control.json`))
     const context = yield* Layer.build(layers)
     const cluster = yield* startLocalCluster({
-      nodes, hostBase, port, dataDir: data, secret, metrics, nodeLabels: nodeLabelsOf(flags),
+      nodes, hostBase, port, dataDir: data, secret, metrics, nodeLabels: nodeLabelsOf(flags), keyRing,
       node: { leaseTtlMs: wholeNumber(flags, "lease-ttl-ms", 100, 60_000), pauseMaxMs },
       ...(flags.quiet === true ? {} : { onEvent: (e: ClusterEvent) => out(formatEvent(e)) }),
     }).pipe(Effect.provide(context))
@@ -99,6 +102,7 @@ export const clusterUp = (flags: Flags, out: Output): Effect.Effect<void, unknow
     out(`replivol: ${nodes} node(s) ${cluster.statuses().map((s) => `${s.name}@${s.address}`).join(" ")}; data ${data}`)
     out(transport.pki ? `port ${port}: TLS 1.3, mutual certificates from a throwaway CA in ${data}/tls (ca.crt; client.crt/client.key for workloads)` : `port ${port}: plain TCP (--insecure-plaintext)`)
     out(`admin API: http://${server.address} (token in ${data}/admin.token; /metrics without token from loopback)`)
+    out(`encryption: storageos.com/encryption=true volumes use the key in ${data}/encryption.key (check value ${keyRing.crypto.keyCheck(keyRing.unwrappingKey!)}); keep it, or their data is lost`)
     const last = () => [...cluster.names].reverse().map((n) => cluster.node(n)).find((n) => n !== undefined)
     const mounted = mountDir === undefined ? false : yield* mountAll(mountDir, last, cluster.isRunning, metrics, out)
     if (flags.demo === true) {
@@ -152,11 +156,14 @@ export const nodeStart = (flags: Flags, out: Output): Effect.Effect<void, unknow
     const secretFile = need("secret-file")
     const secret = yield* Effect.promise(() => readTextFile(secretFile))
     if (secret === undefined || secret.length < 16) return yield* new AdminError({ reason: "bad-request", message: `--secret-file ${secretFile} cannot be read or holds fewer than 16 bytes: put the same secret on every node` })
+    const keyFile = text(flags, "encryption-key-file")
+    const keyRing = keyFile ? yield* readKeyRing(absolute(keyFile)) : keyRingWithoutKey()
+    if (keyRing instanceof Error) return yield* keyRing
     const metrics = makeMetrics()
     const events = makeEventLog()
     const api = text(flags, "api")
     const options = {
-      name, address: { host, port: portText ? Number(portText) : 5703 }, dataDir: data, secret, metrics, pauseMaxMs,
+      name, address: { host, port: portText ? Number(portText) : 5703 }, dataDir: data, secret, metrics, pauseMaxMs, keyRing,
       ...(api ? { api } : {}), labels: parseLabelFlags((flags.label as ReadonlyArray<string> | undefined) ?? []),
       onClusterEvent: (e: ClusterEvent) => {
         events.push(e)
@@ -168,6 +175,7 @@ export const nodeStart = (flags: Flags, out: Output): Effect.Effect<void, unknow
     const context = yield* Layer.build(Layer.mergeAll(transport, layerFileStores, layerEtcd({ hosts })))
     const node = yield* startClusterNode(options).pipe(Effect.provide(context))
     out(`replivol: node ${name} at ${host}:${options.address.port ?? 5703} (${tls === "insecure-plaintext" ? "plain TCP" : "TLS 1.3"}), etcd ${hosts.join(",")}, data ${data}`)
+    out(keyRing.unwrappingKey ? `encryption: key from ${keyRing.source} (check value ${keyRing.crypto.keyCheck(keyRing.unwrappingKey)})` : `encryption: no key (${keyRing.source}): this node hosts replicas of encrypted volumes but creates and serves none`)
     if (api) {
       const token = yield* ensureSecretFile(`${data}/admin.token`)
       const server = yield* serveAdmin(api, { node: () => node, events, metrics, token })

@@ -19,6 +19,9 @@ import type { Membership } from "./membership.ts"
 import { encode, keys, uidOf, type MasterLease, type NodeRecord, type VolumeRecord } from "./records.ts"
 import { listMasterLeases, listNodes, listVolumes, type Versioned } from "./store.ts"
 import type { Copy, Publish } from "./types.ts"
+import type { KeyRing } from "../crypt/keys.ts"
+import type { VolumeCipher } from "../crypt/volumeCipher.ts"
+import { volumeCipherOf } from "./volumeKeys.ts"
 
 export interface AgentOptions {
   readonly me: string
@@ -35,6 +38,8 @@ export interface AgentOptions {
   readonly startedMs: number
   readonly leaseTtlMs: number
   readonly resyncShare?: number
+  /** Unwraps the keys of encrypted volumes this node masters (volumeKeys.ts). */
+  readonly keyRing?: KeyRing
 }
 
 export const makeAgent = (options: AgentOptions) =>
@@ -94,6 +99,17 @@ export const makeAgent = (options: AgentOptions) =>
           return
         }
         if (decision._tag === "step-down") return yield* roles.stepDown(record, revision, held)
+        // An encrypted volume is served only with its key: unwrapped before the master lease is taken.
+        let cipher: VolumeCipher | undefined
+        if (record.spec.encryption === true) {
+          const unwrapped = yield* Effect.result(volumeCipherOf(control, options.keyRing, record, clock.currentTimeMillisUnsafe()))
+          if (unwrapped._tag === "Failure") {
+            const why = unwrapped.failure
+            options.publishThrottled(`key:${record.volume}`, "master-refused", `${me} cannot serve ${record.volume}${why._tag === "EncryptionError" ? ` (${why.reason})` : ""}: ${why.message}`, record.volume)
+            return
+          }
+          cipher = unwrapped.success
+        }
         if (takeLease) {
           const taken = yield* control.transaction({
             compare: [{ key: keys.master(record.volume), revision: held?.revision ?? 0 }],
@@ -101,7 +117,7 @@ export const makeAgent = (options: AgentOptions) =>
           })
           if (!taken.succeeded) return
         }
-        yield* roles.openMaster(copy, record, nodes)
+        yield* roles.openMaster(copy, record, nodes, cipher)
       })
 
     const reconcileVolume = (record: VolumeRecord, revision: number, nodes: ReadonlyMap<string, NodeRecord>, leases: ReadonlyMap<string, Versioned<MasterLease>>) =>

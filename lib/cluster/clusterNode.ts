@@ -62,7 +62,10 @@ export const startClusterNode = (
       control, me, address: node.address, incarnation, ...(options.api ? { api: options.api } : {}), leaseTtlMs, tickMs,
       publish: log.publish, onLost: copies.fenceAll,
     })
-    const api = yield* makeClusterApi({ me, control, publish: log.publish, tickMs, ownMaster: (volume) => copies.copies.get(volume)?.master?.volume })
+    const api = yield* makeClusterApi({
+      me, control, publish: log.publish, tickMs, ownMaster: (volume) => copies.copies.get(volume)?.master?.volume,
+      ...(options.keyRing ? { keyRing: options.keyRing } : {}),
+    })
     yield* membership.register
     if (options.labels !== undefined && Object.keys(options.labels).length > 0) yield* api.configureNode(me, { setLabels: options.labels })
     yield* Effect.forkIn(membership.keepAlive, nodeScope)
@@ -70,6 +73,7 @@ export const startClusterNode = (
     const agent = yield* makeAgent({
       me, node, control, context, membership, copies, publish: log.publish, publishThrottled: log.publishThrottled,
       incarnation, startedMs, leaseTtlMs, ...(options.resyncShare === undefined ? {} : { resyncShare: options.resyncShare }),
+      ...(options.keyRing ? { keyRing: options.keyRing } : {}),
     })
     const controller = yield* makeController({ me, control, lease: membership.lease, graceMs: options.graceMs ?? 30_000, publish: log.publish })
     const loop = (name: string, tick: Effect.Effect<void, unknown>) =>

@@ -15,6 +15,7 @@ import { ClusterError, encode, keys, uidOf, type MasterLease, type NodeRecord, t
 import { getNode, updateVolume, type Versioned } from "./store.ts"
 import { growForMaster, resizeStep } from "./resize.ts"
 import type { Copy, MasterRole, Publish } from "./types.ts"
+import type { VolumeCipher } from "../crypt/volumeCipher.ts"
 
 export interface MasterRolesOptions {
   readonly me: string
@@ -66,7 +67,8 @@ export const makeMasterRoles = (options: MasterRolesOptions) =>
           stillInSync() ? { node: r.node, state: "in-sync", syncedEpoch: epoch, ...(incarnation === undefined ? {} : { syncedIncarnation: incarnation }) } : r)
       })
 
-    const openMaster = (copy: Copy, record: VolumeRecord, nodes: ReadonlyMap<string, NodeRecord>) =>
+    /** Opens the master session; `cipher`: an encrypted volume's, unwrapped by the agent before it claimed the role. */
+    const openMaster = (copy: Copy, record: VolumeRecord, nodes: ReadonlyMap<string, NodeRecord>, cipher: VolumeCipher | undefined) =>
       Effect.gen(function* () {
         let ownActivity: ReadonlyArray<readonly [number, number]> | "all" = "all"
         if (copy.replicaScope) {
@@ -97,6 +99,7 @@ export const makeMasterRoles = (options: MasterRolesOptions) =>
           onReplicaSyncing: (replicaNode) =>
             markReplica(record.volume, record.epoch, replicaNode, (r) => (r.state === "in-sync" ? { node: r.node, state: "syncing" } : r)),
           uid: uidOf(record),
+          ...(cipher ? { cipher } : {}),
         })).pipe(Scope.provide(scope), Effect.provide(context))
         yield* Effect.forkIn(
           Effect.gen(function* () {

@@ -13,6 +13,8 @@ import type { VerifyOptions, VerifyReport } from "../replication/verify.ts"
 import type { BlockStore } from "../store/BlockStore.ts"
 import type { Health } from "../volume/health.ts"
 import type { LabelError } from "../volume/labels.ts"
+import type { KeyRing } from "../crypt/keys.ts"
+import type { EncryptionError } from "../crypt/primitives.ts"
 import type { ClusterError, NodeConfig, NodeRecord, ReplicaRecord } from "./records.ts"
 import type { VolumeClient } from "./volumeClient.ts"
 
@@ -34,6 +36,12 @@ export interface ClusterNodeOptions extends NodeOptions {
   readonly resyncShare?: number
   /** Let handles call masters of other nodes in this process directly (default true; the simulator turns it off to test the wire). */
   readonly inProcessShortcut?: boolean
+  /**
+   * What this node unwraps encryption keys with (lib/crypt/keys.ts; the CLI reads it from
+   * `--encryption-key-file`). Without it, or without a key in it, the node hosts replicas of
+   * encrypted volumes (ciphertext) but creates and serves none, saying why.
+   */
+  readonly keyRing?: KeyRing
 }
 
 export interface ClusterEvent {
@@ -95,7 +103,7 @@ export interface CreateVolumeOptions {
   readonly labels?: Readonly<Record<string, string>>
 }
 
-export type ApiError = ClusterError | ControlError | LabelError | ReplicationError | RuleError
+export type ApiError = ClusterError | ControlError | LabelError | ReplicationError | RuleError | EncryptionError
 
 export interface ClusterNode {
   readonly name: string

@@ -210,7 +210,7 @@ export const createVolume = (world: SimWorld, volume: SimVolume, sizeBytes: numb
     volume.model = new VolumeModel(volume.name, sizeBytes, undefined)
     for (let attempt = 0; ; attempt++) {
       const via = runningNodes(world)[0]?.node
-      const labels = { "storageos.com/replicas": String(volume.replicas), "storageos.com/failure.mode": volume.mode }
+      const labels = { "storageos.com/replicas": String(volume.replicas), "storageos.com/failure.mode": volume.mode, ...(world.keyRing ? { "storageos.com/encryption": "true" } : {}) }
       const result = via ? yield* Effect.result(via.createVolume({ volume: volume.name, sizeBytes, labels })) : undefined
       if (result?._tag === "Success") return
       if (attempt >= 300) return report(world, "run-failed", `${volume.name} could not be created again: ${result?._tag === "Failure" ? result.failure.message : "no node runs"}`)

@@ -14,6 +14,8 @@ import { spawn } from "node:child_process"
 import { createInterface } from "node:readline"
 import { fileURLToPath } from "node:url"
 import { runClusterSim, type ClusterSimResult, type Sabotage, type ViolationKind } from "../../lib/testing/clusterSim.ts"
+import type { CryptoPrimitives } from "../../lib/crypt/primitives.ts"
+import { nodeCrypto } from "../../lib/platform/nodeCrypto.ts"
 
 const test = suite("cluster simulation")
 const root = fileURLToPath(new URL("../../", import.meta.url))
@@ -91,5 +93,23 @@ for (const [sabotage, expected] of sabotaged) {
     assert.ok(result.violationKinds.includes(expected), `expected a ${expected} violation, got: ${result.violations.join("; ") || "none"}`)
   })
 }
+
+const encryptedSeeds = Number(process.env.CLUSTER_SIM_ENCRYPTED_SEEDS ?? 3)
+test(`every volume encrypted (storageos.com/encryption=true), ${encryptedSeeds} seeds: the same checkers (the promotion checker decrypts the promoted copy), and it still fails on a promoted incomplete copy`, async () => {
+  const encryption = nodeCrypto() as CryptoPrimitives
+  const seeds = only === undefined ? Array.from({ length: encryptedSeeds }, (_, i) => 1 + i) : [only]
+  const failing: string[] = []
+  let acknowledged = 0
+  for (const seed of seeds) {
+    const result = await runClusterSim({ seed, encryption })
+    acknowledged += result.acknowledged
+    if (result.violations.length > 0) failing.push(`${describe(result)} (encrypted: add CLUSTER_SIM_ENCRYPTED_SEEDS)`)
+  }
+  console.log(`\n    encrypted: ${seeds.length} seeds, ${acknowledged} writes acknowledged (${encryption.xtsImplementation})`)
+  assert.ok(acknowledged > 0, "the workload makes progress")
+  assert.is(failing.length, 0, failing.join("\n"))
+  const sabotaged = await runClusterSim({ seed: 2, encryption, sabotage: "promote-incomplete" })
+  assert.ok(sabotaged.violationKinds.includes("incomplete-promotion"), `the promotion checker missed a changed promoted copy: ${sabotaged.violations.join("; ")}`)
+})
 
 test.run()
