@@ -11,7 +11,8 @@
  * Effect API the CLI's `cluster up` builds on (it provides the layers itself).
  */
 import { Effect, Exit, Layer, Scope } from "effect"
-import { startClusterNode, type ClusterEvent, type ClusterNode, type ClusterNodeOptions, type VolumeInfo, type VolumeLabelChange } from "../cluster/clusterNode.ts"
+import { startClusterNode, type ClusterEvent, type ClusterNode, type ClusterNodeOptions, type DrainStatus, type MoveStatus, type NodeConfigChange, type VolumeInfo, type VolumeLabelChange } from "../cluster/clusterNode.ts"
+import type { NodeConfig } from "../cluster/records.ts"
 import type { VolumeClient } from "../cluster/volumeClient.ts"
 import { ControlStore, type ControlStoreShape } from "../control/ControlStore.ts"
 import { gatedControlStore } from "../control/gated.ts"
@@ -177,11 +178,17 @@ export interface LocalClusterHandle {
   /** Grows a live volume on every copy (never shrinks); resolves once every in-sync copy has the new size, or after `waitMs` with it under way. */
   readonly resizeVolume: (volume: string, sizeBytes: number, waitMs?: number) => Promise<VolumeInfo>
   readonly listVolumes: () => Promise<ReadonlyArray<VolumeInfo>>
+  readonly deleteVolume: (volume: string) => Promise<void>
   readonly waitHealthy: (volume: string, timeoutMs: number) => Promise<VolumeInfo>
   /** A handle through node `via` (default: a running node other than the volume's master). */
   readonly openVolume: (volume: string, options?: { readonly via?: string }) => Promise<LocalVolume>
   /** Compares every in-sync replica with the master (region checksums) while IO goes on; `repair` re-sends what differs. */
   readonly verifyVolume: (volume: string, options?: VerifyOptions) => Promise<VerifyReport>
+  /** Moves the volume's master to node `to` (a planned hand-over; a copy is placed and synced there first if it holds no in-sync one). */
+  readonly moveVolume: (volume: string, to: string, onProgress?: (status: MoveStatus) => void) => Promise<MoveStatus>
+  /** Cordons the node and moves every master and replica off it; resolves when it holds nothing. */
+  readonly drainNode: (name: string, onProgress?: (status: DrainStatus) => void) => Promise<DrainStatus>
+  readonly configureNode: (name: string, change: NodeConfigChange) => Promise<NodeConfig>
   readonly killNode: (name: string) => Promise<void>
   readonly reviveNode: (name: string) => Promise<void>
   readonly close: () => Promise<void>
@@ -254,9 +261,13 @@ export const createLocalCluster = async (options: CreateLocalClusterOptions = {}
     updateVolume: (volume, change) => run(any().updateVolume(volume, change)),
     resizeVolume: (volume, sizeBytes, waitMs) => run(any().resizeVolume(volume, sizeBytes, waitMs)),
     listVolumes: () => run(any().listVolumes),
+    deleteVolume: (volume) => run(any().deleteVolume(volume)),
     waitHealthy: (volume, timeoutMs) => run(any().waitHealthy(volume, timeoutMs)),
     openVolume,
     verifyVolume: (volume, verifyOptions) => run(any().verifyVolume(volume, verifyOptions)),
+    moveVolume: (volume, to, onProgress) => run(any().moveVolume(volume, to, onProgress)),
+    drainNode: (name, onProgress) => run(any().drainNode(name, onProgress)),
+    configureNode: (name, change) => run(any().configureNode(name, change)),
     killNode: (name) => run(cluster.kill(name)),
     reviveNode: (name) => run(cluster.revive(name)),
     close: () => run(Scope.close(scope, Exit.void)),

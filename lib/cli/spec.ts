@@ -88,6 +88,10 @@ const nodeCommands: ReadonlyArray<CommandSpec> = [
   },
   { path: ["node", "cordon"], summary: "no new copies on the node and no promotion to it (what it holds stays)", args: [{ name: "name", help: "node name" }], flags: clientFlags },
   { path: ["node", "uncordon"], summary: "let the node take new copies and promotions again", args: [{ name: "name", help: "node name" }], flags: clientFlags },
+  {
+    path: ["node", "drain"], summary: "cordon the node and move every master and replica off it (new copies in sync first); returns when it holds nothing", args: [{ name: "name", help: "node name" }],
+    flags: [{ name: "timeout", short: "t", kind: "string", default: "86400", placeholder: "SECONDS", check: numberIn(1, 86_400, " (seconds)"), help: "stop waiting after this long (the drain goes on)" }, ...clientFlags],
+  },
   { path: ["node", "kill"], summary: "crash drill (local cluster): stop a node abruptly; its lease must expire", args: [{ name: "name", help: "node name, e.g. n1" }], flags: clientFlags },
   { path: ["node", "revive"], summary: "start a killed node again with its data (local cluster)", args: [{ name: "name", help: "node name" }], flags: clientFlags },
 ]
@@ -123,6 +127,14 @@ const volumeCommands: ReadonlyArray<CommandSpec> = [
     flags: [
       { name: "size", short: "s", kind: "string", required: true, placeholder: "SIZE", check: checkSize, help: "the new size with KiB/MiB/GiB/TiB, e.g. 2GiB (at least the current size)" },
       { name: "timeout", short: "t", kind: "string", default: "120", placeholder: "SECONDS", check: numberIn(1, 86_400, " (seconds)"), help: "stop waiting after this long (the resize completes later)" },
+      ...clientFlags,
+    ],
+  },
+  {
+    path: ["volume", "move"], summary: "move a volume's master to another node (planned hand-over; a copy is synced there first if it has none)", args: [volumeArg],
+    flags: [
+      { name: "to", kind: "string", required: true, placeholder: "NODE", help: "the node to serve as master" },
+      { name: "timeout", short: "t", kind: "string", default: "86400", placeholder: "SECONDS", check: numberIn(1, 86_400, " (seconds)"), help: "stop waiting after this long (the move goes on)" },
       ...clientFlags,
     ],
   },

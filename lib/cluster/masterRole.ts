@@ -71,6 +71,9 @@ export const makeMasterRoles = (options: MasterRolesOptions) =>
     const openMaster = (copy: Copy, record: VolumeRecord, nodes: ReadonlyMap<string, NodeRecord>, cipher: VolumeCipher | undefined) =>
       Effect.gen(function* () {
         let ownActivity: ReadonlyArray<readonly [number, number]> | "all" = "all"
+        // Promoted from its replica role by a planned hand-over of this epoch (its activity log known):
+        // the previous session drained onto every in-sync copy, nothing to reconcile.
+        const drained = record.handover?.epoch === record.epoch && copy.replicaScope !== undefined && node.replicaActivity(record.volume) !== "all"
         if (copy.replicaScope) {
           ownActivity = node.detachReplica(record.volume)
           yield* closeScope(copy.replicaScope)
@@ -90,7 +93,7 @@ export const makeMasterRoles = (options: MasterRolesOptions) =>
         // record's size until this master committed the resize (lib/cluster/resize.ts).
         const open = Effect.andThen(growForMaster(copy.store, record), node.openVolume({
           volume: record.volume, sizeBytes: record.sizeBytes, visibleSizeBytes: record.sizeBytes, spec: record.spec, epoch: record.epoch, replicas: plans,
-          store: copy.store, waitForSync: false, ownActivity, leaseValid,
+          store: copy.store, waitForSync: false, ownActivity, leaseValid, ...(drained ? { previousSessionDrained: true } : {}),
           ...(options.resyncShare === undefined ? {} : { resyncShare: options.resyncShare }),
           onReplicaFailed: (replicaNode, failure) =>
             markReplica(record.volume, record.epoch, replicaNode, (r) => (r.state === "failed" ? r : { node: r.node, state: "failed", reason: failure.message, failedAtMs: now() })),

@@ -101,6 +101,26 @@ export interface VolumeRecord {
   readonly rulesApplied: ReadonlyArray<string>
   /** An encrypted volume's sealed key (spec.encryption; lib/crypt/keys.ts). */
   readonly encryption?: VolumeEncryption
+  /** A planned master change in progress (`volume move`, `node drain`; cluster/handover.ts). */
+  readonly move?: VolumeMove
+  /** The master of `epoch` took over from `from` by a planned hand-over that drained every write (cluster/handover.ts). */
+  readonly handover?: { readonly from: string; readonly epoch: number }
+}
+
+/**
+ * A planned hand-over of a volume's master to `to`, an in-sync replica: the API writes it, the
+ * target's agent arms (watches the record, so it takes over as soon as it is named master) and
+ * sets `armed`, then the master's agent fences, drains and writes the hand-over.
+ */
+export interface VolumeMove {
+  readonly to: string
+  /** The target watches the record: the master may hand over. */
+  readonly armed?: boolean
+  /** The old master's copy is dropped (a copy was added for the move) instead of staying as an in-sync replica. */
+  readonly dropOld?: boolean
+  readonly requestedAtMs: number
+  /** The hand-over was given up, and why (the requester reports it and clears the move). */
+  readonly abandoned?: string
 }
 
 export interface MasterLease {
@@ -152,7 +172,8 @@ export const decodeVolume = (key: string, text: string): VolumeRecord | ClusterE
     (value.master === undefined || typeof value.master === "string") && Array.isArray(value.replicas) &&
     value.replicas.every((r) => isRecord(r) && typeof r.node === "string" && replicaStates.has(r.state as string)) &&
     (value.resizeToBytes === undefined || (isCount(value.resizeToBytes) && value.resizeToBytes > (value.sizeBytes as number))) &&
-    (value.encryption === undefined || isVolumeEncryption(value.encryption))
+    (value.encryption === undefined || isVolumeEncryption(value.encryption)) &&
+    (value.move === undefined || (isRecord(value.move) && typeof value.move.to === "string" && isCount(value.move.requestedAtMs)))
   if (!ok) return new ClusterError({ reason: "corrupt-record", message: `volume record ${key} is malformed` })
   return { rulesApplied: [], ...value } as unknown as VolumeRecord
 }

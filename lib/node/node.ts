@@ -7,7 +7,7 @@
  * Scope it was started in: closing the scope stops listening, closes connections and stores.
  */
 import { Effect, Queue, Scope } from "effect"
-import { connectionsPerNodeMax, defaults, handshakesPendingMax, sectorBytes, volumeSizeBytesMax } from "../core/limits.ts"
+import { connectionsPerNodeMax, defaults, handshakesPendingMax, relocationCopiesMax, sectorBytes, volumeSizeBytesMax } from "../core/limits.ts"
 import { clientHandshake, serverHandshake, assertSecret, type Connection } from "../net/connection.ts"
 import { formatAddress, type Address, type Link, NetError, Transport } from "../net/Transport.ts"
 import type { BlockStore, StoreError } from "../store/BlockStore.ts"
@@ -77,6 +77,8 @@ export interface OpenVolumeOptions {
   /** The volume's unique id (clusters: fresh at every create). */
   readonly uid?: string
   readonly ownActivity?: ReadonlyArray<readonly [number, number]> | "all"
+  /** The previous session ended in a drained, planned hand-over (see MasterVolumeOptions). */
+  readonly previousSessionDrained?: boolean
   readonly resyncShare?: number
   /**
    * The volume's cipher, required when its labels ask for `storageos.com/encryption=true` (a
@@ -103,8 +105,8 @@ export interface ReplivolNode {
   readonly hostReplica: (volume: string, sizeBytes: number) => Effect.Effect<void, ReplicationError | StoreError, Scope.Scope>
   /** Opens this node's copy of a volume (the store both roles use); closed with the scope. */
   readonly openCopy: (volume: string, sizeBytes: number) => Effect.Effect<BlockStore, ReplicationError | StoreError, Scope.Scope>
-  /** Hosts an already open copy as a replica until the scope closes. */
-  readonly hostReplicaStore: (volume: string, store: BlockStore, uid?: string) => Effect.Effect<void, ReplicationError, Scope.Scope>
+  /** Hosts an already open copy as a replica until the scope closes (`handedOver`: see ReplicaHost.host). */
+  readonly hostReplicaStore: (volume: string, store: BlockStore, uid?: string, handedOver?: boolean) => Effect.Effect<void, ReplicationError, Scope.Scope>
   readonly unhostReplica: (volume: string) => Effect.Effect<void>
   readonly openVolume: (options: OpenVolumeOptions) => Effect.Effect<MasterVolume, ReplicationError | StoreError | LabelError | EncryptionError, Scope.Scope>
   readonly hostedReplicas: () => ReadonlyArray<HostedReplicaStatus>
@@ -209,9 +211,9 @@ export const startNode = (options: NodeOptions): Effect.Effect<ReplivolNode, Net
         return instrumentStore(yield* stores.open(storePath(volume), sizeBytes), volume, metrics)
       })
 
-    const hostReplicaStore = (volume: string, store: BlockStore, uid?: string) =>
+    const hostReplicaStore = (volume: string, store: BlockStore, uid?: string, handedOver?: boolean) =>
       Effect.gen(function* () {
-        yield* replicaHost.host(volume, store, uid)
+        yield* replicaHost.host(volume, store, uid, handedOver)
         yield* Effect.addFinalizer(() => replicaHost.unhost(volume))
       })
     const hostReplica = (volume: string, sizeBytes: number) =>
@@ -225,8 +227,9 @@ export const startNode = (options: NodeOptions): Effect.Effect<ReplivolNode, Net
         const spec = volumeOptions.spec ?? (yield* parseLabels(volumeOptions.labels ?? {}))
         // Fewer locations than requested is allowed (no node free yet after a loss): the volume is
         // then degraded or unavailable as its failure mode says, and the cluster adds replicas later.
-        if (volumeOptions.replicas.length > spec.replicas) {
-          return yield* new ReplicationError({ reason: "bad-request", volume: volumeOptions.volume, message: `volume ${volumeOptions.volume} asks for ${spec.replicas} replicas but ${volumeOptions.replicas.length} locations were given (allowed: at most ${spec.replicas})` })
+        // One more while a move or a drain syncs a new copy (limits.ts relocationCopiesMax).
+        if (volumeOptions.replicas.length > spec.replicas + relocationCopiesMax) {
+          return yield* new ReplicationError({ reason: "bad-request", volume: volumeOptions.volume, message: `volume ${volumeOptions.volume} asks for ${spec.replicas} replicas but ${volumeOptions.replicas.length} locations were given (allowed: at most ${spec.replicas + relocationCopiesMax}, one being relocated)` })
         }
         if (volumeOptions.replicas.some((r) => ("target" in r ? r.target.node : r.node) === options.name)) {
           return yield* new ReplicationError({ reason: "bad-request", volume: volumeOptions.volume, message: `a replica of ${volumeOptions.volume} cannot be on its master's node ${options.name}` })
@@ -254,6 +257,7 @@ export const startNode = (options: NodeOptions): Effect.Effect<ReplivolNode, Net
           ...(volumeOptions.onReplicaSyncing === undefined ? {} : { onReplicaSyncing: volumeOptions.onReplicaSyncing }),
           ...(volumeOptions.uid === undefined ? {} : { uid: volumeOptions.uid }),
           ...(volumeOptions.ownActivity === undefined ? {} : { ownActivity: volumeOptions.ownActivity }),
+          ...(volumeOptions.previousSessionDrained === undefined ? {} : { previousSessionDrained: volumeOptions.previousSessionDrained }),
           ...(volumeOptions.resyncShare === undefined ? {} : { resyncShare: volumeOptions.resyncShare }),
           ...(volumeOptions.visibleSizeBytes === undefined ? {} : { visibleSizeBytes: volumeOptions.visibleSizeBytes }),
           ...(volumeOptions.cipher === undefined ? {} : { cipher: volumeOptions.cipher }),

@@ -114,6 +114,13 @@ export interface MasterVolumeOptions {
   readonly resyncShare?: number
   /** Ranges this node's own copy wrote last (its activity log when it was a replica), or "all". */
   readonly ownActivity?: ReadonlyArray<readonly [number, number]> | "all"
+  /**
+   * The previous session ended in a planned hand-over to this copy that drained every write
+   * (cluster/handover.ts): each write was acknowledged by every copy in sync with it, so the copies
+   * that follow that session and know their recent writes hold the same bytes. Their activity logs
+   * are not reconciled (a delta of nothing); the rest is decided as after any failover.
+   */
+  readonly previousSessionDrained?: boolean
   /** IO is served only while this says the master's lease is valid. */
   readonly leaseValid?: () => boolean
   /** Records a replica's failure durably; writes that depended on it wait for this. */
@@ -151,6 +158,14 @@ export interface MasterVolume {
   readonly isFenced: () => boolean
   /** Why IO stopped (undefined while serving); `store-failed`: this copy no longer proves what it holds. */
   readonly fencedReason: () => VolumeUnavailable["reason"] | undefined
+  /**
+   * Waits until no write or flush is in flight (each acknowledged by every replica that was in
+   * sync, or its failure recorded), at most `timeoutMs`; true when it got there. After `fence`, a
+   * planned hand-over drains this way before the new master starts (cluster/handover.ts).
+   */
+  readonly drain: (timeoutMs: number) => Effect.Effect<boolean>
+  /** A local write or fdatasync failed in this session (even after a fence): the copy no longer proves what it holds. */
+  readonly copyDamaged: () => boolean
   /** Adds a replica (a new placement) and syncs it in full in the background. */
   readonly addReplica: (target: ReplicaTarget) => Effect.Effect<void>
   /** The volume's spec as this master applies it now. */
@@ -362,14 +377,20 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
       | { readonly link: ReplicaLink; readonly done: Deferred.Deferred<void, LinkFailure> }
       | { readonly link: ReplicaLink; readonly unrecorded: Deferred.Deferred<void> }
 
+    /** Every in-flight permit taken at once: no write or flush is between its start and its settlement. */
+    const drain = (timeoutMs: number) =>
+      inflight.withPermits(inflightWritesPerReplicaMax)(Effect.succeed(true)).pipe(Effect.timeoutOrElse({ duration: timeoutMs, orElse: () => Effect.succeed(false) }))
+
     /**
      * A failed local write may have changed part of its range, a failed fdatasync may have lost
      * what the page cache held: this copy no longer matches its replicas. The master records its
      * copy incomplete (best effort) and fences itself; the node steps down or reopens it, syncing
      * the replicas from a copy that can prove what it holds.
      */
+    let damaged = false
     const storeFailed = (what: string) => (error: StoreError) =>
       Effect.gen(function* () {
+        damaged = true
         fence("store-failed", `volume ${volume}: the master's ${what} failed (${error.message}); this master stops serving IO`)
         yield* Effect.ignore(withinDiskTimeout("recording the copy incomplete", writeOwnRecord(store, volume, { ...lineage, state: "incomplete" })))
         return yield* Effect.fail(storeFailure(volume)(error))
@@ -667,8 +688,8 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
     yield* Effect.forEach(previouslyInSync, (link) => link.start(false), { concurrency: "unbounded", discard: true })
     const decisions = new Map(previouslyInSync.map((link) => [link, decideFor(link, previousLineage)] as const))
     const deltas = previouslyInSync.filter((link) => link.state() !== "failed" && decisions.get(link)!.kind === "delta")
-    const activity: Array<ReadonlyArray<readonly [number, number]> | "all"> = [options.ownActivity ?? []]
-    for (const link of deltas) activity.push(link.lastOpen()?.activity ?? "all")
+    const activity: Array<ReadonlyArray<readonly [number, number]> | "all"> = options.previousSessionDrained === true ? [] : [options.ownActivity ?? []]
+    if (options.previousSessionDrained !== true) for (const link of deltas) activity.push(link.lastOpen()?.activity ?? "all")
     // Every previously in-sync copy owes the union — also one unreachable now: its dirty bitmap
     // keeps the regions for its catch-up when it returns. A copy that cannot prove its lineage owes everything.
     for (const link of previouslyInSync) {
@@ -833,7 +854,7 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
     yield* Effect.addFinalizer(() => close)
 
     const volumeObject = {
-      name: volume, epoch, lineage, resize, capacityBytes: () => store.sizeBytes, reachBytes, write, read, flush, status, fence, isFenced: () => fenced !== undefined, fencedReason: () => fenced?.reason,
+      name: volume, epoch, lineage, resize, capacityBytes: () => store.sizeBytes, reachBytes, write, read, flush, status, fence, isFenced: () => fenced !== undefined, fencedReason: () => fenced?.reason, drain, copyDamaged: () => damaged,
       addReplica, removeReplica, reviveReplica, links: () => links, close, verify, startVerify, lastVerify: () => verifying,
       spec: () => spec,
       updateSpec: (next: VolumeSpec) => {

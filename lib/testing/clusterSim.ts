@@ -116,6 +116,8 @@ const drawProfile = (seed: number) => {
     "store-fault": weight(), "clock-step": weight() * 0.5, "pause": weight() * 0.5, "latency": weight() * 0.4, "recreate": weight() * 0.2, "image": weight() * 0.8,
     // Off unless a scenario's `faultWeights` asks for it: a weight drawn here would change every seed's run.
     "resize": 0,
+    // Operations among the faults: off in the seeded sweep (its seeds replay as before), on in named scenarios.
+    "move": 0, "cordon": 0, "drain": 0,
   }
   const workload: WorkloadShape = { flushProbability: pick([0, 0.02, 0.1]), runProbability: pick([0, 0.05, 0.2]), hugeProbability: pick([0, 0, 0.003, 0.01]) }
   const latencies: ControlLatency[] = Array.from({ length: nodeCount }, () => ({ baseMaxMs: pick([0, 1, 5, 20]), spikeProbability: pick([0, 0.002, 0.01]), spikeMs: 300 }))
