@@ -43,12 +43,16 @@ export const countOp = <A, E extends { readonly _tag: string; readonly reason?: 
   )
 
 /** The same handle, with every read/write/flush counted as a front-end op. */
-export const instrumentClient = (client: VolumeClient, metrics: Metrics): VolumeClient => ({
-  ...client,
-  write: (offset, data) => countOp(metrics, client.name, "write", data.length, client.write(offset, data)),
-  read: (offset, length) => countOp(metrics, client.name, "read", length, client.read(offset, length)),
-  flush: countOp(metrics, client.name, "flush", 0, client.flush),
-})
+export const instrumentClient = (client: VolumeClient, metrics: Metrics): VolumeClient => {
+  const instrumented: Omit<VolumeClient, "sizeBytes"> = {
+    ...client,
+    write: (offset, data) => countOp(metrics, client.name, "write", data.length, client.write(offset, data)),
+    read: (offset, length) => countOp(metrics, client.name, "read", length, client.read(offset, length)),
+    flush: countOp(metrics, client.name, "flush", 0, client.flush),
+  }
+  // Read through: the handle's size grows after a resize.
+  return Object.defineProperty(instrumented, "sizeBytes", { get: () => client.sizeBytes, enumerable: true }) as VolumeClient
+}
 
 export const healthValue = (health: string): number => (health === "healthy" ? 0 : health === "degraded" ? 1 : 2)
 

@@ -124,6 +124,14 @@ const verify = (node: ClusterNode, request: AdminRequest, name: string) => {
   return Effect.fail(new AdminError({ reason: "method-not-allowed", message: `${request.method} is not allowed on ${request.path}: use POST (start) or GET (progress)` }))
 }
 
+/** POST /v1/volumes/NS/NAME/resize { sizeBytes }: 200 with the grown volume, or 202 while the resize is still under way (the CLI follows it). */
+const resize = (node: ClusterNode, request: AdminRequest, name: string) => {
+  if (request.method !== "POST") return Effect.fail(new AdminError({ reason: "method-not-allowed", message: `${request.method} is not allowed on ${request.path}: use POST with { "sizeBytes": N }` }))
+  const sizeBytes = isRecord(request.body) ? request.body.sizeBytes : undefined
+  if (typeof sizeBytes !== "number") return Effect.fail(badRequest(`a resize needs a JSON body { "sizeBytes": N } with the new size in bytes, got ${JSON.stringify(request.body)}`))
+  return Effect.map(node.resizeVolume(name, sizeBytes), (v) => json(v.sizeBytes >= sizeBytes ? 200 : 202, v))
+}
+
 const labelsBody = (body: unknown) => {
   const set = isRecord(body) ? body.set ?? {} : undefined
   const remove = isRecord(body) ? body.remove ?? [] : undefined
@@ -139,8 +147,9 @@ const volumes: Route = (_target, node, request, rest) => {
   if (rest.length === 0 && request.method === "GET") return Effect.map(node.listVolumes, (v) => json(200, v))
   if (rest.length === 0 && request.method === "POST") return Effect.map(Effect.flatMap(createBody(request.body), node.createVolume), (v) => json(201, v))
   if (rest.length === 3 && rest[2] === "verify") return verify(node, request, `${rest[0]}/${rest[1]}`)
+  if (rest.length === 3 && rest[2] === "resize") return resize(node, request, `${rest[0]}/${rest[1]}`)
   if (rest.length === 3 && rest[2] === "move") return move(node, request, `${rest[0]}/${rest[1]}`)
-  if (rest.length !== 2) return Effect.fail(new AdminError({ reason: "not-found", message: "volume paths are /v1/volumes/<namespace>/<name> and /v1/volumes/<namespace>/<name>/verify|move" }))
+  if (rest.length !== 2) return Effect.fail(new AdminError({ reason: "not-found", message: "volume paths are /v1/volumes/<namespace>/<name> and /v1/volumes/<namespace>/<name>/verify|resize|move" }))
   const name = rest.join("/")
   if (request.method === "GET") return Effect.map(node.inspectVolume(name), (v) => json(200, v))
   if (request.method === "DELETE") return Effect.as(node.deleteVolume(name), json(204, null))

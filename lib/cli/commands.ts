@@ -7,7 +7,7 @@ import { Clock, Effect } from "effect"
 import { UsageError, type FlagValue } from "./args.ts"
 import { call, resolveTarget, type ApiTarget } from "./client.ts"
 import { clusterHealthText, drainProgressLine, moveProgressLine, ruleDetail, table, verifyProgressLine, verifyText, volumeDetail, volumeTable, type ClusterHealthView, type DrainView, type MoveView, type RuleView, type VerifyView, type VolumeView } from "./format.ts"
-import { parseSize } from "./size.ts"
+import { formatBytes, parseSize } from "./size.ts"
 
 /** The operation cannot be done as asked (printed as one line; exit code 1). Bad input the parser can see is a UsageError (exit 2). */
 export class CommandError extends Error {
@@ -78,6 +78,20 @@ const followVerify = async (target: ApiTarget, name: string, started: VerifyView
   }
 }
 
+/** Polls a recorded resize until the volume has the new size (the admin API answers as soon as it is recorded, or done). */
+const followResize = async (target: ApiTarget, name: string, sizeBytes: number, first: VolumeView, flags: Flags): Promise<VolumeView> => {
+  const deadlineMs = nowMs() + Number(str(flags, "timeout") ?? "120") * 1000
+  let v = first
+  while (v.sizeBytes < sizeBytes) {
+    if (nowMs() > deadlineMs) {
+      throw new CommandError(`volume ${name} is still ${formatBytes(v.sizeBytes)} after ${str(flags, "timeout") ?? "120"} s: the resize to ${formatBytes(sizeBytes)} is recorded and completes once its master can grow every in-sync copy (${v.health}: ${v.reason}); watch it with replivol volume inspect ${name}`)
+    }
+    await sleep(200)
+    v = await call<VolumeView>(target, "GET", `/v1/volumes/${name}`)
+  }
+  return v
+}
+
 /**
  * Polls a started move or drain at `path` until it ends, printing a progress line when it changes
  * (redrawn on a terminal); returns the final status.
@@ -131,6 +145,13 @@ export const runClientCommand = async (path: string, args: Readonly<Record<strin
       const skipped = report.copies.filter((c) => c.state !== "compared")
       if (skipped.length > 0) throw new CommandError(`verify of ${args.volume} is incomplete: ${skipped.map((c) => `${c.node} (${c.reason ?? "skipped"})`).join(", ")} could not be compared to the end; run it again once the volume is healthy`)
       return
+    }
+    case "volume resize": {
+      const size = parseSize(need(flags, "size", "volume resize"))
+      if (typeof size !== "number") throw new CommandError(size.message)
+      const v = await followResize(target, args.volume!, size, await call<VolumeView>(target, "POST", `/v1/volumes/${args.volume}/resize`, { sizeBytes: size }), flags)
+      return emit(out, flags, v, () => `resized ${v.volume} to ${formatBytes(v.sizeBytes)} (${v.sizeBytes} bytes) on every in-sync copy\n` +
+        `the mounted file shows it within about 2 s; then grow what is on it, e.g. losetup -c /dev/loopN && resize2fs /dev/loopN\n${volumeDetail(v)}`)
     }
     case "volume move": {
       const path = `/v1/volumes/${args.volume}/move`

@@ -33,6 +33,8 @@ export interface VolumeView {
   readonly master: string | undefined | null
   readonly replicas: ReadonlyArray<{ readonly node: string; readonly state: string; readonly reason?: string; readonly bytesDone?: number; readonly bytesTotal?: number }>
   readonly rulesApplied: ReadonlyArray<string>
+  /** A resize under way (recorded, not yet on every in-sync copy): the size it grows to. */
+  readonly resizingToBytes?: number
 }
 
 export const volumeTable = (volumes: ReadonlyArray<VolumeView>): string =>
@@ -46,7 +48,7 @@ export const volumeTable = (volumes: ReadonlyArray<VolumeView>): string =>
 export const volumeDetail = (v: VolumeView): string => {
   const lines = [
     `volume:   ${v.volume}`,
-    `size:     ${formatBytes(v.sizeBytes)} (${v.sizeBytes} bytes)`,
+    `size:     ${formatBytes(v.sizeBytes)} (${v.sizeBytes} bytes)${v.resizingToBytes === undefined ? "" : `, growing to ${formatBytes(v.resizingToBytes)}`}`,
     `health:   ${v.health}${v.usable ? "" : " (IO fails)"}${v.health === "healthy" ? "" : ` — ${v.reason}`}`,
     `epoch:    ${v.epoch}`,
     `master:   ${v.master ?? "(none)"}`,

@@ -15,10 +15,14 @@ import { planCopy, planPresence, stepDownDecision, type CopyAction, type CopyFac
 import { closeScope, type Copies } from "./copies.ts"
 import { makeHandover } from "./handover.ts"
 import { makeMasterRoles } from "./masterRole.ts"
+import { masterCapacityOf } from "./resize.ts"
 import type { Membership } from "./membership.ts"
 import { encode, keys, uidOf, type MasterLease, type NodeRecord, type VolumeRecord } from "./records.ts"
 import { listMasterLeases, listNodes, listVolumes, type Versioned } from "./store.ts"
 import type { Copy, Publish } from "./types.ts"
+import type { KeyRing } from "../crypt/keys.ts"
+import type { VolumeCipher } from "../crypt/volumeCipher.ts"
+import { volumeCipherOf } from "./volumeKeys.ts"
 
 export interface AgentOptions {
   readonly me: string
@@ -35,6 +39,8 @@ export interface AgentOptions {
   readonly startedMs: number
   readonly leaseTtlMs: number
   readonly resyncShare?: number
+  /** Unwraps the keys of encrypted volumes this node masters (volumeKeys.ts). */
+  readonly keyRing?: KeyRing
 }
 
 export const makeAgent = (options: AgentOptions) =>
@@ -59,6 +65,7 @@ export const makeAgent = (options: AgentOptions) =>
         masterState: !copy.master ? undefined : !volume ? "opening" : volume.isFenced() ? "fenced" : "serving",
         fencedReason: volume?.isFenced() ? volume.fencedReason() : undefined,
         specDiffers: volume !== undefined && JSON.stringify(volume.spec()) !== JSON.stringify(record.spec),
+        resizePending: volume !== undefined && volume.sizeBytes < masterCapacityOf(record),
         hostsReplica: copy.replicaScope !== undefined,
       }
     }
@@ -107,6 +114,17 @@ export const makeAgent = (options: AgentOptions) =>
           return
         }
         if (decision._tag === "step-down") return yield* roles.stepDown(record, revision, held)
+        // An encrypted volume is served only with its key: unwrapped before the master lease is taken.
+        let cipher: VolumeCipher | undefined
+        if (record.spec.encryption === true) {
+          const unwrapped = yield* Effect.result(volumeCipherOf(control, options.keyRing, record, clock.currentTimeMillisUnsafe()))
+          if (unwrapped._tag === "Failure") {
+            const why = unwrapped.failure
+            options.publishThrottled(`key:${record.volume}`, "master-refused", `${me} cannot serve ${record.volume}${why._tag === "EncryptionError" ? ` (${why.reason})` : ""}: ${why.message}`, record.volume)
+            return
+          }
+          cipher = unwrapped.success
+        }
         if (takeLease) {
           const taken = yield* control.transaction({
             compare: [{ key: keys.master(record.volume), revision: held?.revision ?? 0 }],
@@ -114,7 +132,7 @@ export const makeAgent = (options: AgentOptions) =>
           })
           if (!taken.succeeded) return
         }
-        yield* roles.openMaster(copy, record, nodes)
+        yield* roles.openMaster(copy, record, nodes, cipher)
       })
 
     const reconcileVolume = (record: VolumeRecord, revision: number, nodes: ReadonlyMap<string, NodeRecord>, leases: ReadonlyMap<string, Versioned<MasterLease>>, nodeLeases: ReadonlyMap<string, string | undefined>) =>
@@ -135,6 +153,7 @@ export const makeAgent = (options: AgentOptions) =>
             case "host-replica": return hostReplica(copy, record)
             case "update-spec": return Effect.sync(() => copy.master?.volume?.updateSpec(record.spec))
             case "reconcile-links": return copy.master ? roles.reconcileLinks(copy.master, record, nodes) : Effect.void
+            case "resize": return roles.reconcileResize(copy, record)
             case "mark-suspect": return Effect.sync(() => void (copy.suspect = true))
             case "claim": return claim(copy, record, revision, nodes, held, action.takeLease)
             case "arm": return handover.arm(copy, record)

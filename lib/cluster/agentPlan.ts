@@ -44,6 +44,8 @@ export interface CopyFacts {
   readonly fencedReason: string | undefined
   /** The serving master's spec differs from the record's (a volume update). */
   readonly specDiffers: boolean
+  /** The record asks for a size the serving master does not serve yet (a resize, lib/cluster/resize.ts). */
+  readonly resizePending: boolean
   readonly hostsReplica: boolean
 }
 
@@ -59,6 +61,8 @@ export type CopyAction =
   | { readonly _tag: "close-master"; readonly why: string }
   | { readonly _tag: "host-replica" }
   | { readonly _tag: "update-spec" }
+  /** Grow every copy to the record's `resizeToBytes` and commit it (resize.ts `resizeStep`), in the background. */
+  | { readonly _tag: "resize" }
   | { readonly _tag: "reconcile-links" }
   | { readonly _tag: "mark-suspect" }
   /** Become master: decide on stepping down first (`stepDownDecision`), then take the master lease if `takeLease`, then open. */
@@ -86,6 +90,8 @@ export const planCopy = (record: VolumeRecord, me: string, copy: CopyFacts, fact
     // A volume update: the serving master applies the record's spec at once (failure mode, tolerance, compression).
     if (copy.specDiffers) actions.push({ _tag: "update-spec" })
     actions.push({ _tag: "reconcile-links" })
+    // After the links: a replica added or revived this tick is opened at the grown size anyway.
+    if (copy.resizePending) actions.push({ _tag: "resize" })
     if (record.move !== undefined && record.move.abandoned === undefined) actions.push({ _tag: "hand-over" })
     return actions
   }

@@ -11,12 +11,15 @@ import type { Address } from "../net/Transport.ts"
 import { checkVolumeName, checkVolumeSize } from "../node/node.ts"
 import { applyRules, validateRule, type Rule } from "../policy/rules.ts"
 import type { MasterVolume } from "../replication/masterVolume.ts"
-import { isLabelKey, isLabelValue, labelCountMax, parseLabels } from "../volume/labels.ts"
+import { checkSpecChange, isLabelKey, isLabelValue, labelCountMax, parseLabels } from "../volume/labels.ts"
+import type { KeyRing } from "../crypt/keys.ts"
+import { sealNewVolumeKey } from "./volumeKeys.ts"
 import { topologyOf } from "./controller.ts"
 import { loadOf, placeVolume } from "./placement.ts"
 import { ClusterError, decodeNodeConfig, encode, keys, type NodeConfig, type VolumeRecord } from "./records.ts"
 import { inProcessMaster } from "./processMasters.ts"
 import { getVolume, listNodeConfigs, listNodes, listVolumes, locateMaster } from "./store.ts"
+import { awaitResize, recordResize, resizeWaitMsDefault } from "./resize.ts"
 import type { CreateVolumeOptions, NodeConfigChange, NodeInfo, Publish, VolumeLabelChange } from "./types.ts"
 import { makeVolumeClient, type MasterLocation, type VolumeClient } from "./volumeClient.ts"
 import { replicasKept, volumeInfo } from "./volumeInfo.ts"
@@ -59,6 +62,8 @@ export const openVolumeClient = (volume: string, options: OpenVolumeOptions): Ef
       volume, sizeBytes: found.value.sizeBytes, clientName: options.clientName, pauseMaxMs: options.pauseMaxMs,
       requestTimeoutMs: options.ackTimeoutMs * 2 + 1000,
       locate: locateMaster(volume).pipe(Effect.provide(context)),
+      // After an online resize, an IO past the size the handle knows reads the record's size.
+      currentSize: getVolume(volume).pipe(Effect.map((current) => current?.value.sizeBytes ?? found.value.sizeBytes), Effect.provide(context)),
       local: options.local,
       connect: options.connect,
       ...(options.onRetry ? { onRetry: options.onRetry } : {}),
@@ -101,6 +106,8 @@ export interface ClusterApiOptions {
   readonly tickMs: number
   /** The serving master of `volume` on this node, if any. */
   readonly ownMaster: (volume: string) => MasterVolume | undefined
+  /** Seals the keys of new encrypted volumes (absent: they are refused with `no-key`). */
+  readonly keyRing?: KeyRing
 }
 
 export const makeClusterApi = (options: ClusterApiOptions) =>
@@ -136,10 +143,12 @@ export const makeClusterApi = (options: ClusterApiOptions) =>
         if (placement instanceof ClusterError) return yield* placement
         if (placement.warning !== undefined) publish("placement-warning", `warning: ${placement.warning}`, create.volume)
         const uid = (yield* Effect.forEach([0, 1, 2], () => Random.nextIntBetween(0, 0x7fffffff))).map((n) => n.toString(36)).join("")
+        // Encrypted: a fresh volume key, sealed by the namespace key, goes into the record; a node that cannot seal it creates nothing.
+        const encryption = spec.encryption === true ? yield* sealNewVolumeKey(control, options.keyRing, create.volume, uid, now()) : undefined
         const record: VolumeRecord = {
           volume: create.volume, uid, sizeBytes: create.sizeBytes, labels: applied.labels, spec, createdAtMs: now(),
           epoch: yield* firstEpoch, master: placement.master, replicas: placement.replicas.map((n) => ({ node: n, state: "provisioned" as const })),
-          rulesApplied: applied.applied,
+          rulesApplied: applied.applied, ...(encryption ? { encryption } : {}),
         }
         const created = yield* control.transaction({ compare: [{ key: keys.volume(create.volume), revision: 0 }], put: [{ key: keys.volume(create.volume), value: encode(record) }] })
         if (!created.succeeded) return yield* new ClusterError({ reason: "exists", message: `volume ${create.volume} already exists` })
@@ -160,6 +169,8 @@ export const makeClusterApi = (options: ClusterApiOptions) =>
           const record = found.value
           const labels = Object.fromEntries(Object.entries({ ...record.labels, ...change.setLabels }).filter(([key]) => !(change.removeLabels ?? []).includes(key)))
           const spec = yield* parseLabels(labels)
+          const immutable = checkSpecChange(record.spec, spec, labels)
+          if (immutable) return yield* immutable
           const [alive, configs] = yield* Effect.all([aliveSet, listNodeConfigs])
           const usable = [...alive].filter((n) => !configs.get(n)?.value.cordoned).length
           const held = new Set([record.master, ...record.replicas.map((r) => r.node)].filter((n) => n !== undefined)).size
@@ -182,6 +193,20 @@ export const makeClusterApi = (options: ClusterApiOptions) =>
           return volumeInfo(next, alive)
         }
         return yield* new ClusterError({ reason: "conflict", message: `volume ${volume} kept changing while updating; try again` })
+      })
+
+    /**
+     * Grows a live volume (lib/cluster/resize.ts): the request is recorded (a shrink or a bad size
+     * is refused and nothing changes), then the master grows every in-sync copy and commits; this
+     * waits up to `waitMs` for that and returns the volume as it is then (`resizingToBytes` while
+     * it is still under way: it completes once the master can grow every in-sync copy).
+     */
+    const resizeVolume = (volume: string, sizeBytes: number, waitMs: number = resizeWaitMsDefault) =>
+      Effect.gen(function* () {
+        const { record, asked } = yield* recordResize(volume, sizeBytes)
+        if (asked) publish("volume-resize-requested", `${volume}: grows from ${record.sizeBytes} to ${sizeBytes} bytes (master ${record.master ?? "(none yet)"} grows every copy, then the size is recorded)`, volume)
+        const done = yield* awaitResize(volume, sizeBytes, waitMs, Math.min(100, tickMs))
+        return volumeInfo(done, yield* aliveSet)
       })
 
     const waitHealthy = (volume: string, timeoutMs: number) =>
@@ -281,5 +306,5 @@ export const makeClusterApi = (options: ClusterApiOptions) =>
         return report ? Effect.succeed(report) : Effect.fail(new ClusterError({ reason: "not-found", message: `no verify of ${volume} ran since its master opened (epoch ${master.epoch}): start one with replivol volume verify ${volume}` }))
       })
 
-    return { createVolume, deleteVolume, changeVolumeLabels, waitHealthy, listNodesInfo, configureNode, putRule, deleteRule, verifyingMaster, verifyStatus }
+    return { createVolume, deleteVolume, changeVolumeLabels, resizeVolume, waitHealthy, listNodesInfo, configureNode, putRule, deleteRule, verifyingMaster, verifyStatus }
   })

@@ -63,7 +63,10 @@ export const startClusterNode = (
       control, me, address: node.address, incarnation, ...(options.api ? { api: options.api } : {}), leaseTtlMs, tickMs,
       publish: log.publish, onLost: copies.fenceAll,
     })
-    const api = yield* makeClusterApi({ me, control, publish: log.publish, tickMs, ownMaster: (volume) => copies.copies.get(volume)?.master?.volume })
+    const api = yield* makeClusterApi({
+      me, control, publish: log.publish, tickMs, ownMaster: (volume) => copies.copies.get(volume)?.master?.volume,
+      ...(options.keyRing ? { keyRing: options.keyRing } : {}),
+    })
     yield* membership.register
     if (options.labels !== undefined && Object.keys(options.labels).length > 0) yield* api.configureNode(me, { setLabels: options.labels })
     yield* Effect.forkIn(membership.keepAlive, nodeScope)
@@ -71,6 +74,7 @@ export const startClusterNode = (
     const agent = yield* makeAgent({
       me, node, control, context, membership, copies, publish: log.publish, publishThrottled: log.publishThrottled,
       incarnation, startedMs, leaseTtlMs, ...(options.resyncShare === undefined ? {} : { resyncShare: options.resyncShare }),
+      ...(options.keyRing ? { keyRing: options.keyRing } : {}),
     })
     const graceMs = options.graceMs ?? 30_000
     const controller = yield* makeController({ me, control, lease: membership.lease, graceMs, publish: log.publish })
@@ -106,6 +110,7 @@ export const startClusterNode = (
       listVolumes: provide(listVolumeInfos),
       inspectVolume: (v) => provide(inspectVolume(v)),
       updateVolume: (v, change) => provide(api.changeVolumeLabels(v, change)),
+      resizeVolume: (v, sizeBytes, waitMs) => provide(api.resizeVolume(v, sizeBytes, waitMs)),
       waitHealthy: (v, t) => provide(api.waitHealthy(v, t)),
       openVolume: (v) => provide(openVolume(v)),
       listNodes: provide(api.listNodesInfo),

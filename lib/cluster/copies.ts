@@ -66,7 +66,9 @@ export const makeCopies = (options: CopiesOptions) => {
   const ensureCopy = (record: VolumeRecord) =>
     Effect.gen(function* () {
       const existing = copies.get(record.volume)
-      if (existing && existing.uid === uidOf(record) && existing.sizeBytes === record.sizeBytes) return existing
+      // The same volume instance: the copy stays open whatever the record's size says now (an
+      // online resize grows the open copy; it is never reopened, let alone at another size).
+      if (existing && existing.uid === uidOf(record)) return existing
       // The volume was deleted and created again between two ticks (this node may even be its
       // master again, at the same epoch): the open copy is the old volume's. It goes, with its
       // master or replica role, before the new volume's copy is opened. Found by the cluster

@@ -13,7 +13,9 @@ import { planLinks, type LinkAction, type Target } from "./agentPlan.ts"
 import { closeScope } from "./copies.ts"
 import { ClusterError, encode, keys, uidOf, type MasterLease, type NodeRecord, type ReplicaRecord, type VolumeRecord } from "./records.ts"
 import { getNode, updateVolume, type Versioned } from "./store.ts"
+import { growForMaster, resizeStep } from "./resize.ts"
 import type { Copy, MasterRole, Publish } from "./types.ts"
+import type { VolumeCipher } from "../crypt/volumeCipher.ts"
 
 export interface MasterRolesOptions {
   readonly me: string
@@ -65,7 +67,8 @@ export const makeMasterRoles = (options: MasterRolesOptions) =>
           stillInSync() ? { node: r.node, state: "in-sync", syncedEpoch: epoch, ...(incarnation === undefined ? {} : { syncedIncarnation: incarnation }) } : r)
       })
 
-    const openMaster = (copy: Copy, record: VolumeRecord, nodes: ReadonlyMap<string, NodeRecord>) =>
+    /** Opens the master session; `cipher`: an encrypted volume's, unwrapped by the agent before it claimed the role. */
+    const openMaster = (copy: Copy, record: VolumeRecord, nodes: ReadonlyMap<string, NodeRecord>, cipher: VolumeCipher | undefined) =>
       Effect.gen(function* () {
         let ownActivity: ReadonlyArray<readonly [number, number]> | "all" = "all"
         // Promoted from its replica role by a planned hand-over of this epoch (its activity log known):
@@ -85,8 +88,11 @@ export const makeMasterRoles = (options: MasterRolesOptions) =>
           plans.push({ target, recorded: r.state === "in-sync" ? "in-sync" : "needs-sync" })
         }
         publish("master-opening", `${me} opens ${record.volume} as master at epoch ${record.epoch}`, record.volume)
-        const open = node.openVolume({
-          volume: record.volume, sizeBytes: record.sizeBytes, spec: record.spec, epoch: record.epoch, replicas: plans,
+        // A resize pending: the copy grows to the target first, so its replicas are opened at the
+        // target (one the previous master grew is never asked to be smaller); IO stays at the
+        // record's size until this master committed the resize (lib/cluster/resize.ts).
+        const open = Effect.andThen(growForMaster(copy.store, record), node.openVolume({
+          volume: record.volume, sizeBytes: record.sizeBytes, visibleSizeBytes: record.sizeBytes, spec: record.spec, epoch: record.epoch, replicas: plans,
           store: copy.store, waitForSync: false, ownActivity, leaseValid, ...(drained ? { previousSessionDrained: true } : {}),
           ...(options.resyncShare === undefined ? {} : { resyncShare: options.resyncShare }),
           onReplicaFailed: (replicaNode, failure) =>
@@ -96,7 +102,8 @@ export const makeMasterRoles = (options: MasterRolesOptions) =>
           onReplicaSyncing: (replicaNode) =>
             markReplica(record.volume, record.epoch, replicaNode, (r) => (r.state === "in-sync" ? { node: r.node, state: "syncing" } : r)),
           uid: uidOf(record),
-        }).pipe(Scope.provide(scope), Effect.provide(context))
+          ...(cipher ? { cipher } : {}),
+        })).pipe(Scope.provide(scope), Effect.provide(context))
         yield* Effect.forkIn(
           Effect.gen(function* () {
             const result = yield* Effect.result(open)
@@ -169,5 +176,41 @@ export const makeMasterRoles = (options: MasterRolesOptions) =>
         for (const action of actions) yield* run(action)
       })
 
-    return { openMaster, stepDown, reconcileLinks }
+    /** When a failed resize was last told, per volume (bounded: one entry per volume this node masters). */
+    const resizeFailedAtMs = new Map<string, number>()
+    /** Runs `effect` in the master's scope unless one with the same key is still running. */
+    const inBackground = (role: MasterRole, key: string, effect: Effect.Effect<void, unknown>) =>
+      Effect.suspend(() => {
+        if (role.busy.has(key)) return Effect.void
+        role.busy.add(key)
+        const done = Effect.sync(() => void role.busy.delete(key))
+        return Effect.asVoid(Effect.forkIn(Effect.ensuring(Effect.ignore(effect), done), role.scope))
+      })
+
+    /**
+     * The record asks for a bigger size: the serving master grows every copy and commits it
+     * (resize.ts `resizeStep`) in the background; past what this session can reach online it
+     * closes, and the next tick opens it again at the grown copy.
+     */
+    const reconcileResize = (copy: Copy, record: VolumeRecord) =>
+      Effect.gen(function* () {
+        const role = copy.master
+        const volume = role?.volume
+        if (!role || !volume) return
+        const step = resizeStep(volume, record, me)
+        if (!step) return
+        if (step.kind === "reopen") return yield* closeMaster(copy, step.why)
+        // Success is the master's own `resized` event; a failure is retried next tick, told at most every 5 s.
+        yield* inBackground(role, "resize", step.run.pipe(
+          Effect.provide(context),
+          Effect.tapError((error) => Effect.sync(() => {
+            if (now() - (resizeFailedAtMs.get(record.volume) ?? -Infinity) < 5000) return
+            if (resizeFailedAtMs.size >= 1024) resizeFailedAtMs.clear()
+            resizeFailedAtMs.set(record.volume, now())
+            publish("resize-failed", `${me} could not grow ${record.volume} to ${record.resizeToBytes} bytes yet (it retries): ${String((error as { message?: string }).message ?? error)}`, record.volume)
+          })),
+        ))
+      })
+
+    return { openMaster, stepDown, reconcileLinks, reconcileResize }
   })

@@ -13,6 +13,8 @@ import type { VerifyOptions, VerifyReport } from "../replication/verify.ts"
 import type { BlockStore } from "../store/BlockStore.ts"
 import type { Health } from "../volume/health.ts"
 import type { LabelError } from "../volume/labels.ts"
+import type { KeyRing } from "../crypt/keys.ts"
+import type { EncryptionError } from "../crypt/primitives.ts"
 import type { ClusterError, NodeConfig, NodeRecord, ReplicaRecord } from "./records.ts"
 import type { VolumeClient } from "./volumeClient.ts"
 
@@ -34,6 +36,12 @@ export interface ClusterNodeOptions extends NodeOptions {
   readonly resyncShare?: number
   /** Let handles call masters of other nodes in this process directly (default true; the simulator turns it off to test the wire). */
   readonly inProcessShortcut?: boolean
+  /**
+   * What this node unwraps encryption keys with (lib/crypt/keys.ts; the CLI reads it from
+   * `--encryption-key-file`). Without it, or without a key in it, the node hosts replicas of
+   * encrypted volumes (ciphertext) but creates and serves none, saying why.
+   */
+  readonly keyRing?: KeyRing
 }
 
 export interface ClusterEvent {
@@ -63,6 +71,8 @@ export interface VolumeInfo {
   readonly master: string | undefined
   readonly replicas: ReadonlyArray<ReplicaInfo>
   readonly rulesApplied: ReadonlyArray<string>
+  /** A resize under way: the size every copy grows to (IO addresses `sizeBytes` until it is done). */
+  readonly resizingToBytes?: number
 }
 
 export interface NodeInfo extends NodeRecord {
@@ -93,7 +103,7 @@ export interface CreateVolumeOptions {
   readonly labels?: Readonly<Record<string, string>>
 }
 
-export type ApiError = ClusterError | ControlError | LabelError | ReplicationError | RuleError
+export type ApiError = ClusterError | ControlError | LabelError | ReplicationError | RuleError | EncryptionError
 
 export interface ClusterNode {
   readonly name: string
@@ -104,6 +114,13 @@ export interface ClusterNode {
   readonly inspectVolume: (volume: string) => Effect.Effect<VolumeInfo, ApiError>
   /** Changes a live volume's labels (replica count, failure mode and tolerance, compression, hint, the user's own); IO goes on. */
   readonly updateVolume: (volume: string, change: VolumeLabelChange) => Effect.Effect<VolumeInfo, ApiError>
+  /**
+   * Grows a live volume on every copy (never shrinks it; lib/cluster/resize.ts); IO goes on.
+   * Returns once every in-sync copy has the new size, or after `waitMs` (default 10 s) with the
+   * resize recorded and still under way (`resizingToBytes`). A shrink or a bad size is refused
+   * (ReplicationError `shrink` / `bad-size`) and nothing changes.
+   */
+  readonly resizeVolume: (volume: string, sizeBytes: number, waitMs?: number) => Effect.Effect<VolumeInfo, ApiError>
   /** Waits until the volume is healthy (polling), failing with `timeout` after `timeoutMs`. */
   readonly waitHealthy: (volume: string, timeoutMs: number) => Effect.Effect<VolumeInfo, ApiError>
   /** A handle whose IO follows the volume's master. Closed with the scope. */

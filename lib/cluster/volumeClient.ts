@@ -18,6 +18,7 @@
  */
 import { Clock, Data, Deferred, Effect, Schedule } from "effect"
 import { writeChunkBytesMax } from "../core/limits.ts"
+import { isInside } from "../core/range.ts"
 import { encodeJsonBody, makeFrame, MessageType, type Frame } from "../wire/index.ts"
 import type { Connection } from "../net/connection.ts"
 import type { Address } from "../net/Transport.ts"
@@ -46,10 +47,16 @@ export interface VolumeClientOptions {
   /** A request without an answer for this long is treated as a lost connection. */
   readonly requestTimeoutMs: number
   readonly onRetry?: (reason: string) => void
+  /**
+   * The volume's size as recorded now (after an online resize it is bigger than `sizeBytes`): read
+   * when an IO falls outside the size the handle knows, before it is refused.
+   */
+  readonly currentSize?: Effect.Effect<number, unknown>
 }
 
 export interface VolumeClient {
   readonly name: string
+  /** The size the handle knows (it grows when an IO past it finds the volume resized). */
   readonly sizeBytes: number
   readonly write: (offset: number, data: Uint8Array) => Effect.Effect<void, VolumeError>
   readonly read: (offset: number, length: number) => Effect.Effect<Uint8Array, VolumeError>
@@ -95,6 +102,23 @@ export const makeVolumeClient = (options: VolumeClientOptions): VolumeClient => 
   let session: Session | undefined
   let retries = 0
   let closed = false
+  let sizeBytes = options.sizeBytes
+
+  /** Fails unless the range is inside the volume; one outside the known size first reads the current size. */
+  const inRange = (offset: number, length: number): Effect.Effect<void, OutOfRange> =>
+    Effect.suspend(() => {
+      const bad = checkRange(options.volume, sizeBytes, offset, length)
+      if (bad === undefined) return Effect.void
+      if (options.currentSize === undefined) return Effect.fail(bad)
+      return options.currentSize.pipe(
+        Effect.orElseSucceed(() => sizeBytes),
+        Effect.flatMap((current) => {
+          if (current > sizeBytes) sizeBytes = current
+          const still = checkRange(options.volume, sizeBytes, offset, length)
+          return still === undefined ? Effect.void : Effect.fail(still)
+        }),
+      )
+    })
 
   const drop = (why: string) => {
     const old = session
@@ -152,7 +176,7 @@ export const makeVolumeClient = (options: VolumeClientOptions): VolumeClient => 
       }))
       if (reply.type !== MessageType.Error) return reply
       const failure = decodeClientError(reply.body)
-      const error = typedError(options.volume, options.sizeBytes, offset, length, failure)
+      const error = typedError(options.volume, sizeBytes, offset, length, failure)
       if (error) return yield* settle(error)
       drop(failure.message)
       return yield* new Retry({ why: failure.message })
@@ -160,6 +184,19 @@ export const makeVolumeClient = (options: VolumeClientOptions): VolumeClient => 
 
   /** A typed error from the master: a Retry when it means "wait" (module comment), else the error itself. */
   const settle = (error: VolumeError): Effect.Effect<never, VolumeError | Retry> => {
+    // The record says the volume grew, the master does not serve the new bytes: it has not applied
+    // the resize yet (it commits the size, then applies it), or it is an old master (a session
+    // kept from before a failover answers its old size first): located again, a moment's wait.
+    if (error._tag === "OutOfRange" && options.currentSize !== undefined) {
+      return options.currentSize.pipe(
+        Effect.orElseSucceed(() => 0),
+        Effect.flatMap((current): Effect.Effect<never, VolumeError | Retry> => {
+          if (!isInside(current, error.offset, error.length)) return Effect.fail(error)
+          drop(`the master answered ${error.message}, but the volume is ${current} bytes now`)
+          return Effect.fail(new Retry({ why: `the master of ${options.volume} applies its resize to ${current} bytes` }))
+        }),
+      )
+    }
     if (isMasterChange(error)) {
       drop(error.message)
       return Effect.fail(new Retry({ why: error.message }))
@@ -223,30 +260,25 @@ export const makeVolumeClient = (options: VolumeClientOptions): VolumeClient => 
     withRetry(attempt((v) => v.read(offset, length), (s) => Effect.map(request(s, MessageType.Read, offset, length, new Uint8Array(0)), (f) => f.body)))
 
   const write = (offset: number, data: Uint8Array): Effect.Effect<void, VolumeError> =>
-    Effect.suspend((): Effect.Effect<void, VolumeError> => {
-      const bad = checkRange(options.volume, options.sizeBytes, offset, data.length)
-      if (bad) return Effect.fail(bad)
+    Effect.andThen(inRange(offset, data.length), Effect.suspend((): Effect.Effect<void, VolumeError> => {
       const parts: Array<[number, Uint8Array]> = []
       for (let at = 0; at < data.length; at += writeChunkBytesMax) parts.push([offset + at, data.subarray(at, at + writeChunkBytesMax)])
       return Effect.forEach(parts, ([o, d]) => writeChunk(o, d), { concurrency: 8, discard: true })
-    })
+    }))
 
   const read = (offset: number, length: number): Effect.Effect<Uint8Array, VolumeError> =>
-    Effect.suspend((): Effect.Effect<Uint8Array, VolumeError> => {
-      const bad = checkRange(options.volume, options.sizeBytes, offset, length)
-      if (bad) return Effect.fail(bad)
+    Effect.andThen(inRange(offset, length), Effect.suspend((): Effect.Effect<Uint8Array, VolumeError> => {
       if (length <= writeChunkBytesMax) return readChunk(offset, length)
       const out = new Uint8Array(length)
       const parts: number[] = []
       for (let at = 0; at < length; at += writeChunkBytesMax) parts.push(at)
       return Effect.as(Effect.forEach(parts, (at) => Effect.map(readChunk(offset + at, Math.min(writeChunkBytesMax, length - at)), (bytes) => out.set(bytes, at)), { concurrency: 8, discard: true }), out)
-    })
+    }))
 
   const flush = withRetry(attempt((v) => v.flush, (s) => Effect.asVoid(request(s, MessageType.Flush, 0, 0, new Uint8Array(0)))))
 
-  return {
+  const client = {
     name: options.volume,
-    sizeBytes: options.sizeBytes,
     write, read, flush,
     retries: () => retries,
     close: Effect.sync(() => {
@@ -254,4 +286,5 @@ export const makeVolumeClient = (options: VolumeClientOptions): VolumeClient => 
       drop("client closed")
     }),
   }
+  return Object.defineProperty(client, "sizeBytes", { get: () => sizeBytes, enumerable: true }) as typeof client & { readonly sizeBytes: number } satisfies VolumeClient
 }

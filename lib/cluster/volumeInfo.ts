@@ -26,6 +26,7 @@ export const volumeInfo = (record: VolumeRecord, alive: ReadonlySet<string>): Vo
       ...(r.bytesDone === undefined ? {} : { bytesDone: r.bytesDone, bytesTotal: r.bytesTotal ?? 0 }),
     })),
     rulesApplied: record.rulesApplied,
+    ...(record.resizeToBytes === undefined ? {} : { resizingToBytes: record.resizeToBytes }),
   }
 }
 

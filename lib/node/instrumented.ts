@@ -25,12 +25,14 @@ export const instrumentMaster = (volume: MasterVolume, metrics: Metrics): Master
   const read = latency("read")
   const write = latency("write")
   const flush = latency("flush")
-  return {
+  const instrumented: Omit<MasterVolume, "sizeBytes"> = {
     ...volume,
     read: (offset, length) => timeInto(metrics, read, volume.read(offset, length)),
     write: (offset, data) => timeInto(metrics, write, volume.write(offset, data)),
     flush: timeInto(metrics, flush, volume.flush),
   }
+  // Read through: a resize changes the size (a spread would copy it once).
+  return Object.defineProperty(instrumented, "sizeBytes", { get: () => volume.sizeBytes, enumerable: true }) as MasterVolume
 }
 
 /** 0: not timed; else the index into the histograms below. */

@@ -21,6 +21,8 @@ import { ReplicationError } from "../replication/errors.ts"
 import { openMasterVolume, type MasterVolume, type ReplicaPlan, type VolumeEvent } from "../replication/masterVolume.ts"
 import { makeReplicaHost, type HostedReplicaStatus } from "../replication/replicaHost.ts"
 import type { LinkFailure, ReplicaTarget } from "../replication/replicaLink.ts"
+import { EncryptionError } from "../crypt/primitives.ts"
+import type { VolumeCipher } from "../crypt/volumeCipher.ts"
 
 export interface NodeOptions {
   /** DNS-label node name, unique in the cluster. */
@@ -66,6 +68,8 @@ export interface OpenVolumeOptions {
   readonly waitForSync?: boolean
   /** An already open copy (see `openCopy`); by default the node opens its own. */
   readonly store?: BlockStore
+  /** The size IO may address, when the copy grew in a resize not recorded yet (see MasterVolumeOptions). */
+  readonly visibleSizeBytes?: number
   readonly leaseValid?: () => boolean
   readonly onReplicaFailed?: (node: string, failure: LinkFailure) => Effect.Effect<void, unknown>
   readonly onReplicaInSync?: (node: string, stillInSync: () => boolean, incarnation: number | undefined) => Effect.Effect<void, unknown>
@@ -76,6 +80,12 @@ export interface OpenVolumeOptions {
   /** The previous session ended in a drained, planned hand-over (see MasterVolumeOptions). */
   readonly previousSessionDrained?: boolean
   readonly resyncShare?: number
+  /**
+   * The volume's cipher, required when its labels ask for `storageos.com/encryption=true` (a
+   * cluster unwraps it from the key hierarchy, lib/crypt/keys.ts; a bare node's caller makes it
+   * with `makeVolumeCipher(primitives.xts(key))`). Replicas need none: they store ciphertext.
+   */
+  readonly cipher?: VolumeCipher
 }
 
 export interface NodeStats {
@@ -98,7 +108,7 @@ export interface ReplivolNode {
   /** Hosts an already open copy as a replica until the scope closes (`handedOver`: see ReplicaHost.host). */
   readonly hostReplicaStore: (volume: string, store: BlockStore, uid?: string, handedOver?: boolean) => Effect.Effect<void, ReplicationError, Scope.Scope>
   readonly unhostReplica: (volume: string) => Effect.Effect<void>
-  readonly openVolume: (options: OpenVolumeOptions) => Effect.Effect<MasterVolume, ReplicationError | StoreError | LabelError, Scope.Scope>
+  readonly openVolume: (options: OpenVolumeOptions) => Effect.Effect<MasterVolume, ReplicationError | StoreError | LabelError | EncryptionError, Scope.Scope>
   readonly hostedReplicas: () => ReadonlyArray<HostedReplicaStatus>
   readonly rejections: () => Readonly<Record<string, number>>
   readonly stats: () => NodeStats
@@ -152,6 +162,8 @@ export const startNode = (options: NodeOptions): Effect.Effect<ReplivolNode, Net
     let accepted = 0, open = 0, pendingHandshakes = 0, handshakesFailed = 0, refusedOverLimit = 0
 
     const accepts = yield* Queue.unbounded<Link>()
+    // Refusals by the transport itself (TLS: another CA, expired, no TLS) count as failed handshakes.
+    const refusals = yield* Queue.sliding<NetError>(handshakesPendingMax)
     const listener = yield* transport.listen(address, (link) => {
       if (pendingHandshakes >= handshakesPendingMax || open >= connectionsPerNodeMax) {
         refusedOverLimit++
@@ -159,7 +171,18 @@ export const startNode = (options: NodeOptions): Effect.Effect<ReplivolNode, Net
       }
       pendingHandshakes++
       Queue.offerUnsafe(accepts, link)
+    }, {
+      handshakeTimeoutMs: handshake.timeoutMs,
+      onRefused: (error) => {
+        handshakesFailed++
+        bump(handshakeFailures, error.reason)
+        Queue.offerUnsafe(refusals, error)
+      },
     })
+    yield* Effect.forkIn(
+      Effect.forever(Effect.flatMap(Queue.take(refusals), (error) => Effect.logDebug(`node ${options.name}: refused ${error.address}: ${error.message}`))),
+      scope,
+    )
     const serveLink = (link: Link) =>
       Effect.gen(function* () {
         const result = yield* Effect.result(serverHandshake(link, handshake))
@@ -211,6 +234,12 @@ export const startNode = (options: NodeOptions): Effect.Effect<ReplivolNode, Net
         if (volumeOptions.replicas.some((r) => ("target" in r ? r.target.node : r.node) === options.name)) {
           return yield* new ReplicationError({ reason: "bad-request", volume: volumeOptions.volume, message: `a replica of ${volumeOptions.volume} cannot be on its master's node ${options.name}` })
         }
+        if (spec.encryption === true && !volumeOptions.cipher) {
+          return yield* new EncryptionError({ reason: "no-key", message: `volume ${volumeOptions.volume} is encrypted (storageos.com/encryption=true) and was opened without its key: node ${options.name} cannot serve it` })
+        }
+        if (spec.encryption !== true && volumeOptions.cipher) {
+          return yield* new ReplicationError({ reason: "bad-request", volume: volumeOptions.volume, message: `volume ${volumeOptions.volume} is not encrypted (no storageos.com/encryption=true) but was opened with a cipher: a volume is encrypted from its creation or never` })
+        }
         const store = volumeOptions.store ?? (yield* openStore(volumeOptions.volume, volumeOptions.sizeBytes))
         const plans = volumeOptions.replicas.map((r): ReplicaPlan => ("target" in r ? r : { target: r, recorded: "needs-sync" }))
         const opened = yield* openMasterVolume({
@@ -230,6 +259,8 @@ export const startNode = (options: NodeOptions): Effect.Effect<ReplivolNode, Net
           ...(volumeOptions.ownActivity === undefined ? {} : { ownActivity: volumeOptions.ownActivity }),
           ...(volumeOptions.previousSessionDrained === undefined ? {} : { previousSessionDrained: volumeOptions.previousSessionDrained }),
           ...(volumeOptions.resyncShare === undefined ? {} : { resyncShare: volumeOptions.resyncShare }),
+          ...(volumeOptions.visibleSizeBytes === undefined ? {} : { visibleSizeBytes: volumeOptions.visibleSizeBytes }),
+          ...(volumeOptions.cipher === undefined ? {} : { cipher: volumeOptions.cipher }),
           ...(options.onWriteAcknowledged === undefined ? {} : { onWriteAcknowledged: (offset: number, length: number) => options.onWriteAcknowledged!(volumeOptions.volume, volumeOptions.epoch ?? 1, offset, length) }),
         })
         const volume = instrumentMaster(opened, metrics)

@@ -25,7 +25,11 @@
  * - Opening: `create: true` opens the file or creates it (open-or-create is friendlier for a node
  *   restarting after a crash than failing with `exists`); an existing file must already have the
  *   requested size (`size-mismatch` otherwise), except an empty file, which is what a crash
- *   between create and ftruncate leaves behind and is extended. `exclusive: true` with `create`
+ *   between create and ftruncate leaves behind and is extended. With `atLeast`, a smaller file is
+ *   grown (ftruncate, fsync) and a bigger one keeps its size.
+ * - Growing (`grow`, online resize): ftruncate to the new size (sparse: nothing is written, the
+ *   new bytes read as zeros), then fsync, which makes the size durable; the store's size changes
+ *   only once the fsync returned, so no write past the old end is accepted before. `exclusive: true` with `create`
  *   refuses an existing file with `exists`. `create: false` requires the file.
  * - Scoped: the file descriptor is closed when the scope closes (and by `close`); a flush still
  *   running at close finishes first. Every operation after close fails with `closed`.
@@ -36,7 +40,7 @@ import * as fs from "node:fs"
 import { dirname } from "node:path"
 import { Clock, Effect, Fiber, Semaphore, type Scope } from "effect"
 import { defaults, volumeSizeBytesMax } from "../core/limits.ts"
-import { type BlockStore, checkRange, closedError, StoreError, type StoreMeta } from "../store/BlockStore.ts"
+import { type BlockStore, checkGrow, checkRange, closedError, StoreError, type StoreMeta } from "../store/BlockStore.ts"
 import { InflightRanges } from "../store/inflightRanges.ts"
 import { checkMetaForWrite, decodeMeta, encodeMeta, metaBytesMax } from "../store/meta.ts"
 
@@ -51,6 +55,11 @@ export interface FileStoreOptions {
   readonly stallMs?: number
   /** A write on the thread pool fails after this long (default `defaults.diskTimeoutMs`): a hung device. */
   readonly diskTimeoutMs?: number
+  /**
+   * `sizeBytes` is a floor, not the exact size (the `Stores` rule): a smaller file (a copy that
+   * missed a resize) is grown to it, a bigger one is opened at its own size, never truncated.
+   */
+  readonly atLeast?: boolean
 }
 
 /** Synchronous writes this slow in one run of tasks mean the kernel is throttling writers (see the module doc). */
@@ -136,6 +145,11 @@ const openBackingFile = (options: FileStoreOptions) =>
     if (!stat.isFile())
       return yield* closeOnError(Effect.fail(new StoreError({ reason: "io", path, message: `${path} is not a regular file; a store needs one` })))
     const extend = create && stat.size === 0 && sizeBytes > 0
+    if (!extend && options.atLeast === true && stat.size !== sizeBytes) {
+      if (stat.size > sizeBytes) return { fd, createdEmpty: false, sizeBytes: stat.size }
+      yield* closeOnError(growFile(path, fd, sizeBytes))
+      return { fd, createdEmpty: false, sizeBytes }
+    }
     if (!extend && stat.size !== sizeBytes)
       return yield* closeOnError(Effect.fail(new StoreError({
         reason: "size-mismatch",
@@ -149,8 +163,14 @@ const openBackingFile = (options: FileStoreOptions) =>
       yield* closeOnError(fsAsync<void>(path, "fsync", (done) => fs.fsync(fd, done)))
       yield* closeOnError(fsyncPath(dirname(path), "fsync of the directory"))
     }
-    return { fd, createdEmpty: extend || created.fresh }
+    return { fd, createdEmpty: extend || created.fresh, sizeBytes }
   })
+
+/** ftruncate up to `sizeBytes` (sparse), then fsync: the new size is durable when this returns. */
+const growFile = (path: string, fd: number, sizeBytes: number) =>
+  fsAsync<void>(path, "ftruncate", (done) => fs.ftruncate(fd, sizeBytes, done)).pipe(
+    Effect.andThen(fsAsync<void>(path, "fsync", (done) => fs.fsync(fd, done))),
+  )
 
 /** Opens a file store, closed with the scope. */
 export const openFileStore = (options: FileStoreOptions): Effect.Effect<BlockStore, StoreError, Scope.Scope> =>
@@ -159,13 +179,15 @@ export const openFileStore = (options: FileStoreOptions): Effect.Effect<BlockSto
       const { path, sizeBytes } = options
       if (!Number.isSafeInteger(sizeBytes) || sizeBytes < 0 || sizeBytes > volumeSizeBytesMax)
         return Effect.fail(new StoreError({ reason: "out-of-range", path, message: `store size ${sizeBytes} bytes must be an integer in 0..${volumeSizeBytesMax}` }))
-      return Effect.map(openBackingFile(options), ({ fd, createdEmpty }) => makeFileStore(path, sizeBytes, fd, createdEmpty, options.stallMs ?? stallMsDefault, options.diskTimeoutMs ?? defaults.diskTimeoutMs))
+      return Effect.map(openBackingFile(options), (opened) => makeFileStore(path, opened.sizeBytes, opened.fd, opened.createdEmpty, options.stallMs ?? stallMsDefault, options.diskTimeoutMs ?? defaults.diskTimeoutMs))
     }),
     (store) => store.close,
   )
 
-function makeFileStore(path: string, sizeBytes: number, fd: number, createdEmpty: boolean, stallMs: number, diskTimeoutMs: number): BlockStore {
+function makeFileStore(path: string, initialSizeBytes: number, fd: number, createdEmpty: boolean, stallMs: number, diskTimeoutMs: number): BlockStore {
   let closed = false
+  /** Changed only by `grow`, after the grown size is durable. */
+  let sizeBytes = initialSizeBytes
   /** Flushes and thread-pool writes still running: the fd is closed only when they are over. */
   let operationsRunning = 0
   const inflight = new InflightRanges()
@@ -266,11 +288,27 @@ function makeFileStore(path: string, sizeBytes: number, fd: number, createdEmpty
   const readMeta = guarded("readMeta", 0, 0, () => readMetaFile(path, sizeBytes))
   const writeMeta = (meta: StoreMeta) =>
     guarded("writeMeta", 0, 0, () => {
-      const error = checkMetaForWrite(meta, path, sizeBytes)
-      return error === undefined ? metaLock.withPermits(1)(writeMetaFile(path, encodeMeta(meta))) : Effect.fail(error)
+      return metaLock.withPermits(1)(Effect.suspend(() => {
+        const error = checkMetaForWrite(meta, path, sizeBytes)
+        return error === undefined ? writeMetaFile(path, encodeMeta(meta)) : Effect.fail(error)
+      }))
     })
 
-  return { sizeBytes, createdEmpty, read, write, flush, close, readMeta, writeMeta }
+  // One growth at a time, and not beside a meta write (whose size check reads sizeBytes).
+  const grow = (next: number) =>
+    guarded("grow", 0, 0, () => metaLock.withPermits(1)(Effect.suspend(() => {
+      const error = checkGrow(path, sizeBytes, next)
+      if (error !== undefined) return Effect.fail(error)
+      if (next === sizeBytes) return Effect.void
+      return holdingFd("grow", () => growFile(path, fd, next)).pipe(Effect.tap(() => Effect.sync(() => void (sizeBytes = next))))
+    })))
+
+  return {
+    get sizeBytes() {
+      return sizeBytes
+    },
+    createdEmpty, read, write, flush, close, readMeta, writeMeta, grow,
+  }
 }
 
 function readAll(path: string, fd: number, offset: number, length: number): Uint8Array {

@@ -14,7 +14,7 @@ export const fileStores = Stores.of({
     Effect.tryPromise({
       try: () => makeDirs(dirname(path)),
       catch: (cause) => new StoreError({ reason: (cause as { code?: string }).code === "ENOSPC" ? "no-space" : "io", path, message: `cannot create the directory of ${path}: ${String(cause)}`, cause }),
-    }).pipe(Effect.andThen(openFileStore({ path, sizeBytes, create: true }))),
+    }).pipe(Effect.andThen(openFileStore({ path, sizeBytes, create: true, atLeast: true }))),
   remove: (path) =>
     Effect.tryPromise({
       try: async () => {

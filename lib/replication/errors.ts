@@ -33,7 +33,7 @@ export class VolumeIoError extends Data.TaggedError("VolumeIoError")<{
 }> {}
 
 export class ReplicationError extends Data.TaggedError("ReplicationError")<{
-  readonly reason: "unknown-volume" | "already-hosted" | "bad-name" | "bad-size" | "bad-request" | "store" | "foreign-copy" | "busy"
+  readonly reason: "unknown-volume" | "already-hosted" | "bad-name" | "bad-size" | "shrink" | "bad-request" | "store" | "foreign-copy" | "busy"
   readonly volume: string
   readonly message: string
   readonly cause?: unknown

@@ -20,13 +20,19 @@
  * recent writes of every copy, DRBD style) so copies that received different in-flight writes of
  * the dead master converge, and only then serves IO.
  *
+ * Encryption at rest (`cipher`, for a spec with `encryption`): the master encrypts before its own
+ * store write and the fan-out, and decrypts what it reads, so every copy — its own and every
+ * replica's — holds only ciphertext, and resync, delta catch-up and verify move ciphertext
+ * unchanged. A write that does not cover whole data units (4 KiB) reads, merges and re-encrypts
+ * its edge units under the order lock, so it is ordered against every other write to them.
+ *
  * IO is refused with `VolumeUnavailable` when the failure mode says so, when the master's lease
  * is not valid (`leaseValid`), or when a replica reported a newer epoch (docs/design.md, invariant 2).
  */
 import { Clock, Deferred, Effect, Fiber, Random, Scope, Semaphore } from "effect"
 import { assert } from "../core/assert.ts"
-import { defaults, dirtyRegionBytesFor, inflightWritesPerReplicaMax, writeChunkBytesMax } from "../core/limits.ts"
-import { DirtyBitmap } from "../store/dirtyBitmap.ts"
+import { defaults, dirtyRegionBytesFor, inflightWritesPerReplicaMax, sectorBytes, writeChunkBytesMax } from "../core/limits.ts"
+import { DirtyBitmap, regionCountMax } from "../store/dirtyBitmap.ts"
 import { StoreError, type BlockStore } from "../store/BlockStore.ts"
 import { assessVolume, type Assessment, type Health } from "../volume/health.ts"
 import type { VolumeSpec } from "../volume/labels.ts"
@@ -39,6 +45,8 @@ import { metricNames } from "../core/metricFamilies.ts"
 import { encodeJsonBody } from "../wire/index.ts"
 import { volumeIdOf } from "./protocol.ts"
 import { decideSync, type Lineage, type SyncDecision } from "./copyIdentity.ts"
+import { checkResize } from "./resize.ts"
+import { unitSpan, type VolumeCipher } from "../crypt/volumeCipher.ts"
 import { makeReplicaLink, LinkFailure, type ReplicaLink, type ReplicaState, type ReplicaTarget } from "./replicaLink.ts"
 
 export interface ReplicaStatus {
@@ -67,7 +75,7 @@ export interface VolumeStatus {
 export interface VolumeEvent {
   readonly volume: string
   readonly atMs: number
-  readonly kind: "replica-failed" | "superseded" | "sync-started" | "sync-progress" | "sync-done" | "replica-added" | "replica-removed" | "verify-started" | "verify-progress" | "verify-done"
+  readonly kind: "replica-failed" | "superseded" | "sync-started" | "sync-progress" | "sync-done" | "replica-added" | "replica-removed" | "verify-started" | "verify-progress" | "verify-done" | "resized"
   readonly node?: string
   readonly message: string
 }
@@ -88,6 +96,11 @@ export interface MasterVolumeOptions {
   readonly spec: VolumeSpec
   readonly epoch: number
   readonly store: BlockStore
+  /**
+   * The size IO may address (default: the store's). Smaller only for a copy that grew in a resize
+   * not recorded yet (a crash mid-resize): `resize` to the store's size completes it.
+   */
+  readonly visibleSizeBytes?: number
   readonly nodeName: string
   readonly replicas: ReadonlyArray<ReplicaPlan>
   readonly connect: (target: ReplicaTarget) => Effect.Effect<Connection, unknown>
@@ -124,10 +137,13 @@ export interface MasterVolumeOptions {
   readonly metrics?: Metrics
   /** Told of every write this master acknowledged (for checkers and metrics). */
   readonly onWriteAcknowledged?: (offset: number, length: number) => void
+  /** The volume's cipher: required exactly when `spec.encryption` (lib/crypt/keys.ts unwraps it). */
+  readonly cipher?: VolumeCipher
 }
 
 export interface MasterVolume {
   readonly name: string
+  /** The size IO may address now (it changes only when a `resize` completed). */
   readonly sizeBytes: number
   readonly epoch: number
   /** This master session (fresh at every open): the lineage its replicas follow. */
@@ -173,6 +189,20 @@ export interface MasterVolume {
   readonly startVerify: (options?: VerifyOptions) => Effect.Effect<VerifyReport, ReplicationError>
   /** The running or last verify of this master session. */
   readonly lastVerify: () => VerifyReport | undefined
+  /**
+   * Grows the volume online to `sizeBytes` (resize.ts says which sizes): this master's copy first
+   * (durably), then every in-sync and syncing replica through the ordered
+   * stream (a Resize frame); a failed or unreachable replica is told at its next Open. Once every
+   * replica that was in sync acknowledged (or its failure is recorded), `commit` runs (a cluster
+   * records the new size there) and only then does IO reach the new bytes: a failure before that
+   * leaves the volume at its old size, the copies grown past it holding zeros there. IO goes on
+   * throughout; idempotent (a second call re-sends the Resize frames); one at a time.
+   */
+  readonly resize: <E = never, R = never>(sizeBytes: number, commit?: Effect.Effect<void, E, R>) => Effect.Effect<void, VolumeError | ReplicationError | E, R>
+  /** The size this master's own copy has (at least `sizeBytes`; more while a resize is not committed). */
+  readonly capacityBytes: () => number
+  /** The largest size `resize` can reach in this session (its bitmaps keep their region size; resize.ts). */
+  readonly reachBytes: () => number
   readonly close: Effect.Effect<void>
 }
 
@@ -212,6 +242,9 @@ const writeOwnRecord = (store: BlockStore, volume: string, record: Lineage & { r
   Effect.flatMap(Clock.currentTimeMillis, (updatedAtMs) =>
     store.writeMeta({ volume, sizeBytes: store.sizeBytes, epoch: record.epoch, role: "master", state: record.state, updatedAtMs, uid: record.uid, generation: record.generation }))
 
+/** Whether the links compress frames: not when asked not to, and never ciphertext (it does not compress; lz4 would only cost CPU). */
+const compresses = (spec: VolumeSpec): boolean => !spec.nocompress && spec.encryption !== true
+
 /** Sync chunks in flight per replica during a resync. */
 export const syncWindowChunks = 4
 /** Longest pause the resync throttle takes between chunks while foreground IO is active. */
@@ -219,11 +252,15 @@ export const resyncPauseMaxMs = 50
 
 export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<MasterVolume, never, Scope.Scope> =>
   Effect.gen(function* () {
-    const { volume, store, epoch } = options
+    const { volume, store, epoch, cipher } = options
+    assert((options.spec.encryption === true) === (cipher !== undefined), "an encrypted volume is opened with its cipher, a plain one without")
     // Changed at run time by `updateSpec` (volume update): failure mode, tolerance, replica count, compression.
     let spec = options.spec
     /** The replica count the failure mode counts (below `spec.replicas` while replicas added by an update sync). */
     let countedReplicas = spec.replicas
+    // The store's size is the capacity (grown first by a resize); IO addresses only `visibleBytes`.
+    let visibleBytes = options.visibleSizeBytes ?? store.sizeBytes
+    assert(visibleBytes <= store.sizeBytes, `the visible size ${visibleBytes} is inside the copy of ${store.sizeBytes} bytes`)
     const sizeBytes = store.sizeBytes
     const volumeId = volumeIdOf(volume)
     const uid = options.uid ?? `name:${volume}`
@@ -266,7 +303,7 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
 
     const makeLink = (target: ReplicaTarget) =>
       makeReplicaLink({
-        target, volume, volumeId, sizeBytes, epoch, uid, generation: lineage.generation, masterName: options.nodeName, compress: !spec.nocompress, ackTimeoutMs,
+        target, volume, volumeId, sizeBytes: store.sizeBytes, epoch, uid, generation: lineage.generation, masterName: options.nodeName, compress: compresses(spec), ackTimeoutMs,
         reconnectBaseMs: options.reconnectBaseMs ?? defaults.reconnectBaseMs,
         reconnectCeilingMs: options.reconnectCeilingMs ?? defaults.reconnectCeilingMs,
         dirtyRegionBytes: options.dirtyRegionBytes ?? defaults.dirtyRegionBytes,
@@ -306,11 +343,18 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
         message: `volume ${volume} is unavailable: ${assessment.reason}`,
       })
 
-    const checkUsable: Effect.Effect<void, VolumeUnavailable> = Effect.suspend(() => {
+    /** This master may act for the volume: not fenced, its lease confirmed (the failure mode aside). */
+    const checkServing: Effect.Effect<void, VolumeUnavailable> = Effect.suspend(() => {
       if (fenced) return Effect.fail(fenced)
       if (options.leaseValid && !options.leaseValid()) {
         return Effect.fail(new VolumeUnavailable({ volume, reason: "not-master", health: "unavailable", message: `volume ${volume}: the master ${options.nodeName} cannot confirm its lease; IO waits for the lease or a new master` }))
       }
+      return Effect.void
+    })
+
+    const checkUsable: Effect.Effect<void, VolumeUnavailable> = Effect.suspend(() => {
+      if (fenced) return Effect.fail(fenced)
+      if (options.leaseValid && !options.leaseValid()) return checkServing
       const assessment = assess()
       return assessment.usable ? Effect.void : Effect.fail(unavailable(assessment))
     })
@@ -321,7 +365,17 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
       emit("superseded", message)
     }
 
-    type Wait = { readonly link: ReplicaLink; readonly done: Deferred.Deferred<void, LinkFailure> }
+    /**
+     * What a chunk waits for on one link: its ack from an in-sync replica, or — for a link that
+     * failed and whose failure is not recorded yet — that record. Until it is written the control
+     * store still calls the replica in sync and a promotion may pick it, so a write done without
+     * it must not be acknowledged before (found by the cluster simulator, seed 127: a write issued
+     * after the replica's ack timeout, acknowledged while the record of the failure waited on a slow
+     * control store; the master's node was lost and the replica promoted without it).
+     */
+    type Wait =
+      | { readonly link: ReplicaLink; readonly done: Deferred.Deferred<void, LinkFailure> }
+      | { readonly link: ReplicaLink; readonly unrecorded: Deferred.Deferred<void> }
 
     /** Every in-flight permit taken at once: no write or flush is between its start and its settlement. */
     const drain = (timeoutMs: number) =>
@@ -354,11 +408,16 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
           orElse: () => Effect.fail(new StoreError({ reason: "io", path: undefined, message: `${what} did not finish within ${diskTimeoutMs} ms (a hung disk?)` })),
         })))
 
-    /** Writes one chunk locally and queues it on every link, atomically with respect to other chunks. */
-    const queueChunk = (type: MessageType, offset: number, data: Uint8Array) =>
+    /**
+     * Writes one chunk locally and queues it on every link, atomically with respect to other
+     * chunks. `prepare`, when given, makes the chunk's bytes under the order lock (an encrypted
+     * write's read-modify-write of its edge units: no other write to them can come between).
+     */
+    const queueChunk = (type: MessageType, offset: number, chunk: Uint8Array, prepare?: Effect.Effect<Uint8Array, VolumeError>) =>
       // Uninterruptible: a chunk written locally is queued on every link (or none of it happened).
       orderLock.withPermits(1)(Effect.uninterruptible(Effect.gen(function* () {
         yield* checkUsable
+        const data = prepare ? yield* prepare : chunk
         if (type === MessageType.Write) {
           writtenSinceEmpty?.mark(offset, data.length)
           yield* store.write(offset, data).pipe(Effect.catch(storeFailed("write")))
@@ -368,18 +427,23 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
           const wasInSync = link.inSync()
           const done = link.enqueue(type, offset, data)
           if (done && wasInSync) waits.push({ link, done })
+          const unrecorded = wasInSync ? undefined : failurePersisted.get(link)
+          if (unrecorded && !Deferred.isDoneUnsafe(unrecorded)) waits.push({ link, unrecorded })
         }
         return waits
       })))
 
     /** One replica's ack; a replica that failed under this write: the write completes only once that is recorded. */
-    const awaitReplica = ({ link, done }: Wait) =>
-      link.awaitAck(done).pipe(
+    const awaitReplica = (wait: Wait) => {
+      if ("unrecorded" in wait) return Deferred.await(wait.unrecorded)
+      const { link, done } = wait
+      return link.awaitAck(done).pipe(
         Effect.catch(() => Effect.suspend(() => {
           const persisted = failurePersisted.get(link)
           return persisted ? Deferred.await(persisted) : Effect.void
         })),
       )
+    }
 
     const awaitReplicas = (waits: ReadonlyArray<Wait>) => {
       // One replica (the common case) is awaited in this fiber; several at once, each in its own.
@@ -394,37 +458,85 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
      * send (and resend) the caller's bytes; if the caller stops waiting (interruption), each link
      * still holding the frame takes its own copy before control returns to the caller.
      */
-    const writeChunk = (offset: number, data: Uint8Array) =>
+    const writeChunk = (offset: number, data: Uint8Array, prepare?: Effect.Effect<Uint8Array, VolumeError>, acknowledged: readonly [number, number] = [offset, data.length]) =>
       inflight.withPermits(1)(Effect.gen(function* () {
         lastForegroundMs = clock.currentTimeMillisUnsafe()
-        const waits = yield* queueChunk(MessageType.Write, offset, data)
+        const waits = yield* queueChunk(MessageType.Write, offset, data, prepare)
         yield* awaitReplicas(waits).pipe(Effect.onInterrupt(() => Effect.sync(() => {
-          for (const { link, done } of waits) link.adoptBody(done)
+          for (const wait of waits) if ("done" in wait) wait.link.adoptBody(wait.done)
         })))
-        options.onWriteAcknowledged?.(offset, data.length)
+        options.onWriteAcknowledged?.(acknowledged[0], acknowledged[1])
       }))
+
+    /** Chunks settle each on its own (no fail-fast: none is still in flight on the caller's buffer); the first failure is the write's. */
+    const settleAll = (chunks: ReadonlyArray<Effect.Effect<void, VolumeError>>) =>
+      Effect.forEach(chunks, (chunk) => Effect.result(chunk), { concurrency: 8 }).pipe(
+        Effect.flatMap((results) => {
+          const failed = results.find((result) => result._tag === "Failure")
+          return failed === undefined ? Effect.void : Effect.fail(failed.failure)
+        }),
+      )
+
+    /** The plaintext of the whole unit at `at` (the cipher's zero rule: never written reads as zeros). */
+    const plainUnit = (encrypt: VolumeCipher, at: number) =>
+      store.read(at, Math.min(encrypt.unitBytes, visibleBytes - at)).pipe(
+        Effect.mapError(storeFailure(volume)),
+        Effect.map((stored) => encrypt.decrypt(at, stored)),
+      )
+
+    /**
+     * An encrypted write: the whole units it touches, in chunks on unit boundaries. A chunk the
+     * write covers whole is encrypted at once; one with a partial edge unit is merged with that
+     * unit's current plaintext and encrypted under the order lock (queueChunk's `prepare`).
+     */
+    const writeEncrypted = (encrypt: VolumeCipher, offset: number, data: Uint8Array): Effect.Effect<void, VolumeError> => {
+      const span = unitSpan(offset, data.length, visibleBytes, encrypt.unitBytes)
+      const chunks: Array<Effect.Effect<void, VolumeError>> = []
+      for (let at = span.start; at < span.end; at += writeChunkBytesMax) {
+        const end = Math.min(span.end, at + writeChunkBytesMax)
+        const from = Math.max(offset, at)
+        const to = Math.min(offset + data.length, end)
+        const piece = data.subarray(from - offset, to - offset)
+        if (from === at && to === end) {
+          chunks.push(Effect.suspend(() => writeChunk(at, encrypt.encrypt(at, piece), undefined, [from, to - from])))
+          continue
+        }
+        const lastUnit = Math.floor((end - 1) / encrypt.unitBytes) * encrypt.unitBytes
+        const prepare = Effect.gen(function* () {
+          const head = from > at ? yield* plainUnit(encrypt, at) : undefined
+          const tail = to < end ? (lastUnit === at && head ? head : yield* plainUnit(encrypt, lastUnit)) : undefined
+          const merged = new Uint8Array(end - at)
+          if (head) merged.set(head, 0)
+          if (tail) merged.set(tail, lastUnit - at)
+          merged.set(piece, from - at)
+          return encrypt.encrypt(at, merged)
+        })
+        chunks.push(writeChunk(at, new Uint8Array(0), prepare, [from, to - from]))
+      }
+      return chunks.length === 1 ? chunks[0]! : settleAll(chunks)
+    }
 
     const write = (offset: number, data: Uint8Array): Effect.Effect<void, VolumeError> =>
       Effect.suspend((): Effect.Effect<void, VolumeError> => {
-        const rangeError: OutOfRange | undefined = checkRange(volume, sizeBytes, offset, data.length)
+        const rangeError: OutOfRange | undefined = checkRange(volume, visibleBytes, offset, data.length)
         if (rangeError) return Effect.fail(rangeError)
+        if (cipher && data.length > 0) return writeEncrypted(cipher, offset, data)
         if (data.length <= writeChunkBytesMax) return writeChunk(offset, data)
-        const chunks: Array<[number, Uint8Array]> = []
-        for (let at = 0; at < data.length; at += writeChunkBytesMax) chunks.push([offset + at, data.subarray(at, at + writeChunkBytesMax)])
-        // Every chunk settles before the write does (no fail-fast): no chunk is still in flight on the caller's buffer.
-        return Effect.forEach(chunks, ([chunkOffset, chunk]) => Effect.result(writeChunk(chunkOffset, chunk)), { concurrency: 8 }).pipe(
-          Effect.flatMap((results) => {
-            const failed = results.find((result) => result._tag === "Failure")
-            return failed === undefined ? Effect.void : Effect.fail(failed.failure)
-          }),
-        )
+        const chunks: Array<Effect.Effect<void, VolumeError>> = []
+        for (let at = 0; at < data.length; at += writeChunkBytesMax) chunks.push(writeChunk(offset + at, data.subarray(at, at + writeChunkBytesMax)))
+        return settleAll(chunks)
       })
 
     const read = (offset: number, length: number): Effect.Effect<Uint8Array, VolumeError> =>
       Effect.suspend((): Effect.Effect<Uint8Array, VolumeError> => {
-        const rangeError = checkRange(volume, sizeBytes, offset, length)
+        const rangeError = checkRange(volume, visibleBytes, offset, length)
         if (rangeError) return Effect.fail(rangeError)
-        return Effect.andThen(checkUsable, store.read(offset, length).pipe(Effect.mapError(storeFailure(volume))))
+        if (!cipher) return Effect.andThen(checkUsable, store.read(offset, length).pipe(Effect.mapError(storeFailure(volume))))
+        const span = unitSpan(offset, length, visibleBytes, cipher.unitBytes)
+        return Effect.andThen(checkUsable, store.read(span.start, span.end - span.start).pipe(
+          Effect.mapError(storeFailure(volume)),
+          Effect.map((stored) => cipher.decrypt(span.start, stored).subarray(offset - span.start, offset - span.start + length)),
+        ))
       })
 
     const flush: Effect.Effect<void, VolumeError> = inflight.withPermits(1)(Effect.gen(function* () {
@@ -584,7 +696,7 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
       if (link.state() === "failed" || decisions.get(link)!.kind === "full") link.dirty.markAll()
       for (const ranges of activity) {
         if (ranges === "all") link.dirty.markAll()
-        else for (const [offset, length] of ranges) link.dirty.mark(offset, Math.min(length, sizeBytes - offset))
+        else for (const [offset, length] of ranges) if (offset < link.dirty.sizeBytes) link.dirty.mark(offset, Math.min(length, link.dirty.sizeBytes - offset))
       }
     }
     yield* Effect.forEach(deltas, (link) => resync(link, false), { concurrency: "unbounded", discard: true })
@@ -637,10 +749,58 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
       Effect.gen(function* () {
         const link = links.find((l) => l.target.node === node)
         if (!link || link.state() !== "failed" || fenced) return
+        // Writes done without it wait for its failure's record; a revive does not end that wait.
+        const persisted = failurePersisted.get(link)
+        if (persisted) yield* Deferred.await(persisted)
         failurePersisted.delete(link)
         // Same session: the dirty bitmap is enough if the copy proves it followed it; else a full sync.
         yield* openAndSync(link, lineage)
       })
+
+    const resizeLock = yield* Semaphore.make(1)
+    /** An encrypted volume grows in whole cipher units (resize.ts). */
+    const resizeUnitBytes = cipher ? cipher.unitBytes : sectorBytes
+    const reachBytes = () => Math.min(...links.map((link) => link.dirty.regionBytes * regionCountMax), ...(writtenSinceEmpty ? [writtenSinceEmpty.regionBytes * regionCountMax] : []))
+    /** Grows this copy and every link's bitmaps, and queues a Resize on every link in the stream; the in-sync ones are returned to wait for. */
+    const growCopies = (next: number) =>
+      Effect.gen(function* () {
+        // The own record is not rewritten here: one of the old size reads as well (the growth added
+        // only zeros), and a rewrite racing a store failure's `incomplete` could undo it. The next
+        // master open writes the new size.
+        if (store.sizeBytes < next) yield* withinDiskTimeout("growing the master's copy", store.grow(next)).pipe(Effect.mapError(storeFailure(volume)))
+        return yield* orderLock.withPermits(1)(Effect.uninterruptible(Effect.suspend(() => {
+          // Every bitmap can cover the new size (a link added meanwhile too), or none is changed.
+          const bitmaps = [...links.map((link) => link.dirty), ...(writtenSinceEmpty ? [writtenSinceEmpty] : [])]
+          const bad = checkResize(volume, visibleBytes, next, Math.min(...bitmaps.map((bitmap) => bitmap.regionBytes * regionCountMax)), resizeUnitBytes)
+          if (bad) return Effect.fail(bad)
+          writtenSinceEmpty?.grow(next)
+          const waits: Wait[] = []
+          for (const link of links) {
+            link.grow(next)
+            const wasInSync = link.inSync()
+            const done = link.enqueue(MessageType.Resize, next, new Uint8Array(0))
+            if (done && wasInSync) waits.push({ link, done })
+          }
+          return Effect.succeed(waits)
+        })))
+      })
+    const resize = <E = never, R = never>(next: number, commit?: Effect.Effect<void, E, R>): Effect.Effect<void, VolumeError | ReplicationError | E, R> =>
+      resizeLock.withPermits(1)(Effect.gen(function* () {
+        const bad = checkResize(volume, visibleBytes, next, undefined, resizeUnitBytes)
+        if (bad) return yield* bad
+        if (next === visibleBytes) return
+        const unreachable = checkResize(volume, visibleBytes, next, reachBytes(), resizeUnitBytes)
+        if (unreachable) return yield* unreachable
+        // Not the failure mode's IO check: a resize changes no byte, and a hard volume waiting for a
+        // replica grows too (the missing copy is grown at its next Open).
+        yield* checkServing
+        const waits = yield* growCopies(next)
+        yield* awaitReplicas(waits).pipe(Effect.catchTag("VolumeUnavailable", (error) => (fenced ? Effect.fail(error) : checkServing)))
+        if (commit) yield* commit
+        const before = visibleBytes
+        visibleBytes = next
+        emit("resized", `volume ${volume} grew from ${before} to ${next} bytes on the master and ${waits.length} in-sync replica${waits.length === 1 ? "" : "s"}`)
+      }))
 
     let verifying: VerifyReport | undefined
     const verifyContext: VerifyContext = {
@@ -660,7 +820,7 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
         const bad = checkVerifyOptions(volume, verifyOptions)
         if (bad) return Effect.fail(bad)
         if (verifying?.state === "running") return Effect.fail(new ReplicationError({ reason: "busy", volume, message: `volume ${volume}: a verify is already running (${verifying.bytesDone} of ${verifying.bytesTotal} bytes); wait for it to finish` }))
-        verifying = newVerifyReport(verifyContext, sizeBytes, verifyOptions)
+        verifying = newVerifyReport(verifyContext, visibleBytes, verifyOptions)
         return Effect.succeed(verifying)
       })
     const runRecorded = (report: VerifyReport) =>
@@ -673,7 +833,7 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
     const status = Effect.sync((): VolumeStatus => {
       const assessment = fenced ? { health: "unavailable" as const, usable: false, reason: fenced.message } : assess()
       return {
-        volume, sizeBytes, master: options.nodeName, epoch, spec,
+        volume, sizeBytes: visibleBytes, master: options.nodeName, epoch, spec,
         health: assessment.health, usable: assessment.usable, reason: assessment.reason,
         replicas: links.map((link) => {
           const progress = syncProgress.get(link)
@@ -693,12 +853,13 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
     })
     yield* Effect.addFinalizer(() => close)
 
-    return {
-      name: volume, sizeBytes, epoch, lineage, write, read, flush, status, fence, isFenced: () => fenced !== undefined, fencedReason: () => fenced?.reason, drain, copyDamaged: () => damaged,
+    const volumeObject = {
+      name: volume, epoch, lineage, resize, capacityBytes: () => store.sizeBytes, reachBytes, write, read, flush, status, fence, isFenced: () => fenced !== undefined, fencedReason: () => fenced?.reason, drain, copyDamaged: () => damaged,
       addReplica, removeReplica, reviveReplica, links: () => links, close, verify, startVerify, lastVerify: () => verifying,
       spec: () => spec,
-      updateSpec: (next) => {
-        if (next.nocompress !== spec.nocompress) for (const link of links) link.setCompress(!next.nocompress)
+      updateSpec: (next: VolumeSpec) => {
+        assert((next.encryption === true) === (cipher !== undefined), "encryption is chosen at creation (labels.ts checkSpecChange)")
+        if (compresses(next) !== compresses(spec)) for (const link of links) link.setCompress(compresses(next))
         countedReplicas = next.replicas > spec.replicas ? Math.min(countedReplicas, spec.replicas) : next.replicas
         spec = next
       },
@@ -706,5 +867,7 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
       awaitSyncs: Effect.forEach(startups, (fiber) => Fiber.await(fiber), { discard: true }).pipe(
         Effect.andThen(Effect.suspend(() => Effect.forEach([...syncFibers.values()], (fiber) => Fiber.await(fiber), { discard: true }))),
       ),
-    } satisfies MasterVolume
+    }
+    // Read through: the size changes when a resize completes.
+    return Object.defineProperty(volumeObject, "sizeBytes", { get: () => visibleBytes, enumerable: true }) as typeof volumeObject & { readonly sizeBytes: number } satisfies MasterVolume
   })

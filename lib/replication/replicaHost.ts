@@ -65,7 +65,7 @@ interface Hosted {
   activityNext: number
   readonly volume: string
   readonly id: bigint
-  readonly sizeBytes: number
+  /** Its size is the copy's (`store.sizeBytes`): grown by a Resize or by an Open of a bigger size. */
   readonly store: BlockStore
   epoch: number
   owner: Connection | undefined
@@ -119,7 +119,8 @@ export const makeReplicaHost = (options: ReplicaHostOptions): ReplicaHost => {
         return yield* new ReplicationError({ reason: "already-hosted", volume, message: existing.volume === volume ? `volume ${volume} is already hosted on ${options.nodeName}` : `volume ${volume} has the same id as hosted volume ${existing.volume}; rename one` })
       }
       const meta = yield* store.readMeta.pipe(Effect.mapError((cause) => new ReplicationError({ reason: "store", volume, message: `cannot read the replica's meta record: ${cause.message}`, cause })))
-      if (meta && (meta.volume !== volume || meta.sizeBytes !== store.sizeBytes)) {
+      // A record of a smaller size is a copy that grew and crashed before its record was rewritten.
+      if (meta && (meta.volume !== volume || meta.sizeBytes > store.sizeBytes)) {
         return yield* new ReplicationError({ reason: "bad-request", volume, message: `the store holds ${meta.volume} (${meta.sizeBytes} bytes), not ${volume} (${store.sizeBytes} bytes)` })
       }
       if (uid !== undefined && meta?.uid !== undefined && meta.uid !== uid) {
@@ -127,7 +128,7 @@ export const makeReplicaHost = (options: ReplicaHostOptions): ReplicaHost => {
       }
       const entry: Hosted = {
         identity: identityOf(meta, store.createdEmpty === true), activityUnknown: store.createdEmpty !== true && !handedOver, damagedSinceOpen: false,
-        activity: [], activityNext: 0, volume, id, sizeBytes: store.sizeBytes, store, epoch: meta?.epoch ?? 0, owner: undefined, master: undefined, writesApplied: 0, bytesApplied: 0,
+        activity: [], activityNext: 0, volume, id, store, epoch: meta?.epoch ?? 0, owner: undefined, master: undefined, writesApplied: 0, bytesApplied: 0,
       }
       // A copy created here is provably all zeros: say so durably, so a restart still knows it.
       if (meta === undefined && entry.identity.state === "empty") yield* persistIdentity(entry, { ...entry.identity, uid })
@@ -146,7 +147,7 @@ export const makeReplicaHost = (options: ReplicaHostOptions): ReplicaHost => {
 
   const status = () =>
     [...hosted.values()].map((h) => ({
-      volume: h.volume, sizeBytes: h.sizeBytes, epoch: h.epoch, master: h.master,
+      volume: h.volume, sizeBytes: h.store.sizeBytes, epoch: h.epoch, master: h.master,
       connected: h.owner !== undefined && h.owner.link.isOpen(), writesApplied: h.writesApplied, bytesApplied: h.bytesApplied,
     }))
 
@@ -176,7 +177,7 @@ const persistIdentity = (entry: Hosted, identity: CopyIdentity): Effect.Effect<v
     const state: CopyState = identity.state === "unknown" ? "incomplete" : identity.state
     const updatedAtMs = yield* Clock.currentTimeMillis
     yield* entry.store.writeMeta({
-      volume: entry.volume, sizeBytes: entry.sizeBytes, epoch: identity.epoch, role: "replica", state, updatedAtMs,
+      volume: entry.volume, sizeBytes: entry.store.sizeBytes, epoch: identity.epoch, role: "replica", state, updatedAtMs,
       ...(identity.uid === undefined ? {} : { uid: identity.uid }),
       ...(identity.generation === undefined ? {} : { generation: identity.generation }),
     }).pipe(Effect.mapError(storeError(entry, state)))
@@ -300,11 +301,6 @@ const serveConnection = (
         replyError(connection, frame, 0, ErrorCode.UnknownVolume, `volume ${request.volume} is not hosted on ${nodeName}`)
         return
       }
-      if (request.sizeBytes !== entry.sizeBytes) {
-        count("size-mismatch")
-        replyError(connection, frame, entry.epoch, ErrorCode.BadFrame, `volume ${request.volume} is ${entry.sizeBytes} bytes here, not ${request.sizeBytes}`)
-        return
-      }
       if (request.epoch < entry.epoch) {
         count("stale-epoch")
         replyError(connection, frame, entry.epoch, ErrorCode.StaleEpoch, `epoch ${request.epoch} is older than ${entry.epoch} held by ${nodeName} for ${request.volume}`)
@@ -313,6 +309,12 @@ const serveConnection = (
       if (request.uid !== undefined && entry.identity.uid !== undefined && request.uid !== entry.identity.uid) {
         count("foreign-copy")
         replyError(connection, frame, entry.epoch, ErrorCode.UnknownVolume, `the copy of ${request.volume} on ${nodeName} belongs to volume id ${entry.identity.uid}, not ${request.uid}`)
+        return
+      }
+      // Never truncated: a master of a smaller size than this copy is refused (it grows first, then opens again).
+      if (request.sizeBytes < entry.store.sizeBytes) {
+        count("size-mismatch")
+        replyError(connection, frame, entry.epoch, ErrorCode.BadFrame, `volume ${request.volume} is ${entry.store.sizeBytes} bytes here, more than the ${request.sizeBytes} bytes opened; a copy is never shrunk`)
         return
       }
       // The previous owner's frames are refused from here on, before the record's (async) write:
@@ -325,7 +327,18 @@ const serveConnection = (
         ...(options.incarnation === undefined ? {} : { incarnation: options.incarnation }),
       }
       const next = identityOnOpen(entry, request)
-      if (next !== entry.identity) {
+      // A copy that missed a resize grows (zeros past its old end, which is what the master's copy
+      // held there when it grew; everything written there since is owed to it like any write).
+      const grows = request.sizeBytes > entry.store.sizeBytes
+      if (grows) {
+        const grown = yield* Effect.result(entry.store.grow(request.sizeBytes))
+        if (grown._tag === "Failure") {
+          count(`store-grow-${grown.failure.reason}`)
+          replyError(connection, frame, entry.epoch, ErrorCode.StoreFailed, `cannot grow the copy of ${request.volume} to ${request.sizeBytes} bytes: ${grown.failure.message}`)
+          return
+        }
+      }
+      if (next !== entry.identity || grows) {
         const persisted = yield* Effect.result(persistIdentity(entry, next))
         if (persisted._tag === "Failure") {
           count("store-meta")
@@ -372,6 +385,8 @@ const serveConnection = (
         yield* handleComplete(frame, entry)
       } else if (frame.type === MessageType.Verify) {
         yield* handleVerify(frame, entry)
+      } else if (frame.type === MessageType.Resize) {
+        yield* handleResize(frame, entry)
       } else {
         const result = yield* Effect.result(entry.store.read(frame.offset, frame.length))
         if (result._tag === "Failure") replyError(connection, frame, entry.epoch, result.failure.reason === "out-of-range" ? ErrorCode.OutOfRange : ErrorCode.StoreFailed, result.failure.message)
@@ -394,6 +409,29 @@ const serveConnection = (
       const body = new Uint8Array(verifyReplyBodyBytes)
       new DataView(body.buffer).setUint32(0, crc32c(result.success), true)
       connection.send(makeFrame(MessageType.VerifyReply, { volumeId: frame.volumeId, epoch: entry.epoch, sequence: frame.sequence, offset: frame.offset, body }))
+    })
+
+    /**
+     * Online growth, in stream order: every earlier write is applied, no later one addresses the
+     * new bytes before this answer. The copy grows (durably), its record says the new size, then
+     * ResizeAck. A size below the copy's is refused (never truncated); the same size is acknowledged.
+     */
+    const handleResize = (frame: Frame, entry: Hosted) => Effect.gen(function* () {
+      const next = frame.offset
+      if (next < entry.store.sizeBytes) {
+        count("resize-shrink")
+        replyError(connection, frame, entry.epoch, ErrorCode.OutOfRange, `Resize of ${entry.volume} to ${next} bytes refused: the copy holds ${entry.store.sizeBytes} bytes and is never shrunk`)
+        return
+      }
+      if (next > entry.store.sizeBytes) {
+        const grown = yield* Effect.result(Effect.andThen(entry.store.grow(next), persistIdentity(entry, entry.identity)))
+        if (grown._tag === "Failure") {
+          count("resize-failed")
+          replyError(connection, frame, entry.epoch, ErrorCode.StoreFailed, `cannot grow the copy of ${entry.volume} to ${next} bytes: ${grown.failure.message}`)
+          return
+        }
+      }
+      reply(connection, frame, MessageType.ResizeAck, entry.epoch)
     })
 
     /** The master says this copy holds every byte of its session: fdatasync, then record it complete. */
@@ -430,10 +468,11 @@ const serveConnection = (
         case MessageType.Flush:
         case MessageType.Complete:
         case MessageType.Verify:
+        case MessageType.Resize:
         case MessageType.Read: {
           const clientVolume = clientOpened.get(frame.volumeId)
-          // Clients read, write and flush; SyncChunk, Complete and Verify come only from a master to its replica.
-          if (clientVolume !== undefined && frame.type !== MessageType.SyncChunk && frame.type !== MessageType.Complete && frame.type !== MessageType.Verify) {
+          // Clients read, write and flush; SyncChunk, Complete, Verify and Resize come only from a master to its replica.
+          if (clientVolume !== undefined && frame.type !== MessageType.SyncChunk && frame.type !== MessageType.Complete && frame.type !== MessageType.Verify && frame.type !== MessageType.Resize) {
             const master = options.lookupMaster?.(clientVolume)
             if (!master || master.isFenced() || master.epoch !== frame.epoch) {
               replyError(connection, frame, 0, ErrorCode.NotReplica, JSON.stringify({ tag: "NotMaster", reason: "not-master", message: `${nodeName} no longer serves ${clientVolume} as master` }))

@@ -12,7 +12,7 @@
 import { Clock, Deferred, Effect, Queue, Schedule, Scope } from "effect"
 import { assert } from "../core/assert.ts"
 import { dirtyRegionBytesFor, inflightWritesPerReplicaMax } from "../core/limits.ts"
-import { DirtyBitmap } from "../store/dirtyBitmap.ts"
+import { DirtyBitmap, type BitmapError } from "../store/dirtyBitmap.ts"
 import { CompressionGovernor, encodeJsonBody, ErrorCode, makeFrame, MessageType, messageTypeName, SharedBodyEncoder, type Frame } from "../wire/index.ts"
 import type { Connection } from "../net/connection.ts"
 import type { Metrics } from "../core/metrics.ts"
@@ -112,6 +112,15 @@ export interface ReplicaLink {
   /** Regions written while this replica was not in sync (or possibly unapplied when it failed). */
   readonly dirty: DirtyBitmap
   readonly pendingCount: () => number
+  /**
+   * Covers a volume grown to `sizeBytes` (online resize): the bitmaps grow in place, the next Open
+   * tells the new size. The caller queues the Resize frame itself (an in-sync or syncing link);
+   * a link that opened at a smaller size queues one when it attaches. A size past the bitmaps'
+   * reach (regionCountMax regions of this link's region size) is refused, nothing changed.
+   */
+  readonly grow: (sizeBytes: number) => BitmapError | undefined
+  /** The size this link opens the replica's copy at (the master's capacity). */
+  readonly sizeBytes: () => number
   /** Payload bytes sent in SyncChunk frames (resync traffic) since the link was made. */
   readonly syncBytesSent: () => number
   /** Reconnections after a dropped connection (replication retries). */
@@ -147,12 +156,19 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
     let failure: LinkFailure | undefined
     let connection: Connection | undefined
     let nextSequence = 1
+    // Resolved once: a frame's counters are bumped without building a series key per frame.
+    const framesOut = options.metrics?.counter("replivol_network_frames_total", { volume: options.volume, direction: "out" })
+    const bytesOut = options.metrics?.counter("replivol_network_bytes_total", { volume: options.volume, direction: "out" })
     let syncBytes = 0
     let reconnectCount = 0
     const pending = new Map<number, Pending>()
     let compress = options.compress
     let governor = compress ? new CompressionGovernor() : undefined
     const bodyUser = {}
+    // The master's capacity: grown by `grow` (online resize); the region size stays the link's own.
+    let sizeBytes = options.sizeBytes
+    /** The size the last Open told the replica. */
+    let openedAtBytes = sizeBytes
     const regionBytes = dirtyRegionBytesFor(options.sizeBytes, options.dirtyRegionBytes)
     const dirty = new DirtyBitmap(options.sizeBytes, regionBytes)
     // What the replica may lose in a power loss: data frames since its last acknowledged fdatasync
@@ -177,7 +193,7 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
       if (isDataFrame(type) && length > 0) sinceFlush.mark(offset, length)
       else if ((type === MessageType.Flush || type === MessageType.Complete) && sinceFlush.dirtyRegionCount > 0) {
         flushing.push({ sequence, regions: sinceFlush })
-        sinceFlush = new DirtyBitmap(options.sizeBytes, regionBytes)
+        sinceFlush = new DirtyBitmap(sizeBytes, regionBytes)
       }
     }
     const flushAcknowledged = (sequence: number) => {
@@ -192,14 +208,18 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
       completedSession = false
       failure = why
       markPendingDirty()
-      for (const { done, checksum } of pending.values()) {
-        Deferred.doneUnsafe(done, Effect.fail(why))
-        if (checksum) Deferred.doneUnsafe(checksum, Effect.fail(why))
-      }
+      const waiting = [...pending.values()]
       pending.clear()
       connection?.close(`replica ${options.target.node} failed: ${why.message}`)
       connection = undefined
+      // The owner hears of the failure before any waiter: a write that waited for this replica
+      // must find the failure's record under way (masterVolume's awaitReplica), not miss it and
+      // be acknowledged while the record still calls the replica in sync (cluster simulator seed 127).
       options.onFailed(why)
+      for (const { done, checksum } of waiting) {
+        Deferred.doneUnsafe(done, Effect.fail(why))
+        if (checksum) Deferred.doneUnsafe(checksum, Effect.fail(why))
+      }
     }
 
     const onFrame = (from: Connection) => (frame: Frame) => {
@@ -211,7 +231,7 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
         if (frame.aux === ErrorCode.StoreFailed) return fail(new LinkFailure("store", `replica ${options.target.node} could not store a write: ${text}`))
         return fail(new LinkFailure("refused", `replica ${options.target.node} refused frame ${frame.sequence}: ${text}`))
       }
-      if (frame.type !== MessageType.WriteAck && frame.type !== MessageType.FlushAck && frame.type !== MessageType.SyncAck && frame.type !== MessageType.CompleteAck && frame.type !== MessageType.VerifyReply) return
+      if (frame.type !== MessageType.WriteAck && frame.type !== MessageType.FlushAck && frame.type !== MessageType.SyncAck && frame.type !== MessageType.CompleteAck && frame.type !== MessageType.VerifyReply && frame.type !== MessageType.ResizeAck) return
       const entry = pending.get(frame.sequence)
       if (!entry) return
       // An answer of another kind than its request (a VerifyReply to a Write, an ack to a Verify) is a broken peer.
@@ -244,7 +264,8 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
         }
       })
       conn.link.onClose((why) => Deferred.doneUnsafe(reply, Effect.fail(new LinkFailure("closed", `connection to ${options.target.node} closed: ${why}`))))
-      conn.send(makeFrame(MessageType.Open, { volumeId: options.volumeId, epoch: options.epoch, body: encodeJsonBody({ volume: options.volume, sizeBytes: options.sizeBytes, epoch: options.epoch, master: options.masterName, uid: options.uid, generation: options.generation }) }))
+      openedAtBytes = sizeBytes
+      conn.send(makeFrame(MessageType.Open, { volumeId: options.volumeId, epoch: options.epoch, body: encodeJsonBody({ volume: options.volume, sizeBytes, epoch: options.epoch, master: options.masterName, uid: options.uid, generation: options.generation }) }))
       yield* Deferred.await(reply).pipe(
         Effect.timeoutOrElse({ duration: options.ackTimeoutMs, orElse: () => Effect.fail(new LinkFailure("ack-timeout", `replica ${options.target.node} did not answer the open within ${options.ackTimeoutMs} ms`)) }),
         Effect.onError(() => Effect.sync(() => conn.close("open failed"))),
@@ -348,6 +369,8 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
       synced = startInSync
       state = synced ? "in-sync" : "syncing"
       attach(result.success)
+      // The volume grew while this link was opening (no Resize was queued on it): tell the copy first.
+      if (openedAtBytes < sizeBytes) enqueue(MessageType.Resize, sizeBytes, new Uint8Array(0))
     })
 
     const enqueue = (type: MessageType, offset: number, body: Uint8Array) => {
@@ -368,10 +391,8 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
       const frame = makeFrame(type, { volumeId: options.volumeId, epoch: options.epoch, sequence: nextSequence++, offset, body: owned })
       trackUnflushed(type, offset, body.length, frame.sequence)
       if (type === MessageType.SyncChunk) syncBytes += body.length
-      if (options.metrics) {
-        options.metrics.add("replivol_network_frames_total", { volume: options.volume, direction: "out" })
-        options.metrics.add("replivol_network_bytes_total", { volume: options.volume, direction: "out" }, body.length)
-      }
+      framesOut?.inc()
+      bytesOut?.inc(body.length)
       const done = Deferred.makeUnsafe<void, LinkFailure>()
       pending.set(frame.sequence, { frame, done, queuedAtMs: clock.currentTimeMillisUnsafe() })
       if (connection) connection.send(frame, compress, sharedBodies.encode(type, owned, bodyUser, governor))
@@ -445,6 +466,12 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
       awaitAck,
       dirty,
       pendingCount: () => pending.size,
+      grow: (next) => {
+        const error = dirty.grow(next) ?? sinceFlush.grow(next)
+        if (error === undefined) sizeBytes = next
+        return error
+      },
+      sizeBytes: () => sizeBytes,
       syncBytesSent: () => syncBytes,
       reconnects: () => reconnectCount,
       drained: Effect.suspend(() => connection?.link.drained ?? Effect.void),

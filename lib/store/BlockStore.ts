@@ -20,12 +20,17 @@
  *   `writeMeta` is durable and atomic by itself: after a crash the old or the new record is
  *   there, never a mix.
  * - After `close`, every operation fails with reason `closed`; `close` itself is idempotent.
+ * - Growth (`grow`, online resize): the store gets bigger, never smaller. The new bytes read as
+ *   zeros (a sparse file is extended, nothing is written), the new size is durable when `grow`
+ *   returns, and `sizeBytes` says the new size from then on (so wrappers read it through, never
+ *   copy it: `wrapStore`). A smaller size is refused (`shrink`): a copy is never truncated.
  */
 import { Data, type Effect } from "effect"
 import { isInside } from "../core/range.ts"
+import { volumeSizeBytesMax } from "../core/limits.ts"
 
 /** Why a store operation failed; users match on `reason`, never on `message`. */
-export type StoreErrorReason = "out-of-range" | "io" | "no-space" | "closed" | "size-mismatch" | "corrupt-meta" | "exists"
+export type StoreErrorReason = "out-of-range" | "io" | "no-space" | "closed" | "size-mismatch" | "corrupt-meta" | "exists" | "shrink"
 
 export class StoreError extends Data.TaggedError("StoreError")<{
   readonly reason: StoreErrorReason
@@ -51,6 +56,7 @@ export interface StoreMeta {
 }
 
 export interface BlockStore {
+  /** The current size (it changes only by `grow`). */
   readonly sizeBytes: number
   /** True when this open created the backing storage: it holds only zeros and no meta record. */
   readonly createdEmpty?: boolean
@@ -60,8 +66,40 @@ export interface BlockStore {
   readonly flush: Effect.Effect<void, StoreError>
   readonly close: Effect.Effect<void>
   readonly readMeta: Effect.Effect<StoreMeta | undefined, StoreError>
-  /** Durable and atomic. Refuses a record whose sizeBytes is not the store's (`size-mismatch`). */
+  /**
+   * Durable and atomic. Refuses a record whose sizeBytes is not the store's (`size-mismatch`).
+   * `readMeta` also accepts a record of a smaller size: what a crash between `grow` and the
+   * record's rewrite leaves (the bytes past the record's size are the zeros `grow` added).
+   */
   readonly writeMeta: (meta: StoreMeta) => Effect.Effect<void, StoreError>
+  /**
+   * Grows the store to `sizeBytes` (new bytes read as zeros), durably. Equal to the current size:
+   * nothing happens. Smaller: `shrink`; above volumeSizeBytesMax or not an integer: `out-of-range`.
+   * The meta record is left as it is (its owner rewrites it with the new size).
+   */
+  readonly grow: (sizeBytes: number) => Effect.Effect<void, StoreError>
+}
+
+/** Why a store of `currentBytes` cannot grow to `nextBytes`, or undefined when it can (or is that size already). */
+export function checkGrow(path: string | undefined, currentBytes: number, nextBytes: number): StoreError | undefined {
+  if (!Number.isSafeInteger(nextBytes) || nextBytes < 0 || nextBytes > volumeSizeBytesMax)
+    return new StoreError({ reason: "out-of-range", path, message: `cannot grow the store${path === undefined ? "" : ` ${path}`} to ${nextBytes} bytes: allowed an integer from ${currentBytes} to ${volumeSizeBytesMax}` })
+  if (nextBytes < currentBytes)
+    return new StoreError({ reason: "shrink", path, message: `cannot shrink the store${path === undefined ? "" : ` ${path}`} from ${currentBytes} to ${nextBytes} bytes: a copy only grows (allowed: ${currentBytes} bytes or more)` })
+  return undefined
+}
+
+/**
+ * A store with some operations replaced (instrumentation, fault gates) whose `sizeBytes` reads
+ * through to `store`: a spread would copy the size once and miss every later `grow`.
+ */
+export function wrapStore(store: BlockStore, overrides: Partial<Omit<BlockStore, "sizeBytes">>): BlockStore {
+  const wrapped: Omit<BlockStore, "sizeBytes"> = {
+    ...(store.createdEmpty === undefined ? {} : { createdEmpty: store.createdEmpty }),
+    read: store.read, write: store.write, flush: store.flush, close: store.close, readMeta: store.readMeta, writeMeta: store.writeMeta, grow: store.grow,
+    ...overrides,
+  }
+  return Object.defineProperty(wrapped, "sizeBytes", { get: () => store.sizeBytes, enumerable: true }) as BlockStore
 }
 
 /**

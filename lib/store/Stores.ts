@@ -6,13 +6,17 @@
  * so a restarted node finds what it had flushed.
  */
 import { Context, Effect, Layer, type Scope } from "effect"
-import type { BlockStore, StoreError } from "./BlockStore.ts"
+import { wrapStore, type BlockStore, type StoreError } from "./BlockStore.ts"
 import { makeMemoryStore, type MemoryStore } from "./memory.ts"
 
 export class Stores extends Context.Service<
   Stores,
   {
-    /** Opens (creating when absent) the store at `path` of exactly `sizeBytes`; closed with the scope. */
+    /**
+     * Opens (creating when absent) the store at `path` of at least `sizeBytes`, closed with the
+     * scope: a smaller copy (one that missed a resize) is grown to `sizeBytes`, zeros past its old
+     * end; a bigger one is opened at its own size, never truncated.
+     */
     readonly open: (path: string, sizeBytes: number) => Effect.Effect<BlockStore, StoreError, Scope.Scope>
     /** Removes the store at `path` and its meta record (a deleted volume's copy). */
     readonly remove: (path: string) => Effect.Effect<void, StoreError>
@@ -26,15 +30,17 @@ export const makeMemoryStores = () => {
   const byPath = new Map<string, MemoryStore>()
   const service = Stores.of({
     open: (path, sizeBytes) =>
-      Effect.sync(() => {
+      Effect.suspend(() => {
         let store = byPath.get(path)
-        const createdEmpty = !store || store.sizeBytes !== sizeBytes
-        if (createdEmpty) {
+        const createdEmpty = !store
+        if (!store) {
           store = makeMemoryStore(sizeBytes, { name: path })
           byPath.set(path, store)
-        } else store!.reopen()
+        } else store.reopen()
+        const opened = store
         // The same store, told whether this open created it (the memory store itself is reused across opens).
-        return { ...(store as BlockStore), createdEmpty }
+        const grown = opened.sizeBytes < sizeBytes ? opened.grow(sizeBytes) : Effect.void
+        return Effect.as(grown, wrapStore(opened, { createdEmpty }))
       }),
     remove: (path) => Effect.sync(() => void byPath.delete(path)),
     list: (dir) => Effect.sync(() => [...byPath.keys()].filter((path) => path.startsWith(`${dir}/`))),

@@ -59,20 +59,52 @@ function popcount32(word: number): number {
 const bitMask = (lo: number, hi: number): number => ((0xffffffff >>> (31 - (hi - lo))) << lo) >>> 0
 
 export class DirtyBitmap {
-  readonly sizeBytes: number
   readonly regionBytes: number
-  readonly regionCount: number
-  readonly #words: Uint32Array
+  #sizeBytes: number
+  #regionCount: number
+  #words: Uint32Array
   #dirtyCount = 0
 
   /** Parameters are asserted (a defect when wrong); use `DirtyBitmap.make` for values from users. */
   constructor(sizeBytes: number, regionBytes: number = defaults.dirtyRegionBytes) {
     const error = shapeError(sizeBytes, regionBytes)
     assert(error === undefined, error?.message ?? "")
-    this.sizeBytes = sizeBytes
+    this.#sizeBytes = sizeBytes
     this.regionBytes = regionBytes
-    this.regionCount = Math.ceil(sizeBytes / regionBytes)
-    this.#words = new Uint32Array(Math.ceil(this.regionCount / 32))
+    this.#regionCount = Math.ceil(sizeBytes / regionBytes)
+    this.#words = new Uint32Array(Math.ceil(this.#regionCount / 32))
+  }
+
+  /** The volume size covered (changed only by `grow`). */
+  get sizeBytes(): number {
+    return this.#sizeBytes
+  }
+
+  get regionCount(): number {
+    return this.#regionCount
+  }
+
+  /**
+   * Covers a volume grown to `sizeBytes` (online resize), in place and with the same region size,
+   * so region indexes keep their meaning for a resync walking the bitmap. The new regions are
+   * clean (they hold zeros on every copy until written). A size below the current one is a
+   * defect; one needing more than `regionCountMax` regions of this size is a typed error.
+   */
+  grow(sizeBytes: number): BitmapError | undefined {
+    assert(Number.isSafeInteger(sizeBytes) && sizeBytes >= this.#sizeBytes, `a bitmap grows (${this.#sizeBytes} → ${sizeBytes})`)
+    const error = shapeError(sizeBytes, this.regionBytes)
+    if (error !== undefined) return error
+    const regionCount = Math.ceil(sizeBytes / this.regionBytes)
+    const wordCount = Math.ceil(regionCount / 32)
+    if (wordCount > this.#words.length) {
+      const words = new Uint32Array(wordCount)
+      words.set(this.#words)
+      this.#words = words
+    }
+    // The last region of the old size was clipped; it now covers its whole length again (its bit is unchanged).
+    this.#sizeBytes = sizeBytes
+    this.#regionCount = regionCount
+    return undefined
   }
 
   /** A clean bitmap, or a typed error naming what is wrong with the sizes. */
@@ -174,15 +206,15 @@ export class DirtyBitmap {
     }
   }
 
-  /** Marks every region that is dirty in `other` (a bitmap of the same volume and region size). */
+  /** Marks every region that is dirty in `other` (a bitmap of the same region size, of this volume or of it before it grew). */
   merge(other: DirtyBitmap): void {
     assert(
-      other.sizeBytes === this.sizeBytes && other.regionBytes === this.regionBytes,
-      `merging bitmaps of the same shape (${this.sizeBytes}/${this.regionBytes} vs ${other.sizeBytes}/${other.regionBytes})`,
+      other.sizeBytes <= this.sizeBytes && other.regionBytes === this.regionBytes,
+      `merging bitmaps of the same region size, the other no bigger (${this.sizeBytes}/${this.regionBytes} vs ${other.sizeBytes}/${other.regionBytes})`,
     )
     const words = this.#words
     const theirs = other.#words
-    for (let w = 0; w < words.length; w++) {
+    for (let w = 0; w < theirs.length; w++) {
       const before = words[w]!
       const after = (before | theirs[w]!) >>> 0
       if (after !== before) {

@@ -6,7 +6,7 @@
  */
 import { countAndTime, noMetrics, opMetrics, type Metrics } from "../core/metrics.ts"
 import { metricNames } from "../core/metricFamilies.ts"
-import type { BlockStore } from "./BlockStore.ts"
+import { wrapStore, type BlockStore } from "./BlockStore.ts"
 
 const backend = { ops: metricNames.backendOps, bytes: metricNames.backendBytes, latency: metricNames.backendLatency }
 
@@ -15,10 +15,9 @@ export const instrumentStore = (store: BlockStore, volume: string, metrics: Metr
   const read = opMetrics(metrics, backend, volume, "read")
   const write = opMetrics(metrics, backend, volume, "write")
   const flush = opMetrics(metrics, backend, volume, "flush")
-  return {
-    ...store,
+  return wrapStore(store, {
     read: (offset, length) => countAndTime(metrics, read, length, store.read(offset, length)),
     write: (offset, data) => countAndTime(metrics, write, data.length, store.write(offset, data)),
     flush: countAndTime(metrics, flush, 0, store.flush),
-  }
+  })
 }

@@ -17,14 +17,14 @@ import { Effect } from "effect"
 import { KiB, volumeSizeBytesMax } from "../core/limits.ts"
 import { crc32c } from "../core/checksum.ts"
 import { assert } from "../core/assert.ts"
-import { type BlockStore, checkRange, closedError, StoreError, type StoreErrorReason, type StoreMeta } from "./BlockStore.ts"
+import { type BlockStore, checkGrow, checkRange, closedError, StoreError, type StoreErrorReason, type StoreMeta } from "./BlockStore.ts"
 import { checkMetaForWrite } from "./meta.ts"
 
 /** Allocation unit of the memory store (small: the simulator writes 4 KiB blocks all over big sparse volumes). */
 export const memoryPageBytes = 16 * KiB
 
 /** The operations a fault from `failNext` can be aimed at. */
-export type MemoryStoreOperation = "read" | "write" | "flush" | "readMeta" | "writeMeta"
+export type MemoryStoreOperation = "read" | "write" | "flush" | "readMeta" | "writeMeta" | "grow"
 
 export interface MemoryStore extends BlockStore {
   readonly name: string
@@ -49,7 +49,7 @@ export interface MemoryStore extends BlockStore {
   readonly peek: (offset: number, length: number) => Uint8Array
   /** What is on the disk now: the durable pages and the meta record (not the unflushed writes). */
   readonly image: () => MemoryStoreImage
-  /** Replaces the disk with `image` (an older copy restored): unflushed writes are dropped too. */
+  /** Replaces the disk with `image` (an older copy restored, at the size it had then): unflushed writes are dropped too. */
   readonly restore: (image: MemoryStoreImage) => void
 }
 
@@ -186,8 +186,10 @@ function isZero(bytes: Uint8Array): boolean {
   return true
 }
 
-export function makeMemoryStore(sizeBytes: number, options?: { readonly name?: string }): MemoryStore {
-  assert(Number.isSafeInteger(sizeBytes) && sizeBytes >= 0 && sizeBytes <= volumeSizeBytesMax, `memory store size ${sizeBytes} within 0..${volumeSizeBytesMax}`)
+export function makeMemoryStore(initialSizeBytes: number, options?: { readonly name?: string }): MemoryStore {
+  assert(Number.isSafeInteger(initialSizeBytes) && initialSizeBytes >= 0 && initialSizeBytes <= volumeSizeBytesMax, `memory store size ${initialSizeBytes} within 0..${volumeSizeBytesMax}`)
+  // Changed only by `grow` (durable at once: a grown size survives `crash`) and `restore`.
+  let sizeBytes = initialSizeBytes
   const name = options?.name ?? "memory"
   const pages = new LayeredPages()
   const faults: Fault[] = []
@@ -215,7 +217,9 @@ export function makeMemoryStore(sizeBytes: number, options?: { readonly name?: s
 
   return {
     name,
-    sizeBytes,
+    get sizeBytes() {
+      return sizeBytes
+    },
     read: (offset, length) => guarded("read", offset, length, () => pages.read(offset, length)),
     // Applied synchronously when the effect starts: writes land in the order they start.
     write: (offset, data) => guarded("write", offset, data.length, () => pages.write(offset, data), data),
@@ -226,6 +230,13 @@ export function makeMemoryStore(sizeBytes: number, options?: { readonly name?: s
       Effect.flatMap(guarded("writeMeta", 0, 0, () => checkMetaForWrite(next, undefined, sizeBytes)), (error) => {
         if (error !== undefined) return Effect.fail(error)
         meta = Object.freeze({ ...next })
+        return Effect.void
+      }),
+    grow: (next) =>
+      Effect.flatMap(guarded("grow", 0, 0, () => checkGrow(undefined, sizeBytes, next)), (error) => {
+        if (error !== undefined) return Effect.fail(error)
+        // Pages are allocated on write: the new bytes are holes, read as zeros.
+        sizeBytes = next
         return Effect.void
       }),
     get allocatedBytes() {
@@ -246,7 +257,7 @@ export function makeMemoryStore(sizeBytes: number, options?: { readonly name?: s
     },
     image: () => ({ sizeBytes, pages: pages.durablePages(), meta }),
     restore: (image) => {
-      assert(image.sizeBytes === sizeBytes, `a restored image of ${image.sizeBytes} bytes fits a store of ${sizeBytes}`)
+      sizeBytes = image.sizeBytes
       pages.replace(image.pages)
       meta = image.meta
     },

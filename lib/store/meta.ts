@@ -57,7 +57,11 @@ export function encodeMeta(meta: StoreMeta): string {
   return JSON.stringify({ volume, sizeBytes, epoch, role, state, updatedAtMs, uid, generation }) + "\n"
 }
 
-/** Parses and validates a stored record; a damaged one is `corrupt-meta`, a foreign size `size-mismatch`. */
+/**
+ * Parses and validates a stored record; a damaged one is `corrupt-meta`, a record bigger than the
+ * store `size-mismatch`. A smaller one is accepted: a crash after `grow` and before the record was
+ * rewritten (the copy holds the record's bytes, and zeros past them).
+ */
 export function decodeMeta(text: string, path: string | undefined, sizeBytes: number): StoreMeta | StoreError {
   if (text.length > metaBytesMax)
     return new StoreError({ reason: "corrupt-meta", path, message: `store meta is ${text.length} bytes; at most ${metaBytesMax} are allowed` })
@@ -75,5 +79,5 @@ export function decodeMeta(text: string, path: string | undefined, sizeBytes: nu
     ...(m.uid === undefined ? {} : { uid: m.uid }),
     ...(m.generation === undefined ? {} : { generation: m.generation }),
   }
-  return checkMetaForWrite(meta, path, sizeBytes) ?? meta
+  return checkMetaForWrite(meta, path, Math.min(meta.sizeBytes, sizeBytes)) ?? meta
 }

@@ -31,7 +31,7 @@ import { copiesOn, count, report, hostOf, nodeCount, runningNodes, startHost, st
 
 export type FaultKind =
   | "crash" | "power-loss" | "wipe" | "restore" | "isolate" | "block" | "reset" | "store-fault"
-  | "clock-step" | "pause" | "latency" | "recreate" | "image" | "move" | "cordon" | "drain"
+  | "clock-step" | "pause" | "latency" | "recreate" | "image" | "resize" | "move" | "cordon" | "drain"
 
 export type FaultWeights = Readonly<Record<FaultKind, number>>
 
@@ -209,15 +209,37 @@ const deleteVolume = (world: SimWorld, volume: SimVolume) =>
 export const createVolume = (world: SimWorld, volume: SimVolume, sizeBytes: number) =>
   Effect.gen(function* () {
     volume.sizeBytes = sizeBytes
+    volume.createdBytes = sizeBytes
     volume.model = new VolumeModel(volume.name, sizeBytes, undefined)
     for (let attempt = 0; ; attempt++) {
       const via = runningNodes(world)[0]?.node
-      const labels = { "storageos.com/replicas": String(volume.replicas), "storageos.com/failure.mode": volume.mode }
+      const labels = { "storageos.com/replicas": String(volume.replicas), "storageos.com/failure.mode": volume.mode, ...(world.keyRing ? { "storageos.com/encryption": "true" } : {}) }
       const result = via ? yield* Effect.result(via.createVolume({ volume: volume.name, sizeBytes, labels })) : undefined
       if (result?._tag === "Success") return
       if (attempt >= 300) return report(world, "run-failed", `${volume.name} could not be created again: ${result?._tag === "Failure" ? result.failure.message : "no node runs"}`)
       yield* Effect.sleep(100)
     }
+  })
+
+/** How far a resize fault grows a volume at most, against its size at creation (keeps the sparse pages bounded). */
+const resizeGrowthMax = 4
+
+/**
+ * A volume grows online (`volume resize`, through some running node): the request is recorded and
+ * the fault returns; the master grows every copy and commits while the other faults go on, and
+ * the model follows the committed size (clusterSim.ts). Converged, every copy must have it.
+ */
+const resize = (world: SimWorld, _index: number) =>
+  Effect.gen(function* () {
+    const volume = world.volumes[Math.floor(world.faultRandom.next() * world.volumes.length)]!
+    const record = volume.model.record
+    const via = runningNodes(world)[0]?.node
+    if (!record || !via) return
+    const base = record.resizeToBytes ?? record.sizeBytes
+    const next = Math.min(base + (1 + Math.floor(world.faultRandom.next() * 4)) * 1024 * 1024, volume.createdBytes * resizeGrowthMax)
+    if (next <= base) return
+    const result = yield* Effect.result(via.resizeVolume(volume.name, next, 0))
+    if (result._tag === "Success") count(world, "resize", `${volume.name} to ${next}`)
   })
 
 /** Bound of one move or drain in the simulator (a refused one returns at once). */
@@ -283,6 +305,7 @@ const actions: Readonly<Record<FaultKind, Action>> = {
   "latency": (w, i) => Effect.andThen(latency(w, i), Effect.sync(() => count(w, "latency", w.slots[i]!.host.name))),
   "recreate": recreate,
   "image": image,
+  "resize": resize,
   "move": move,
   "cordon": cordon,
   "drain": drain,

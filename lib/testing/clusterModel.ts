@@ -53,7 +53,8 @@ export class VolumeModel {
   #ackIndex = 0
 
   /** `uid`: the volume instance's id (adopted from its first committed record when undefined). */
-  constructor(readonly name: string, readonly sizeBytes: number, public uid: string | undefined) {}
+  /** `sizeBytes` grows when a committed record says the volume grew (online resize). */
+  constructor(readonly name: string, public sizeBytes: number, public uid: string | undefined) {}
 
   get blockCount(): number {
     return this.sizeBytes / blockBytes
@@ -127,6 +128,8 @@ export class VolumeModel {
   committed(next: VolumeRecord): void {
     const previous = this.record
     this.record = next
+    // Grown by a resize: the new blocks hold zeros until written (never written: `problem` wants zeros).
+    if (next.sizeBytes > this.sizeBytes) this.sizeBytes = next.sizeBytes
     if (previous === undefined) {
       if (next.master !== undefined) this.holders.add(next.master)
       return

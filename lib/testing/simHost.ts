@@ -14,7 +14,7 @@
 import { Clock, Deferred, Duration, Effect, Layer } from "effect"
 import { ControlError, ControlStore, type ControlStoreShape } from "../control/ControlStore.ts"
 import { NetError, Transport } from "../net/Transport.ts"
-import { closedError, type BlockStore, type StoreError } from "../store/BlockStore.ts"
+import { closedError, wrapStore, type BlockStore, type StoreError } from "../store/BlockStore.ts"
 import { Stores } from "../store/Stores.ts"
 import type { SeededRandom } from "../core/seeded.ts"
 
@@ -128,16 +128,15 @@ export const hostControlStore = (inner: ControlStoreShape, host: SimHost, incarn
 const incarnationStore = (store: BlockStore, incarnation: Incarnation, path: string): BlockStore => {
   const dead = () => closedError(path, `an operation of a crashed process`)
   const gate = <A>(effect: Effect.Effect<A, StoreError>) => Effect.suspend(() => (incarnation.alive ? effect : Effect.fail(dead())))
-  return {
-    sizeBytes: store.sizeBytes,
-    ...(store.createdEmpty === undefined ? {} : { createdEmpty: store.createdEmpty }),
+  return wrapStore(store, {
     read: (offset, length) => gate(store.read(offset, length)),
     write: (offset, data) => gate(store.write(offset, data)),
     flush: gate(store.flush),
     close: Effect.suspend(() => (incarnation.alive ? store.close : Effect.void)),
     readMeta: gate(store.readMeta),
     writeMeta: (meta) => gate(store.writeMeta(meta)),
-  }
+    grow: (sizeBytes) => gate(store.grow(sizeBytes)),
+  })
 }
 
 /** The services one incarnation of a host runs with: its control-store view, its disks, its dialer. */

@@ -14,6 +14,7 @@ import {
   bodyBytesMaxOf,
   errorCodeName,
   isAddressedType,
+  isEmptyBodyType,
   isDataType,
   isErrorCode,
   isMessageType,
@@ -26,7 +27,7 @@ import {
 
 /** "RPV1" as a little-endian u32. */
 export const frameMagic = 0x31565052
-export const frameVersion = 3
+export const frameVersion = 4
 /** Flag bit 0: the body is an lz4 block (lz4-napi format: 4-byte LE size, then the block). */
 export const flagCompressed = 1
 /** Smallest compressed body: the 4-byte size header and one lz4 token. */
@@ -121,6 +122,9 @@ export const checkLengths = (
   if (bodyBytes > bodyMax) return wireError("too-large", `${name} frame body of ${bodyBytes} bytes exceeds ${bodyMax} bytes`)
   if (isRangeRequestType(type)) {
     return bodyBytes === 0 ? undefined : wireError("bad-length", `${name} frame has a ${bodyBytes}-byte body; it must be empty`)
+  }
+  if (isEmptyBodyType(type) && bodyBytes !== 0) {
+    return wireError("bad-length", `${name} frame has a ${bodyBytes}-byte body; it must be empty`)
   }
   if (type === MessageType.VerifyReply && bodyBytes !== verifyReplyBodyBytes) {
     return wireError("bad-length", `VerifyReply frame has a ${bodyBytes}-byte body; it must be ${verifyReplyBodyBytes} (a CRC-32C)`)

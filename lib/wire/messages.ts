@@ -40,6 +40,10 @@ export const MessageType = {
   Verify: 31,
   /** Verify reply: body = the CRC-32C of the copy's bytes at offset, length (4 bytes, little-endian). */
   VerifyReply: 32,
+  /** Online growth: offset = the copy's new size in bytes, empty body; applied in stream order (after every earlier frame, before every later one). */
+  Resize: 33,
+  /** The copy is the new size, durably (sequence = the Resize's); empty body. */
+  ResizeAck: 34,
   Ping: 40,
   Pong: 41,
   Close: 42,
@@ -62,6 +66,9 @@ export const isRangeRequestType = (type: MessageType): boolean => type === Messa
 
 /** Types whose offset addresses the volume, so offset + length must stay inside volumeSizeBytesMax. */
 export const isAddressedType = (type: MessageType): boolean => isDataType(type) || isRangeRequestType(type)
+
+/** Control types that carry no body at all (their meaning is in the header). */
+export const isEmptyBodyType = (type: MessageType): boolean => type === MessageType.Resize || type === MessageType.ResizeAck
 
 /** Exact body of a VerifyReply: one CRC-32C. */
 export const verifyReplyBodyBytes = 4

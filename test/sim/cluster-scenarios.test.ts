@@ -11,7 +11,7 @@ import { runClusterSim } from "../../lib/testing/clusterSim.ts"
 const test = suite("cluster simulation: named scenarios")
 const none: FaultWeights = {
   "crash": 0, "power-loss": 0, "wipe": 0, "restore": 0, "isolate": 0, "block": 0, "reset": 0, "store-fault": 0,
-  "clock-step": 0, "pause": 0, "latency": 0, "recreate": 0, "image": 0, "move": 0, "cordon": 0, "drain": 0,
+  "clock-step": 0, "pause": 0, "latency": 0, "recreate": 0, "image": 0, "resize": 0, "move": 0, "cordon": 0, "drain": 0,
 }
 
 interface Scenario {
@@ -49,5 +49,22 @@ for (const { name, seed, faults } of scenarios) {
     assert.equal(result.violations, [], `replay: the "${name}" scenario in test/sim/cluster-scenarios.test.ts`)
   })
 }
+
+// Online resizes among each seed's own faults (crashes, power losses, partitions, store errors,
+// re-creates…): every checker holds, and every resize is done once the cluster converged (a
+// resize the master's crash interrupted is completed by the next master, never lost or undone).
+const resizeSeeds = Number(process.env.CLUSTER_SIM_RESIZE_SEEDS ?? 16)
+test(`online resizes among the seed's faults: seeds 1..${resizeSeeds}`, async () => {
+  const failures: string[] = []
+  let resizes = 0
+  for (let seed = 1; seed <= resizeSeeds; seed++) {
+    const result = await runClusterSim({ seed, faultWeights: { resize: 3 } })
+    resizes += result.faults.resize ?? 0
+    if (result.violations.length > 0) failures.push(`seed ${seed}: ${result.violations.slice(0, 2).join("; ")}`)
+  }
+  console.log(`    ${resizeSeeds} seeds, ${resizes} resizes among their faults`)
+  assert.ok(resizes >= resizeSeeds, `resizes happened (${resizes})`)
+  assert.equal(failures, [], failures.join("\n"))
+})
 
 test.run()

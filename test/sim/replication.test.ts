@@ -7,6 +7,8 @@ import { suite } from "uvu"
 import * as assert from "uvu/assert"
 import { runReplicationSim } from "../../lib/testing/replicationSim.ts"
 import type { FailureMode } from "../../lib/volume/labels.ts"
+import type { CryptoPrimitives } from "../../lib/crypt/primitives.ts"
+import { nodeCrypto } from "../../lib/platform/nodeCrypto.ts"
 
 const test = suite("replication simulation")
 const modes: FailureMode[] = ["soft", "hard", "alwayson"]
@@ -35,11 +37,40 @@ test(only === undefined ? `${seedCount} seeds: acknowledged writes on every in-s
   assert.is(failures.length, 0, failures.join("\n"))
 })
 
+test(`encrypted volume (storageos.com/encryption=true), ${Math.max(1, Math.floor(seedCount / 10))} seeds: the same checkers on decrypted store logs, and no store ever applies an acknowledged write's plaintext`, async () => {
+  const encryption = nodeCrypto() as CryptoPrimitives
+  const count = Math.max(1, Math.floor(seedCount / 10))
+  const seeds = only === undefined ? Array.from({ length: count }, (_, i) => firstSeed + 5000 + i) : [only]
+  const failures: string[] = []
+  let acknowledged = 0
+  for (const seed of seeds) {
+    const result = await runReplicationSim({ seed, failureMode: modeOf(seed), encryption })
+    acknowledged += result.acknowledgedWrites
+    if (result.violations.length > 0) failures.push(`seed ${seed} (${modeOf(seed)}, encrypted): ${result.violations.slice(0, 3).join("; ")}`)
+  }
+  console.log(`\n    encrypted: ${seeds.length} seeds, ${acknowledged} writes acknowledged (${encryption.xtsImplementation})`)
+  assert.ok(acknowledged > seeds.length * 20, "the workload makes progress")
+  assert.is(failures.length, 0, failures.join("\n"))
+})
+
 test("seeds 10 and 18: verify during writes across a reconnect reports no false difference (resent frames checksummed mid-suffix)", async () => {
   for (const seed of [10, 18]) {
     const result = await runReplicationSim({ seed, failureMode: modeOf(seed) })
     assert.is(result.violations.length, 0, `seed ${seed}: ${result.violations.join("; ")}`)
   }
+})
+
+test("40 seeds with an online resize among the faults: acknowledged writes kept, every in-sync copy grown and identical", async () => {
+  const seeds = only === undefined ? Array.from({ length: Number(process.env.SIM_RESIZE_SEEDS ?? 40) }, (_, i) => 500 + i) : [only]
+  const failures: string[] = []
+  let grown = 0
+  for (const seed of seeds) {
+    const result = await runReplicationSim({ seed, failureMode: modeOf(seed), resizeToBytes: 6 * 1024 * 1024 })
+    if (result.finalSizeBytes === 6 * 1024 * 1024) grown++
+    if (result.violations.length > 0) failures.push(`seed ${seed} (${modeOf(seed)}): ${result.violations.slice(0, 3).join("; ")}\n    replay: SEED=${seed} node --import tsx test/run.ts --group sim replication`)
+  }
+  assert.is(failures.length, 0, failures.join("\n"))
+  assert.is(grown, seeds.length, "every run ended at the new size")
 })
 
 test("the same seed replays exactly", async () => {

@@ -9,7 +9,7 @@ const record = (master: string | undefined, replicas: ReadonlyArray<ReplicaRecor
   volume: "ns/v", uid: "u1", sizeBytes: 1 << 20, labels: {}, createdAtMs: 0, epoch, master, replicas, rulesApplied: [],
   spec: { replicas: replicas.length, failureMode: "soft", failureTolerance: 1, hintMaster: undefined, nocompress: false },
 })
-const noRole: CopyFacts = { masterEpoch: undefined, masterState: undefined, fencedReason: undefined, specDiffers: false, hostsReplica: false }
+const noRole: CopyFacts = { masterEpoch: undefined, masterState: undefined, fencedReason: undefined, specDiffers: false, resizePending: false, hostsReplica: false }
 const leased: LeaseFacts = { lease: "L1", leaseValid: true, held: undefined, incarnations: new Map([["me", 1], ["a", 2]]) }
 const tags = (actions: ReadonlyArray<{ readonly _tag: string }>) => actions.map((a) => a._tag)
 
@@ -33,6 +33,9 @@ test("a master claims only with a valid lease and no other holder's master lease
   assert.equal(planCopy(r, "me", noRole, { ...leased, held: { value: { node: "me", epoch: 5 }, revision: 3, lease: "L1" } }), [{ _tag: "claim", takeLease: false }])
   assert.equal(tags(planCopy(r, "me", { ...noRole, masterEpoch: 4, masterState: "serving" }, leased)), ["close-master", "claim"])
   assert.equal(tags(planCopy(r, "me", { ...noRole, masterEpoch: 5, masterState: "serving", specDiffers: true }, leased)), ["update-spec", "reconcile-links"])
+  // A resize asked for (or committed by an earlier session): grown after the links are reconciled.
+  assert.equal(tags(planCopy(r, "me", { ...noRole, masterEpoch: 5, masterState: "serving", resizePending: true }, leased)), ["reconcile-links", "resize"])
+  assert.equal(tags(planCopy(r, "me", { ...noRole, masterEpoch: 5, masterState: "opening", resizePending: true }, leased)), [], "not while it opens")
   assert.equal(tags(planCopy(r, "me", { ...noRole, masterEpoch: 5, masterState: "fenced", fencedReason: "store-failed" }, leased)), ["mark-suspect", "close-master"])
 })
 

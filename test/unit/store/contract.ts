@@ -38,6 +38,7 @@ const sampleMeta = (sizeBytes: number, epoch: number): StoreMeta => ({
 })
 
 export function registerContract(test: Test, open: OpenStore): void {
+  registerGrowth(test, open)
   test("random unaligned writes and reads match a reference array", () =>
     run(Effect.gen(function* () {
       const sizeBytes = 3 * 65536 + 1234 // not a multiple of any page or sector
@@ -146,6 +147,36 @@ export function registerContract(test: Test, open: OpenStore): void {
       yield* store.write(123_457, new Uint8Array([9, 8, 7]))
       yield* Effect.all([store.flush, store.flush], { concurrency: "unbounded" })
       assert.equal([...(yield* store.read(123_456, 5))], [0, 9, 8, 7, 0])
+    })))
+}
+
+/** The growth rules of the contract (online resize), registered with the others. */
+function registerGrowth(test: Test, open: OpenStore): void {
+  test("grow: data kept, new bytes zeros, the new range usable only after it, shrink and too-big refused", () =>
+    run(Effect.gen(function* () {
+      const store = yield* open(8192)
+      yield* store.write(8190, new Uint8Array([5, 6]))
+      yield* store.writeMeta(sampleMeta(8192, 2))
+      assert.is((yield* failureOf(store.write(8192, new Uint8Array([1])))).reason, "out-of-range", "past the end before growing")
+      yield* store.grow(3 * 8192 + 512)
+      assert.is(store.sizeBytes, 3 * 8192 + 512)
+      assert.equal([...(yield* store.read(8190, 4))], [5, 6, 0, 0], "old bytes kept, new bytes read as zeros")
+      assert.ok((yield* store.read(8192, 2 * 8192 + 512)).every((b) => b === 0), "the whole grown range is zeros")
+      yield* store.write(3 * 8192 + 511, new Uint8Array([9]))
+      assert.equal([...(yield* store.read(3 * 8192 + 511, 1))], [9])
+      // The record written before the growth still reads (a crash before its rewrite); a new one must say the new size.
+      assert.is((yield* store.readMeta)?.sizeBytes, 8192)
+      assert.is((yield* failureOf(store.writeMeta(sampleMeta(8192, 3)))).reason, "size-mismatch")
+      yield* store.writeMeta(sampleMeta(3 * 8192 + 512, 3))
+      assert.is((yield* store.readMeta)?.sizeBytes, 3 * 8192 + 512)
+      yield* store.grow(3 * 8192 + 512) // the same size: nothing happens
+      const shrink = yield* failureOf(store.grow(8192))
+      assert.is(shrink.reason, "shrink")
+      assert.match(shrink.message, /allowed: 25088 bytes or more/)
+      assert.is((yield* failureOf(store.grow(2 ** 60))).reason, "out-of-range")
+      assert.is(store.sizeBytes, 3 * 8192 + 512, "a refused growth changes nothing")
+      yield* store.close
+      assert.is((yield* failureOf(store.grow(1 << 20))).reason, "closed")
     })))
 }
 

@@ -96,6 +96,39 @@ test("a 1 TiB volume file is sparse: it uses almost no disk", () =>
     assert.ok((yield* store.read(TiB - 4096, 4096)).every((b) => b === 7))
   })))
 
+test("growth is sparse and durable; an open with atLeast grows a smaller copy and never truncates a bigger one", async () => {
+  const path = freshPath()
+  await run(Effect.gen(function* () {
+    const store = yield* openFileStore({ path, sizeBytes: 1 * MiB, create: true })
+    yield* store.write(0, new Uint8Array(4096).fill(3))
+    yield* store.flush
+    const before = statSync(path).blocks
+    yield* store.grow(64 * 1024 ** 3)
+    const stat = statSync(path)
+    assert.is(stat.size, 64 * 1024 ** 3)
+    assert.is(stat.blocks, before, "growing 1 MiB to 64 GiB allocates nothing")
+  }))
+  await run(Effect.gen(function* () {
+    const store = yield* openFileStore({ path, sizeBytes: 64 * 1024 ** 3, create: false })
+    assert.equal([...(yield* store.read(4095, 2))], [3, 0])
+  }))
+  await run(Effect.gen(function* () {
+    const store = yield* openFileStore({ path, sizeBytes: 1 * MiB, create: true, atLeast: true })
+    assert.is(store.sizeBytes, 64 * 1024 ** 3, "a bigger copy keeps its size")
+    assert.is(store.createdEmpty, false)
+  }))
+  await run(Effect.gen(function* () {
+    const store = yield* openFileStore({ path, sizeBytes: 128 * 1024 ** 3, create: true, atLeast: true })
+    assert.is(store.sizeBytes, 128 * 1024 ** 3)
+    assert.is(statSync(path).size, 128 * 1024 ** 3, "a smaller copy is grown")
+    assert.is(store.createdEmpty, false, "a grown copy with history is not provably zeros")
+    assert.equal([...(yield* store.read(4095, 2))], [3, 0])
+    assert.ok((yield* store.read(128 * 1024 ** 3 - 4096, 4096)).every((b) => b === 0))
+  }))
+  const exact = await run(Effect.flip(openFileStore({ path, sizeBytes: 1 * MiB, create: false })))
+  assert.is(exact.reason, "size-mismatch", "without atLeast the size must match")
+})
+
 test("reopening keeps data and meta", async () => {
   const path = freshPath()
   const meta = { volume: "ns/db", sizeBytes: 1 * MiB, epoch: 4, role: "master", state: "in-sync", updatedAtMs: 99 } as const

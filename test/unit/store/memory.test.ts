@@ -5,6 +5,7 @@ import { Effect } from "effect"
 import { InvariantViolation } from "../../../lib/core/assert.ts"
 import { GiB } from "../../../lib/core/limits.ts"
 import { makeMemoryStore, memoryPageBytes } from "../../../lib/store/memory.ts"
+import { makeMemoryStores } from "../../../lib/store/Stores.ts"
 import { equalBytes, failureOf, registerContract, run } from "./contract.ts"
 
 const contract = suite("memory store: BlockStore contract")
@@ -131,5 +132,23 @@ test("a size outside 0..volumeSizeBytesMax is an invariant violation", () => {
   assert.throws(() => makeMemoryStore(-1), (error: unknown) => error instanceof InvariantViolation)
   assert.throws(() => makeMemoryStore(2 ** 60), (error: unknown) => error instanceof InvariantViolation)
 })
+
+test("growth allocates nothing and survives a power loss; the Stores service grows a smaller copy and keeps a bigger one", () =>
+  run(Effect.gen(function* () {
+    const { service, byPath } = makeMemoryStores()
+    const first = yield* service.open("/d/ns/v.img", 64 * 1024)
+    yield* first.write(100, new Uint8Array([1, 2]))
+    yield* first.flush
+    yield* first.grow(1 * GiB)
+    assert.is(byPath.get("/d/ns/v.img")!.allocatedBytes, memoryPageBytes, "a grown range is holes")
+    byPath.get("/d/ns/v.img")!.crash()
+    const again = yield* service.open("/d/ns/v.img", 64 * 1024)
+    assert.is(again.sizeBytes, 1 * GiB, "the grown size survived the crash and is never truncated")
+    assert.is(again.createdEmpty, false)
+    const bigger = yield* service.open("/d/ns/v.img", 2 * GiB)
+    assert.is(bigger.sizeBytes, 2 * GiB)
+    assert.is(first.sizeBytes, 2 * GiB, "every handle of the copy reads the current size")
+    assert.equal([...(yield* bigger.read(99, 4))], [0, 1, 2, 0])
+  })))
 
 test.run()

@@ -27,6 +27,7 @@ const randomFrame = (random: () => number): Frame => {
   if (type === MessageType.Read || type === MessageType.Verify) return makeFrame(type, { ...fields, offset: randomInt(random, 2 ** 30), length: size })
   if (type === MessageType.VerifyReply) return makeFrame(type, { ...fields, body: payload.length >= 4 ? payload.subarray(0, 4) : new Uint8Array(4) })
   if (type === MessageType.Error) return makeFrame(type, { ...fields, aux: 1 + randomInt(random, 8), body: payload })
+  if (type === MessageType.Resize || type === MessageType.ResizeAck) return makeFrame(type, { ...fields, offset: randomInt(random, 2 ** 40) })
   const offset = type === MessageType.Write || type === MessageType.SyncChunk || type === MessageType.ReadReply ? randomInt(random, 2 ** 30) : 0
   return makeFrame(type, { ...fields, offset, body: payload })
 }

@@ -41,6 +41,7 @@ const sampleFrame = (type: MessageType, payload: Uint8Array): Frame => {
   if (type === MessageType.Read || type === MessageType.Verify) return makeFrame(type, { ...common, length: payload.length })
   if (type === MessageType.VerifyReply) return makeFrame(type, { ...common, offset: 0, body: new Uint8Array([0x83, 0x92, 0x06, 0xe3]) })
   if (type === MessageType.Error) return makeFrame(type, { ...common, offset: 0, aux: 5, body: new TextEncoder().encode("bad frame: ü") })
+  if (type === MessageType.Resize || type === MessageType.ResizeAck) return makeFrame(type, { ...common, offset: 64 * 1024 ** 4 })
   return makeFrame(type, { ...common, offset: 0, body: new TextEncoder().encode(`{"type":${type}}`) })
 }
 
