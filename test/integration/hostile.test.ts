@@ -70,9 +70,12 @@ const hostileSuite = (mode: "tls" | "plaintext") => {
   }
 
   /** Connects, optionally records what we send, writes `bytes`, half-closes; resolves when the server closed us (or after timeoutMs). */
-  const sendRaw = (bytes: Uint8Array, timeoutMs = 3000) =>
+  // `end`: half-close after the bytes. Off where the server's answer to a complete handshake is
+  // under test: over TLS a client's early close can beat the server's reading of it (the failure
+  // is then counted as "closed" rather than as what the bytes deserved).
+  const sendRaw = (bytes: Uint8Array, timeoutMs = 3000, end = true) =>
     new Promise<{ closedByServer: boolean; received: number }>((resolve) => {
-      const socket = connectRaw(() => socket.end(bytes))
+      const socket = connectRaw(() => (end ? socket.end(bytes) : socket.write(bytes)))
       let received = 0
       const timer = setTimeout(() => {
         socket.destroy()
@@ -135,7 +138,7 @@ const hostileSuite = (mode: "tls" | "plaintext") => {
     const connection = await authenticate(secret, recorded)
     connection.close("done recording")
     const before = await stats()
-    const replay = await sendRaw(concat([...recorded, ...openFrame(), ...writeFrame(4096, new Uint8Array(4096).fill(0xab))]))
+    const replay = await sendRaw(concat([...recorded, ...openFrame(), ...writeFrame(4096, new Uint8Array(4096).fill(0xab))]), 10_000, false)
     assert.ok(replay.closedByServer)
     const after = await stats()
     assert.is(after.node.handshakesFailed, before.node.handshakesFailed + 1)
