@@ -2,8 +2,8 @@
  * replivol — synchronously replicated block volumes.
  *
  * Two ways in:
- *  - the Effect API: `startNode` (needs the `Transport` and `Stores` services; `layerNode`
- *    provides the real ones: TCP and sparse files) returning a `ReplivolNode`, whose volumes are
+ *  - the Effect API: `startNode` (needs the `Transport` and `Stores` services; `layerNodeTls(config)`
+ *    provides the real ones: TLS 1.3 and sparse files) returning a `ReplivolNode`, whose volumes are
  *    Effects with typed errors;
  *  - the Promise facade for plain async code: `createNode(...)` → `NodeHandle`, whose methods
  *    return Promises that reject with the same typed errors (`err._tag`, `err.reason`).
@@ -11,10 +11,13 @@
 import { Effect, Exit, Layer, Scope } from "effect"
 import { layerTcp } from "./platform/tcp.ts"
 import { layerFileStores } from "./platform/fileStores.ts"
+import { transportLayerFor, type TlsOption } from "./platform/nodeTransport.ts"
 import { startNode, type NodeOptions, type OpenVolumeOptions, type ReplivolNode, type NodeStats } from "./node/node.ts"
 import type { MasterVolume, VolumeStatus } from "./replication/masterVolume.ts"
 import type { HostedReplicaStatus } from "./replication/replicaHost.ts"
-import type { Address } from "./net/Transport.ts"
+import type { Address, Transport } from "./net/Transport.ts"
+import { layerTls, type TlsConfig } from "./platform/tls.ts"
+import type { Stores } from "./store/Stores.ts"
 
 export { startNode, checkVolumeName, checkVolumeSize } from "./node/node.ts"
 export type { NodeOptions, OpenVolumeOptions, ReplivolNode, NodeStats } from "./node/node.ts"
@@ -27,15 +30,34 @@ export { NetError, Transport, type Address, type Link } from "./net/Transport.ts
 export { Stores } from "./store/Stores.ts"
 export { StoreError, type BlockStore } from "./store/BlockStore.ts"
 export { layerTcp } from "./platform/tcp.ts"
+export { layerTls, tlsTransport, type TlsConfig } from "./platform/tls.ts"
+export { transportLayerFor, type TlsOption } from "./platform/nodeTransport.ts"
+export { makeAuthority, issueCertificate, makeLocalPki, ensureLocalPki, readTlsFiles, CertificateError, type Identity, type Authority, type LocalPki, type PkiMember } from "./platform/certificates.ts"
 export { layerFileStores } from "./platform/fileStores.ts"
 export * as Labels from "./volume/labels.ts"
+export { EncryptionError, type CryptoPrimitives } from "./crypt/primitives.ts"
+export { makeVolumeCipher, encryptionUnitBytes, type VolumeCipher } from "./crypt/volumeCipher.ts"
+export { nodeCrypto, readKeyRing } from "./platform/nodeCrypto.ts"
+export type { KeyRing } from "./crypt/keys.ts"
 export { parseLabels, validateLabels, LabelError, Label, type VolumeSpec, type FailureMode } from "./volume/labels.ts"
 export { assessVolume, type Health, type Assessment } from "./volume/health.ts"
 export * as Policy from "./policy/index.ts"
 export * as Limits from "./core/limits.ts"
 
-/** The real services: TCP on port 5703 and sparse backing files. */
-export const layerNode = Layer.merge(layerTcp, layerFileStores)
+/** The real services with plain TCP (no TLS) and sparse backing files; prefer `layerNodeTls`. */
+export const layerNodePlaintext = Layer.merge(layerTcp, layerFileStores)
+/** The real services: TLS 1.3 on port 5703 with `config`'s CA and certificate, and sparse backing files. */
+export const layerNodeTls = (config: TlsConfig) => Layer.merge(layerTls(config), layerFileStores)
+
+export interface CreateNodeOptions extends NodeOptions {
+  /**
+   * Port 5703's security: certificate, key and CA files (or PEM text) from the cluster CA;
+   * `"insecure-plaintext"` for plain TCP (logged as a warning). Default: a certificate from this
+   * process's throwaway CA, so nodes in one process talk encrypted with no setup, and nodes in
+   * other processes are refused until all are given files from one CA.
+   */
+  readonly tls?: TlsOption
+}
 
 export interface VolumeHandle {
   readonly name: string
@@ -65,13 +87,16 @@ export interface NodeHandle {
 const run = <A, E>(effect: Effect.Effect<A, E>): Promise<A> => Effect.runPromise(effect)
 
 /**
- * Starts a node on real TCP and files (Promise facade). Rejects with `NetError` (e.g. the
- * address is in use) or `ReplicationError` (a bad name or secret).
+ * Starts a node on TLS (or, when asked, plain TCP) and files (Promise facade). Rejects with
+ * `NetError` (e.g. the address is in use), `ReplicationError` (a bad name or secret) or
+ * `CertificateError` (a TLS file cannot be read or does not match its key).
  */
-export const createNode = async (options: NodeOptions): Promise<NodeHandle> => {
+export const createNode = async (options: CreateNodeOptions): Promise<NodeHandle> => {
+  const transport = await run(transportLayerFor(options.tls, { name: options.name, host: options.address.host }))
+  const services = Layer.merge(transport, layerFileStores)
   const scope = await run(Scope.make())
-  const within = <A, E>(child: Scope.Scope, effect: Effect.Effect<A, E, Scope.Scope | Layer.Success<typeof layerNode>>) =>
-    run(effect.pipe(Scope.provide(child), Effect.provide(layerNode)))
+  const within = <A, E>(child: Scope.Scope, effect: Effect.Effect<A, E, Scope.Scope | Transport | Stores>) =>
+    run(effect.pipe(Scope.provide(child), Effect.provide(services)))
   let node: ReplivolNode
   try {
     node = await within(scope, startNode(options))

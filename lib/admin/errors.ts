@@ -34,6 +34,8 @@ export const statusOf = (error: { readonly _tag?: string; readonly reason?: stri
     case "ReplicationError": return error.reason === "bad-name" || error.reason === "bad-size" || error.reason === "shrink" || error.reason === "bad-request" ? 400 : error.reason === "busy" ? 409 : 500
     case "ControlError": return 503
     case "VolumeUnavailable": return 503
+    // No key or a wrong one on the node asked: the request cannot be served there (409); a damaged key record is the store's (500).
+    case "EncryptionError": return error.reason === "no-key" || error.reason === "wrong-key" ? 409 : error.reason === "unsupported" ? 501 : 500
     default: return 500
   }
 }

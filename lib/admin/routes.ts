@@ -8,6 +8,8 @@
  *   DELETE /v1/volumes/<ns>/<name>          delete → 204
  *   POST   /v1/volumes/<ns>/<name>/verify   start a verify { repair?, regionBytes? } → 202 VerifyReport (its progress)
  *   GET    /v1/volumes/<ns>/<name>/verify   the running or last verify (VerifyReport)
+ *   POST   /v1/volumes/<ns>/<name>/move     move its master { to } → 202 MoveStatus (its progress)
+ *   GET    /v1/volumes/<ns>/<name>/move     the running or last move started through this node (MoveStatus)
  *   PATCH  /v1/volumes/<ns>/<name>          change labels { set?: { key: value }, remove?: [key] } → VolumeInfo
  *   GET    /v1/rules[?namespace=NS]         list
  *   GET    /v1/rules/<ns>/<name>            one rule
@@ -16,6 +18,8 @@
  *   GET    /v1/nodes                        nodes (a local cluster also lists stopped ones)
  *   POST   /v1/nodes/<name>/kill|revive     crash drill, local clusters only
  *   POST   /v1/nodes/<name>/cordon|uncordon no new copies / promotions there (or again) → the node's config
+ *   POST   /v1/nodes/<name>/drain           cordon and move everything off it → 202 DrainStatus (its progress)
+ *   GET    /v1/nodes/<name>/drain           the running or last drain started through this node (DrainStatus)
  *   PUT    /v1/nodes/<name>/labels          { set?: { key: value }, remove?: [key] } → the node's config
  *   GET    /v1/events?since=N               { events, next }
  *   GET    /v1/health                       the cluster's health: control store, nodes, every volume
@@ -102,6 +106,17 @@ const verifyBody = (body: unknown) => {
   return Effect.succeed({ repair: value.repair === true, ...(value.regionBytes === undefined ? {} : { regionBytes: value.regionBytes }) })
 }
 
+/** A move runs longer than one call: POST { to } checks and starts it (202), GET follows it. */
+const move = (node: ClusterNode, request: AdminRequest, name: string) => {
+  if (request.method === "POST") {
+    const to = isRecord(request.body) ? request.body.to : undefined
+    if (typeof to !== "string" || to === "") return Effect.fail(badRequest("move takes a JSON body { to: NODE } naming the node to serve as master"))
+    return Effect.map(node.startMove(name, to), (status) => json(202, status))
+  }
+  if (request.method === "GET") return Effect.map(node.moveStatus(name), (status) => json(200, status))
+  return Effect.fail(new AdminError({ reason: "method-not-allowed", message: `${request.method} is not allowed on ${request.path}: use POST or GET` }))
+}
+
 /** A verify runs longer than one call: POST starts it (202), GET follows its progress and result. */
 const verify = (node: ClusterNode, request: AdminRequest, name: string) => {
   if (request.method === "POST") return Effect.map(Effect.flatMap(verifyBody(request.body), (options) => node.startVerify(name, options)), (report) => json(202, report))
@@ -133,7 +148,8 @@ const volumes: Route = (_target, node, request, rest) => {
   if (rest.length === 0 && request.method === "POST") return Effect.map(Effect.flatMap(createBody(request.body), node.createVolume), (v) => json(201, v))
   if (rest.length === 3 && rest[2] === "verify") return verify(node, request, `${rest[0]}/${rest[1]}`)
   if (rest.length === 3 && rest[2] === "resize") return resize(node, request, `${rest[0]}/${rest[1]}`)
-  if (rest.length !== 2) return Effect.fail(new AdminError({ reason: "not-found", message: "volume paths are /v1/volumes/<namespace>/<name>, /v1/volumes/<namespace>/<name>/verify and /v1/volumes/<namespace>/<name>/resize" }))
+  if (rest.length === 3 && rest[2] === "move") return move(node, request, `${rest[0]}/${rest[1]}`)
+  if (rest.length !== 2) return Effect.fail(new AdminError({ reason: "not-found", message: "volume paths are /v1/volumes/<namespace>/<name> and /v1/volumes/<namespace>/<name>/verify|resize|move" }))
   const name = rest.join("/")
   if (request.method === "GET") return Effect.map(node.inspectVolume(name), (v) => json(200, v))
   if (request.method === "DELETE") return Effect.as(node.deleteVolume(name), json(204, null))
@@ -194,6 +210,8 @@ const nodes: Route = (target, node, request, rest) => {
   if (rest.length === 2 && request.method === "POST" && (action === "cordon" || action === "uncordon")) {
     return Effect.map(node.configureNode(rest[0]!, { cordoned: action === "cordon" }), (config) => json(200, config))
   }
+  if (rest.length === 2 && action === "drain" && request.method === "POST") return Effect.map(node.startDrain(rest[0]!), (status) => json(202, status))
+  if (rest.length === 2 && action === "drain" && request.method === "GET") return Effect.map(node.drainStatus(rest[0]!), (status) => json(200, status))
   if (rest.length === 2 && request.method === "PUT" && action === "labels") return Effect.map(Effect.flatMap(labelsBody(request.body), (change) => node.configureNode(rest[0]!, change)), (config) => json(200, config))
   return Effect.fail(new AdminError({ reason: "not-found", message: `no node endpoint ${request.method} ${request.path}` }))
 }

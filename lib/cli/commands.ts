@@ -6,7 +6,7 @@
 import { Clock, Effect } from "effect"
 import { UsageError, type FlagValue } from "./args.ts"
 import { call, resolveTarget, type ApiTarget } from "./client.ts"
-import { clusterHealthText, ruleDetail, table, verifyProgressLine, verifyText, volumeDetail, volumeTable, type ClusterHealthView, type RuleView, type VerifyView, type VolumeView } from "./format.ts"
+import { clusterHealthText, drainProgressLine, moveProgressLine, ruleDetail, table, verifyProgressLine, verifyText, volumeDetail, volumeTable, type ClusterHealthView, type DrainView, type MoveView, type RuleView, type VerifyView, type VolumeView } from "./format.ts"
 import { formatBytes, parseSize } from "./size.ts"
 
 /** The operation cannot be done as asked (printed as one line; exit code 1). Bad input the parser can see is a UsageError (exit 2). */
@@ -92,6 +92,28 @@ const followResize = async (target: ApiTarget, name: string, sizeBytes: number, 
   return v
 }
 
+/**
+ * Polls a started move or drain at `path` until it ends, printing a progress line when it changes
+ * (redrawn on a terminal); returns the final status.
+ */
+const follow = async <A extends { readonly state: string; readonly startedAtMs: number }>(target: ApiTarget, path: string, started: A, line: (a: A) => string, flags: Flags, out: Output, tty: boolean): Promise<A> => {
+  const deadlineMs = nowMs() + Number(str(flags, "timeout") ?? "86400") * 1000
+  let status = started
+  let shown = ""
+  for (;;) {
+    const text = line(status)
+    if (flags.json !== true && text !== shown) {
+      out(`${tty && shown !== "" ? "\x1b[1A\x1b[2K" : ""}${text}`)
+      shown = text
+    }
+    if (status.state === "done" || status.state === "failed") return status
+    if (nowMs() > deadlineMs) throw new CommandError(`still running after ${str(flags, "timeout")} s: ${text}; follow it with GET ${path}`)
+    await sleep(tty ? 250 : 500)
+    status = await call<A>(target, "GET", path)
+    if (status.startedAtMs !== started.startedAtMs) throw new CommandError(`another run replaced this one (${line(status)})`)
+  }
+}
+
 /** Runs one client command. Throws CommandError / ApiCallError on failure. */
 export const runClientCommand = async (path: string, args: Readonly<Record<string, string>>, flags: Flags, out: Output, env: Readonly<Record<string, string | undefined>>, tty = false): Promise<void> => {
   const target = await resolveTarget({ api: str(flags, "api"), data: str(flags, "data"), token: str(flags, "token") }, env)
@@ -130,6 +152,22 @@ export const runClientCommand = async (path: string, args: Readonly<Record<strin
       const v = await followResize(target, args.volume!, size, await call<VolumeView>(target, "POST", `/v1/volumes/${args.volume}/resize`, { sizeBytes: size }), flags)
       return emit(out, flags, v, () => `resized ${v.volume} to ${formatBytes(v.sizeBytes)} (${v.sizeBytes} bytes) on every in-sync copy\n` +
         `the mounted file shows it within about 2 s; then grow what is on it, e.g. losetup -c /dev/loopN && resize2fs /dev/loopN\n${volumeDetail(v)}`)
+    }
+    case "volume move": {
+      const path = `/v1/volumes/${args.volume}/move`
+      const started = await call<MoveView>(target, "POST", path, { to: need(flags, "to", "volume move") })
+      const done = await follow(target, path, started, moveProgressLine, flags, out, tty)
+      if (flags.json === true) out(JSON.stringify(done, null, 2))
+      if (done.state === "failed") throw new CommandError(`move of ${args.volume} to ${done.to} failed: ${done.error ?? "unknown reason"}`)
+      return
+    }
+    case "node drain": {
+      const path = `/v1/nodes/${args.name}/drain`
+      const started = await call<DrainView>(target, "POST", path)
+      const done = await follow(target, path, started, drainProgressLine, flags, out, tty)
+      if (flags.json === true) out(JSON.stringify(done, null, 2))
+      if (done.state === "failed") throw new CommandError(`drain of ${args.name} failed: ${done.error ?? "unknown reason"}`)
+      return
     }
     case "volume rm": {
       await call(target, "DELETE", `/v1/volumes/${args.volume}`)

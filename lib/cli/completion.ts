@@ -11,8 +11,8 @@
  */
 import { flagIndex, type CommandSpec, type FlagSpec, type ProgramSpec } from "./args.ts"
 
-const directoryFlags = new Set(["data", "mount"])
-const fileFlags = new Set(["secret-file"])
+const directoryFlags = new Set(["data", "mount", "dir"])
+const fileFlags = new Set(["secret-file", "encryption-key-file", "tls-cert", "tls-key", "tls-ca"])
 
 const quote = (text: string) => `"${text.replace(/(["\\$`])/g, "\\$1")}"`
 

@@ -144,3 +144,47 @@ export const verifyText = (v: VerifyView): string => {
   }
   return lines.join("\n")
 }
+
+/** `POST`/`GET /v1/volumes/NS/NAME/move` (lib/cluster/types.ts MoveStatus). */
+export interface MoveView {
+  readonly volume: string
+  readonly from: string | null
+  readonly to: string
+  readonly state: "copying" | "handing-over" | "done" | "failed"
+  readonly newCopy: boolean
+  readonly bytesDone: number
+  readonly bytesTotal: number
+  readonly epoch?: number
+  readonly error?: string
+  readonly startedAtMs: number
+  readonly finishedAtMs?: number
+}
+
+/** One line of a move's progress. */
+export const moveProgressLine = (m: MoveView): string =>
+  m.state === "copying" ? `moving ${m.volume} to ${m.to}: syncing its copy there ${progressBar(m.bytesDone, m.bytesTotal)}`
+  : m.state === "handing-over" ? `moving ${m.volume} to ${m.to}: handing over from ${m.from ?? "(none)"}`
+  : m.state === "done" ? `moved ${m.volume}: master ${m.from ?? "(none)"} → ${m.to} (epoch ${m.epoch ?? "?"}${m.finishedAtMs === undefined ? "" : `, ${((m.finishedAtMs - m.startedAtMs) / 1000).toFixed(1)} s`})`
+  : `move of ${m.volume} to ${m.to} failed: ${m.error ?? "unknown reason"}`
+
+/** `POST`/`GET /v1/nodes/NAME/drain` (lib/cluster/types.ts DrainStatus). */
+export interface DrainView {
+  readonly node: string
+  readonly state: "draining" | "done" | "failed"
+  readonly volumesTotal: number
+  readonly volumesDone: number
+  readonly current?: { readonly volume: string; readonly action: "move-master" | "replace-replica"; readonly to: string; readonly bytesDone: number; readonly bytesTotal: number }
+  readonly error?: string
+  readonly startedAtMs: number
+  readonly finishedAtMs?: number
+}
+
+/** One line of a drain's progress. */
+export const drainProgressLine = (d: DrainView): string => {
+  const count = `${d.volumesDone}/${d.volumesTotal} volumes`
+  if (d.state === "done") return `drained ${d.node}: ${count} moved off it; it holds nothing and stays cordoned${d.finishedAtMs === undefined ? "" : ` (${((d.finishedAtMs - d.startedAtMs) / 1000).toFixed(1)} s)`}`
+  if (d.state === "failed") return `drain of ${d.node} failed after ${count}: ${d.error ?? "unknown reason"} (it stays cordoned)`
+  const c = d.current
+  if (!c) return `draining ${d.node}: ${count}`
+  return `draining ${d.node}: ${count}; ${c.action === "move-master" ? "moving the master of" : "replacing the replica of"} ${c.volume} → ${c.to} ${progressBar(c.bytesDone, c.bytesTotal)}`
+}

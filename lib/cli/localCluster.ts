@@ -11,7 +11,8 @@
  * Effect API the CLI's `cluster up` builds on (it provides the layers itself).
  */
 import { Effect, Exit, Layer, Scope } from "effect"
-import { startClusterNode, type ClusterEvent, type ClusterNode, type ClusterNodeOptions, type VolumeInfo, type VolumeLabelChange } from "../cluster/clusterNode.ts"
+import { startClusterNode, type ClusterEvent, type ClusterNode, type ClusterNodeOptions, type DrainStatus, type MoveStatus, type NodeConfigChange, type VolumeInfo, type VolumeLabelChange } from "../cluster/clusterNode.ts"
+import type { NodeConfig } from "../cluster/records.ts"
 import type { VolumeClient } from "../cluster/volumeClient.ts"
 import { ControlStore, type ControlStoreShape } from "../control/ControlStore.ts"
 import { gatedControlStore } from "../control/gated.ts"
@@ -20,13 +21,16 @@ import { layerFile } from "../control/embeddedFile.ts"
 import { makeMetrics, type Metrics } from "../core/metrics.ts"
 import type { Transport } from "../net/Transport.ts"
 import { layerFileStores } from "../platform/fileStores.ts"
-import { layerTcp } from "../platform/tcp.ts"
+import { localClusterTransport } from "../platform/nodeTransport.ts"
 import { makeMemoryStores, Stores } from "../store/Stores.ts"
 import { AdminError } from "../admin/errors.ts"
 import { makeEventLog, type EventLog } from "../admin/events.ts"
 import { instrumentClient } from "../admin/metrics.ts"
 import type { LocalControl, LocalNodeStatus } from "../admin/routes.ts"
 import type { VerifyOptions, VerifyReport } from "../replication/verify.ts"
+import type { KeyRing } from "../crypt/keys.ts"
+import { EncryptionError } from "../crypt/primitives.ts"
+import { ensureKeyRing, nodeCrypto } from "../platform/nodeCrypto.ts"
 
 /** Most nodes a local cluster runs (one master and up to five replicas need six). */
 export const localNodesMax = 16
@@ -49,6 +53,10 @@ export interface LocalClusterOptions {
   readonly metrics?: Metrics
   /** Labels each node sets on itself at start, by node name (e.g. { n1: { "topology.kubernetes.io/zone": "a" } }). */
   readonly nodeLabels?: Readonly<Record<string, Readonly<Record<string, string>>>>
+  /** Every node's unwrapping key for encrypted volumes (`cluster up`: <data>/encryption.key). */
+  readonly keyRing?: KeyRing
+  /** Per node, instead of `keyRing` (a node without the key, or with another one: tests of the refusals). */
+  readonly nodeKeyRings?: Readonly<Record<string, KeyRing>>
 }
 
 export interface LocalCluster {
@@ -76,6 +84,10 @@ interface Member {
   running: { readonly node: ClusterNode; readonly scope: Scope.Closeable; readonly sever: () => void } | undefined
 }
 
+/** The nodes of a local cluster: n1..nN on `${hostBase}1`..`${hostBase}N`. */
+export const localMembers = (count: number, hostBase = "127.0.0."): ReadonlyArray<{ readonly name: string; readonly host: string }> =>
+  Array.from({ length: count }, (_, i) => ({ name: `n${i + 1}`, host: `${hostBase}${i + 1}` }))
+
 export const startLocalCluster = (options: LocalClusterOptions): Effect.Effect<LocalCluster, AdminError, Scope.Scope | ControlStore | Transport | Stores> =>
   Effect.gen(function* () {
     const count = options.nodes ?? 3
@@ -89,8 +101,8 @@ export const startLocalCluster = (options: LocalClusterOptions): Effect.Effect<L
       events.push(event)
       options.onEvent?.(event)
     }
-    const members: Member[] = Array.from({ length: count }, (_, i) => ({
-      name: `n${i + 1}`, address: { host: `${options.hostBase ?? "127.0.0."}${i + 1}`, port: options.port ?? replicationPortDefault }, running: undefined,
+    const members: Member[] = localMembers(count, options.hostBase).map((m) => ({
+      name: m.name, address: { host: m.host, port: options.port ?? replicationPortDefault }, running: undefined,
     }))
     const find = (name: string) => Effect.suspend(() => {
       const member = members.find((m) => m.name === name)
@@ -104,6 +116,7 @@ export const startLocalCluster = (options: LocalClusterOptions): Effect.Effect<L
           ...options.node, name: member.name, address: member.address, dataDir: `${options.dataDir}/${member.name}`,
           secret: options.secret, onClusterEvent: onEvent, metrics,
           ...(options.nodeLabels?.[member.name] ? { labels: options.nodeLabels[member.name] } : {}),
+          ...(options.nodeKeyRings?.[member.name] ?? options.keyRing ? { keyRing: options.nodeKeyRings?.[member.name] ?? options.keyRing } : {}),
         } as ClusterNodeOptions
         const node = yield* startClusterNode(nodeOptions).pipe(
           Scope.provide(scope), Effect.provideService(ControlStore, view.shape), Effect.provide(context),
@@ -165,11 +178,17 @@ export interface LocalClusterHandle {
   /** Grows a live volume on every copy (never shrinks); resolves once every in-sync copy has the new size, or after `waitMs` with it under way. */
   readonly resizeVolume: (volume: string, sizeBytes: number, waitMs?: number) => Promise<VolumeInfo>
   readonly listVolumes: () => Promise<ReadonlyArray<VolumeInfo>>
+  readonly deleteVolume: (volume: string) => Promise<void>
   readonly waitHealthy: (volume: string, timeoutMs: number) => Promise<VolumeInfo>
   /** A handle through node `via` (default: a running node other than the volume's master). */
   readonly openVolume: (volume: string, options?: { readonly via?: string }) => Promise<LocalVolume>
   /** Compares every in-sync replica with the master (region checksums) while IO goes on; `repair` re-sends what differs. */
   readonly verifyVolume: (volume: string, options?: VerifyOptions) => Promise<VerifyReport>
+  /** Moves the volume's master to node `to` (a planned hand-over; a copy is placed and synced there first if it holds no in-sync one). */
+  readonly moveVolume: (volume: string, to: string, onProgress?: (status: MoveStatus) => void) => Promise<MoveStatus>
+  /** Cordons the node and moves every master and replica off it; resolves when it holds nothing. */
+  readonly drainNode: (name: string, onProgress?: (status: DrainStatus) => void) => Promise<DrainStatus>
+  readonly configureNode: (name: string, change: NodeConfigChange) => Promise<NodeConfig>
   readonly killNode: (name: string) => Promise<void>
   readonly reviveNode: (name: string) => Promise<void>
   readonly close: () => Promise<void>
@@ -177,19 +196,36 @@ export interface LocalClusterHandle {
 }
 
 export interface CreateLocalClusterOptions extends Omit<LocalClusterOptions, "dataDir" | "secret"> {
-  /** Sparse files and a persisted control store under this directory; omitted: all in memory. */
+  /** Sparse files, a persisted control store and the TLS certificates (`tls/`) under this directory; omitted: all in memory. */
   readonly dataDir?: string
   readonly secret?: string
+  /**
+   * Port 5703 is TLS 1.3 by default, with a throwaway CA and node certificates made at start
+   * (in `<dataDir>/tls`, or in memory). `"insecure-plaintext"`: plain TCP, logged as a warning.
+   */
+  readonly tls?: "insecure-plaintext"
 }
 
-/** Starts a local cluster on real TCP (loopback); rejects with AdminError when a node cannot start. */
+/** The local cluster's key ring when none is given: <dataDir>/encryption.key (created once), or a random key in memory. */
+const defaultKeyRing = (dataDir: string | undefined): Promise<KeyRing> => {
+  if (dataDir !== undefined) return Effect.runPromise(ensureKeyRing(`${dataDir}/encryption.key`))
+  const crypto = nodeCrypto()
+  if (crypto instanceof EncryptionError) return Promise.reject(crypto)
+  return Promise.resolve({ crypto, unwrappingKey: crypto.randomBytes(32), source: "a random key in memory (createLocalCluster without dataDir)" })
+}
+
+/** Starts a local cluster on loopback, encrypted with TLS; rejects with AdminError when a node cannot start. */
 export const createLocalCluster = async (options: CreateLocalClusterOptions = {}): Promise<LocalClusterHandle> => {
   const stores = options.dataDir === undefined ? makeMemoryStores().layer : layerFileStores
   const control = options.dataDir === undefined ? layerMemory : layerFile(`${options.dataDir}/control.json`)
-  const scope = Effect.runSync(Scope.make())
   const run = <A, E>(effect: Effect.Effect<A, E>) => Effect.runPromise(effect)
-  const services = buildIn(Layer.build(Layer.mergeAll(layerTcp, stores, control)), scope)
-  const cluster = await run(startLocalCluster({ ...options, dataDir: options.dataDir ?? "/memory", secret: options.secret ?? "local-cluster-secret-0123456789" }).pipe(
+  const count = options.nodes ?? 3
+  const members = Number.isInteger(count) && count >= 1 && count <= localNodesMax ? localMembers(count, options.hostBase) : [] // else startLocalCluster refuses it
+  const transport = await run(localClusterTransport(members, options.dataDir === undefined ? undefined : `${options.dataDir}/tls`, options.tls))
+  const scope = Effect.runSync(Scope.make())
+  const services = buildIn(Layer.build(Layer.mergeAll(transport.layer, stores, control)), scope)
+  const keyRing = options.keyRing ?? await defaultKeyRing(options.dataDir)
+  const cluster = await run(startLocalCluster({ ...options, keyRing, dataDir: options.dataDir ?? "/memory", secret: options.secret ?? "local-cluster-secret-0123456789" }).pipe(
     Scope.provide(scope), Effect.provide(await services),
   )).catch(async (error: unknown) => {
     await run(Scope.close(scope, Exit.void))
@@ -225,9 +261,13 @@ export const createLocalCluster = async (options: CreateLocalClusterOptions = {}
     updateVolume: (volume, change) => run(any().updateVolume(volume, change)),
     resizeVolume: (volume, sizeBytes, waitMs) => run(any().resizeVolume(volume, sizeBytes, waitMs)),
     listVolumes: () => run(any().listVolumes),
+    deleteVolume: (volume) => run(any().deleteVolume(volume)),
     waitHealthy: (volume, timeoutMs) => run(any().waitHealthy(volume, timeoutMs)),
     openVolume,
     verifyVolume: (volume, verifyOptions) => run(any().verifyVolume(volume, verifyOptions)),
+    moveVolume: (volume, to, onProgress) => run(any().moveVolume(volume, to, onProgress)),
+    drainNode: (name, onProgress) => run(any().drainNode(name, onProgress)),
+    configureNode: (name, change) => run(any().configureNode(name, change)),
     killNode: (name) => run(cluster.kill(name)),
     reviveNode: (name) => run(cluster.revive(name)),
     close: () => run(Scope.close(scope, Exit.void)),

@@ -28,6 +28,7 @@ export const main = async (argv: ReadonlyArray<string>): Promise<void> => {
   if (parsed.kind === "version") return out(`${program} ${(await import("../platform/packageInfo.ts")).packageVersion()}`)
   const path = parsed.command.path.join(" ")
   try {
+    if (path.startsWith("cert ")) return await (await import("./cert.ts")).runCertCommand(path, parsed.args, parsed.flags, out)
     if (localCommands.has(path)) return out((await import("./completion.ts")).completionScript(parsed.args.shell as "bash" | "zsh", spec))
     if (serverCommands.has(path)) {
       process.exitCode = await (await import("./up.ts")).runServer(path, parsed.flags, out, fail)

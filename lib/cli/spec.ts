@@ -54,6 +54,7 @@ const clusterCommands: ReadonlyArray<CommandSpec> = [
       { name: "lease-ttl-ms", kind: "string", default: "3000", placeholder: "MS", check: wholeNumberIn(100, 60_000, " (milliseconds)"), help: "node lease TTL: a killed node's volumes fail over after about this long" },
       { name: "demo", kind: "boolean", help: "create default/demo (replicas=2, 1 GiB) if missing and print what to try" },
       { name: "node-label", kind: "repeat", placeholder: "NODE:KEY=VALUE", check: nodeKeyValue, help: "a label a node sets on itself at start, e.g. n1:topology.kubernetes.io/zone=a (failure domains)" },
+      { name: "insecure-plaintext", kind: "boolean", help: "plain TCP between nodes instead of TLS (no throwaway CA in DIR/tls): volume data crosses the network unencrypted" },
       quiet,
     ],
   },
@@ -69,9 +70,14 @@ const nodeCommands: ReadonlyArray<CommandSpec> = [
       { ...data, required: true, help: "where this node keeps its copies and admin token" },
       { name: "etcd", kind: "string", required: true, placeholder: "URL[,URL]", help: "etcd endpoints" },
       { name: "secret-file", kind: "string", required: true, placeholder: "FILE", help: "file holding the cluster secret (same on every node, ≥ 16 bytes)" },
+      { name: "encryption-key-file", kind: "string", placeholder: "FILE", help: "file holding the key that unwraps encrypted volumes' keys (64 hex digits, same on every node); without it the node serves no encrypted volume" },
       { name: "mount", kind: "string", placeholder: "DIR", help: "also mount every volume here (FUSE)" },
       { ...api, help: "also serve the admin API here" },
       { ...label, help: "a label this node sets on itself at start, e.g. topology.kubernetes.io/zone=a (failure domains)" },
+      { name: "tls-cert", kind: "string", placeholder: "FILE", help: "this node's TLS certificate (PEM, from the cluster CA; names this node's address)" },
+      { name: "tls-key", kind: "string", placeholder: "FILE", help: "the private key of --tls-cert (PEM)" },
+      { name: "tls-ca", kind: "string", placeholder: "FILE", help: "the cluster CA certificate (PEM): peers must present a certificate it signed" },
+      { name: "insecure-plaintext", kind: "boolean", help: "plain TCP instead of TLS (no --tls-* files): volume data crosses the network unencrypted" },
       quiet,
     ],
   },
@@ -82,6 +88,10 @@ const nodeCommands: ReadonlyArray<CommandSpec> = [
   },
   { path: ["node", "cordon"], summary: "no new copies on the node and no promotion to it (what it holds stays)", args: [{ name: "name", help: "node name" }], flags: clientFlags },
   { path: ["node", "uncordon"], summary: "let the node take new copies and promotions again", args: [{ name: "name", help: "node name" }], flags: clientFlags },
+  {
+    path: ["node", "drain"], summary: "cordon the node and move every master and replica off it (new copies in sync first); returns when it holds nothing", args: [{ name: "name", help: "node name" }],
+    flags: [{ name: "timeout", short: "t", kind: "string", default: "86400", placeholder: "SECONDS", check: numberIn(1, 86_400, " (seconds)"), help: "stop waiting after this long (the drain goes on)" }, ...clientFlags],
+  },
   { path: ["node", "kill"], summary: "crash drill (local cluster): stop a node abruptly; its lease must expire", args: [{ name: "name", help: "node name, e.g. n1" }], flags: clientFlags },
   { path: ["node", "revive"], summary: "start a killed node again with its data (local cluster)", args: [{ name: "name", help: "node name" }], flags: clientFlags },
 ]
@@ -120,6 +130,14 @@ const volumeCommands: ReadonlyArray<CommandSpec> = [
       ...clientFlags,
     ],
   },
+  {
+    path: ["volume", "move"], summary: "move a volume's master to another node (planned hand-over; a copy is synced there first if it has none)", args: [volumeArg],
+    flags: [
+      { name: "to", kind: "string", required: true, placeholder: "NODE", help: "the node to serve as master" },
+      { name: "timeout", short: "t", kind: "string", default: "86400", placeholder: "SECONDS", check: numberIn(1, 86_400, " (seconds)"), help: "stop waiting after this long (the move goes on)" },
+      ...clientFlags,
+    ],
+  },
   { path: ["volume", "rm"], summary: "delete a volume", args: [volumeArg], flags: clientFlags },
 ]
 
@@ -140,13 +158,27 @@ const ruleCommands: ReadonlyArray<CommandSpec> = [
   { path: ["rule", "rm"], summary: "delete a rule", args: [{ name: "name", help: "rule name" }], flags: [namespace("the rule's namespace", true), ...clientFlags] },
 ]
 
+const certDir: FlagSpec = { name: "dir", kind: "string", required: true, placeholder: "DIR", help: "the CA's directory: ca.crt and ca.key (ca.key stays private, mode 0600)" }
+const certDays: FlagSpec = { name: "days", kind: "string", default: "825", placeholder: "N", check: wholeNumberIn(1, 3650), help: "validity in days" }
+
+const certCommands: ReadonlyArray<CommandSpec> = [
+  {
+    path: ["cert", "ca"], summary: "make a cluster CA for port 5703's TLS (ECDSA P-256): DIR/ca.crt and DIR/ca.key; never overwrites", args: [],
+    flags: [certDir, certDays],
+  },
+  {
+    path: ["cert", "issue"], summary: "issue a node (or client) certificate from the CA in --dir: DIR/NAME.crt and DIR/NAME.key", args: [{ name: "name", help: "node or client name (a DNS label)" }],
+    flags: [certDir, { name: "host", kind: "repeat", placeholder: "HOST", help: "an address peers dial it at, IP or DNS name (repeat; at least one for a node)" }, certDays],
+  },
+]
+
 export const shells = ["bash", "zsh"] as const
 
 const otherCommands: ReadonlyArray<CommandSpec> = [
   { path: ["completion"], summary: "print a shell completion script (bash or zsh)", args: [{ name: "shell", help: "bash or zsh", choices: shells }], flags: [] },
 ]
 
-export const commands: ReadonlyArray<CommandSpec> = [...clusterCommands, ...nodeCommands, ...volumeCommands, ...ruleCommands, ...otherCommands]
+export const commands: ReadonlyArray<CommandSpec> = [...clusterCommands, ...nodeCommands, ...volumeCommands, ...ruleCommands, ...certCommands, ...otherCommands]
 
 export const spec: ProgramSpec = {
   name: program, about, commands, globalFlags: [help, version],
@@ -156,4 +188,4 @@ export const spec: ProgramSpec = {
 /** Commands that run a server in this process (they load the cluster, etcd and FUSE code). */
 export const serverCommands: ReadonlySet<string> = new Set(["cluster up", "node start"])
 /** Commands answered without a cluster. */
-export const localCommands: ReadonlySet<string> = new Set(["completion"])
+export const localCommands: ReadonlySet<string> = new Set(["completion", "cert ca", "cert issue"])

@@ -14,12 +14,13 @@ import { makeEventLog } from "../admin/events.ts"
 import { ensureSecretFile, readTextFile, serveAdmin } from "../platform/adminHttp.ts"
 import { layerEtcd } from "../platform/etcdControlStore.ts"
 import { layerFileStores } from "../platform/fileStores.ts"
-import { layerTcp } from "../platform/tcp.ts"
+import { localClusterTransport, transportLayerFor, type TlsOption } from "../platform/nodeTransport.ts"
 import { makeClusterBackend } from "../../fuse/clusterBackend.ts"
 import { mountVolumes, opTimeoutMsDefault } from "../../fuse/mount.ts"
 import type { Flags, Output } from "./commands.ts"
 import { CommandError, parseLabelFlags } from "./commands.ts"
-import { startLocalCluster } from "./localCluster.ts"
+import { localMembers, startLocalCluster } from "./localCluster.ts"
+import { ensureKeyRing, keyRingWithoutKey, readKeyRing } from "../platform/nodeCrypto.ts"
 
 /** How long IO waits for a (new) master, or for a new volume's replicas, before it fails (every node). */
 const pauseMaxMs = 60_000
@@ -83,17 +84,25 @@ export const clusterUp = (flags: Flags, out: Output): Effect.Effect<void, unknow
     const mountDir = flags["no-mount"] === true ? undefined : absolute(text(flags, "mount") || "./mnt")
     const secret = yield* ensureSecretFile(`${data}/cluster.secret`)
     const token = yield* ensureSecretFile(`${data}/admin.token`)
+    // The unwrapping key of encrypted volumes (storageos.com/encryption=true), made once: the local cluster encrypts with no setup.
+    const keyRing = yield* ensureKeyRing(`${data}/encryption.key`)
     const metrics = makeMetrics()
-    const layers = Layer.mergeAll(layerTcp, layerFileStores, layerFile(`${data}/control.json`))
+    const hostBase = text(flags, "host-base") || "127.0.0."
+    const plaintext = flags["insecure-plaintext"] === true
+    const warn = (line: string) => Effect.sync(() => out(line))
+    const transport = yield* localClusterTransport(localMembers(nodes, hostBase), `${data}/tls`, plaintext ? "insecure-plaintext" : undefined, warn)
+    const layers = Layer.mergeAll(transport.layer, layerFileStores, layerFile(`${data}/control.json`))
     const context = yield* Layer.build(layers)
     const cluster = yield* startLocalCluster({
-      nodes, hostBase: text(flags, "host-base") || "127.0.0.", port, dataDir: data, secret, metrics, nodeLabels: nodeLabelsOf(flags),
+      nodes, hostBase, port, dataDir: data, secret, metrics, nodeLabels: nodeLabelsOf(flags), keyRing,
       node: { leaseTtlMs: wholeNumber(flags, "lease-ttl-ms", 100, 60_000), pauseMaxMs },
       ...(flags.quiet === true ? {} : { onEvent: (e: ClusterEvent) => out(formatEvent(e)) }),
     }).pipe(Effect.provide(context))
     const server = yield* serveAdmin(api, { node: () => cluster.node(), events: cluster.events, metrics, token, local: cluster.control })
     out(`replivol: ${nodes} node(s) ${cluster.statuses().map((s) => `${s.name}@${s.address}`).join(" ")}; data ${data}`)
+    out(transport.pki ? `port ${port}: TLS 1.3, mutual certificates from a throwaway CA in ${data}/tls (ca.crt; client.crt/client.key for workloads)` : `port ${port}: plain TCP (--insecure-plaintext)`)
     out(`admin API: http://${server.address} (token in ${data}/admin.token; /metrics without token from loopback)`)
+    out(`encryption: storageos.com/encryption=true volumes use the key in ${data}/encryption.key (check value ${keyRing.crypto.keyCheck(keyRing.unwrappingKey!)}); keep it, or their data is lost`)
     const last = () => [...cluster.names].reverse().map((n) => cluster.node(n)).find((n) => n !== undefined)
     const mounted = mountDir === undefined ? false : yield* mountAll(mountDir, last, cluster.isRunning, metrics, out)
     if (flags.demo === true) {
@@ -121,6 +130,18 @@ const nodeLabelsOf = (flags: Flags): Record<string, Record<string, string>> => {
   return out
 }
 
+/** `node start`'s TLS: all three --tls-* files, or --insecure-plaintext; anything else is refused. */
+const nodeTls = (flags: Flags): TlsOption => {
+  const [certFile, keyFile, caFile] = [text(flags, "tls-cert"), text(flags, "tls-key"), text(flags, "tls-ca")]
+  const given = [certFile, keyFile, caFile].filter((f) => f !== "").length
+  if (flags["insecure-plaintext"] === true) {
+    if (given > 0) throw new CommandError("node start: give either --tls-cert, --tls-key and --tls-ca, or --insecure-plaintext, not both")
+    return "insecure-plaintext"
+  }
+  if (given < 3) throw new CommandError("node start needs --tls-cert, --tls-key and --tls-ca (PEM files from your cluster CA; see docs/cli.md) or, on a trusted network only, --insecure-plaintext")
+  return { certFile: absolute(certFile), keyFile: absolute(keyFile), caFile: absolute(caFile) }
+}
+
 export const nodeStart = (flags: Flags, out: Output): Effect.Effect<void, unknown, Scope.Scope> =>
   Effect.gen(function* () {
     const need = (name: string) => {
@@ -135,20 +156,26 @@ export const nodeStart = (flags: Flags, out: Output): Effect.Effect<void, unknow
     const secretFile = need("secret-file")
     const secret = yield* Effect.promise(() => readTextFile(secretFile))
     if (secret === undefined || secret.length < 16) return yield* new AdminError({ reason: "bad-request", message: `--secret-file ${secretFile} cannot be read or holds fewer than 16 bytes: put the same secret on every node` })
+    const keyFile = text(flags, "encryption-key-file")
+    const keyRing = keyFile ? yield* readKeyRing(absolute(keyFile)) : keyRingWithoutKey()
+    if (keyRing instanceof Error) return yield* keyRing
     const metrics = makeMetrics()
     const events = makeEventLog()
     const api = text(flags, "api")
     const options = {
-      name, address: { host, port: portText ? Number(portText) : 5703 }, dataDir: data, secret, metrics, pauseMaxMs,
+      name, address: { host, port: portText ? Number(portText) : 5703 }, dataDir: data, secret, metrics, pauseMaxMs, keyRing,
       ...(api ? { api } : {}), labels: parseLabelFlags((flags.label as ReadonlyArray<string> | undefined) ?? []),
       onClusterEvent: (e: ClusterEvent) => {
         events.push(e)
         if (flags.quiet !== true) out(formatEvent(e))
       },
     } as ClusterNodeOptions
-    const context = yield* Layer.build(Layer.mergeAll(layerTcp, layerFileStores, layerEtcd({ hosts })))
+    const tls = nodeTls(flags)
+    const transport = yield* transportLayerFor(tls, { name, host }, (line) => Effect.sync(() => out(line)))
+    const context = yield* Layer.build(Layer.mergeAll(transport, layerFileStores, layerEtcd({ hosts })))
     const node = yield* startClusterNode(options).pipe(Effect.provide(context))
-    out(`replivol: node ${name} at ${host}:${options.address.port ?? 5703}, etcd ${hosts.join(",")}, data ${data}`)
+    out(`replivol: node ${name} at ${host}:${options.address.port ?? 5703} (${tls === "insecure-plaintext" ? "plain TCP" : "TLS 1.3"}), etcd ${hosts.join(",")}, data ${data}`)
+    out(keyRing.unwrappingKey ? `encryption: key from ${keyRing.source} (check value ${keyRing.crypto.keyCheck(keyRing.unwrappingKey)})` : `encryption: no key (${keyRing.source}): this node hosts replicas of encrypted volumes but creates and serves none`)
     if (api) {
       const token = yield* ensureSecretFile(`${data}/admin.token`)
       const server = yield* serveAdmin(api, { node: () => node, events, metrics, token })

@@ -6,19 +6,23 @@
  * transitions. The decisions are agentPlan.ts's pure functions; this module gathers their facts
  * and executes their actions.
  */
-import { Clock, Context, Effect, Scope } from "effect"
+import { Clock, Context, Effect, Queue, Scope } from "effect"
 import type { ControlStore, ControlStoreShape } from "../control/ControlStore.ts"
 import type { Transport } from "../net/Transport.ts"
 import type { ReplivolNode } from "../node/node.ts"
 import type { Stores } from "../store/Stores.ts"
 import { planCopy, planPresence, stepDownDecision, type CopyAction, type CopyFacts } from "./agentPlan.ts"
 import { closeScope, type Copies } from "./copies.ts"
+import { makeHandover } from "./handover.ts"
 import { makeMasterRoles } from "./masterRole.ts"
 import { masterCapacityOf } from "./resize.ts"
 import type { Membership } from "./membership.ts"
 import { encode, keys, uidOf, type MasterLease, type NodeRecord, type VolumeRecord } from "./records.ts"
 import { listMasterLeases, listNodes, listVolumes, type Versioned } from "./store.ts"
 import type { Copy, Publish } from "./types.ts"
+import type { KeyRing } from "../crypt/keys.ts"
+import type { VolumeCipher } from "../crypt/volumeCipher.ts"
+import { volumeCipherOf } from "./volumeKeys.ts"
 
 export interface AgentOptions {
   readonly me: string
@@ -35,6 +39,8 @@ export interface AgentOptions {
   readonly startedMs: number
   readonly leaseTtlMs: number
   readonly resyncShare?: number
+  /** Unwraps the keys of encrypted volumes this node masters (volumeKeys.ts). */
+  readonly keyRing?: KeyRing
 }
 
 export const makeAgent = (options: AgentOptions) =>
@@ -64,10 +70,11 @@ export const makeAgent = (options: AgentOptions) =>
       }
     }
 
-    const hostReplica = (copy: Copy, record: VolumeRecord) =>
+    const hostReplica = (copy: Copy, record: VolumeRecord, handedOver = false) =>
       Effect.gen(function* () {
+        if (copy.replicaScope) return
         const scope = yield* Scope.fork(copy.scope)
-        const hosted = yield* Effect.result(node.hostReplicaStore(record.volume, copy.store, uidOf(record)).pipe(Scope.provide(scope)))
+        const hosted = yield* Effect.result(node.hostReplicaStore(record.volume, copy.store, uidOf(record), handedOver).pipe(Scope.provide(scope)))
         if (hosted._tag === "Failure") yield* closeScope(scope)
         else {
           copy.replicaScope = scope
@@ -77,6 +84,19 @@ export const makeAgent = (options: AgentOptions) =>
           copy.suspect = false
         }
       })
+
+    // A wake-up runs the next tick now (a move's target named master); one pending is enough.
+    const wakes = yield* Queue.sliding<void>(1)
+    const wake = () => void Queue.offerUnsafe(wakes, undefined)
+    /**
+     * The pause between ticks: `tickMs`, or less when woken while this node is a move's target
+     * (otherwise a plain sleep, the schedule every other tick keeps: the simulator's seeds replay).
+     */
+    const pause = (tickMs: number) =>
+      Effect.suspend(() => (handover.watching() ? Effect.asVoid(Effect.raceFirst(Effect.sleep(tickMs), Queue.take(wakes))) : Effect.sleep(tickMs)))
+    const handover = yield* makeHandover({
+      me, control, context: options.context, publish, incarnation: options.incarnation, closeMaster: copies.closeMaster, hostReplica, wake,
+    })
 
     /** Takes the master role if `stepDownDecision` lets this copy serve: the master lease (when needed), then the session. */
     const claim = (copy: Copy, record: VolumeRecord, revision: number, nodes: ReadonlyMap<string, NodeRecord>, held: Versioned<MasterLease> | undefined, takeLease: boolean) =>
@@ -94,6 +114,17 @@ export const makeAgent = (options: AgentOptions) =>
           return
         }
         if (decision._tag === "step-down") return yield* roles.stepDown(record, revision, held)
+        // An encrypted volume is served only with its key: unwrapped before the master lease is taken.
+        let cipher: VolumeCipher | undefined
+        if (record.spec.encryption === true) {
+          const unwrapped = yield* Effect.result(volumeCipherOf(control, options.keyRing, record, clock.currentTimeMillisUnsafe()))
+          if (unwrapped._tag === "Failure") {
+            const why = unwrapped.failure
+            options.publishThrottled(`key:${record.volume}`, "master-refused", `${me} cannot serve ${record.volume}${why._tag === "EncryptionError" ? ` (${why.reason})` : ""}: ${why.message}`, record.volume)
+            return
+          }
+          cipher = unwrapped.success
+        }
         if (takeLease) {
           const taken = yield* control.transaction({
             compare: [{ key: keys.master(record.volume), revision: held?.revision ?? 0 }],
@@ -101,10 +132,10 @@ export const makeAgent = (options: AgentOptions) =>
           })
           if (!taken.succeeded) return
         }
-        yield* roles.openMaster(copy, record, nodes)
+        yield* roles.openMaster(copy, record, nodes, cipher)
       })
 
-    const reconcileVolume = (record: VolumeRecord, revision: number, nodes: ReadonlyMap<string, NodeRecord>, leases: ReadonlyMap<string, Versioned<MasterLease>>) =>
+    const reconcileVolume = (record: VolumeRecord, revision: number, nodes: ReadonlyMap<string, NodeRecord>, leases: ReadonlyMap<string, Versioned<MasterLease>>, nodeLeases: ReadonlyMap<string, string | undefined>) =>
       Effect.gen(function* () {
         const held = leases.get(record.volume)
         const presence = planPresence(record, me, held, membership.lease(), copies.copies.has(record.volume))
@@ -125,6 +156,8 @@ export const makeAgent = (options: AgentOptions) =>
             case "resize": return roles.reconcileResize(copy, record)
             case "mark-suspect": return Effect.sync(() => void (copy.suspect = true))
             case "claim": return claim(copy, record, revision, nodes, held, action.takeLease)
+            case "arm": return handover.arm(copy, record)
+            case "hand-over": return handover.handOver(copy, record, revision, held, record.move ? nodeLeases.get(record.move.to) : undefined)
           }
         }
         for (const action of actions) yield* run(action)
@@ -134,18 +167,19 @@ export const makeAgent = (options: AgentOptions) =>
       viewReadMs = monotonicMs()
       const [volumes, nodeRows, leases] = yield* Effect.all([listVolumes, listNodes, listMasterLeases])
       const nodes = new Map(nodeRows.map((n) => [n.value.name, n.value]))
+      const nodeLeases = new Map(nodeRows.map((n) => [n.value.name, n.lease]))
       incarnations = new Map(nodeRows.map((n) => [n.value.name, n.value.incarnation]))
       if (!swept) {
         yield* copies.sweepUnclaimed(volumes.map((v) => v.value))
         swept = true
       }
       for (const { value: record, revision } of volumes) {
-        const result = yield* Effect.result(reconcileVolume(record, revision, nodes, leases))
+        const result = yield* Effect.result(reconcileVolume(record, revision, nodes, leases, nodeLeases))
         if (result._tag === "Failure") publish("agent-error", `${me}: ${record.volume}: ${String((result.failure as { message?: string }).message ?? result.failure)}`, record.volume)
       }
       const names = new Set(volumes.map((v) => v.value.volume))
       for (const name of [...copies.copies.keys()]) if (!names.has(name)) yield* copies.closeCopy(name, true)
     })
 
-    return { tick }
+    return { tick, wake, pause }
   })

@@ -67,6 +67,10 @@ export type CopyAction =
   | { readonly _tag: "mark-suspect" }
   /** Become master: decide on stepping down first (`stepDownDecision`), then take the master lease if `takeLease`, then open. */
   | { readonly _tag: "claim"; readonly takeLease: boolean }
+  /** A move names this replica's node: watch the record and mark the move armed (handover.ts). */
+  | { readonly _tag: "arm" }
+  /** A move of this serving master: fence, drain and hand over once armed (handover.ts). */
+  | { readonly _tag: "hand-over" }
 
 export const planCopy = (record: VolumeRecord, me: string, copy: CopyFacts, facts: LeaseFacts): ReadonlyArray<CopyAction> => {
   const actions: CopyAction[] = []
@@ -74,6 +78,7 @@ export const planCopy = (record: VolumeRecord, me: string, copy: CopyFacts, fact
     actions.push({ _tag: "set-recorded-in-sync", value: record.replicas.some((r) => r.node === me && r.state === "in-sync" && vouches(r, facts.incarnations)) })
     if (copy.masterState !== undefined) actions.push({ _tag: "close-master", why: `the record names ${record.master ?? "no node"} as master at epoch ${record.epoch}` })
     if (!copy.hostsReplica) actions.push({ _tag: "host-replica" })
+    if (record.move?.to === me && record.move.abandoned === undefined) actions.push({ _tag: "arm" })
     return actions
   }
   let masterState = copy.masterState
@@ -87,6 +92,7 @@ export const planCopy = (record: VolumeRecord, me: string, copy: CopyFacts, fact
     actions.push({ _tag: "reconcile-links" })
     // After the links: a replica added or revived this tick is opened at the grown size anyway.
     if (copy.resizePending) actions.push({ _tag: "resize" })
+    if (record.move !== undefined && record.move.abandoned === undefined) actions.push({ _tag: "hand-over" })
     return actions
   }
   if (masterState === "fenced") {

@@ -11,7 +11,9 @@ import type { Address } from "../net/Transport.ts"
 import { checkVolumeName, checkVolumeSize } from "../node/node.ts"
 import { applyRules, validateRule, type Rule } from "../policy/rules.ts"
 import type { MasterVolume } from "../replication/masterVolume.ts"
-import { isLabelKey, isLabelValue, labelCountMax, parseLabels } from "../volume/labels.ts"
+import { checkSpecChange, isLabelKey, isLabelValue, labelCountMax, parseLabels } from "../volume/labels.ts"
+import type { KeyRing } from "../crypt/keys.ts"
+import { sealNewVolumeKey } from "./volumeKeys.ts"
 import { topologyOf } from "./controller.ts"
 import { loadOf, placeVolume } from "./placement.ts"
 import { ClusterError, decodeNodeConfig, encode, keys, type NodeConfig, type VolumeRecord } from "./records.ts"
@@ -104,6 +106,8 @@ export interface ClusterApiOptions {
   readonly tickMs: number
   /** The serving master of `volume` on this node, if any. */
   readonly ownMaster: (volume: string) => MasterVolume | undefined
+  /** Seals the keys of new encrypted volumes (absent: they are refused with `no-key`). */
+  readonly keyRing?: KeyRing
 }
 
 export const makeClusterApi = (options: ClusterApiOptions) =>
@@ -139,10 +143,12 @@ export const makeClusterApi = (options: ClusterApiOptions) =>
         if (placement instanceof ClusterError) return yield* placement
         if (placement.warning !== undefined) publish("placement-warning", `warning: ${placement.warning}`, create.volume)
         const uid = (yield* Effect.forEach([0, 1, 2], () => Random.nextIntBetween(0, 0x7fffffff))).map((n) => n.toString(36)).join("")
+        // Encrypted: a fresh volume key, sealed by the namespace key, goes into the record; a node that cannot seal it creates nothing.
+        const encryption = spec.encryption === true ? yield* sealNewVolumeKey(control, options.keyRing, create.volume, uid, now()) : undefined
         const record: VolumeRecord = {
           volume: create.volume, uid, sizeBytes: create.sizeBytes, labels: applied.labels, spec, createdAtMs: now(),
           epoch: yield* firstEpoch, master: placement.master, replicas: placement.replicas.map((n) => ({ node: n, state: "provisioned" as const })),
-          rulesApplied: applied.applied,
+          rulesApplied: applied.applied, ...(encryption ? { encryption } : {}),
         }
         const created = yield* control.transaction({ compare: [{ key: keys.volume(create.volume), revision: 0 }], put: [{ key: keys.volume(create.volume), value: encode(record) }] })
         if (!created.succeeded) return yield* new ClusterError({ reason: "exists", message: `volume ${create.volume} already exists` })
@@ -163,6 +169,8 @@ export const makeClusterApi = (options: ClusterApiOptions) =>
           const record = found.value
           const labels = Object.fromEntries(Object.entries({ ...record.labels, ...change.setLabels }).filter(([key]) => !(change.removeLabels ?? []).includes(key)))
           const spec = yield* parseLabels(labels)
+          const immutable = checkSpecChange(record.spec, spec, labels)
+          if (immutable) return yield* immutable
           const [alive, configs] = yield* Effect.all([aliveSet, listNodeConfigs])
           const usable = [...alive].filter((n) => !configs.get(n)?.value.cordoned).length
           const held = new Set([record.master, ...record.replicas.map((r) => r.node)].filter((n) => n !== undefined)).size

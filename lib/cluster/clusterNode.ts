@@ -26,11 +26,12 @@ import { makeController } from "./controller.ts"
 import { makeCopies } from "./copies.ts"
 import { makeEventLog } from "./eventLog.ts"
 import { makeMembership } from "./membership.ts"
+import { makeMoves } from "./moves.ts"
 import { inProcessMaster, registerProcessNode } from "./processMasters.ts"
 import type { ClusterError } from "./records.ts"
 import type { ClusterNode, ClusterNodeOptions } from "./types.ts"
 
-export type { ClusterEvent, ClusterNode, ClusterNodeOptions, CreateVolumeOptions, NodeConfigChange, NodeInfo, ReplicaInfo, VolumeInfo, VolumeLabelChange } from "./types.ts"
+export type { ClusterEvent, ClusterNode, ClusterNodeOptions, CreateVolumeOptions, DrainStatus, MoveStatus, NodeConfigChange, NodeInfo, ReplicaInfo, VolumeInfo, VolumeLabelChange } from "./types.ts"
 export { inProcessMaster } from "./processMasters.ts"
 export { replicasKept, volumeInfo } from "./volumeInfo.ts"
 
@@ -62,7 +63,10 @@ export const startClusterNode = (
       control, me, address: node.address, incarnation, ...(options.api ? { api: options.api } : {}), leaseTtlMs, tickMs,
       publish: log.publish, onLost: copies.fenceAll,
     })
-    const api = yield* makeClusterApi({ me, control, publish: log.publish, tickMs, ownMaster: (volume) => copies.copies.get(volume)?.master?.volume })
+    const api = yield* makeClusterApi({
+      me, control, publish: log.publish, tickMs, ownMaster: (volume) => copies.copies.get(volume)?.master?.volume,
+      ...(options.keyRing ? { keyRing: options.keyRing } : {}),
+    })
     yield* membership.register
     if (options.labels !== undefined && Object.keys(options.labels).length > 0) yield* api.configureNode(me, { setLabels: options.labels })
     yield* Effect.forkIn(membership.keepAlive, nodeScope)
@@ -70,12 +74,15 @@ export const startClusterNode = (
     const agent = yield* makeAgent({
       me, node, control, context, membership, copies, publish: log.publish, publishThrottled: log.publishThrottled,
       incarnation, startedMs, leaseTtlMs, ...(options.resyncShare === undefined ? {} : { resyncShare: options.resyncShare }),
+      ...(options.keyRing ? { keyRing: options.keyRing } : {}),
     })
-    const controller = yield* makeController({ me, control, lease: membership.lease, graceMs: options.graceMs ?? 30_000, publish: log.publish })
-    const loop = (name: string, tick: Effect.Effect<void, unknown>) =>
-      Effect.forever(Effect.andThen(Effect.catchCause(tick, (cause) => Effect.sync(() => log.publish(`${name}-error`, `${me}: ${String(cause).slice(0, 300)}`))), Effect.sleep(tickMs)))
-    yield* Effect.forkIn(loop("agent", agent.tick.pipe(Effect.provide(context))), nodeScope)
-    yield* Effect.forkIn(loop("controller", controller.tick.pipe(Effect.provide(context))), nodeScope)
+    const graceMs = options.graceMs ?? 30_000
+    const controller = yield* makeController({ me, control, lease: membership.lease, graceMs, publish: log.publish })
+    const moves = yield* makeMoves({ me, control, publish: log.publish, graceMs, scope: nodeScope, configureNode: api.configureNode })
+    const loop = (name: string, tick: Effect.Effect<void, unknown>, pause: Effect.Effect<void>) =>
+      Effect.forever(Effect.andThen(Effect.catchCause(tick, (cause) => Effect.sync(() => log.publish(`${name}-error`, `${me}: ${String(cause).slice(0, 300)}`))), pause))
+    yield* Effect.forkIn(loop("agent", agent.tick.pipe(Effect.provide(context)), agent.pause(tickMs)), nodeScope)
+    yield* Effect.forkIn(loop("controller", controller.tick.pipe(Effect.provide(context)), Effect.sleep(tickMs)), nodeScope)
     yield* Effect.addFinalizer(() =>
       Effect.gen(function* () {
         yield* copies.fenceAll(crashed ? "the node crashed" : "the node is stopping")
@@ -117,6 +124,12 @@ export const startClusterNode = (
       verifyVolume: (v, o) => provide(Effect.flatMap(api.verifyingMaster(v), (master) => master.verify(o))),
       startVerify: (v, o) => provide(Effect.flatMap(api.verifyingMaster(v), (master) => master.startVerify(o))),
       verifyStatus: (v) => provide(api.verifyStatus(v)),
+      moveVolume: (v, to, onProgress) => provide(moves.moveVolume(v, to, onProgress)),
+      startMove: (v, to) => provide(moves.startMove(v, to)),
+      moveStatus: (v) => moves.moveStatus(v),
+      drainNode: (name, onProgress) => provide(moves.drainNode(name, onProgress)),
+      startDrain: (name) => provide(moves.startDrain(name)),
+      drainStatus: (name) => moves.drainStatus(name),
       crash: () => void (crashed = true),
     } satisfies ClusterNode
   })

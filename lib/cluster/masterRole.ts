@@ -15,6 +15,7 @@ import { ClusterError, encode, keys, uidOf, type MasterLease, type NodeRecord, t
 import { getNode, updateVolume, type Versioned } from "./store.ts"
 import { growForMaster, resizeStep } from "./resize.ts"
 import type { Copy, MasterRole, Publish } from "./types.ts"
+import type { VolumeCipher } from "../crypt/volumeCipher.ts"
 
 export interface MasterRolesOptions {
   readonly me: string
@@ -66,9 +67,13 @@ export const makeMasterRoles = (options: MasterRolesOptions) =>
           stillInSync() ? { node: r.node, state: "in-sync", syncedEpoch: epoch, ...(incarnation === undefined ? {} : { syncedIncarnation: incarnation }) } : r)
       })
 
-    const openMaster = (copy: Copy, record: VolumeRecord, nodes: ReadonlyMap<string, NodeRecord>) =>
+    /** Opens the master session; `cipher`: an encrypted volume's, unwrapped by the agent before it claimed the role. */
+    const openMaster = (copy: Copy, record: VolumeRecord, nodes: ReadonlyMap<string, NodeRecord>, cipher: VolumeCipher | undefined) =>
       Effect.gen(function* () {
         let ownActivity: ReadonlyArray<readonly [number, number]> | "all" = "all"
+        // Promoted from its replica role by a planned hand-over of this epoch (its activity log known):
+        // the previous session drained onto every in-sync copy, nothing to reconcile.
+        const drained = record.handover?.epoch === record.epoch && copy.replicaScope !== undefined && node.replicaActivity(record.volume) !== "all"
         if (copy.replicaScope) {
           ownActivity = node.detachReplica(record.volume)
           yield* closeScope(copy.replicaScope)
@@ -88,7 +93,7 @@ export const makeMasterRoles = (options: MasterRolesOptions) =>
         // record's size until this master committed the resize (lib/cluster/resize.ts).
         const open = Effect.andThen(growForMaster(copy.store, record), node.openVolume({
           volume: record.volume, sizeBytes: record.sizeBytes, visibleSizeBytes: record.sizeBytes, spec: record.spec, epoch: record.epoch, replicas: plans,
-          store: copy.store, waitForSync: false, ownActivity, leaseValid,
+          store: copy.store, waitForSync: false, ownActivity, leaseValid, ...(drained ? { previousSessionDrained: true } : {}),
           ...(options.resyncShare === undefined ? {} : { resyncShare: options.resyncShare }),
           onReplicaFailed: (replicaNode, failure) =>
             markReplica(record.volume, record.epoch, replicaNode, (r) => (r.state === "failed" ? r : { node: r.node, state: "failed", reason: failure.message, failedAtMs: now() })),
@@ -97,6 +102,7 @@ export const makeMasterRoles = (options: MasterRolesOptions) =>
           onReplicaSyncing: (replicaNode) =>
             markReplica(record.volume, record.epoch, replicaNode, (r) => (r.state === "in-sync" ? { node: r.node, state: "syncing" } : r)),
           uid: uidOf(record),
+          ...(cipher ? { cipher } : {}),
         })).pipe(Scope.provide(scope), Effect.provide(context))
         yield* Effect.forkIn(
           Effect.gen(function* () {

@@ -236,3 +236,17 @@ export const planVolume = (record: VolumeRecord, view: ClusterView): Plan | unde
   }
   return events.length === 0 && next === record ? undefined : { record: next, events }
 }
+
+/**
+ * A node for one more copy of the volume (a move to a node that holds none, a drain replacing a
+ * copy): alive, uncordoned, holding no copy of it and not in `exclude`; least loaded, in a failure
+ * domain no other copy is in when there is one. Undefined: no node can take it.
+ */
+export const placeExtraCopy = (record: VolumeRecord, view: ClusterView, exclude: ReadonlySet<string>): string | undefined => {
+  const topology = view.topology ?? noTopology
+  const used = new Set([record.master, ...record.replicas.map((r) => r.node)])
+  const free = [...view.aliveNodes].filter((n) => !used.has(n) && !exclude.has(n) && !topology.cordoned.has(n))
+  const staying = [record.master, ...record.replicas.map((r) => r.node)].filter((n): n is string => n !== undefined && !exclude.has(n))
+  const { picked } = pickSpread(byLoad(free, view.load, view.random), 1, (node) => domainOf(record.spec, topology, node), staying.map((node) => domainOf(record.spec, topology, node)))
+  return picked[0]
+}

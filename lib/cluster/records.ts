@@ -6,6 +6,7 @@
  *   replivol/volumes/<ns>/<name>     VolumeRecord   changed only by compare-and-swap
  *   replivol/masters/<ns>/<name>     MasterLease    leased by the master's node: it serves IO only while this lives
  *   replivol/rules/<ns>/<name>       Rule
+ *   replivol/nskeys/<ns>             NamespaceKeyRecord  the namespace key, sealed by the nodes' unwrapping key (lib/crypt/keys.ts)
  *   replivol/controller              { node }       leased by the elected controller
  *
  * Records are JSON; decoding validates them (a corrupt record is a typed error, never a crash).
@@ -14,6 +15,7 @@ import { isCount, isRecord } from "../core/guards.ts"
 import { Data } from "effect"
 import type { Rule } from "../policy/rules.ts"
 import type { VolumeSpec } from "../volume/labels.ts"
+import { isVolumeEncryption, type VolumeEncryption } from "../crypt/keys.ts"
 
 export const keys = {
   prefix: "replivol/",
@@ -28,6 +30,7 @@ export const keys = {
   rules: "replivol/rules/",
   rule: (namespace: string, name: string) => `replivol/rules/${namespace}/${name}`,
   controller: "replivol/controller",
+  namespaceKey: (namespace: string) => `replivol/nskeys/${namespace}`,
 } as const
 
 export interface NodeRecord {
@@ -96,6 +99,28 @@ export interface VolumeRecord {
   readonly unavailableReason?: string
   /** Rules applied at creation, in order. */
   readonly rulesApplied: ReadonlyArray<string>
+  /** An encrypted volume's sealed key (spec.encryption; lib/crypt/keys.ts). */
+  readonly encryption?: VolumeEncryption
+  /** A planned master change in progress (`volume move`, `node drain`; cluster/handover.ts). */
+  readonly move?: VolumeMove
+  /** The master of `epoch` took over from `from` by a planned hand-over that drained every write (cluster/handover.ts). */
+  readonly handover?: { readonly from: string; readonly epoch: number }
+}
+
+/**
+ * A planned hand-over of a volume's master to `to`, an in-sync replica: the API writes it, the
+ * target's agent arms (watches the record, so it takes over as soon as it is named master) and
+ * sets `armed`, then the master's agent fences, drains and writes the hand-over.
+ */
+export interface VolumeMove {
+  readonly to: string
+  /** The target watches the record: the master may hand over. */
+  readonly armed?: boolean
+  /** The old master's copy is dropped (a copy was added for the move) instead of staying as an in-sync replica. */
+  readonly dropOld?: boolean
+  readonly requestedAtMs: number
+  /** The hand-over was given up, and why (the requester reports it and clears the move). */
+  readonly abandoned?: string
 }
 
 export interface MasterLease {
@@ -146,7 +171,9 @@ export const decodeVolume = (key: string, text: string): VolumeRecord | ClusterE
   const ok = typeof value.volume === "string" && isCount(value.sizeBytes) && isCount(value.epoch) && isRecord(value.spec) && isRecord(value.labels) &&
     (value.master === undefined || typeof value.master === "string") && Array.isArray(value.replicas) &&
     value.replicas.every((r) => isRecord(r) && typeof r.node === "string" && replicaStates.has(r.state as string)) &&
-    (value.resizeToBytes === undefined || (isCount(value.resizeToBytes) && value.resizeToBytes > (value.sizeBytes as number)))
+    (value.resizeToBytes === undefined || (isCount(value.resizeToBytes) && value.resizeToBytes > (value.sizeBytes as number))) &&
+    (value.encryption === undefined || isVolumeEncryption(value.encryption)) &&
+    (value.move === undefined || (isRecord(value.move) && typeof value.move.to === "string" && isCount(value.move.requestedAtMs)))
   if (!ok) return new ClusterError({ reason: "corrupt-record", message: `volume record ${key} is malformed` })
   return { rulesApplied: [], ...value } as unknown as VolumeRecord
 }

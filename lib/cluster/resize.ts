@@ -31,7 +31,7 @@ export const resizeWaitMsDefault = 10_000
 
 /** The record asking for a resize to `sizeBytes`; `unchanged` when it has that size or already asks for it; or why not (nothing changes). */
 export const requestResize = (record: VolumeRecord, sizeBytes: number): VolumeRecord | "unchanged" | ReplicationError => {
-  const bad = checkResize(record.volume, record.sizeBytes, sizeBytes)
+  const bad = checkResize(record.volume, record.sizeBytes, sizeBytes, undefined, record.encryption?.unitBytes)
   if (bad) return bad
   const pending = record.resizeToBytes
   if (sizeBytes === record.sizeBytes && pending === undefined) return "unchanged"

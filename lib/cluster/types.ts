@@ -13,6 +13,8 @@ import type { VerifyOptions, VerifyReport } from "../replication/verify.ts"
 import type { BlockStore } from "../store/BlockStore.ts"
 import type { Health } from "../volume/health.ts"
 import type { LabelError } from "../volume/labels.ts"
+import type { KeyRing } from "../crypt/keys.ts"
+import type { EncryptionError } from "../crypt/primitives.ts"
 import type { ClusterError, NodeConfig, NodeRecord, ReplicaRecord } from "./records.ts"
 import type { VolumeClient } from "./volumeClient.ts"
 
@@ -34,6 +36,12 @@ export interface ClusterNodeOptions extends NodeOptions {
   readonly resyncShare?: number
   /** Let handles call masters of other nodes in this process directly (default true; the simulator turns it off to test the wire). */
   readonly inProcessShortcut?: boolean
+  /**
+   * What this node unwraps encryption keys with (lib/crypt/keys.ts; the CLI reads it from
+   * `--encryption-key-file`). Without it, or without a key in it, the node hosts replicas of
+   * encrypted volumes (ciphertext) but creates and serves none, saying why.
+   */
+  readonly keyRing?: KeyRing
 }
 
 export interface ClusterEvent {
@@ -95,7 +103,7 @@ export interface CreateVolumeOptions {
   readonly labels?: Readonly<Record<string, string>>
 }
 
-export type ApiError = ClusterError | ControlError | LabelError | ReplicationError | RuleError
+export type ApiError = ClusterError | ControlError | LabelError | ReplicationError | RuleError | EncryptionError
 
 export interface ClusterNode {
   readonly name: string
@@ -138,8 +146,56 @@ export interface ClusterNode {
   readonly startVerify: (volume: string, options?: VerifyOptions) => Effect.Effect<VerifyReport, ApiError>
   /** The running or last verify of the volume's current master session (`not-found` if none ran). */
   readonly verifyStatus: (volume: string) => Effect.Effect<VerifyReport, ApiError>
+  /**
+   * Moves the volume's master to `to` (a planned hand-over: fence, drain, promote at the next
+   * epoch), placing and syncing a copy there first when it holds no in-sync one. Refused with a
+   * reason (nothing changes) for an unknown, down, cordoned or current master node, or a volume
+   * without a serving master. Completes when `to` serves; `onProgress` sees each status change.
+   */
+  readonly moveVolume: (volume: string, to: string, onProgress?: (status: MoveStatus) => void) => Effect.Effect<MoveStatus, ApiError>
+  /** Checks and starts a move in the background; its status follows with `moveStatus` (on this node). */
+  readonly startMove: (volume: string, to: string) => Effect.Effect<MoveStatus, ApiError>
+  readonly moveStatus: (volume: string) => Effect.Effect<MoveStatus, ApiError>
+  /**
+   * Cordons the node and moves everything off it: each master to a fresh copy elsewhere, each
+   * replica replaced (the new copy in sync before the old one is dropped). Refused (nothing
+   * changes) for an unknown node, or when some copy on it has nowhere to go.
+   */
+  readonly drainNode: (name: string, onProgress?: (status: DrainStatus) => void) => Effect.Effect<DrainStatus, ApiError>
+  readonly startDrain: (name: string) => Effect.Effect<DrainStatus, ApiError>
+  readonly drainStatus: (name: string) => Effect.Effect<DrainStatus, ApiError>
   /** Marks the node as crashing: closing its scope then keeps its lease (it must expire, as after a real crash). */
   readonly crash: () => void
+}
+
+/** A planned move of a volume's master (`volume move`): what it does now, and its new copy's sync progress. */
+export interface MoveStatus {
+  readonly volume: string
+  readonly from: string | undefined
+  readonly to: string
+  /** copying: the copy on `to` syncs first; handing-over: the master fences, drains and hands over; then done or failed. */
+  readonly state: "copying" | "handing-over" | "done" | "failed"
+  /** A copy was placed on `to` for the move (the old master's copy is dropped after). */
+  readonly newCopy: boolean
+  readonly bytesDone: number
+  readonly bytesTotal: number
+  /** The new master's epoch, once done. */
+  readonly epoch?: number
+  readonly error?: string
+  readonly startedAtMs: number
+  readonly finishedAtMs?: number
+}
+
+/** A drain of a node (`node drain`): volumes moved so far, the one moving now. */
+export interface DrainStatus {
+  readonly node: string
+  readonly state: "draining" | "done" | "failed"
+  readonly volumesTotal: number
+  readonly volumesDone: number
+  readonly current?: { readonly volume: string; readonly action: "move-master" | "replace-replica"; readonly to: string; readonly bytesDone: number; readonly bytesTotal: number }
+  readonly error?: string
+  readonly startedAtMs: number
+  readonly finishedAtMs?: number
 }
 
 /** This node's master role for one copy: the session's scope and epoch, and the agent's per-link bookkeeping. */

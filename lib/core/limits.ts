@@ -60,6 +60,19 @@ export const dirtyRegionBytesFor = (sizeBytes: number, floorBytes: number): numb
   return region
 }
 
+/**
+ * Planned moves (`volume move`, `node drain`; lib/cluster/handover.ts): a fenced master waits at
+ * most `handoverDrainMs` for its in-flight writes (twice the ack timeout: a replica slower than
+ * that is failed anyway) before it gives the hand-over up and serves again; a move not armed by its
+ * target or not handed over within `moveHandoverMs` is abandoned; a copy made for a move or a drain
+ * must be in sync within `moveSyncMs`.
+ */
+export const handoverDrainMs = 10_000
+/** Copies a volume may have beyond its replica count while a move or drain syncs a new one. */
+export const relocationCopiesMax = 1
+export const moveHandoverMs = 30_000
+export const moveSyncMs = 6 * 3_600_000
+
 /** Default settings, each overridable through the API. */
 export const defaults = {
   /** Port of the replication protocol (StorageOS: tcp/5703). */
@@ -90,4 +103,5 @@ assert(controlBodyBytesMax <= frameBodyBytesMax, "control bodies are frame bodie
 assert(inflightBytesPerReplicaMax >= writeChunkBytesMax, "one full chunk must fit in flight")
 assert(volumeSizeBytesMax < Number.MAX_SAFE_INTEGER, "offsets must be exact numbers")
 assert(failureToleranceMax < replicasMax, "tolerance counts failed replicas out of at most replicasMax")
+assert(handoverDrainMs >= 2 * defaults.ackTimeoutMs && handoverDrainMs < moveHandoverMs, "a drain outlasts a replica's ack timeout and fits in a hand-over")
 assert(defaults.dirtyRegionBytes % sectorBytes === 0, "dirty regions are whole sectors")

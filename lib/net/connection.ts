@@ -52,7 +52,19 @@ const framed = (link: Link, onWireError?: (error: WireError) => void) => {
     if (waiter) Deferred.doneUnsafe(waiter, Effect.fail(failure))
     waiter = undefined
   }
+  let first = true
   link.onData((chunk) => {
+    const opening = first
+    first = false
+    if (opening && chunk.length >= 2) {
+      // A TLS record (handshake 0x16 or alert 0x15, version 0x03 …) where a frame (magic "RPV1") belongs:
+      // the peer speaks TLS and this end is plaintext (--insecure-plaintext on one side only).
+      if ((chunk[0] === 0x16 || chunk[0] === 0x15) && chunk[1] === 0x03) {
+        fail(new NetError({ reason: "tls-unexpected", address: link.remote, message: `${link.remote} speaks TLS but this end of the connection is plaintext (--insecure-plaintext): start every node the same way` }))
+        link.close("peer speaks TLS on a plaintext connection")
+        return
+      }
+    }
     decoder.push(chunk)
     for (;;) {
       const next = decoder.next()
@@ -72,7 +84,7 @@ const framed = (link: Link, onWireError?: (error: WireError) => void) => {
       else link.close("too many frames before the receiver was ready")
     }
   })
-  link.onClose((reason) => fail(new NetError({ reason: "closed", address: link.remote, message: `connection ${link.remote} closed: ${reason}` })))
+  link.onClose((reason, error) => fail(error ?? new NetError({ reason: "closed", address: link.remote, message: `connection ${link.remote} closed: ${reason}` })))
   const nextFrame: Effect.Effect<Frame, NetError> = Effect.suspend(() => {
     const queued = inbox.shift()
     if (queued) return Effect.succeed(queued)

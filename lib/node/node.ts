@@ -7,7 +7,7 @@
  * Scope it was started in: closing the scope stops listening, closes connections and stores.
  */
 import { Effect, Queue, Scope } from "effect"
-import { connectionsPerNodeMax, defaults, handshakesPendingMax, sectorBytes, volumeSizeBytesMax } from "../core/limits.ts"
+import { connectionsPerNodeMax, defaults, handshakesPendingMax, relocationCopiesMax, sectorBytes, volumeSizeBytesMax } from "../core/limits.ts"
 import { clientHandshake, serverHandshake, assertSecret, type Connection } from "../net/connection.ts"
 import { formatAddress, type Address, type Link, NetError, Transport } from "../net/Transport.ts"
 import type { BlockStore, StoreError } from "../store/BlockStore.ts"
@@ -21,6 +21,8 @@ import { ReplicationError } from "../replication/errors.ts"
 import { openMasterVolume, type MasterVolume, type ReplicaPlan, type VolumeEvent } from "../replication/masterVolume.ts"
 import { makeReplicaHost, type HostedReplicaStatus } from "../replication/replicaHost.ts"
 import type { LinkFailure, ReplicaTarget } from "../replication/replicaLink.ts"
+import { EncryptionError } from "../crypt/primitives.ts"
+import type { VolumeCipher } from "../crypt/volumeCipher.ts"
 
 export interface NodeOptions {
   /** DNS-label node name, unique in the cluster. */
@@ -75,7 +77,15 @@ export interface OpenVolumeOptions {
   /** The volume's unique id (clusters: fresh at every create). */
   readonly uid?: string
   readonly ownActivity?: ReadonlyArray<readonly [number, number]> | "all"
+  /** The previous session ended in a drained, planned hand-over (see MasterVolumeOptions). */
+  readonly previousSessionDrained?: boolean
   readonly resyncShare?: number
+  /**
+   * The volume's cipher, required when its labels ask for `storageos.com/encryption=true` (a
+   * cluster unwraps it from the key hierarchy, lib/crypt/keys.ts; a bare node's caller makes it
+   * with `makeVolumeCipher(primitives.xts(key))`). Replicas need none: they store ciphertext.
+   */
+  readonly cipher?: VolumeCipher
 }
 
 export interface NodeStats {
@@ -95,10 +105,10 @@ export interface ReplivolNode {
   readonly hostReplica: (volume: string, sizeBytes: number) => Effect.Effect<void, ReplicationError | StoreError, Scope.Scope>
   /** Opens this node's copy of a volume (the store both roles use); closed with the scope. */
   readonly openCopy: (volume: string, sizeBytes: number) => Effect.Effect<BlockStore, ReplicationError | StoreError, Scope.Scope>
-  /** Hosts an already open copy as a replica until the scope closes. */
-  readonly hostReplicaStore: (volume: string, store: BlockStore, uid?: string) => Effect.Effect<void, ReplicationError, Scope.Scope>
+  /** Hosts an already open copy as a replica until the scope closes (`handedOver`: see ReplicaHost.host). */
+  readonly hostReplicaStore: (volume: string, store: BlockStore, uid?: string, handedOver?: boolean) => Effect.Effect<void, ReplicationError, Scope.Scope>
   readonly unhostReplica: (volume: string) => Effect.Effect<void>
-  readonly openVolume: (options: OpenVolumeOptions) => Effect.Effect<MasterVolume, ReplicationError | StoreError | LabelError, Scope.Scope>
+  readonly openVolume: (options: OpenVolumeOptions) => Effect.Effect<MasterVolume, ReplicationError | StoreError | LabelError | EncryptionError, Scope.Scope>
   readonly hostedReplicas: () => ReadonlyArray<HostedReplicaStatus>
   readonly rejections: () => Readonly<Record<string, number>>
   readonly stats: () => NodeStats
@@ -152,6 +162,8 @@ export const startNode = (options: NodeOptions): Effect.Effect<ReplivolNode, Net
     let accepted = 0, open = 0, pendingHandshakes = 0, handshakesFailed = 0, refusedOverLimit = 0
 
     const accepts = yield* Queue.unbounded<Link>()
+    // Refusals by the transport itself (TLS: another CA, expired, no TLS) count as failed handshakes.
+    const refusals = yield* Queue.sliding<NetError>(handshakesPendingMax)
     const listener = yield* transport.listen(address, (link) => {
       if (pendingHandshakes >= handshakesPendingMax || open >= connectionsPerNodeMax) {
         refusedOverLimit++
@@ -159,7 +171,18 @@ export const startNode = (options: NodeOptions): Effect.Effect<ReplivolNode, Net
       }
       pendingHandshakes++
       Queue.offerUnsafe(accepts, link)
+    }, {
+      handshakeTimeoutMs: handshake.timeoutMs,
+      onRefused: (error) => {
+        handshakesFailed++
+        bump(handshakeFailures, error.reason)
+        Queue.offerUnsafe(refusals, error)
+      },
     })
+    yield* Effect.forkIn(
+      Effect.forever(Effect.flatMap(Queue.take(refusals), (error) => Effect.logDebug(`node ${options.name}: refused ${error.address}: ${error.message}`))),
+      scope,
+    )
     const serveLink = (link: Link) =>
       Effect.gen(function* () {
         const result = yield* Effect.result(serverHandshake(link, handshake))
@@ -188,9 +211,9 @@ export const startNode = (options: NodeOptions): Effect.Effect<ReplivolNode, Net
         return instrumentStore(yield* stores.open(storePath(volume), sizeBytes), volume, metrics)
       })
 
-    const hostReplicaStore = (volume: string, store: BlockStore, uid?: string) =>
+    const hostReplicaStore = (volume: string, store: BlockStore, uid?: string, handedOver?: boolean) =>
       Effect.gen(function* () {
-        yield* replicaHost.host(volume, store, uid)
+        yield* replicaHost.host(volume, store, uid, handedOver)
         yield* Effect.addFinalizer(() => replicaHost.unhost(volume))
       })
     const hostReplica = (volume: string, sizeBytes: number) =>
@@ -204,11 +227,18 @@ export const startNode = (options: NodeOptions): Effect.Effect<ReplivolNode, Net
         const spec = volumeOptions.spec ?? (yield* parseLabels(volumeOptions.labels ?? {}))
         // Fewer locations than requested is allowed (no node free yet after a loss): the volume is
         // then degraded or unavailable as its failure mode says, and the cluster adds replicas later.
-        if (volumeOptions.replicas.length > spec.replicas) {
-          return yield* new ReplicationError({ reason: "bad-request", volume: volumeOptions.volume, message: `volume ${volumeOptions.volume} asks for ${spec.replicas} replicas but ${volumeOptions.replicas.length} locations were given (allowed: at most ${spec.replicas})` })
+        // One more while a move or a drain syncs a new copy (limits.ts relocationCopiesMax).
+        if (volumeOptions.replicas.length > spec.replicas + relocationCopiesMax) {
+          return yield* new ReplicationError({ reason: "bad-request", volume: volumeOptions.volume, message: `volume ${volumeOptions.volume} asks for ${spec.replicas} replicas but ${volumeOptions.replicas.length} locations were given (allowed: at most ${spec.replicas + relocationCopiesMax}, one being relocated)` })
         }
         if (volumeOptions.replicas.some((r) => ("target" in r ? r.target.node : r.node) === options.name)) {
           return yield* new ReplicationError({ reason: "bad-request", volume: volumeOptions.volume, message: `a replica of ${volumeOptions.volume} cannot be on its master's node ${options.name}` })
+        }
+        if (spec.encryption === true && !volumeOptions.cipher) {
+          return yield* new EncryptionError({ reason: "no-key", message: `volume ${volumeOptions.volume} is encrypted (storageos.com/encryption=true) and was opened without its key: node ${options.name} cannot serve it` })
+        }
+        if (spec.encryption !== true && volumeOptions.cipher) {
+          return yield* new ReplicationError({ reason: "bad-request", volume: volumeOptions.volume, message: `volume ${volumeOptions.volume} is not encrypted (no storageos.com/encryption=true) but was opened with a cipher: a volume is encrypted from its creation or never` })
         }
         const store = volumeOptions.store ?? (yield* openStore(volumeOptions.volume, volumeOptions.sizeBytes))
         const plans = volumeOptions.replicas.map((r): ReplicaPlan => ("target" in r ? r : { target: r, recorded: "needs-sync" }))
@@ -227,8 +257,10 @@ export const startNode = (options: NodeOptions): Effect.Effect<ReplivolNode, Net
           ...(volumeOptions.onReplicaSyncing === undefined ? {} : { onReplicaSyncing: volumeOptions.onReplicaSyncing }),
           ...(volumeOptions.uid === undefined ? {} : { uid: volumeOptions.uid }),
           ...(volumeOptions.ownActivity === undefined ? {} : { ownActivity: volumeOptions.ownActivity }),
+          ...(volumeOptions.previousSessionDrained === undefined ? {} : { previousSessionDrained: volumeOptions.previousSessionDrained }),
           ...(volumeOptions.resyncShare === undefined ? {} : { resyncShare: volumeOptions.resyncShare }),
           ...(volumeOptions.visibleSizeBytes === undefined ? {} : { visibleSizeBytes: volumeOptions.visibleSizeBytes }),
+          ...(volumeOptions.cipher === undefined ? {} : { cipher: volumeOptions.cipher }),
           ...(options.onWriteAcknowledged === undefined ? {} : { onWriteAcknowledged: (offset: number, length: number) => options.onWriteAcknowledged!(volumeOptions.volume, volumeOptions.epoch ?? 1, offset, length) }),
         })
         const volume = instrumentMaster(opened, metrics)

@@ -1,5 +1,7 @@
 /**
- * TCP transport (node:net): the real `Transport`, on Node, Bun and Deno.
+ * Plain TCP transport (node:net), on Node, Bun and Deno; and `socketLink`, the `Link` over any
+ * stream socket, which the TLS transport (lib/platform/tls.ts, the default) shares. Plain TCP
+ * carries volume data in the clear: nodes use it only with `--insecure-plaintext`.
  *
  * Nagle is off (a 4 KiB write must not wait for the next one), frames sent in one tick are
  * corked into one write (a microtask uncorks), keep-alive is on, and the send
@@ -11,28 +13,42 @@ import { Effect, Layer } from "effect"
 import { formatAddress, type Address, type Link, NetError, Transport } from "../net/Transport.ts"
 import { sendBufferBytesMax } from "../core/limits.ts"
 
-const errorReason = (code: string | undefined): NetError["reason"] =>
+export const errorReason = (code: string | undefined): NetError["reason"] =>
   code === "ECONNREFUSED" ? "refused"
   : code === "EADDRINUSE" ? "address-in-use"
   : code === "EADDRNOTAVAIL" || code === "EINVAL" ? "bad-address"
   : code === "ETIMEDOUT" ? "timeout"
   : "unreachable"
 
-export const socketLink = (socket: net.Socket): Link => {
+export interface SocketLinkOptions {
+  /** Gives a typed cause to a close (a TLS alert, a session ended before its first byte); undefined: a plain close. */
+  readonly classifyClose?: (error: NodeJS.ErrnoException | undefined, bytesReceived: number) => NetError | undefined
+}
+
+export const socketLink = (socket: net.Socket, options?: SocketLinkOptions): Link => {
   let receive: ((chunk: Uint8Array) => void) | undefined
   const pending: Uint8Array[] = []
-  const closeHandlers: Array<(reason: string) => void> = []
+  const closeHandlers: Array<(reason: string, error?: NetError) => void> = []
   let open = true
   let closeReason = "closed by peer"
+  let socketError: NodeJS.ErrnoException | undefined
+  let closedByUs = false
+  let bytesReceived = 0
   socket.setNoDelay(true)
   socket.setKeepAlive(true, 10_000)
-  socket.on("data", (chunk: Uint8Array) => (receive ? receive(chunk) : pending.push(chunk)))
+  socket.on("data", (chunk: Uint8Array) => {
+    bytesReceived += chunk.length
+    return receive ? receive(chunk) : pending.push(chunk)
+  })
   socket.on("error", (error: NodeJS.ErrnoException) => {
+    socketError = error
     closeReason = `${error.code ?? "error"}: ${error.message}`
   })
   socket.on("close", () => {
     open = false
-    for (const handler of closeHandlers.splice(0)) handler(closeReason)
+    const typed = closedByUs ? undefined : options?.classifyClose?.(socketError, bytesReceived)
+    if (typed) closeReason = typed.message
+    for (const handler of closeHandlers.splice(0)) handler(closeReason, typed)
   })
   let corked = false
   const uncork = () => {
@@ -79,6 +95,7 @@ export const socketLink = (socket: net.Socket): Link => {
     close: (reason) => {
       if (!open) return
       closeReason = reason
+      closedByUs = true
       // Frames sent in this tick are still corked: hand them to the kernel before destroying.
       if (corked) uncork()
       socket.destroy()
@@ -88,6 +105,13 @@ export const socketLink = (socket: net.Socket): Link => {
     local,
   }
 }
+
+/** The error for a failed listen or dial, from the socket's error code. */
+export const socketError = (address: Address, what: "listen on" | "connect to", error: NodeJS.ErrnoException) =>
+  new NetError({ reason: errorReason(error.code), address: formatAddress(address), message: `cannot ${what} ${formatAddress(address)}: ${error.message}`, cause: error })
+
+export const dialTimeout = (address: Address) =>
+  new NetError({ reason: "timeout", address: formatAddress(address), message: `connecting to ${formatAddress(address)} timed out` })
 
 const listen = (address: Address, accept: (link: Link) => void) =>
   Effect.acquireRelease(
@@ -102,7 +126,7 @@ const listen = (address: Address, accept: (link: Link) => void) =>
       server.on("close", () => undefined)
       ;(server as net.Server & { replivolSockets?: Set<net.Socket> }).replivolSockets = sockets
       server.once("error", (error: NodeJS.ErrnoException) =>
-        resume(Effect.fail(new NetError({ reason: errorReason(error.code), address: formatAddress(address), message: `cannot listen on ${formatAddress(address)}: ${error.message}`, cause: error }))),
+        resume(Effect.fail(socketError(address, "listen on", error))),
       )
       server.listen({ host: address.host, port: address.port, backlog: 511 }, () => resume(Effect.succeed(server)))
     }),
@@ -119,8 +143,7 @@ const listen = (address: Address, accept: (link: Link) => void) =>
 const dial = (address: Address, options?: { readonly from?: string; readonly timeoutMs?: number }) =>
   Effect.callback<Link, NetError>((resume) => {
     const socket = net.connect({ host: address.host, port: address.port, ...(options?.from ? { localAddress: options.from } : {}) })
-    const fail = (error: NodeJS.ErrnoException) =>
-      resume(Effect.fail(new NetError({ reason: errorReason(error.code), address: formatAddress(address), message: `cannot connect to ${formatAddress(address)}: ${error.message}`, cause: error })))
+    const fail = (error: NodeJS.ErrnoException) => resume(Effect.fail(socketError(address, "connect to", error)))
     socket.once("error", fail)
     socket.once("connect", () => {
       socket.off("error", fail)
@@ -130,9 +153,10 @@ const dial = (address: Address, options?: { readonly from?: string; readonly tim
   }).pipe(
     Effect.timeoutOrElse({
       duration: options?.timeoutMs ?? 5_000,
-      orElse: () => Effect.fail(new NetError({ reason: "timeout", address: formatAddress(address), message: `connecting to ${formatAddress(address)} timed out` })),
+      orElse: () => Effect.fail(dialTimeout(address)),
     }),
   )
 
+/** Plain TCP: no encryption, no certificates (only the cluster-secret handshake). */
 export const tcpTransport = Transport.of({ listen, dial })
 export const layerTcp = Layer.succeed(Transport, tcpTransport)

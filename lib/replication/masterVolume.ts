@@ -20,12 +20,18 @@
  * recent writes of every copy, DRBD style) so copies that received different in-flight writes of
  * the dead master converge, and only then serves IO.
  *
+ * Encryption at rest (`cipher`, for a spec with `encryption`): the master encrypts before its own
+ * store write and the fan-out, and decrypts what it reads, so every copy — its own and every
+ * replica's — holds only ciphertext, and resync, delta catch-up and verify move ciphertext
+ * unchanged. A write that does not cover whole data units (4 KiB) reads, merges and re-encrypts
+ * its edge units under the order lock, so it is ordered against every other write to them.
+ *
  * IO is refused with `VolumeUnavailable` when the failure mode says so, when the master's lease
  * is not valid (`leaseValid`), or when a replica reported a newer epoch (docs/design.md, invariant 2).
  */
 import { Clock, Deferred, Effect, Fiber, Random, Scope, Semaphore } from "effect"
 import { assert } from "../core/assert.ts"
-import { defaults, dirtyRegionBytesFor, inflightWritesPerReplicaMax, writeChunkBytesMax } from "../core/limits.ts"
+import { defaults, dirtyRegionBytesFor, inflightWritesPerReplicaMax, sectorBytes, writeChunkBytesMax } from "../core/limits.ts"
 import { DirtyBitmap } from "../store/dirtyBitmap.ts"
 import { StoreError, type BlockStore } from "../store/BlockStore.ts"
 import { assessVolume, type Assessment, type Health } from "../volume/health.ts"
@@ -40,6 +46,7 @@ import { encodeJsonBody } from "../wire/index.ts"
 import { volumeIdOf } from "./protocol.ts"
 import { decideSync, type Lineage, type SyncDecision } from "./copyIdentity.ts"
 import { checkResize } from "./resize.ts"
+import { unitSpan, type VolumeCipher } from "../crypt/volumeCipher.ts"
 import { makeReplicaLink, LinkFailure, type ReplicaLink, type ReplicaState, type ReplicaTarget } from "./replicaLink.ts"
 
 export interface ReplicaStatus {
@@ -107,6 +114,13 @@ export interface MasterVolumeOptions {
   readonly resyncShare?: number
   /** Ranges this node's own copy wrote last (its activity log when it was a replica), or "all". */
   readonly ownActivity?: ReadonlyArray<readonly [number, number]> | "all"
+  /**
+   * The previous session ended in a planned hand-over to this copy that drained every write
+   * (cluster/handover.ts): each write was acknowledged by every copy in sync with it, so the copies
+   * that follow that session and know their recent writes hold the same bytes. Their activity logs
+   * are not reconciled (a delta of nothing); the rest is decided as after any failover.
+   */
+  readonly previousSessionDrained?: boolean
   /** IO is served only while this says the master's lease is valid. */
   readonly leaseValid?: () => boolean
   /** Records a replica's failure durably; writes that depended on it wait for this. */
@@ -123,6 +137,8 @@ export interface MasterVolumeOptions {
   readonly metrics?: Metrics
   /** Told of every write this master acknowledged (for checkers and metrics). */
   readonly onWriteAcknowledged?: (offset: number, length: number) => void
+  /** The volume's cipher: required exactly when `spec.encryption` (lib/crypt/keys.ts unwraps it). */
+  readonly cipher?: VolumeCipher
 }
 
 export interface MasterVolume {
@@ -142,6 +158,14 @@ export interface MasterVolume {
   readonly isFenced: () => boolean
   /** Why IO stopped (undefined while serving); `store-failed`: this copy no longer proves what it holds. */
   readonly fencedReason: () => VolumeUnavailable["reason"] | undefined
+  /**
+   * Waits until no write or flush is in flight (each acknowledged by every replica that was in
+   * sync, or its failure recorded), at most `timeoutMs`; true when it got there. After `fence`, a
+   * planned hand-over drains this way before the new master starts (cluster/handover.ts).
+   */
+  readonly drain: (timeoutMs: number) => Effect.Effect<boolean>
+  /** A local write or fdatasync failed in this session (even after a fence): the copy no longer proves what it holds. */
+  readonly copyDamaged: () => boolean
   /** Adds a replica (a new placement) and syncs it in full in the background. */
   readonly addReplica: (target: ReplicaTarget) => Effect.Effect<void>
   /** The volume's spec as this master applies it now. */
@@ -216,6 +240,9 @@ const writeOwnRecord = (store: BlockStore, volume: string, record: Lineage & { r
   Effect.flatMap(Clock.currentTimeMillis, (updatedAtMs) =>
     store.writeMeta({ volume, sizeBytes: store.sizeBytes, epoch: record.epoch, role: "master", state: record.state, updatedAtMs, uid: record.uid, generation: record.generation }))
 
+/** Whether the links compress frames: not when asked not to, and never ciphertext (it does not compress; lz4 would only cost CPU). */
+const compresses = (spec: VolumeSpec): boolean => !spec.nocompress && spec.encryption !== true
+
 /** Sync chunks in flight per replica during a resync. */
 export const syncWindowChunks = 4
 /** Longest pause the resync throttle takes between chunks while foreground IO is active. */
@@ -223,7 +250,8 @@ export const resyncPauseMaxMs = 50
 
 export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<MasterVolume, never, Scope.Scope> =>
   Effect.gen(function* () {
-    const { volume, store, epoch } = options
+    const { volume, store, epoch, cipher } = options
+    assert((options.spec.encryption === true) === (cipher !== undefined), "an encrypted volume is opened with its cipher, a plain one without")
     // Changed at run time by `updateSpec` (volume update): failure mode, tolerance, replica count, compression.
     let spec = options.spec
     /** The replica count the failure mode counts (below `spec.replicas` while replicas added by an update sync). */
@@ -273,7 +301,7 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
 
     const makeLink = (target: ReplicaTarget) =>
       makeReplicaLink({
-        target, volume, volumeId, sizeBytes: store.sizeBytes, epoch, uid, generation: lineage.generation, masterName: options.nodeName, compress: !spec.nocompress, ackTimeoutMs,
+        target, volume, volumeId, sizeBytes: store.sizeBytes, epoch, uid, generation: lineage.generation, masterName: options.nodeName, compress: compresses(spec), ackTimeoutMs,
         reconnectBaseMs: options.reconnectBaseMs ?? defaults.reconnectBaseMs,
         reconnectCeilingMs: options.reconnectCeilingMs ?? defaults.reconnectCeilingMs,
         dirtyRegionBytes: options.dirtyRegionBytes ?? defaults.dirtyRegionBytes,
@@ -347,14 +375,20 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
       | { readonly link: ReplicaLink; readonly done: Deferred.Deferred<void, LinkFailure> }
       | { readonly link: ReplicaLink; readonly unrecorded: Deferred.Deferred<void> }
 
+    /** Every in-flight permit taken at once: no write or flush is between its start and its settlement. */
+    const drain = (timeoutMs: number) =>
+      inflight.withPermits(inflightWritesPerReplicaMax)(Effect.succeed(true)).pipe(Effect.timeoutOrElse({ duration: timeoutMs, orElse: () => Effect.succeed(false) }))
+
     /**
      * A failed local write may have changed part of its range, a failed fdatasync may have lost
      * what the page cache held: this copy no longer matches its replicas. The master records its
      * copy incomplete (best effort) and fences itself; the node steps down or reopens it, syncing
      * the replicas from a copy that can prove what it holds.
      */
+    let damaged = false
     const storeFailed = (what: string) => (error: StoreError) =>
       Effect.gen(function* () {
+        damaged = true
         fence("store-failed", `volume ${volume}: the master's ${what} failed (${error.message}); this master stops serving IO`)
         yield* Effect.ignore(withinDiskTimeout("recording the copy incomplete", writeOwnRecord(store, volume, { ...lineage, state: "incomplete" })))
         return yield* Effect.fail(storeFailure(volume)(error))
@@ -372,11 +406,16 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
           orElse: () => Effect.fail(new StoreError({ reason: "io", path: undefined, message: `${what} did not finish within ${diskTimeoutMs} ms (a hung disk?)` })),
         })))
 
-    /** Writes one chunk locally and queues it on every link, atomically with respect to other chunks. */
-    const queueChunk = (type: MessageType, offset: number, data: Uint8Array) =>
+    /**
+     * Writes one chunk locally and queues it on every link, atomically with respect to other
+     * chunks. `prepare`, when given, makes the chunk's bytes under the order lock (an encrypted
+     * write's read-modify-write of its edge units: no other write to them can come between).
+     */
+    const queueChunk = (type: MessageType, offset: number, chunk: Uint8Array, prepare?: Effect.Effect<Uint8Array, VolumeError>) =>
       // Uninterruptible: a chunk written locally is queued on every link (or none of it happened).
       orderLock.withPermits(1)(Effect.uninterruptible(Effect.gen(function* () {
         yield* checkUsable
+        const data = prepare ? yield* prepare : chunk
         if (type === MessageType.Write) {
           writtenSinceEmpty?.mark(offset, data.length)
           yield* store.write(offset, data).pipe(Effect.catch(storeFailed("write")))
@@ -417,37 +456,85 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
      * send (and resend) the caller's bytes; if the caller stops waiting (interruption), each link
      * still holding the frame takes its own copy before control returns to the caller.
      */
-    const writeChunk = (offset: number, data: Uint8Array) =>
+    const writeChunk = (offset: number, data: Uint8Array, prepare?: Effect.Effect<Uint8Array, VolumeError>, acknowledged: readonly [number, number] = [offset, data.length]) =>
       inflight.withPermits(1)(Effect.gen(function* () {
         lastForegroundMs = clock.currentTimeMillisUnsafe()
-        const waits = yield* queueChunk(MessageType.Write, offset, data)
+        const waits = yield* queueChunk(MessageType.Write, offset, data, prepare)
         yield* awaitReplicas(waits).pipe(Effect.onInterrupt(() => Effect.sync(() => {
           for (const wait of waits) if ("done" in wait) wait.link.adoptBody(wait.done)
         })))
-        options.onWriteAcknowledged?.(offset, data.length)
+        options.onWriteAcknowledged?.(acknowledged[0], acknowledged[1])
       }))
+
+    /** Chunks settle each on its own (no fail-fast: none is still in flight on the caller's buffer); the first failure is the write's. */
+    const settleAll = (chunks: ReadonlyArray<Effect.Effect<void, VolumeError>>) =>
+      Effect.forEach(chunks, (chunk) => Effect.result(chunk), { concurrency: 8 }).pipe(
+        Effect.flatMap((results) => {
+          const failed = results.find((result) => result._tag === "Failure")
+          return failed === undefined ? Effect.void : Effect.fail(failed.failure)
+        }),
+      )
+
+    /** The plaintext of the whole unit at `at` (the cipher's zero rule: never written reads as zeros). */
+    const plainUnit = (encrypt: VolumeCipher, at: number) =>
+      store.read(at, Math.min(encrypt.unitBytes, visibleBytes - at)).pipe(
+        Effect.mapError(storeFailure(volume)),
+        Effect.map((stored) => encrypt.decrypt(at, stored)),
+      )
+
+    /**
+     * An encrypted write: the whole units it touches, in chunks on unit boundaries. A chunk the
+     * write covers whole is encrypted at once; one with a partial edge unit is merged with that
+     * unit's current plaintext and encrypted under the order lock (queueChunk's `prepare`).
+     */
+    const writeEncrypted = (encrypt: VolumeCipher, offset: number, data: Uint8Array): Effect.Effect<void, VolumeError> => {
+      const span = unitSpan(offset, data.length, visibleBytes, encrypt.unitBytes)
+      const chunks: Array<Effect.Effect<void, VolumeError>> = []
+      for (let at = span.start; at < span.end; at += writeChunkBytesMax) {
+        const end = Math.min(span.end, at + writeChunkBytesMax)
+        const from = Math.max(offset, at)
+        const to = Math.min(offset + data.length, end)
+        const piece = data.subarray(from - offset, to - offset)
+        if (from === at && to === end) {
+          chunks.push(Effect.suspend(() => writeChunk(at, encrypt.encrypt(at, piece), undefined, [from, to - from])))
+          continue
+        }
+        const lastUnit = Math.floor((end - 1) / encrypt.unitBytes) * encrypt.unitBytes
+        const prepare = Effect.gen(function* () {
+          const head = from > at ? yield* plainUnit(encrypt, at) : undefined
+          const tail = to < end ? (lastUnit === at && head ? head : yield* plainUnit(encrypt, lastUnit)) : undefined
+          const merged = new Uint8Array(end - at)
+          if (head) merged.set(head, 0)
+          if (tail) merged.set(tail, lastUnit - at)
+          merged.set(piece, from - at)
+          return encrypt.encrypt(at, merged)
+        })
+        chunks.push(writeChunk(at, new Uint8Array(0), prepare, [from, to - from]))
+      }
+      return chunks.length === 1 ? chunks[0]! : settleAll(chunks)
+    }
 
     const write = (offset: number, data: Uint8Array): Effect.Effect<void, VolumeError> =>
       Effect.suspend((): Effect.Effect<void, VolumeError> => {
         const rangeError: OutOfRange | undefined = checkRange(volume, visibleBytes, offset, data.length)
         if (rangeError) return Effect.fail(rangeError)
+        if (cipher && data.length > 0) return writeEncrypted(cipher, offset, data)
         if (data.length <= writeChunkBytesMax) return writeChunk(offset, data)
-        const chunks: Array<[number, Uint8Array]> = []
-        for (let at = 0; at < data.length; at += writeChunkBytesMax) chunks.push([offset + at, data.subarray(at, at + writeChunkBytesMax)])
-        // Every chunk settles before the write does (no fail-fast): no chunk is still in flight on the caller's buffer.
-        return Effect.forEach(chunks, ([chunkOffset, chunk]) => Effect.result(writeChunk(chunkOffset, chunk)), { concurrency: 8 }).pipe(
-          Effect.flatMap((results) => {
-            const failed = results.find((result) => result._tag === "Failure")
-            return failed === undefined ? Effect.void : Effect.fail(failed.failure)
-          }),
-        )
+        const chunks: Array<Effect.Effect<void, VolumeError>> = []
+        for (let at = 0; at < data.length; at += writeChunkBytesMax) chunks.push(writeChunk(offset + at, data.subarray(at, at + writeChunkBytesMax)))
+        return settleAll(chunks)
       })
 
     const read = (offset: number, length: number): Effect.Effect<Uint8Array, VolumeError> =>
       Effect.suspend((): Effect.Effect<Uint8Array, VolumeError> => {
         const rangeError = checkRange(volume, visibleBytes, offset, length)
         if (rangeError) return Effect.fail(rangeError)
-        return Effect.andThen(checkUsable, store.read(offset, length).pipe(Effect.mapError(storeFailure(volume))))
+        if (!cipher) return Effect.andThen(checkUsable, store.read(offset, length).pipe(Effect.mapError(storeFailure(volume))))
+        const span = unitSpan(offset, length, visibleBytes, cipher.unitBytes)
+        return Effect.andThen(checkUsable, store.read(span.start, span.end - span.start).pipe(
+          Effect.mapError(storeFailure(volume)),
+          Effect.map((stored) => cipher.decrypt(span.start, stored).subarray(offset - span.start, offset - span.start + length)),
+        ))
       })
 
     const flush: Effect.Effect<void, VolumeError> = inflight.withPermits(1)(Effect.gen(function* () {
@@ -615,8 +702,8 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
     yield* Effect.forEach(previouslyInSync, (link) => link.start(false), { concurrency: "unbounded", discard: true })
     const decisions = new Map(previouslyInSync.map((link) => [link, decideFor(link, previousLineage)] as const))
     const deltas = previouslyInSync.filter((link) => link.state() !== "failed" && decisions.get(link)!.kind === "delta")
-    const activity: Array<ReadonlyArray<readonly [number, number]> | "all"> = [options.ownActivity ?? []]
-    for (const link of deltas) activity.push(link.lastOpen()?.activity ?? "all")
+    const activity: Array<ReadonlyArray<readonly [number, number]> | "all"> = options.previousSessionDrained === true ? [] : [options.ownActivity ?? []]
+    if (options.previousSessionDrained !== true) for (const link of deltas) activity.push(link.lastOpen()?.activity ?? "all")
     // Every previously in-sync copy owes the union — also one unreachable now: its dirty bitmap
     // keeps the regions for its catch-up when it returns. A copy that cannot prove its lineage owes everything.
     for (const link of previouslyInSync) {
@@ -685,6 +772,8 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
       })
 
     const resizeLock = yield* Semaphore.make(1)
+    /** An encrypted volume grows in whole cipher units (resize.ts). */
+    const resizeUnitBytes = cipher ? cipher.unitBytes : sectorBytes
     /** Grows this copy and every link's bitmaps, and queues a Resize on every link in the stream; the in-sync ones are returned to wait for. */
     const growCopies = (next: number) =>
       Effect.gen(function* () {
@@ -706,7 +795,7 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
       })
     const resize = <E = never, R = never>(next: number, commit?: Effect.Effect<void, E, R>): Effect.Effect<void, VolumeError | ReplicationError | E, R> =>
       resizeLock.withPermits(1)(Effect.gen(function* () {
-        const bad = checkResize(volume, visibleBytes, next)
+        const bad = checkResize(volume, visibleBytes, next, undefined, resizeUnitBytes)
         if (bad) return yield* bad
         if (next === visibleBytes) return
         // Not the failure mode's IO check: a resize changes no byte, and a hard volume waiting for a
@@ -772,11 +861,12 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
     yield* Effect.addFinalizer(() => close)
 
     const volumeObject = {
-      name: volume, epoch, lineage, resize, capacityBytes: () => store.sizeBytes, write, read, flush, status, fence, isFenced: () => fenced !== undefined, fencedReason: () => fenced?.reason,
+      name: volume, epoch, lineage, resize, capacityBytes: () => store.sizeBytes, write, read, flush, status, fence, isFenced: () => fenced !== undefined, fencedReason: () => fenced?.reason, drain, copyDamaged: () => damaged,
       addReplica, removeReplica, reviveReplica, links: () => links, close, verify, startVerify, lastVerify: () => verifying,
       spec: () => spec,
       updateSpec: (next: VolumeSpec) => {
-        if (next.nocompress !== spec.nocompress) for (const link of links) link.setCompress(!next.nocompress)
+        assert((next.encryption === true) === (cipher !== undefined), "encryption is chosen at creation (labels.ts checkSpecChange)")
+        if (compresses(next) !== compresses(spec)) for (const link of links) link.setCompress(compresses(next))
         countedReplicas = next.replicas > spec.replicas ? Math.min(countedReplicas, spec.replicas) : next.replicas
         spec = next
       },

@@ -75,8 +75,14 @@ interface Hosted {
 }
 
 export interface ReplicaHost {
-  /** Hosts a copy; with `uid`, a copy recorded for another volume id is refused (`foreign-copy`). */
-  readonly host: (volume: string, store: BlockStore, uid?: string) => Effect.Effect<void, ReplicationError>
+  /**
+   * Hosts a copy; with `uid`, a copy recorded for another volume id is refused (`foreign-copy`).
+   * `handedOver`: the copy was this process's master until a planned hand-over that drained every
+   * write onto the in-sync replica now taking over, so it holds nothing that replica lacks and lost
+   * nothing (same process, same page cache): its activity log starts known and empty, and the new
+   * master catches it up by delta instead of copying it in full.
+   */
+  readonly host: (volume: string, store: BlockStore, uid?: string, handedOver?: boolean) => Effect.Effect<void, ReplicationError>
   readonly unhost: (volume: string) => Effect.Effect<void>
   readonly isHosted: (volume: string) => boolean
   /** Serves one authenticated connection until it closes. */
@@ -105,7 +111,7 @@ export const makeReplicaHost = (options: ReplicaHostOptions): ReplicaHost => {
   const rejected: Record<string, number> = {}
   const count = (reason: string) => void (rejected[reason] = (rejected[reason] ?? 0) + 1)
 
-  const host = (volume: string, store: BlockStore, uid?: string) =>
+  const host = (volume: string, store: BlockStore, uid?: string, handedOver = false) =>
     Effect.gen(function* () {
       const id = volumeIdOf(volume)
       const existing = hosted.get(id)
@@ -121,7 +127,7 @@ export const makeReplicaHost = (options: ReplicaHostOptions): ReplicaHost => {
         return yield* new ReplicationError({ reason: "foreign-copy", volume, message: `the copy of ${volume} on ${options.nodeName} belongs to volume id ${meta.uid}, not ${uid} (the volume was deleted and created again); remove the copy first` })
       }
       const entry: Hosted = {
-        identity: identityOf(meta, store.createdEmpty === true), activityUnknown: store.createdEmpty !== true, damagedSinceOpen: false,
+        identity: identityOf(meta, store.createdEmpty === true), activityUnknown: store.createdEmpty !== true && !handedOver, damagedSinceOpen: false,
         activity: [], activityNext: 0, volume, id, store, epoch: meta?.epoch ?? 0, owner: undefined, master: undefined, writesApplied: 0, bytesApplied: 0,
       }
       // A copy created here is provably all zeros: say so durably, so a restart still knows it.

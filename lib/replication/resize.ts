@@ -19,10 +19,15 @@ const formatBytes = (bytes: number): string => {
 }
 
 /** Why `volume` (now `currentBytes`) cannot grow to `nextBytes`, or undefined when it can (equal: nothing to do). */
-export const checkResize = (volume: string, currentBytes: number, nextBytes: number, reachBytes: number = volumeSizeBytesMax): ReplicationError | undefined => {
+export const checkResize = (volume: string, currentBytes: number, nextBytes: number, reachBytes: number = volumeSizeBytesMax, unitBytes: number = sectorBytes): ReplicationError | undefined => {
   const maxBytes = Math.min(volumeSizeBytesMax, reachBytes)
-  if (!Number.isSafeInteger(nextBytes) || nextBytes <= 0 || nextBytes % sectorBytes !== 0)
-    return new ReplicationError({ reason: "bad-size", volume, message: `volume ${volume}: size ${nextBytes} is not allowed: a whole number of ${sectorBytes}-byte sectors, from ${formatBytes(currentBytes)} (its size now) to ${formatBytes(maxBytes)}` })
+  const whole = unitBytes === sectorBytes ? `${sectorBytes}-byte sectors` : `${unitBytes}-byte units (the volume is encrypted in units of ${unitBytes} bytes)`
+  if (!Number.isSafeInteger(nextBytes) || nextBytes <= 0 || nextBytes % unitBytes !== 0)
+    return new ReplicationError({ reason: "bad-size", volume, message: `volume ${volume}: size ${nextBytes} is not allowed: a whole number of ${whole}, from ${formatBytes(currentBytes)} (its size now) to ${formatBytes(maxBytes)}` })
+  // An encrypted volume's partial last unit grown into a whole one would read its new bytes as
+  // the decryption of zeros, not as zeros: such a volume does not grow online.
+  if (currentBytes % unitBytes !== 0 && nextBytes !== currentBytes)
+    return new ReplicationError({ reason: "bad-size", volume, message: `volume ${volume} is ${formatBytes(currentBytes)}, not a whole number of ${whole}: it cannot grow online; nothing was changed` })
   if (nextBytes < currentBytes)
     return new ReplicationError({ reason: "shrink", volume, message: `volume ${volume} is ${formatBytes(currentBytes)}; it cannot shrink to ${formatBytes(nextBytes)}: a volume only grows (allowed: ${formatBytes(currentBytes)} to ${formatBytes(maxBytes)}); nothing was changed` })
   if (nextBytes > maxBytes)

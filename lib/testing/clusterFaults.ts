@@ -14,7 +14,10 @@
  * - pause: the node's process stops for longer than its lease, then continues where it was;
  * - latency: the node's control-store calls take a long time for a while;
  * - recreate: a volume is deleted and created again while a node holding a copy is away;
- * - image: a node's disks are imaged (for a later restore; no fault by itself).
+ * - image: a node's disks are imaged (for a later restore; no fault by itself);
+ * - move / cordon / drain: operations, not faults: a volume's master is moved to a random node
+ *   (`volume move`; refusals are expected and counted), a node is cordoned for a while, a node is
+ *   drained (`node drain`) and uncordoned after — among the faults, each bounded in time.
  *
  * A fault that would destroy the last copy holding the acknowledged writes (a wipe or a restore
  * of it) becomes a plain crash; a power loss of the last holder is allowed and tells the model
@@ -28,7 +31,7 @@ import { copiesOn, count, report, hostOf, nodeCount, runningNodes, startHost, st
 
 export type FaultKind =
   | "crash" | "power-loss" | "wipe" | "restore" | "isolate" | "block" | "reset" | "store-fault"
-  | "clock-step" | "pause" | "latency" | "recreate" | "image" | "resize"
+  | "clock-step" | "pause" | "latency" | "recreate" | "image" | "resize" | "move" | "cordon" | "drain"
 
 export type FaultWeights = Readonly<Record<FaultKind, number>>
 
@@ -210,7 +213,7 @@ export const createVolume = (world: SimWorld, volume: SimVolume, sizeBytes: numb
     volume.model = new VolumeModel(volume.name, sizeBytes, undefined)
     for (let attempt = 0; ; attempt++) {
       const via = runningNodes(world)[0]?.node
-      const labels = { "storageos.com/replicas": String(volume.replicas), "storageos.com/failure.mode": volume.mode }
+      const labels = { "storageos.com/replicas": String(volume.replicas), "storageos.com/failure.mode": volume.mode, ...(world.keyRing ? { "storageos.com/encryption": "true" } : {}) }
       const result = via ? yield* Effect.result(via.createVolume({ volume: volume.name, sizeBytes, labels })) : undefined
       if (result?._tag === "Success") return
       if (attempt >= 300) return report(world, "run-failed", `${volume.name} could not be created again: ${result?._tag === "Failure" ? result.failure.message : "no node runs"}`)
@@ -239,6 +242,53 @@ const resize = (world: SimWorld, _index: number) =>
     if (result._tag === "Success") count(world, "resize", `${volume.name} to ${next}`)
   })
 
+/** Bound of one move or drain in the simulator (a refused one returns at once). */
+const operationMaxMs = 30_000
+
+/** Runs `operation` through some running node within `operationMaxMs`; counts it done, refused (a typed reason) or cut short. */
+const operate = (world: SimWorld, name: string, target: string, operation: (via: NonNullable<SimWorld["slots"][number]["node"]>) => Effect.Effect<unknown, { readonly _tag: string; readonly reason?: string }>) =>
+  Effect.gen(function* () {
+    const via = runningNodes(world)[Math.floor(world.faultRandom.next() * Math.max(1, runningNodes(world).length))]?.node
+    if (!via) return
+    const result = yield* Effect.result(operation(via).pipe(Effect.timeoutOrElse({ duration: operationMaxMs, orElse: () => Effect.succeed("timeout" as const) })))
+    count(world, result._tag === "Failure" ? `${name}-refused` : result.success === "timeout" ? `${name}-cut-short` : name, target)
+  })
+
+/** A volume's master moves to a random node (often refused: the node is its master, down or cordoned). */
+const move = (world: SimWorld, index: number) => {
+  const volume = world.volumes[Math.floor(world.faultRandom.next() * world.volumes.length)]!
+  const to = world.slots[index]!.host.name
+  return operate(world, "move", `${volume.name} → ${to}`, (via) => via.moveVolume(volume.name, to))
+}
+
+/** Sets the node's cordon through some running node, retrying while the control store is out of reach. */
+const setCordon = (world: SimWorld, node: string, cordoned: boolean) =>
+  Effect.gen(function* () {
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const via = runningNodes(world)[0]?.node
+      const result = via ? yield* Effect.result(via.configureNode(node, { cordoned })) : undefined
+      if (result?._tag === "Success") return
+      yield* Effect.sleep(100)
+    }
+  })
+
+const cordon = (world: SimWorld, index: number) =>
+  Effect.gen(function* () {
+    const node = world.slots[index]!.host.name
+    yield* setCordon(world, node, true)
+    count(world, "cordon", node)
+    yield* Effect.sleep(between(world, 500, 4000))
+    yield* setCordon(world, node, false)
+  })
+
+/** The node is drained (or the drain refused), then uncordoned so it takes copies again. */
+const drain = (world: SimWorld, index: number) =>
+  Effect.gen(function* () {
+    const node = world.slots[index]!.host.name
+    yield* operate(world, "drain", node, (via) => via.drainNode(node))
+    yield* setCordon(world, node, false)
+  })
+
 type Action = (world: SimWorld, index: number) => Effect.Effect<void>
 
 const actions: Readonly<Record<FaultKind, Action>> = {
@@ -256,6 +306,9 @@ const actions: Readonly<Record<FaultKind, Action>> = {
   "recreate": recreate,
   "image": image,
   "resize": resize,
+  "move": move,
+  "cordon": cordon,
+  "drain": drain,
 }
 
 /** Faults that need the target's process running. */

@@ -21,7 +21,10 @@ import { Clock, Effect, Fiber, Layer, Random, Scheduler, Scope, Exit } from "eff
 import { TestClock } from "effect/testing"
 import { ControlStore } from "../control/ControlStore.ts"
 import { layerMemory } from "../control/embedded.ts"
-import { ClusterError, type VolumeRecord } from "../cluster/records.ts"
+import { ClusterError, uidOf, type VolumeRecord } from "../cluster/records.ts"
+import { decodeNamespaceKey, unwrapNamespaceKey, unwrapVolumeCipher, type KeyRing } from "../crypt/keys.ts"
+import { EncryptionError, type CryptoPrimitives } from "../crypt/primitives.ts"
+import type { VolumeCipher } from "../crypt/volumeCipher.ts"
 import { mulberry32 } from "../core/seeded.ts"
 import { MiB, writeChunkBytesMax } from "../core/limits.ts"
 import { Entropy, seededEntropy } from "../net/entropy.ts"
@@ -45,6 +48,11 @@ export interface ClusterSimOptions {
   readonly faultWeights?: Partial<FaultWeights>
   /** Breaks the cluster's results on purpose, to show the matching checker fails (tests of the checkers). */
   readonly sabotage?: Sabotage
+  /**
+   * Every volume encrypted (storageos.com/encryption=true) with these primitives (node:crypto's,
+   * lib/platform/nodeCrypto.ts); keys and nonces drawn from the seed, so a seed replays exactly.
+   */
+  readonly encryption?: CryptoPrimitives
 }
 
 /**
@@ -108,6 +116,8 @@ const drawProfile = (seed: number) => {
     "store-fault": weight(), "clock-step": weight() * 0.5, "pause": weight() * 0.5, "latency": weight() * 0.4, "recreate": weight() * 0.2, "image": weight() * 0.8,
     // Off unless a scenario's `faultWeights` asks for it: a weight drawn here would change every seed's run.
     "resize": 0,
+    // Operations among the faults: off in the seeded sweep (its seeds replay as before), on in named scenarios.
+    "move": 0, "cordon": 0, "drain": 0,
   }
   const workload: WorkloadShape = { flushProbability: pick([0, 0.02, 0.1]), runProbability: pick([0, 0.05, 0.2]), hugeProbability: pick([0, 0, 0.003, 0.01]) }
   const latencies: ControlLatency[] = Array.from({ length: nodeCount }, () => ({ baseMaxMs: pick([0, 1, 5, 20]), spikeProbability: pick([0, 0.002, 0.01]), spikeMs: 300 }))
@@ -137,8 +147,12 @@ const onRecord = (world: SimWorld) => (name: string, record: VolumeRecord | Clus
   if (!store) return report(world, "incomplete-promotion", `${name}: promoted ${record.master} at epoch ${record.epoch} has no copy`)
   const acked = [...model.blocks.keys()][0]
   if (world.sabotage === "promote-incomplete" && acked !== undefined) overwrite(store, acked * blockBytes, junk)
+  // An encrypted copy holds ciphertext: the checker decrypts it with the volume's key (its blocks are whole 4 KiB units).
+  const cipher = record.encryption ? cipherOf(world, record) : undefined
+  if (record.encryption && !cipher) return report(world, "incomplete-promotion", `${name}: promoted ${record.master} at epoch ${record.epoch}: the volume's key cannot be unwrapped`)
   for (const block of model.blocks.keys()) {
-    const problem = model.problem(block, store.peek(block * blockBytes, blockBytes))
+    const stored = store.peek(block * blockBytes, blockBytes)
+    const problem = model.problem(block, cipher ? cipher.decrypt(block * blockBytes, stored) : stored)
     if (problem) return report(world, "incomplete-promotion", `${name}: promoted ${record.master} at epoch ${record.epoch}: block ${block} ${problem}`)
   }
 }
@@ -224,7 +238,24 @@ const liveness = (world: SimWorld, convergeMs: number) =>
     }
   })
 
-const makeWorld = (seed: number, profile: ReturnType<typeof drawProfile>, sabotage: Sabotage | undefined) =>
+/** The nodes' key ring of an encrypted run: one unwrapping key, random bytes from the seed. */
+const simKeyRing = (seed: number, crypto: CryptoPrimitives): KeyRing => {
+  const random = mulberry32(seed ^ 0x6a09e667)
+  const bytes = (count: number) => Uint8Array.from({ length: count }, () => Math.floor(random.next() * 256))
+  return { crypto: { ...crypto, randomBytes: bytes }, unwrappingKey: bytes(32), source: "the simulator's key" }
+}
+
+/** The cipher of an encrypted volume's record, unwrapped as a master does (from the namespace key record as committed). */
+const cipherOf = (world: SimWorld, record: VolumeRecord): VolumeCipher | undefined => {
+  const text = world.namespaceKeys.get(record.volume.split("/")[0]!)
+  if (!world.keyRing || !record.encryption || text === undefined) return undefined
+  const namespaceRecord = decodeNamespaceKey("", text)
+  const key = namespaceRecord instanceof EncryptionError ? namespaceRecord : unwrapNamespaceKey(world.keyRing, namespaceRecord, record.volume)
+  const cipher = key instanceof EncryptionError ? key : unwrapVolumeCipher(world.keyRing.crypto, key, record.encryption, record.volume, uidOf(record))
+  return cipher instanceof EncryptionError ? undefined : cipher
+}
+
+const makeWorld = (seed: number, profile: ReturnType<typeof drawProfile>, sabotage: Sabotage | undefined, encryption: CryptoPrimitives | undefined) =>
   Effect.gen(function* () {
     const network = yield* makeSimNetwork(mulberry32(seed ^ 0x5bd1e995), profile.network)
     const volumes: SimVolume[] = profile.volumes.map((v) => ({ ...v, createdBytes: v.sizeBytes, model: new VolumeModel(v.name, v.sizeBytes, undefined), busy: new Set(), suspended: false, idle: true }))
@@ -234,16 +265,16 @@ const makeWorld = (seed: number, profile: ReturnType<typeof drawProfile>, sabota
       stores: makeMemoryStores(), control: undefined!, base: yield* Clock.Clock,
       counters: { acknowledged: 0, refused: 0, promotions: 0, faults: {} },
       workloadRandom: mulberry32(seed), faultRandom: mulberry32(seed ^ 0x2f6b1d4a), latencyRandom: mulberry32(seed ^ 0x71c3a9e5),
-      images: new Map(), sabotage,
+      images: new Map(), sabotage, keyRing: encryption ? simKeyRing(seed, encryption) : undefined, namespaceKeys: new Map(),
     }
-    Object.assign(world, { control: observeCommits(yield* ControlStore, onRecord(world)) })
+    Object.assign(world, { control: observeCommits(yield* ControlStore, onRecord(world), (namespace, text) => void world.namespaceKeys.set(namespace, text)) })
     return world
   })
 
 const scenario = (seed: number, options: ClusterSimOptions, made: (world: SimWorld) => void) =>
   Effect.gen(function* () {
     const profile = drawProfile(seed)
-    const world = yield* makeWorld(seed, profile, options.sabotage)
+    const world = yield* makeWorld(seed, profile, options.sabotage, options.encryption)
     made(world)
     const weights = { ...profile.weights, ...options.faultWeights }
     for (let i = 0; i < nodeCount; i++) yield* startHost(world, i)

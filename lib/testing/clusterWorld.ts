@@ -15,6 +15,7 @@ import type { SeededRandom } from "../core/seeded.ts"
 import type { makeMemoryStores } from "../store/Stores.ts"
 import type { MemoryStore, MemoryStoreImage } from "../store/memory.ts"
 import type { FailureMode } from "../volume/labels.ts"
+import type { KeyRing } from "../crypt/keys.ts"
 import { VolumeModel } from "./clusterModel.ts"
 import type { SimNetwork } from "./simNetwork.ts"
 import { hostClock, incarnationLayer, type Incarnation, type SimHost } from "./simHost.ts"
@@ -71,6 +72,10 @@ export interface SimWorld {
   readonly images: Map<string, MemoryStoreImage[]>
   /** A deliberate fault in the cluster's results, so a test can see each checker fail (clusterSim.ts `Sabotage`). */
   readonly sabotage: string | undefined
+  /** Every node's key ring when the run's volumes are encrypted (its random bytes drawn from the seed). */
+  readonly keyRing: KeyRing | undefined
+  /** Namespace key records as committed (the promotion checker decrypts what a promoted copy holds). */
+  readonly namespaceKeys: Map<string, string>
   running: boolean
 }
 
@@ -114,12 +119,13 @@ export const runningNodes = (world: SimWorld) => world.slots.filter((s) => s.nod
  * The shared control store, observed: every committed change of a volume record reaches
  * `onRecord` as typed data, at the moment it commits (the promotion checker runs there).
  */
-export const observeCommits = (inner: ControlStoreShape, onRecord: (name: string, record: ReturnType<typeof decodeVolume> | undefined) => void): ControlStoreShape => ({
+export const observeCommits = (inner: ControlStoreShape, onRecord: (name: string, record: ReturnType<typeof decodeVolume> | undefined) => void, onNamespaceKey?: (namespace: string, text: string) => void): ControlStoreShape => ({
   ...inner,
   transaction: (txn) =>
     Effect.tap(inner.transaction(txn), (result) =>
       Effect.sync(() => {
         if (!result.succeeded) return
+        for (const put of txn.put ?? []) if (put.key.startsWith(keys.namespaceKey(""))) onNamespaceKey?.(put.key.slice(keys.namespaceKey("").length), put.value)
         for (const put of txn.put ?? []) if (put.key.startsWith(keys.volumes)) onRecord(put.key.slice(keys.volumes.length), decodeVolume(put.key, put.value))
         for (const key of txn.delete ?? []) if (key.startsWith(keys.volumes)) onRecord(key.slice(keys.volumes.length), undefined)
       })),
@@ -138,6 +144,7 @@ export const nodeOptions = (world: SimWorld, index: number) => ({
   ackTimeoutMs: 1000, handshakeTimeoutMs: 500, reconnectBaseMs: 5, reconnectCeilingMs: 100,
   leaseTtlMs: 1000, tickMs: 200, graceMs: 3000, pauseMaxMs: 4000, inProcessShortcut: false,
   onWriteAcknowledged: (volumeName: string, epoch: number) => noteAcknowledged(world, volumeName, epoch),
+  ...(world.keyRing ? { keyRing: world.keyRing } : {}),
   onClusterEvent: (event: { readonly atMs: number; readonly node: string; readonly kind: string; readonly message: string }) => {
     if (globalThis.process?.env?.DEBUG_SIM) console.error(world.base.currentTimeMillisUnsafe(), event.node, event.kind, event.message)
   },

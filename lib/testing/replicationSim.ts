@@ -12,6 +12,11 @@
  *  - the master's contents equal the replay of its apply log (no lost or torn write);
  *  - `verify`, run again and again during the workload and once after quiescence, never reports
  *    a differing region of a copy that stayed in sync (no false difference under writes in flight).
+ *
+ * With `encryption` (the volume labelled `storageos.com/encryption=true`, its key drawn from the
+ * seed) the stores hold ciphertext: the ack checker decrypts what each store applied and looks
+ * for the acknowledged bytes inside it (an unaligned write lands as whole 4 KiB units), and a
+ * further checker fails the run if any store ever applied an acknowledged write's plaintext.
  */
 import { Effect, Fiber, Layer, Scheduler } from "effect"
 import { TestClock } from "effect/testing"
@@ -22,6 +27,8 @@ import { wrapStore, type BlockStore } from "../store/BlockStore.ts"
 import { makeMemoryStore, type MemoryStore } from "../store/memory.ts"
 import { Stores } from "../store/Stores.ts"
 import type { FailureMode } from "../volume/labels.ts"
+import type { CryptoPrimitives } from "../crypt/primitives.ts"
+import { encryptionUnitBytes, makeVolumeCipher, type VolumeCipher } from "../crypt/volumeCipher.ts"
 import { makeSimNetwork, mulberry32, type SimFaults, type SimRandom } from "./simNetwork.ts"
 
 export interface ReplicationSimOptions {
@@ -37,6 +44,8 @@ export interface ReplicationSimOptions {
    * writers then address the grown volume; after quiescence every in-sync copy must have it.
    */
   readonly resizeToBytes?: number
+  /** Run an encrypted volume with these primitives (lib/platform/nodeCrypto.ts `nodeCrypto()`). */
+  readonly encryption?: CryptoPrimitives
 }
 
 export interface ReplicationSimResult {
@@ -65,10 +74,18 @@ interface LogEntry {
   readonly crc: number
 }
 
+/** A write a store applied, as stored and decrypted (encrypted runs): the acknowledged bytes must lie inside one decrypted, and in none as stored. */
+interface PlainEntry {
+  readonly offset: number
+  readonly stored: Uint8Array
+  readonly plain: Uint8Array
+}
+
 /** Stores that keep, per path, the log of applied writes (for the ack-time checker). */
-const recordingStores = () => {
+const recordingStores = (cipher: VolumeCipher | undefined) => {
   const stores = new Map<string, MemoryStore>()
   const logs = new Map<string, Set<string>>()
+  const plainLogs = new Map<string, PlainEntry[]>()
   const masterOrder = new Map<string, LogEntry[]>()
   const service = Stores.of({
     open: (path, sizeBytes) =>
@@ -78,10 +95,12 @@ const recordingStores = () => {
           store = makeMemoryStore(sizeBytes, { name: path })
           stores.set(path, store)
           logs.set(path, new Set())
+          plainLogs.set(path, [])
           masterOrder.set(path, [])
         }
         const inner = store
         const log = logs.get(path)!
+        const plainLog = plainLogs.get(path)!
         const order = masterOrder.get(path)!
         const recorded: BlockStore = wrapStore(inner, {
           write: (offset, data) =>
@@ -90,13 +109,19 @@ const recordingStores = () => {
                 const crc = crc32c(data)
                 log.add(`${offset}:${data.length}:${crc}`)
                 order.push({ offset, length: data.length, crc })
+                // Writes are whole units; a resync chunk may end at a region boundary inside none (then it is not a Write).
+                if (cipher && offset % encryptionUnitBytes === 0 && data.length % 16 === 0) plainLog.push({ offset, stored: data.slice(), plain: cipher.decrypt(offset, data) })
               })),
         })
         return recorded
       }),
     remove: () => Effect.void,
   })
-  return { service, stores, logs }
+  /** Whether a write `path` applied holds `data` at `offset`, decrypted (or as stored: plaintext on the disk). */
+  const holdsPlain = (path: string, offset: number, data: Uint8Array, crc: number, asStored = false) =>
+    plainLogs.get(path)!.some((entry) => entry.offset <= offset && offset + data.length <= entry.offset + entry.plain.length &&
+      crc32c((asStored ? entry.stored : entry.plain).subarray(offset - entry.offset, offset - entry.offset + data.length)) === crc)
+  return { service, stores, logs, holdsPlain }
 }
 
 const faultsFor = (random: SimRandom): SimFaults => ({
@@ -112,7 +137,9 @@ export const runReplicationSim = (options: ReplicationSimOptions): Promise<Repli
   const seed = options.seed >>> 0
   const random = mulberry32(seed)
   const netRandom = mulberry32(seed ^ 0x5bd1e995)
-  const recorder = recordingStores()
+  const keyRandom = mulberry32(seed ^ 0x7f4a7c15)
+  const cipher = options.encryption ? makeVolumeCipher(options.encryption.xts(Uint8Array.from({ length: 64 }, () => Math.floor(keyRandom.next() * 256)))) : undefined
+  const recorder = recordingStores(cipher)
   const sizeBytes = options.sizeBytes ?? 2 * 1024 * 1024
   const writers = options.writers ?? 4
   const opsPerWriter = options.opsPerWriter ?? 40
@@ -136,17 +163,23 @@ export const runReplicationSim = (options: ReplicationSimOptions): Promise<Repli
     yield* n3.hostReplica(volumeName, sizeBytes)
     const volume = yield* n1.openVolume({
       volume: volumeName, sizeBytes,
-      labels: { "storageos.com/replicas": "2", "storageos.com/failure.mode": options.failureMode ?? "soft" },
+      labels: { "storageos.com/replicas": "2", "storageos.com/failure.mode": options.failureMode ?? "soft", ...(cipher ? { "storageos.com/encryption": "true" } : {}) },
       replicas: [{ node: "n2", address: n2.address }, { node: "n3", address: n3.address }],
+      ...(cipher ? { cipher } : {}),
     })
     const replicaPaths = [n2.storePath(volumeName), n3.storePath(volumeName)]
     const masterPath = n1.storePath(volumeName)
 
-    const checkAck = (key: string, what: string) => {
-      if (!recorder.logs.get(masterPath)!.has(key)) violations.push(`${what}: acknowledged but not on the master`)
+    const holds = (path: string, key: string, offset: number, data: Uint8Array, crc: number) => {
+      if (!cipher) return recorder.logs.get(path)!.has(key)
+      if (recorder.logs.get(path)!.has(key) || recorder.holdsPlain(path, offset, data, crc, true)) violations.push(`the plaintext of ${data.length} bytes at ${offset} reached the store ${path} of an encrypted volume`)
+      return recorder.holdsPlain(path, offset, data, crc)
+    }
+    const checkAck = (key: string, what: string, offset: number, data: Uint8Array, crc: number) => {
+      if (!holds(masterPath, key, offset, data, crc)) violations.push(`${what}: acknowledged but not on the master`)
       volume.links().forEach((link, index) => {
         const state = link.state()
-        if (link.inSync() && !recorder.logs.get(replicaPaths[index]!)!.has(key)) {
+        if (link.inSync() && !holds(replicaPaths[index]!, key, offset, data, crc)) {
           violations.push(`${what}: acknowledged while replica ${link.target.node} was ${state}, but not on it`)
         }
       })
@@ -173,11 +206,12 @@ export const runReplicationSim = (options: ReplicationSimOptions): Promise<Repli
             if (i + 2 < length) data[i + 2] = (word >>> 16) & 0xff
             if (i + 3 < length) data[i + 3] = word >>> 24
           }
-          const key = `${offset}:${length}:${crc32c(data)}`
+          const crc = crc32c(data)
+          const key = `${offset}:${length}:${crc}`
           const result = yield* Effect.result(volume.write(offset, data))
           if (result._tag === "Success") {
             acknowledged++
-            checkAck(key, `writer ${id} op ${op} (${length} bytes at ${offset})`)
+            checkAck(key, `writer ${id} op ${op} (${length} bytes at ${offset})`, offset, data, crc)
           } else failedWrites++
           if (random.next() < 0.2) yield* Effect.sleep(Math.floor(random.next() * 20))
         }

@@ -2,8 +2,8 @@
  * Volume labels → a validated `VolumeSpec`.
  *
  * A volume is described by labels, as in StorageOS v1: the `storageos.com/…` labels choose the
- * replica count, failure mode, failure tolerance, a preferred master node, compression and the
- * node label whose values are the failure domains its copies are spread across; every
+ * replica count, failure mode, failure tolerance, a preferred master node, compression, encryption
+ * at rest and the node label whose values are the failure domains its copies are spread across; every
  * other label is the user's own and only has to be a well-formed Kubernetes-style label. A bad
  * label is refused at creation with a `LabelError` naming the label, its value and what is
  * allowed, so nothing is created from a half-understood request.
@@ -24,6 +24,8 @@ export interface VolumeSpec {
   readonly nocompress: boolean
   /** The node label whose values are failure domains to spread the copies across (default `defaultTopologyKey`). */
   readonly topologyKey?: string
+  /** Every copy is stored encrypted (lib/crypt/); chosen at creation only (absent: false). */
+  readonly encryption?: boolean
 }
 
 /** The labels replivol understands (StorageOS v1 names, kept for compatibility). */
@@ -34,6 +36,7 @@ export const Label = {
   hintMaster: "storageos.com/hint.master",
   nocompress: "storageos.com/nocompress",
   topologyKey: "storageos.com/topology-key",
+  encryption: "storageos.com/encryption",
 } as const
 
 /** The node label placement spreads a volume's copies across when the volume names none (Kubernetes' zone). */
@@ -52,7 +55,7 @@ export const labelPrefixBytesMax = 253
 
 export const failureModes: ReadonlyArray<FailureMode> = ["hard", "soft", "alwayson"]
 
-export type LabelErrorReason = "malformed-key" | "malformed-value" | "out-of-range" | "unknown-label" | "conflict"
+export type LabelErrorReason = "malformed-key" | "malformed-value" | "out-of-range" | "unknown-label" | "conflict" | "immutable"
 
 export class LabelError extends Data.TaggedError("LabelError")<{
   readonly reason: LabelErrorReason
@@ -82,6 +85,7 @@ const describeReason: Record<LabelErrorReason, string> = {
   "out-of-range": "is out of range",
   "unknown-label": "is not a known storageos.com label",
   conflict: "conflicts",
+  immutable: "cannot be changed after creation",
 }
 
 /** Shown values are cut so that an error message stays a line, whatever the input. */
@@ -170,6 +174,7 @@ const parseKnown = (key: string, value: string): KnownValue | LabelError => {
     case Label.hintMaster:
       return parseNodeName(key, value)
     case Label.nocompress:
+    case Label.encryption:
       return parseBoolean(key, value)
     case Label.topologyKey:
       return isLabelKey(value) ? value : labelError("malformed-value", key, value, allowedText.topologyKey)
@@ -256,7 +261,26 @@ const buildSpec = (labels: Readonly<Record<string, string>>): VolumeSpec | Label
     hintMaster: labels[Label.hintMaster],
     nocompress: labels[Label.nocompress] === "true",
     ...(labels[Label.topologyKey] === undefined ? {} : { topologyKey: labels[Label.topologyKey] }),
+    ...(labels[Label.encryption] === "true" ? { encryption: true } : {}),
   }
+}
+
+/**
+ * A live volume's labels may change (volume update) except where the copies already depend on
+ * them: `storageos.com/encryption` is chosen at creation (every copy is stored encrypted or plain
+ * from the first byte; re-encrypting in place is not offered). Undefined: the change is allowed.
+ */
+export const checkSpecChange = (before: VolumeSpec, after: VolumeSpec, labels: Readonly<Record<string, string>>): LabelError | undefined => {
+  const was = before.encryption === true
+  if (was === (after.encryption === true)) return undefined
+  const value = labels[Label.encryption] ?? ""
+  return new LabelError({
+    reason: "immutable",
+    label: Label.encryption,
+    value,
+    allowed: `only at creation (this volume is stored ${was ? "encrypted" : "in plain"}): create a new volume${was ? "" : ` with ${Label.encryption}=true`} and copy the data`,
+    message: `label ${Label.encryption}=${show(value)} cannot be changed after creation: the volume is stored ${was ? "encrypted" : "in plain"} and stays so; allowed only at creation: create a new volume${was ? "" : ` with ${Label.encryption}=true`} and copy the data`,
+  })
 }
 
 /** `validateLabels` as an Effect that fails with the `LabelError`. */
@@ -276,6 +300,7 @@ export const specLabels = (spec: VolumeSpec): Record<string, string> => {
   }
   if (spec.hintMaster !== undefined) out[Label.hintMaster] = spec.hintMaster
   if (spec.topologyKey !== undefined) out[Label.topologyKey] = spec.topologyKey
+  if (spec.encryption === true) out[Label.encryption] = "true"
   return out
 }
 

@@ -27,7 +27,7 @@ import {
 
 /** "RPV1" as a little-endian u32. */
 export const frameMagic = 0x31565052
-export const frameVersion = 3
+export const frameVersion = 4
 /** Flag bit 0: the body is an lz4 block (lz4-napi format: 4-byte LE size, then the block). */
 export const flagCompressed = 1
 /** Smallest compressed body: the 4-byte size header and one lz4 token. */

@@ -11,6 +11,7 @@ import { suite } from "uvu"
 import * as assert from "uvu/assert"
 import { readdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
+import { rm } from "node:fs/promises"
 import { parseArgs, UsageError } from "../../lib/cli/args.ts"
 import { localCommands, serverCommands, spec } from "../../lib/cli/spec.ts"
 import { metricFamilies } from "../../lib/core/metricFamilies.ts"
@@ -83,8 +84,11 @@ test("the shell examples of docs/cli.md run in order against a live cluster up, 
     return !(parsed instanceof UsageError) && (parsed.kind !== "run" || !serverCommands.has(parsed.command.path.join(" ")))
   })
   assert.ok(runnable.length >= 15)
+  // The `cert` examples write to the directory they name and never overwrite: start it empty.
+  const certDirs = runnable.filter((c) => c.argv[0] === "cert").map((c) => c.argv[c.argv.indexOf("--dir") + 1]!)
+  for (const dir of certDirs) await rm(dir, { recursive: true, force: true })
   for (const command of runnable) {
-    const local = localCommands.has(command.argv.slice(0, 1).join(" ")) // completion: no cluster, no --api
+    const local = localCommands.has(command.argv.slice(0, 1).join(" ")) || localCommands.has(command.argv.slice(0, 2).join(" ")) // completion, cert: no cluster, no --api
     const result = local ? await runCli(command.argv) : await cluster.cli(...command.argv)
     assert.is(result.code, 0, `docs/cli.md:${command.line}: replivol ${command.argv.join(" ")} exited ${result.code}: ${result.stderr}`)
     if (command.argv[0] === "node" && command.argv[1] === "revive") {
@@ -94,6 +98,7 @@ test("the shell examples of docs/cli.md run in order against a live cluster up, 
       })
     }
   }
+  for (const dir of certDirs) await rm(dir, { recursive: true, force: true })
 })
 
 test.run()

@@ -27,6 +27,7 @@ const validLine = (path: ReadonlyArray<string>): string[] => {
     "node label": ["node", "label", "n1", "--label", "topology.kubernetes.io/zone=a"],
     "node cordon": ["node", "cordon", "n1"],
     "node uncordon": ["node", "uncordon", "n1"],
+    "node drain": ["node", "drain", "n1"],
     "volume create": ["volume", "create", "a/b", "--size", "1MiB"],
     "volume ls": ["volume", "ls"],
     "volume inspect": ["volume", "inspect", "a/b"],
@@ -34,10 +35,13 @@ const validLine = (path: ReadonlyArray<string>): string[] => {
     "volume verify": ["volume", "verify", "a/b", "--repair"],
     "volume update": ["volume", "update", "a/b", "--label", "storageos.com/replicas=1"],
     "volume resize": ["volume", "resize", "a/b", "--size", "2MiB"],
+    "volume move": ["volume", "move", "a/b", "--to", "n2"],
     "rule create": ["rule", "create", "r", "--namespace", "a"],
     "rule ls": ["rule", "ls"],
     "rule inspect": ["rule", "inspect", "r", "--namespace", "a"],
     "rule rm": ["rule", "rm", "r", "--namespace", "a"],
+    "cert ca": ["cert", "ca", "--dir", "/tmp/replivol-exit-none/ca"],
+    "cert issue": ["cert", "issue", "n1", "--dir", "/tmp/replivol-exit-none/ca"],
     completion: ["completion", "bash"],
   }
   const found = table[line]
@@ -71,7 +75,7 @@ test("every command that talks to a cluster: an unreachable admin API exits 1 wi
   }
 })
 
-test("server commands: a failure to start exits 1 (unreadable secret, a data directory under a file)", async () => {
+test("server commands: a failure to start exits 1 (unreadable secret, a data directory under a file, a bad encryption key file)", async () => {
   const node = await runCli(validLine(["node", "start"]))
   assert.is(node.code, 1, node.stderr)
   assert.match(node.stderr, /^replivol: --secret-file \/nonexistent\/secret cannot be read/)
@@ -83,6 +87,16 @@ test("server commands: a failure to start exits 1 (unreadable secret, a data dir
     assert.is(up.code, 1, up.stderr)
     assert.match(up.stderr, `replivol: cannot read or create ${data}/`)
     assert.ok(oneLine(up.stderr), up.stderr)
+    // An encryption key file that is missing or not a key stops the start with the reason (before etcd is dialled).
+    await writeFile(join(dir, "secret"), "a-secret-of-at-least-16-bytes\n")
+    await writeFile(join(dir, "bad.key"), "not a key\n")
+    const start = validLine(["node", "start"]).map((arg) => (arg === "/nonexistent/secret" ? join(dir, "secret") : arg))
+    for (const [file, reason] of [["bad.key", /bad\.key does not hold an encryption key: expected 64 hex digits/], ["missing.key", /missing\.key cannot be read/]] as const) {
+      const refused = await runCli([...start, "--encryption-key-file", join(dir, file)])
+      assert.is(refused.code, 1, refused.stderr)
+      assert.match(refused.stderr, reason)
+      assert.ok(oneLine(refused.stderr), refused.stderr)
+    }
   } finally {
     await rm(dir, { recursive: true, force: true })
   }

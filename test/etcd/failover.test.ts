@@ -14,6 +14,7 @@ import { join } from "node:path"
 import { Effect, Layer } from "effect"
 import { layerEtcd } from "../../lib/platform/etcdControlStore.ts"
 import { layerTcp } from "../../lib/platform/tcp.ts"
+import { ensureLocalPki } from "../../lib/platform/certificates.ts"
 import { makeClusterClient } from "../../lib/cluster/client.ts"
 import { ControlStore } from "../../lib/control/ControlStore.ts"
 import { keys, encode, type VolumeRecord } from "../../lib/cluster/records.ts"
@@ -32,6 +33,7 @@ let children: Child[] = []
 test.before(async () => {
   etcd = await startEtcd()
   base = await mkdtemp(join(tmpdir(), "replivol-etcd-"))
+  await Effect.runPromise(ensureLocalPki(join(base, "tls"), [...[1, 2, 3, 4].map((i) => ({ name: `n${i}`, host: `${hostBase}${i}` })), { name: "workload", host: "127.0.0.1" }]))
 })
 test.after(async () => {
   for (const child of children) child.kill("SIGKILL")
@@ -58,7 +60,7 @@ const waitFor = async <A>(what: string, timeoutMs: number, probe: () => Promise<
 
 test("SIGKILL the master: writes resume on a new master, nothing acknowledged is lost, copies converge", async () => {
   const nodes = [1, 2, 3, 4].map((i) =>
-    spawnTs("test/support/cluster-node-process.ts", ["--name", `n${i}`, "--host", `${hostBase}${i}`, "--data", join(base, `n${i}`), "--etcd", etcd.endpoints, "--secret", secret, "--lease-ttl-ms", "1000", "--ack-timeout-ms", "1000"]))
+    spawnTs("test/support/cluster-node-process.ts", ["--name", `n${i}`, "--host", `${hostBase}${i}`, "--data", join(base, `n${i}`), "--etcd", etcd.endpoints, "--secret", secret, "--lease-ttl-ms", "1000", "--ack-timeout-ms", "1000", "--tls-dir", join(base, "tls")]))
   children.push(...nodes)
   await Promise.all(nodes.map((n) => n.next("ready", 30_000)))
   // Create the volume record the way the API does (placement by the first node's API would also do).
@@ -71,7 +73,7 @@ test("SIGKILL the master: writes resume on a new master, nothing acknowledged is
   const healthy = await waitFor("healthy", 30_000, async () => { const i = await inspect(volume); return i.health === "healthy" ? i : undefined }).catch((e) => { throw new Error(`${e.message}\n${dump()}`) })
   assert.is(healthy.master, "n1")
 
-  const workload = spawnTs("test/support/cluster-workload.ts", ["--etcd", etcd.endpoints, "--secret", secret, "--volume", volume, "--block-bytes", "65536", "--count", "600", "--seed", "9"])
+  const workload = spawnTs("test/support/cluster-workload.ts", ["--etcd", etcd.endpoints, "--tls-dir", join(base, "tls"), "--secret", secret, "--volume", volume, "--block-bytes", "65536", "--count", "600", "--seed", "9"])
   children.push(workload)
   for (let i = 0; i < 100; i++) await workload.next("ack", 30_000)
   const master = nodes[0]!

@@ -13,6 +13,8 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { patternBytes } from "../support/pattern.ts"
 import { spawnTs, type Child } from "../support/processes.ts"
+import { Effect } from "effect"
+import { ensureLocalPki } from "../../lib/platform/certificates.ts"
 
 const test = suite("three node processes over TCP 5703")
 const script = "test/support/node-process.ts"
@@ -33,7 +35,8 @@ test.after.each(async () => {
 const startCluster = async (mode: string) => {
   const base = await mkdtemp(join(tmpdir(), "replivol-it-"))
   dirs.push(base)
-  const common = ["--secret", secret, "--volume", volume, "--size", String(sizeBytes), "--ack-timeout-ms", "1000"]
+  await Effect.runPromise(ensureLocalPki(join(base, "tls"), [1, 2, 3].map((i) => ({ name: `n${i}`, host: `127.0.0.${i}` }))))
+  const common = ["--tls-dir", join(base, "tls"), "--secret", secret, "--volume", volume, "--size", String(sizeBytes), "--ack-timeout-ms", "1000"]
   const replicas = [2, 3].map((i) => spawnTs(script, ["replica", "--name", `n${i}`, "--host", `127.0.0.${i}`, "--data", join(base, `n${i}`), ...common]))
   children.push(...replicas)
   await Promise.all(replicas.map((r) => r.next("ready", 30_000)))

@@ -7,6 +7,8 @@ import { suite } from "uvu"
 import * as assert from "uvu/assert"
 import { runReplicationSim } from "../../lib/testing/replicationSim.ts"
 import type { FailureMode } from "../../lib/volume/labels.ts"
+import type { CryptoPrimitives } from "../../lib/crypt/primitives.ts"
+import { nodeCrypto } from "../../lib/platform/nodeCrypto.ts"
 
 const test = suite("replication simulation")
 const modes: FailureMode[] = ["soft", "hard", "alwayson"]
@@ -31,6 +33,22 @@ test(only === undefined ? `${seedCount} seeds: acknowledged writes on every in-s
     }
   }
   console.log(`\n    ${seeds.length} seeds: ${acknowledged} writes acknowledged, ${failedWrites} refused by the failure mode, ${resets} connection resets, ${bitFlips} bit flips caught, ${replicasFailed} replicas failed`)
+  assert.ok(acknowledged > seeds.length * 20, "the workload makes progress")
+  assert.is(failures.length, 0, failures.join("\n"))
+})
+
+test(`encrypted volume (storageos.com/encryption=true), ${Math.max(1, Math.floor(seedCount / 10))} seeds: the same checkers on decrypted store logs, and no store ever applies an acknowledged write's plaintext`, async () => {
+  const encryption = nodeCrypto() as CryptoPrimitives
+  const count = Math.max(1, Math.floor(seedCount / 10))
+  const seeds = only === undefined ? Array.from({ length: count }, (_, i) => firstSeed + 5000 + i) : [only]
+  const failures: string[] = []
+  let acknowledged = 0
+  for (const seed of seeds) {
+    const result = await runReplicationSim({ seed, failureMode: modeOf(seed), encryption })
+    acknowledged += result.acknowledgedWrites
+    if (result.violations.length > 0) failures.push(`seed ${seed} (${modeOf(seed)}, encrypted): ${result.violations.slice(0, 3).join("; ")}`)
+  }
+  console.log(`\n    encrypted: ${seeds.length} seeds, ${acknowledged} writes acknowledged (${encryption.xtsImplementation})`)
   assert.ok(acknowledged > seeds.length * 20, "the workload makes progress")
   assert.is(failures.length, 0, failures.join("\n"))
 })

@@ -1,11 +1,13 @@
 /**
  * One cluster node as its own OS process, with etcd as the control store (multi-process tests).
  *   --name n1 --host 127.0.0.1 --data DIR --etcd URL --secret S [--lease-ttl-ms 1000] [--grace-ms 30000] [--ack-timeout-ms 1000]
+ *   [--tls-dir DIR | --plaintext] (test/support/tlsArgs.ts)
  * Prints every cluster event as a JSON line; stops when stdin closes or on SIGTERM.
  */
 import { Effect, Layer } from "effect"
 import { layerEtcd } from "../../lib/platform/etcdControlStore.ts"
-import { layerTcp } from "../../lib/platform/tcp.ts"
+import { transportLayerFor } from "../../lib/platform/nodeTransport.ts"
+import { tlsFromArgs } from "./tlsArgs.ts"
 import { layerFileStores } from "../../lib/platform/fileStores.ts"
 import { startClusterNode } from "../../lib/cluster/clusterNode.ts"
 
@@ -32,5 +34,7 @@ const program = Effect.gen(function* () {
   })
 })
 
-await Effect.runPromise(Effect.scoped(program).pipe(Effect.provide(Layer.mergeAll(layerTcp, layerFileStores, layerEtcd({ hosts: flag("etcd") })))))
+const member = { name: flag("name"), host: flag("host") }
+const transport = await Effect.runPromise(transportLayerFor(tlsFromArgs(args, member.name).tls, member))
+await Effect.runPromise(Effect.scoped(program).pipe(Effect.provide(Layer.mergeAll(transport, layerFileStores, layerEtcd({ hosts: flag("etcd") })))))
 process.exit(0)

@@ -6,7 +6,8 @@
  */
 import { Effect, Layer } from "effect"
 import { layerEtcd } from "../../lib/platform/etcdControlStore.ts"
-import { layerTcp } from "../../lib/platform/tcp.ts"
+import { transportLayerFor } from "../../lib/platform/nodeTransport.ts"
+import { tlsFromArgs } from "./tlsArgs.ts"
 import { makeClusterClient } from "../../lib/cluster/client.ts"
 import { patternBytes } from "./pattern.ts"
 
@@ -48,5 +49,7 @@ const program = Effect.gen(function* () {
   say({ event: "done", acked: acked.length, failed, mismatches, retries })
 })
 
-await Effect.runPromise(Effect.scoped(program).pipe(Effect.provide(Layer.mergeAll(layerTcp, layerEtcd({ hosts: flag("etcd") })))))
+const member = { name: "workload", host: "127.0.0.1" }
+const transport = await Effect.runPromise(transportLayerFor(tlsFromArgs(args, member.name).tls, member))
+await Effect.runPromise(Effect.scoped(program).pipe(Effect.provide(Layer.mergeAll(transport, layerEtcd({ hosts: flag("etcd") })))))
 process.exit(0)

@@ -1,12 +1,13 @@
 /**
- * An in-process cluster for tests: N cluster nodes on <hostBase>1..N (real TCP), the embedded
+ * An in-process cluster for tests: N cluster nodes on <hostBase>1..N (real TLS, a throwaway CA), the embedded
  * control store, memory stores that survive a node's crash; crash(i) keeps the node's lease (it
  * must expire), restart(i) starts it again with the same data.
  */
 import { Effect, Exit, Layer, ManagedRuntime, Scope } from "effect"
 import { layerMemory } from "../../lib/control/embedded.ts"
 import { ControlStore } from "../../lib/control/ControlStore.ts"
-import { layerTcp } from "../../lib/platform/tcp.ts"
+import { localClusterTransport } from "../../lib/platform/nodeTransport.ts"
+import { localMembers } from "../../lib/cli/localCluster.ts"
 import { makeMemoryStores } from "../../lib/store/Stores.ts"
 import { Transport } from "../../lib/net/Transport.ts"
 import { Stores } from "../../lib/store/Stores.ts"
@@ -30,7 +31,8 @@ export const startInProcessCluster = async (options: {
   readonly node?: Partial<ClusterNodeOptions>
 }): Promise<InProcessCluster> => {
   const stores = makeMemoryStores()
-  const runtime = ManagedRuntime.make(Layer.mergeAll(layerTcp, stores.layer, layerMemory))
+  const transport = await Effect.runPromise(localClusterTransport(localMembers(options.count, options.hostBase), undefined))
+  const runtime = ManagedRuntime.make(Layer.mergeAll(transport.layer, stores.layer, layerMemory))
   const scopes: Array<Scope.Closeable | undefined> = []
   const nodes: Array<ClusterNode | undefined> = []
   const run = <A, E>(effect: Effect.Effect<A, E, ControlStore | Transport | Stores | Scope.Scope>) => runtime.runPromise(Effect.scoped(effect))

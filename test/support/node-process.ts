@@ -4,6 +4,8 @@
  *   replica --name n2 --host 127.0.0.2 --data DIR --secret S --volume ns/vol --size BYTES
  *   master  --name n1 --host 127.0.0.1 --data DIR --secret S --volume ns/vol --size BYTES
  *           --mode soft|hard|alwayson --replicas n2=127.0.0.2,n3=127.0.0.3 [--ack-timeout-ms MS]
+ *   TLS: --tls-dir DIR (DIR/ca.crt, DIR/<name>.crt, DIR/<name>.key: certificates.ts ensureLocalPki),
+ *   or --plaintext (plain TCP); without either, this process's own throwaway CA (no peer trusts it).
  *
  * Prints one JSON line per event on stdout. The master then reads JSON commands on stdin:
  *   {"cmd":"random","bytes":N,"seed":S}   random non-overlapping concurrent writes (unaligned offsets
@@ -18,6 +20,7 @@
 import { createInterface } from "node:readline"
 import { createNode, type VolumeHandle } from "../../lib/index.ts"
 import { mulberry, patternBytes } from "./pattern.ts"
+import { tlsFromArgs } from "./tlsArgs.ts"
 
 const args = process.argv.slice(2)
 const role = args[0]
@@ -30,6 +33,7 @@ const flag = (name: string, fallback?: string): string => {
 const say = (event: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(event)}\n`)
 
 const node = await createNode({
+  ...tlsFromArgs(args, flag("name")),
   name: flag("name"),
   address: { host: flag("host"), port: Number(flag("port", "5703")) },
   dataDir: flag("data"),

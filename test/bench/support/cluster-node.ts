@@ -8,7 +8,9 @@
  *
  * Prints {"event":"ready"} and then every cluster event as {"event":"cluster",…} (JSON lines).
  * stdin commands (JSON lines): {"cmd":"link-stats","volume":V} → {"event":"link-stats","links":[…]}
- * (the master's links to its replicas: node, state, syncBytesSent); {"cmd":"exit"}. Stops when
+ * (the master's links to its replicas: node, state, syncBytesSent); {"cmd":"move","volume":V,"to":N}
+ * → {"event":"moved","volume","to","epoch","atMs"} or {"event":"move-failed","message"} (a planned
+ * master move, ClusterNode.moveVolume); {"cmd":"exit"}. Stops when
  * stdin closes, on "exit" or on SIGTERM. With BENCH_CPU_PROF=DIR it writes a CPU profile there when
  * it stops cleanly (support/profiler.ts).
  */
@@ -47,8 +49,14 @@ const program = Effect.gen(function* () {
   yield* Effect.callback<void>((resume) => {
     const lines = createInterface({ input: process.stdin })
     lines.on("line", (line) => {
-      const command = JSON.parse(line) as { cmd?: string; volume?: string }
+      const command = JSON.parse(line) as { cmd?: string; volume?: string; to?: string }
       if (command.cmd === "link-stats") linkStats(node, String(command.volume))
+      else if (command.cmd === "move") {
+        void Effect.runPromise(Effect.result(node.moveVolume(String(command.volume), String(command.to)))).then((result) =>
+          result._tag === "Success"
+            ? say({ event: "moved", volume: command.volume, to: command.to, epoch: result.success.epoch, atMs: Date.now() })
+            : say({ event: "move-failed", volume: command.volume, message: result.failure.message }))
+      }
       else if (command.cmd === "exit") resume(Effect.void)
     })
     lines.on("close", () => resume(Effect.void))

@@ -15,6 +15,9 @@
  * - {"cmd":"steady-start","blockBytes"}: one write at a time (failover); a write that took
  *   ≥ 100 ms prints {"event":"pause-ack","startedAtMs","atMs","tookMs"}; every 500 ms
  *   {"event":"progress","acked"}. {"cmd":"steady-stop"} → {"event":"steady-stopped","acked"}.
+ *   {"cmd":"longest","fromMs","toMs"} → {"event":"longest","tookMs","startedAtMs","writes"}: the
+ *   slowest steady write that was in flight at some point of the window, and how many ran in it;
+ *   {"cmd":"median","fromMs","toMs"} → {"event":"median","tookMs","writes"} of the writes started in it.
  * - {"cmd":"rewrite","bytes","pieceBytes","seed"}: rewrites `bytes` in pieces at random 4 KiB-aligned
  *   offsets, flushes → {"event":"rewritten","writtenBytes","dirtiedBytes" (distinct 4 KiB pages),"ms","slowestWriteMs"}.
  * Failed writes print {"event":"write-failed","tag","reason","message"}. Ends when stdin closes.
@@ -95,6 +98,9 @@ const seqStart = () => {
 let steadyRunning = false
 let steadyDone: Promise<void> = Promise.resolve()
 let steadyAcked = 0
+/** Steady writes as [startedAtMs, ackedAtMs], the last `steadyKeptMax` of them. */
+const steadyWrites: Array<readonly [number, number]> = []
+const steadyKeptMax = 200_000
 const steadyStart = (blockBytes: number) => {
   if (steadyRunning) return
   steadyRunning = true
@@ -106,6 +112,8 @@ const steadyStart = (blockBytes: number) => {
       if (!(await write(offset, data))) continue
       steadyAcked++
       const atMs = Date.now()
+      steadyWrites.push([startedAtMs, atMs])
+      if (steadyWrites.length > steadyKeptMax) steadyWrites.splice(0, steadyWrites.length - steadyKeptMax)
       if (atMs - startedAtMs >= 100) say({ event: "pause-ack", startedAtMs, atMs, tookMs: atMs - startedAtMs })
     }
     clearInterval(progress)
@@ -146,6 +154,15 @@ const handle = async (command: Record<string, unknown>) => {
       steadyRunning = false
       await steadyDone
       return say({ event: "steady-stopped", acked: steadyAcked })
+    case "longest": {
+      const inWindow = steadyWrites.filter(([s, a]) => a >= Number(command.fromMs) && s <= Number(command.toMs))
+      const slowest = inWindow.reduce<readonly [number, number] | undefined>((best, w) => (!best || w[1] - w[0] > best[1] - best[0] ? w : best), undefined)
+      return say({ event: "longest", tookMs: slowest ? slowest[1] - slowest[0] : -1, startedAtMs: slowest?.[0], writes: inWindow.length })
+    }
+    case "median": {
+      const took = steadyWrites.filter(([s]) => s >= Number(command.fromMs) && s <= Number(command.toMs)).map(([s, a]) => a - s).sort((x, y) => x - y)
+      return say({ event: "median", tookMs: took.length ? took[Math.floor(took.length / 2)] : -1, writes: took.length })
+    }
     case "rewrite": return rewrite(Number(command.bytes), Number(command.pieceBytes ?? 65536), Number(command.seed ?? 1))
     default: return say({ event: "unknown-command", command })
   }

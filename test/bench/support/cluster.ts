@@ -1,7 +1,8 @@
 /**
  * A throwaway replivol cluster for one benchmark: a master process (master-process.ts) on
  * 127.0.0.1 and replica processes (replica-process.ts) on 127.0.0.2 / 127.0.0.3, port 5703 by
- * default, each with its own data directory under one temp directory.
+ * default, each with its own data directory under one temp directory; TLS between them (a
+ * throwaway CA in that directory) unless `tls: false`.
  *
  * Other engineers' tests use the same addresses on this machine, so when a port is taken the
  * whole cluster is started again 10 ports higher (a few times). Every process started here is
@@ -13,6 +14,8 @@ import { mkdirSync, rmSync } from "node:fs"
 import { mkdtemp } from "node:fs/promises"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { Effect } from "effect"
+import { ensureLocalPki } from "../../../lib/platform/certificates.ts"
 import { spawnTs, type Child } from "../../support/processes.ts"
 
 export interface ClusterVolume {
@@ -29,9 +32,12 @@ export interface ClusterOptions {
   readonly localBytes: number
   /** Run a TCP echo server on each replica's host, at port + 1. */
   readonly echo?: boolean
+  /** TLS between the nodes (default true: a throwaway CA in the temp directory); false: plain TCP. */
+  readonly tls?: boolean
 }
 
 export interface BenchCluster {
+  readonly tls: boolean
   readonly port: number
   readonly echoPort: number
   readonly hostOf: (node: string) => string
@@ -82,12 +88,14 @@ const startOnce = async (options: ClusterOptions, base: string, port: number) =>
   const replicaNodes = [...new Set(options.volumes.flatMap((v) => v.replicaNodes))].sort()
   const replicas = new Map<string, Child>()
   const started: Child[] = []
+  const security = options.tls === false ? ["--plaintext"] : ["--tls-dir", join(base, "tls")]
+  if (options.tls !== false) await Effect.runPromise(ensureLocalPki(join(base, "tls"), Object.entries(hosts).map(([name, host]) => ({ name, host }))))
   try {
     for (const node of replicaNodes) {
       const volumes = options.volumes.filter((v) => v.replicaNodes.includes(node)).map((v) => `${v.volume}=${v.sizeBytes}`).join(",")
       const child = spawnChild("replica-process.ts", [
         "--name", node, "--host", hostOf(node), "--port", String(port), "--data", join(base, node), "--secret", secret,
-        "--volumes", volumes, ...(options.echo ? ["--echo-port", String(port + 1)] : []),
+        "--volumes", volumes, ...(options.echo ? ["--echo-port", String(port + 1)] : []), ...security,
       ])
       started.push(child)
       replicas.set(node, child)
@@ -96,7 +104,7 @@ const startOnce = async (options: ClusterOptions, base: string, port: number) =>
     const volumes = options.volumes.map((v) => ({ volume: v.volume, sizeBytes: v.sizeBytes, labels: v.labels, replicas: v.replicaNodes.map((node) => ({ node, host: hostOf(node) })) }))
     const master = spawnChild("master-process.ts", [
       "--name", "n1", "--host", hostOf("n1"), "--port", String(port), "--data", join(base, "n1"), "--secret", secret,
-      "--volumes", JSON.stringify(volumes), "--local-bytes", String(options.localBytes),
+      "--volumes", JSON.stringify(volumes), "--local-bytes", String(options.localBytes), ...security,
     ])
     started.push(master)
     await master.next("ready", 60_000)
@@ -132,7 +140,7 @@ export const startCluster = async (options: ClusterOptions): Promise<BenchCluste
         rmSync(base, { recursive: true, force: true })
         liveDirs.delete(base)
       }
-      return { port, echoPort: port + 1, hostOf, master, replicas, request, replicaStats, close }
+      return { tls: options.tls !== false, port, echoPort: port + 1, hostOf, master, replicas, request, replicaStats, close }
     } catch (error) {
       if (!isAddressInUse(error) || attempt >= portAttemptsMax) {
         rmSync(base, { recursive: true, force: true })

@@ -28,7 +28,12 @@ import * as net from "node:net"
 import { join } from "node:path"
 import { createInterface } from "node:readline"
 import { startProfiler } from "./profiler.ts"
+import { tlsFromArgs } from "../../support/tlsArgs.ts"
 import { createNode, type NodeHandle, type VolumeHandle } from "../../../lib/index.ts"
+import { randomBytes } from "node:crypto"
+import { makeVolumeCipher } from "../../../lib/crypt/volumeCipher.ts"
+import { nodeCrypto, nodeCryptoViaEcb } from "../../../lib/platform/nodeCrypto.ts"
+import type { CryptoPrimitives } from "../../../lib/crypt/primitives.ts"
 import { mulberry } from "../../support/pattern.ts"
 import { payloadOf, type PayloadKind } from "./data.ts"
 
@@ -66,10 +71,14 @@ const localPath = join(flag("data"), "local.img")
 let localFd = -1
 try {
   const port = Number(flag("port"))
-  node = await createNode({ name: flag("name"), address: { host: flag("host"), port }, dataDir: flag("data"), secret: flag("secret") })
+  node = await createNode({ ...tlsFromArgs(args, flag("name")), name: flag("name"), address: { host: flag("host"), port }, dataDir: flag("data"), secret: flag("secret") })
   for (const spec of JSON.parse(flag("volumes")) as VolumeArg[]) {
     const replicas = spec.replicas.map((r) => ({ node: r.node, address: { host: r.host, port } }))
-    volumes.set(spec.volume, await node.openVolume({ volume: spec.volume, sizeBytes: spec.sizeBytes, labels: spec.labels, replicas }))
+    // An encrypted volume gets a random key of its own (the cluster's key hierarchy is not part of this benchmark).
+    // BENCH_XTS=ecb: XTS computed over ECB (lib/crypt/xts.ts, Bun's and Deno's path) instead of the native cipher.
+    const primitives = (process.env.BENCH_XTS === "ecb" ? nodeCryptoViaEcb() : nodeCrypto()) as CryptoPrimitives
+    const cipher = spec.labels["storageos.com/encryption"] === "true" ? makeVolumeCipher(primitives.xts(new Uint8Array(randomBytes(64)))) : undefined
+    volumes.set(spec.volume, await node.openVolume({ volume: spec.volume, sizeBytes: spec.sizeBytes, labels: spec.labels, replicas, ...(cipher ? { cipher } : {}) }))
   }
   fs.mkdirSync(flag("data"), { recursive: true })
   localFd = fs.openSync(localPath, "w+")

@@ -19,6 +19,7 @@ import { readFileSync } from "node:fs"
 import * as net from "node:net"
 import { createInterface } from "node:readline"
 import { startProfiler } from "./profiler.ts"
+import { tlsFromArgs } from "../../support/tlsArgs.ts"
 import { createNode, type NodeHandle } from "../../../lib/index.ts"
 
 const args = process.argv.slice(2)
@@ -70,7 +71,7 @@ const echoServer = (host: string, port: number) =>
 let node: NodeHandle
 let echo: net.Server | undefined
 try {
-  node = await createNode({ name: flag("name"), address: { host: flag("host"), port: Number(flag("port")) }, dataDir: flag("data"), secret: flag("secret") })
+  node = await createNode({ ...tlsFromArgs(args, flag("name")), name: flag("name"), address: { host: flag("host"), port: Number(flag("port")) }, dataDir: flag("data"), secret: flag("secret") })
   for (const entry of flag("volumes").split(",").filter(Boolean)) {
     const [volume, size] = entry.split("=")
     await node.hostReplica(volume!, Number(size))

@@ -12,6 +12,7 @@ import {
   parseLabels,
   specLabels,
   validateLabels,
+  checkSpecChange,
   type VolumeSpec,
 } from "../../../lib/volume/labels.ts"
 
@@ -185,6 +186,26 @@ Labels("CLI: parseLabelArgs collects labels and refuses the same key with two va
 Labels("huge input is reported on one line", () => {
   const error = refusal({ app: "x".repeat(100_000) })
   assert.ok(error.message.length < 400, `message length ${error.message.length}`)
+})
+
+Labels("storageos.com/encryption: true | false at creation; changing it later is refused with the reason", () => {
+  assert.is(spec({ [Label.encryption]: "true" }).encryption, true)
+  assert.is(spec({ [Label.encryption]: "false" }).encryption, undefined)
+  assert.is(spec({}).encryption, undefined)
+  const bad = refusal({ [Label.encryption]: "yes" })
+  assert.is(bad.reason, "malformed-value")
+  assert.match(bad.message, /true \| false/)
+  assert.equal(validateLabels(specLabels(spec({ [Label.encryption]: "true" }))), spec({ [Label.encryption]: "true" }))
+  const encrypted = spec({ [Label.encryption]: "true" })
+  const plain = spec({})
+  assert.is(checkSpecChange(encrypted, spec({ [Label.encryption]: "true", [Label.replicas]: "2" }), {}), undefined)
+  assert.is(checkSpecChange(plain, spec({ [Label.replicas]: "1" }), {}), undefined)
+  const off = checkSpecChange(encrypted, plain, {})
+  assert.is(off?.reason, "immutable")
+  assert.match(off?.message ?? "", /cannot be changed after creation: the volume is stored encrypted/)
+  const on = checkSpecChange(plain, encrypted, { [Label.encryption]: "true" })
+  assert.is(on?.reason, "immutable")
+  assert.match(on?.message ?? "", /stored in plain/)
 })
 
 Labels.run()

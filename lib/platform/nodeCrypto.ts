@@ -1,0 +1,122 @@
+/**
+ * The cryptographic primitives (lib/crypt/primitives.ts) from node:crypto, and the key file.
+ *
+ * XTS: node:crypto's native `aes-256-xts` (OpenSSL) where the runtime has it (Node 20 and 22);
+ * Bun 1.4 and Deno 2.9 have no XTS in node:crypto (they answer "Unknown cipher"), so there it is
+ * computed from `aes-256-ecb` by lib/crypt/xts.ts — the same ciphertext, checked by the unit
+ * tests on every runtime. A runtime with neither fails with `unsupported`.
+ *
+ * One native cipher object per data unit: the tweak is the IV, and node:crypto cannot change the
+ * IV of a cipher in use (about 3 µs per 4 KiB unit for the object; see test/bench/encryption.ts).
+ */
+import * as crypto from "node:crypto"
+import { readFile } from "node:fs/promises"
+import { Effect } from "effect"
+import { EncryptionError, type CryptoPrimitives, type XtsCipher } from "../crypt/primitives.ts"
+import { makeXtsOverEcb, type EcbBlocks } from "../crypt/xts.ts"
+import { newKeyFileText, parseKeyFile, type KeyRing } from "../crypt/keys.ts"
+import { ensureSecretFile } from "./adminHttp.ts"
+
+const hasCipher = (name: string): boolean => {
+  try {
+    crypto.createCipheriv(name, Buffer.alloc(name === "aes-256-xts" ? 64 : 32, 1).fill(2, 32), name === "aes-256-ecb" ? null : Buffer.alloc(16))
+    return true
+  } catch {
+    return false
+  }
+}
+
+const ecb = (decrypt: boolean): EcbBlocks => (key, data) => {
+  const cipher = decrypt ? crypto.createDecipheriv("aes-256-ecb", key, null) : crypto.createCipheriv("aes-256-ecb", key, null)
+  cipher.setAutoPadding(false)
+  const head = cipher.update(data)
+  const tail = cipher.final()
+  return tail.length === 0 ? head : Buffer.concat([head, tail])
+}
+
+const nativeXts = (key: Uint8Array): XtsCipher => {
+  const keyObject = crypto.createSecretKey(key)
+  const run = (decrypt: boolean) => (firstUnit: number, unitBytes: number, data: Uint8Array): Uint8Array => {
+    const out = new Uint8Array(data.length)
+    const tweak = Buffer.alloc(16)
+    for (let at = 0, unit = firstUnit; at < data.length; at += unitBytes, unit++) {
+      tweak.writeUInt32LE(unit >>> 0, 0)
+      tweak.writeUInt32LE(Math.floor(unit / 0x1_0000_0000), 4)
+      const cipher = decrypt ? crypto.createDecipheriv("aes-256-xts", keyObject, tweak) : crypto.createCipheriv("aes-256-xts", keyObject, tweak)
+      out.set(cipher.update(data.subarray(at, Math.min(data.length, at + unitBytes))), at)
+      cipher.final()
+    }
+    return out
+  }
+  return { encrypt: run(false), decrypt: run(true) }
+}
+
+const keyCheckLabel = "replivol key check v1"
+
+const make = (forceEcb: boolean): CryptoPrimitives | EncryptionError => {
+  const native = !forceEcb && hasCipher("aes-256-xts")
+  if (!native && !hasCipher("aes-256-ecb")) return new EncryptionError({ reason: "unsupported", message: "this runtime's node:crypto has neither aes-256-xts nor aes-256-ecb: encrypted volumes cannot be served here" })
+  return {
+    xtsImplementation: native ? "node:crypto aes-256-xts" : "XTS over node:crypto aes-256-ecb (lib/crypt/xts.ts)",
+    xts: native ? nativeXts : (key) => makeXtsOverEcb(key, ecb(false), ecb(true)),
+    seal: (key, plaintext, aad) => {
+      const nonce = crypto.randomBytes(12)
+      const cipher = crypto.createCipheriv("aes-256-gcm", key, nonce)
+      cipher.setAAD(aad)
+      const body = Buffer.concat([cipher.update(plaintext), cipher.final()])
+      return new Uint8Array(Buffer.concat([nonce, body, cipher.getAuthTag()]))
+    },
+    open: (key, sealed, aad) => {
+      if (sealed.length < 28) return undefined
+      try {
+        const decipher = crypto.createDecipheriv("aes-256-gcm", key, sealed.subarray(0, 12))
+        decipher.setAAD(aad)
+        decipher.setAuthTag(sealed.subarray(sealed.length - 16))
+        return new Uint8Array(Buffer.concat([decipher.update(sealed.subarray(12, sealed.length - 16)), decipher.final()]))
+      } catch {
+        return undefined
+      }
+    },
+    keyCheck: (key) => crypto.createHmac("sha256", key).update(keyCheckLabel).digest("hex").slice(0, 16),
+    randomBytes: (count) => new Uint8Array(crypto.randomBytes(count)),
+  }
+}
+
+let cached: CryptoPrimitives | EncryptionError | undefined
+/** The primitives of this runtime (native XTS where it exists). */
+export const nodeCrypto = (): CryptoPrimitives | EncryptionError => (cached ??= make(false))
+/** The same, always with XTS computed over ECB (to compare the two paths in tests and benchmarks). */
+export const nodeCryptoViaEcb = (): CryptoPrimitives | EncryptionError => make(true)
+
+/** A key ring from a key file (`node start --encryption-key-file`); a missing, unreadable or malformed file is an error. */
+export const readKeyRing = (path: string): Effect.Effect<KeyRing, EncryptionError> =>
+  Effect.gen(function* () {
+    const primitives = nodeCrypto()
+    if (primitives instanceof EncryptionError) return yield* primitives
+    const source = `key file ${path}`
+    const read = yield* Effect.promise(() => readFile(path, "utf8").then((text) => ({ text }), (error: NodeJS.ErrnoException) => ({ error })))
+    if ("error" in read) {
+      return yield* new EncryptionError({ reason: read.error.code === "ENOENT" ? "no-key" : "malformed-key", message: `${source} cannot be read: ${read.error.message}`, cause: read.error })
+    }
+    const text = read.text
+    const key = parseKeyFile(text, source)
+    if (key instanceof EncryptionError) return yield* key
+    return { crypto: primitives, unwrappingKey: key, source }
+  })
+
+/** `cluster up`: the key file in the data directory, created (mode 0600) with a fresh random key the first time. */
+export const ensureKeyRing = (path: string): Effect.Effect<KeyRing, EncryptionError> =>
+  Effect.gen(function* () {
+    const primitives = nodeCrypto()
+    if (primitives instanceof EncryptionError) return yield* primitives
+    const text = yield* ensureSecretFile(path, () => newKeyFileText(primitives)).pipe(Effect.mapError((error) => new EncryptionError({ reason: "malformed-key", message: error.message })))
+    const key = parseKeyFile(text, `key file ${path}`)
+    if (key instanceof EncryptionError) return yield* key
+    return { crypto: primitives, unwrappingKey: key, source: `key file ${path}` }
+  })
+
+/** A node given no key file: it hosts replicas of encrypted volumes (ciphertext) but serves none, saying why. */
+export const keyRingWithoutKey = (why = "no --encryption-key-file was given"): KeyRing | EncryptionError => {
+  const primitives = nodeCrypto()
+  return primitives instanceof EncryptionError ? primitives : { crypto: primitives, unwrappingKey: undefined, source: why }
+}
