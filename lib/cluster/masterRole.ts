@@ -187,11 +187,7 @@ export const makeMasterRoles = (options: MasterRolesOptions) =>
         return Effect.asVoid(Effect.forkIn(Effect.ensuring(Effect.ignore(effect), done), role.scope))
       })
 
-    /**
-     * The record asks for a bigger size: the serving master grows every copy and commits it
-     * (resize.ts `resizeStep`) in the background; past what this session can reach online it
-     * closes, and the next tick opens it again at the grown copy.
-     */
+    /** The record asks for a bigger size: the serving master grows every copy and commits it (resize.ts `resizeStep`), in the background. */
     const reconcileResize = (copy: Copy, record: VolumeRecord) =>
       Effect.gen(function* () {
         const role = copy.master
@@ -199,7 +195,6 @@ export const makeMasterRoles = (options: MasterRolesOptions) =>
         if (!role || !volume) return
         const step = resizeStep(volume, record, me)
         if (!step) return
-        if (step.kind === "reopen") return yield* closeMaster(copy, step.why)
         // Success is the master's own `resized` event; a failure is retried next tick, told at most every 5 s.
         yield* inBackground(role, "resize", step.run.pipe(
           Effect.provide(context),

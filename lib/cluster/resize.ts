@@ -89,11 +89,10 @@ export const awaitResize = (volume: string, sizeBytes: number, waitMs: number, p
     }
   })
 
-/** What the master's agent does about the record's pending resize. */
-export type ResizeStep =
-  | { readonly kind: "grow"; readonly run: Effect.Effect<void, VolumeError | ReplicationError | ClusterError | ControlError, ControlStore> }
-  /** The target is past what this master session can grow to online: reopen it at the grown copy. */
-  | { readonly kind: "reopen"; readonly why: string }
+/** What the master's agent runs for the record's pending resize. */
+export interface ResizeStep {
+  readonly run: Effect.Effect<void, VolumeError | ReplicationError | ClusterError | ControlError, ControlStore>
+}
 
 /**
  * The agent's step for a serving master (`me` at the record's epoch): grow every copy to the
@@ -104,14 +103,12 @@ export const resizeStep = (master: MasterVolume, record: VolumeRecord, me: strin
   // the old size until it grows too (its commit then changes nothing).
   const target = masterCapacityOf(record)
   if (master.sizeBytes >= target) return undefined
-  if (target > master.reachBytes())
-    return { kind: "reopen", why: `growing ${record.volume} to ${target} bytes needs bigger dirty regions than this master session has (it reaches ${master.reachBytes()} bytes): it reopens at the grown copy` }
   const commit = updateVolume(record.volume, (current) => {
     const next = commitResize(current, me, record.epoch, target)
     if (next === "conflict") return new ClusterError({ reason: "conflict", message: `volume ${record.volume}: ${me} is no longer its master at epoch ${record.epoch}, or no resize to ${target} bytes is pending; the resize is not committed` })
     return next === "unchanged" ? undefined : next
   })
-  return { kind: "grow", run: master.resize(target, Effect.asVoid(commit)) }
+  return { run: master.resize(target, Effect.asVoid(commit)) }
 }
 
 /**

@@ -32,7 +32,7 @@
 import { Clock, Deferred, Effect, Fiber, Random, Scope, Semaphore } from "effect"
 import { assert } from "../core/assert.ts"
 import { defaults, dirtyRegionBytesFor, inflightWritesPerReplicaMax, sectorBytes, writeChunkBytesMax } from "../core/limits.ts"
-import { DirtyBitmap, regionCountMax } from "../store/dirtyBitmap.ts"
+import { DirtyBitmap } from "../store/dirtyBitmap.ts"
 import { StoreError, type BlockStore } from "../store/BlockStore.ts"
 import { assessVolume, type Assessment, type Health } from "../volume/health.ts"
 import type { VolumeSpec } from "../volume/labels.ts"
@@ -201,8 +201,6 @@ export interface MasterVolume {
   readonly resize: <E = never, R = never>(sizeBytes: number, commit?: Effect.Effect<void, E, R>) => Effect.Effect<void, VolumeError | ReplicationError | E, R>
   /** The size this master's own copy has (at least `sizeBytes`; more while a resize is not committed). */
   readonly capacityBytes: () => number
-  /** The largest size `resize` can reach in this session (its bitmaps keep their region size; resize.ts). */
-  readonly reachBytes: () => number
   readonly close: Effect.Effect<void>
 }
 
@@ -567,9 +565,19 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
         emit("sync-started", `replica ${link.target.node}: copying ${total} bytes${skipZeroChunks ? " (fresh copy: zero regions skipped)" : ""}${total === 0 ? " (its recent writes already match)" : ""}`, link.target.node)
         const window: Array<Deferred.Deferred<void, LinkFailure>> = []
         let lastProgressEvent = 0
+        // A resize may coarsen the bitmap (bigger regions, other indexes; dirtyBitmap.ts `grow`)
+        // between two steps: the walk notices it under the order lock and starts again.
+        for (let walking = true; walking;) {
+        walking = false
+        const shape = link.dirty.regionBytes
         for (const region of [...link.dirty.regions()]) {
           if (link.state() === "failed" || fenced) return
-          if (skipZeroChunks && writtenSinceEmpty && !writtenSinceEmpty.isDirty(region.index)) {
+          if (link.dirty.regionBytes !== shape) {
+            walking = true
+            break
+          }
+          // By offset: this bitmap and the link's may have regions of different sizes (a link made after a resize).
+          if (skipZeroChunks && writtenSinceEmpty && !writtenSinceEmpty.anyDirtyIn(region.offset, region.length)) {
             // Zeros on both copies; a write from now on reaches the replica through the live stream.
             link.dirty.clear(region.index)
             progress.done += region.length
@@ -579,6 +587,7 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
           let copied = 0
           // Uninterruptible: regions cleared from the bitmap are always queued.
           const done = yield* orderLock.withPermits(1)(Effect.uninterruptible(Effect.gen(function* () {
+            if (link.dirty.regionBytes !== shape) return "reshaped" as const
             if (!link.dirty.isDirty(region.index)) return undefined
             // Coalesce a run of consecutive dirty regions into one chunk of at most writeChunkBytesMax.
             let end = region.index
@@ -605,6 +614,10 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
             if (skipZeroChunks && isAllZero(bytes)) return undefined
             return link.enqueue(MessageType.SyncChunk, region.offset, bytes)
           })))
+          if (done === "reshaped") {
+            walking = true
+            break
+          }
           progress.done += copied
           if (done) window.push(done)
           if (window.length >= syncWindowChunks) yield* link.awaitAck(window.shift()!)
@@ -614,6 +627,7 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
             emit("sync-progress", `replica ${link.target.node}: ${progress.done} of ${total} bytes`, link.target.node)
           }
           yield* throttle(started)
+        }
         }
         for (const done of window) yield* link.awaitAck(done)
         yield* completeSync(link)
@@ -760,7 +774,6 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
     const resizeLock = yield* Semaphore.make(1)
     /** An encrypted volume grows in whole cipher units (resize.ts). */
     const resizeUnitBytes = cipher ? cipher.unitBytes : sectorBytes
-    const reachBytes = () => Math.min(...links.map((link) => link.dirty.regionBytes * regionCountMax), ...(writtenSinceEmpty ? [writtenSinceEmpty.regionBytes * regionCountMax] : []))
     /** Grows this copy and every link's bitmaps, and queues a Resize on every link in the stream; the in-sync ones are returned to wait for. */
     const growCopies = (next: number) =>
       Effect.gen(function* () {
@@ -769,10 +782,6 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
         // master open writes the new size.
         if (store.sizeBytes < next) yield* withinDiskTimeout("growing the master's copy", store.grow(next)).pipe(Effect.mapError(storeFailure(volume)))
         return yield* orderLock.withPermits(1)(Effect.uninterruptible(Effect.suspend(() => {
-          // Every bitmap can cover the new size (a link added meanwhile too), or none is changed.
-          const bitmaps = [...links.map((link) => link.dirty), ...(writtenSinceEmpty ? [writtenSinceEmpty] : [])]
-          const bad = checkResize(volume, visibleBytes, next, Math.min(...bitmaps.map((bitmap) => bitmap.regionBytes * regionCountMax)), resizeUnitBytes)
-          if (bad) return Effect.fail(bad)
           writtenSinceEmpty?.grow(next)
           const waits: Wait[] = []
           for (const link of links) {
@@ -789,8 +798,6 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
         const bad = checkResize(volume, visibleBytes, next, undefined, resizeUnitBytes)
         if (bad) return yield* bad
         if (next === visibleBytes) return
-        const unreachable = checkResize(volume, visibleBytes, next, reachBytes(), resizeUnitBytes)
-        if (unreachable) return yield* unreachable
         // Not the failure mode's IO check: a resize changes no byte, and a hard volume waiting for a
         // replica grows too (the missing copy is grown at its next Open).
         yield* checkServing
@@ -854,7 +861,7 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
     yield* Effect.addFinalizer(() => close)
 
     const volumeObject = {
-      name: volume, epoch, lineage, resize, capacityBytes: () => store.sizeBytes, reachBytes, write, read, flush, status, fence, isFenced: () => fenced !== undefined, fencedReason: () => fenced?.reason, drain, copyDamaged: () => damaged,
+      name: volume, epoch, lineage, resize, capacityBytes: () => store.sizeBytes, write, read, flush, status, fence, isFenced: () => fenced !== undefined, fencedReason: () => fenced?.reason, drain, copyDamaged: () => damaged,
       addReplica, removeReplica, reviveReplica, links: () => links, close, verify, startVerify, lastVerify: () => verifying,
       spec: () => spec,
       updateSpec: (next: VolumeSpec) => {

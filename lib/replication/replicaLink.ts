@@ -193,7 +193,8 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
       if (isDataFrame(type) && length > 0) sinceFlush.mark(offset, length)
       else if ((type === MessageType.Flush || type === MessageType.Complete) && sinceFlush.dirtyRegionCount > 0) {
         flushing.push({ sequence, regions: sinceFlush })
-        sinceFlush = new DirtyBitmap(sizeBytes, regionBytes)
+        // The link's current region size (a resize may have coarsened it).
+        sinceFlush = new DirtyBitmap(sizeBytes, dirty.regionBytes)
       }
     }
     const flushAcknowledged = (sequence: number) => {
@@ -467,7 +468,8 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
       dirty,
       pendingCount: () => pending.size,
       grow: (next) => {
-        const error = dirty.grow(next) ?? sinceFlush.grow(next)
+        // Every bitmap of the link the same way, so they keep one region size and merge.
+        const error = dirty.grow(next) ?? sinceFlush.grow(next) ?? flushing.map(({ regions }) => regions.grow(next)).find((e) => e !== undefined)
         if (error === undefined) sizeBytes = next
         return error
       },

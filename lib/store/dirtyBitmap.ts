@@ -59,7 +59,7 @@ function popcount32(word: number): number {
 const bitMask = (lo: number, hi: number): number => ((0xffffffff >>> (31 - (hi - lo))) << lo) >>> 0
 
 export class DirtyBitmap {
-  readonly regionBytes: number
+  #regionBytes: number
   #sizeBytes: number
   #regionCount: number
   #words: Uint32Array
@@ -70,7 +70,7 @@ export class DirtyBitmap {
     const error = shapeError(sizeBytes, regionBytes)
     assert(error === undefined, error?.message ?? "")
     this.#sizeBytes = sizeBytes
-    this.regionBytes = regionBytes
+    this.#regionBytes = regionBytes
     this.#regionCount = Math.ceil(sizeBytes / regionBytes)
     this.#words = new Uint32Array(Math.ceil(this.#regionCount / 32))
   }
@@ -80,21 +80,31 @@ export class DirtyBitmap {
     return this.#sizeBytes
   }
 
+  /** Bytes per region (doubled by `grow` when the grown volume needs more than `regionCountMax` regions). */
+  get regionBytes(): number {
+    return this.#regionBytes
+  }
+
   get regionCount(): number {
     return this.#regionCount
   }
 
   /**
-   * Covers a volume grown to `sizeBytes` (online resize), in place and with the same region size,
-   * so region indexes keep their meaning for a resync walking the bitmap. The new regions are
-   * clean (they hold zeros on every copy until written). A size below the current one is a
-   * defect; one needing more than `regionCountMax` regions of this size is a typed error.
+   * Covers a volume grown to `sizeBytes` (online resize), in place. The new regions are clean
+   * (they hold zeros on every copy until written). The region size stays, unless the grown volume
+   * needs more than `regionCountMax` regions of it: then regions double until it fits (a region
+   * is dirty if any of the regions it absorbs was; 64 TiB fits in regions of 1 MiB), and region
+   * indexes change meaning — a walker must notice (`regionBytes`) and start again. A size below
+   * the current one, or above volumeSizeBytesMax, is a defect.
    */
   grow(sizeBytes: number): BitmapError | undefined {
-    assert(Number.isSafeInteger(sizeBytes) && sizeBytes >= this.#sizeBytes, `a bitmap grows (${this.#sizeBytes} → ${sizeBytes})`)
-    const error = shapeError(sizeBytes, this.regionBytes)
+    assert(Number.isSafeInteger(sizeBytes) && sizeBytes >= this.#sizeBytes && sizeBytes <= volumeSizeBytesMax, `a bitmap grows (${this.#sizeBytes} → ${sizeBytes}, at most ${volumeSizeBytesMax})`)
+    let regionBytes = this.#regionBytes
+    while (Math.ceil(sizeBytes / regionBytes) > regionCountMax) regionBytes *= 2
+    if (regionBytes !== this.#regionBytes) this.#coarsen(regionBytes)
+    const error = shapeError(sizeBytes, this.#regionBytes)
     if (error !== undefined) return error
-    const regionCount = Math.ceil(sizeBytes / this.regionBytes)
+    const regionCount = Math.ceil(sizeBytes / this.#regionBytes)
     const wordCount = Math.ceil(regionCount / 32)
     if (wordCount > this.#words.length) {
       const words = new Uint32Array(wordCount)
@@ -165,6 +175,15 @@ export class DirtyBitmap {
 
   markAll(): void {
     if (this.regionCount > 0) this.#setRange(0, this.regionCount - 1)
+  }
+
+  /** Whether any region touched by [offset, offset + length) is dirty (by offset: independent of the region size). */
+  anyDirtyIn(offset: number, length: number): boolean {
+    if (length === 0 || offset >= this.#sizeBytes) return false
+    const first = Math.floor(offset / this.#regionBytes)
+    const last = Math.floor((Math.min(offset + length, this.#sizeBytes) - 1) / this.#regionBytes)
+    for (let index = first; index <= last; index++) if (this.isDirty(index)) return true
+    return false
   }
 
   isDirty(regionIndex: number): boolean {
@@ -238,6 +257,24 @@ export class DirtyBitmap {
     const view = new DataView(bytes.buffer)
     for (let w = 0; w < words.length; w++) view.setUint32(w * 4, words[w]!, true)
     return bytes
+  }
+
+  /** Regions of `regionBytes` (a power-of-two multiple of the current size), dirty where any absorbed region was. */
+  #coarsen(regionBytes: number): void {
+    const factor = regionBytes / this.#regionBytes
+    const regionCount = Math.ceil(this.#sizeBytes / regionBytes)
+    const words = new Uint32Array(Math.ceil(regionCount / 32))
+    // Bit by bit, without a list: a bitmap may have 2^26 dirty regions.
+    for (const region of this.regions()) {
+      const index = Math.floor(region.index / factor)
+      words[index >>> 5] = (words[index >>> 5]! | (1 << (index & 31))) >>> 0
+    }
+    this.#regionBytes = regionBytes
+    this.#regionCount = regionCount
+    this.#words = words
+    let count = 0
+    for (let w = 0; w < words.length; w++) count += popcount32(words[w]!)
+    this.#dirtyCount = count
   }
 
   #assertIndex(regionIndex: number): void {

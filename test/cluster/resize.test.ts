@@ -21,7 +21,7 @@ const dir = mkdtempSync(join(tmpdir(), "replivol-resize-"))
 let cluster: LocalClusterHandle
 
 test.before(async () => {
-  cluster = await createLocalCluster({ nodes: 3, hostBase: "127.0.47.", port: 27113, dataDir: dir, node: { leaseTtlMs: 1500 }, ...(process.env.DEBUG_RESIZE ? { onEvent: (e) => e.volume === "rs/failover" && console.log(e.atMs % 100000, e.node, e.kind, e.message) } : {}) })
+  cluster = await createLocalCluster({ nodes: 3, hostBase: "127.0.47.", port: 27113, dataDir: dir, node: { leaseTtlMs: 1500 }, ...(process.env.DEBUG_RESIZE ? { onEvent: (e) => e.volume === process.env.DEBUG_RESIZE && console.log(e.atMs % 100000, e.node, e.kind, e.message) } : {}) })
 })
 test.after(async () => {
   await cluster?.close()
@@ -116,6 +116,29 @@ test("a resize asked while the master is down is completed by the promoted maste
   await handle.flush()
   await handle.close()
   await assertCopies(name, 16 * MiB)
+})
+
+test("from 1 MiB to past 4 TiB online (the dirty bitmaps coarsen to 128 KiB regions): no reopen, no full sync, the replica in sync and sparse", async () => {
+  const name = "rs/far"
+  const TiB = 1024 * 1024 * MiB
+  await cluster.createVolume(name, 1 * MiB, { "storageos.com/replicas": "1", "storageos.com/failure.mode": "soft" })
+  await cluster.waitHealthy(name, 30_000)
+  const handle = await cluster.openVolume(name)
+  await handle.write(0, pattern(6, 6))
+  const grown = await cluster.resizeVolume(name, 4 * TiB + 1 * MiB, 30_000)
+  assert.is(grown.sizeBytes, 4 * TiB + 1 * MiB)
+  await handle.write(4 * TiB, pattern(7, 7))
+  assert.equal([...(await handle.read(0, 4))], [...pattern(6, 6).subarray(0, 4)])
+  assert.equal([...(await handle.read(4 * TiB, 4))], [...pattern(7, 7).subarray(0, 4)])
+  await handle.flush()
+  await handle.close()
+  const info = await waitFor(name, "healthy", 30_000, (v) => v.health === "healthy")
+  assert.is(info.epoch, grown.epoch, "the same master session")
+  for (const node of [info.master!, info.replicas[0]!.node]) {
+    const stat = statSync(copyPath(node, name))
+    assert.is(stat.size, 4 * TiB + 1 * MiB)
+    assert.ok(stat.blocks * 512 < 64 * MiB, `${node}'s copy stays sparse (${stat.blocks * 512} bytes allocated)`)
+  }
 })
 
 test("shrink, a size of no whole sector, one above 64 TiB and an unknown volume are refused with a reason; nothing changes", async () => {

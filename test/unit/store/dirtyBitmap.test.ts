@@ -152,10 +152,29 @@ test("grow: in place, same region size, marks kept, new regions clean, old bitma
   assert.equal(indexes(bitmap), [0, 1, 159])
   const round = Effect.runSync(DirtyBitmap.fromBytes(bitmap.toBytes(), 10 * MiB, 64 * KiB))
   assert.equal(indexes(round), [0, 1, 159])
-  const tooBig = bitmap.grow(regionCountMax * 64 * KiB + 1)
-  assert.is(tooBig?.reason, "too-many-regions")
-  assert.is(bitmap.sizeBytes, 10 * MiB, "a refused growth changes nothing")
   assert.throws(() => bitmap.grow(MiB), (error: unknown) => error instanceof InvariantViolation)
+})
+
+test("grow past regionCountMax regions coarsens: regions double, a region is dirty if any it absorbed was, 64 TiB fits in 1 MiB regions", () => {
+  const bitmap = new DirtyBitmap(4 * MiB, 64 * KiB)
+  bitmap.mark(0, 1) // region 0
+  bitmap.mark(3 * 64 * KiB, 1) // region 3
+  bitmap.mark(4 * MiB - 1, 1) // region 63
+  assert.is(bitmap.grow(regionCountMax * 64 * KiB), undefined)
+  assert.is(bitmap.regionBytes, 64 * KiB, "exactly regionCountMax regions still fit")
+  assert.is(bitmap.grow(regionCountMax * 64 * KiB + 512), undefined)
+  assert.is(bitmap.regionBytes, 128 * KiB)
+  assert.equal(indexes(bitmap), [0, 1, 31], "0 → 0, 3 → 1, 63 → 31")
+  assert.is(bitmap.dirtyRegionCount, 3)
+  const other = new DirtyBitmap(4 * MiB, 64 * KiB)
+  other.mark(5 * 64 * KiB, 1)
+  assert.is(other.grow(regionCountMax * 64 * KiB + 512), undefined)
+  bitmap.merge(other)
+  assert.equal(indexes(bitmap), [0, 1, 2, 31], "bitmaps grown alike merge")
+  assert.is(bitmap.grow(64 * TiB), undefined)
+  assert.is(bitmap.regionBytes, MiB)
+  assert.equal(indexes(bitmap), [0, 3])
+  assert.is(bitmap.regionCount, regionCountMax)
 })
 
 test.run()
