@@ -5,19 +5,10 @@
  * string removed), so the same input always gives the same bytes.
  */
 import { assert } from "./assert.ts"
+import { concatBytes } from "./bytes.ts"
 
 /** The largest value we encode (a certificate is a few hundred bytes; this is a sanity bound). */
 export const derValueBytesMax = 1 << 20
-
-const concat = (parts: ReadonlyArray<Uint8Array>): Uint8Array => {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0))
-  let at = 0
-  for (const part of parts) {
-    out.set(part, at)
-    at += part.length
-  }
-  return out
-}
 
 const lengthBytes = (length: number): Uint8Array => {
   assert(Number.isSafeInteger(length) && length >= 0 && length <= derValueBytesMax, `DER length ${length} out of range`)
@@ -28,10 +19,10 @@ const lengthBytes = (length: number): Uint8Array => {
 }
 
 /** One TLV: tag byte, DER length, contents. */
-export const tlv = (tag: number, contents: Uint8Array): Uint8Array => concat([Uint8Array.of(tag), lengthBytes(contents.length), contents])
+export const tlv = (tag: number, contents: Uint8Array): Uint8Array => concatBytes([Uint8Array.of(tag), lengthBytes(contents.length), contents])
 
-export const sequence = (...items: ReadonlyArray<Uint8Array>): Uint8Array => tlv(0x30, concat(items))
-export const set = (...items: ReadonlyArray<Uint8Array>): Uint8Array => tlv(0x31, concat(items))
+export const sequence = (...items: ReadonlyArray<Uint8Array>): Uint8Array => tlv(0x30, concatBytes(items))
+export const set = (...items: ReadonlyArray<Uint8Array>): Uint8Array => tlv(0x31, concatBytes(items))
 export const boolean = (value: boolean): Uint8Array => tlv(0x01, Uint8Array.of(value ? 0xff : 0x00))
 export const nullValue = (): Uint8Array => tlv(0x05, new Uint8Array(0))
 export const octetString = (bytes: Uint8Array): Uint8Array => tlv(0x04, bytes)
@@ -46,7 +37,7 @@ export const unsignedInteger = (magnitude: Uint8Array): Uint8Array => {
   let start = 0
   while (start < magnitude.length - 1 && magnitude[start] === 0) start++
   const trimmed = magnitude.length === 0 ? Uint8Array.of(0) : magnitude.subarray(start)
-  return tlv(0x02, (trimmed[0]! & 0x80) !== 0 ? concat([Uint8Array.of(0), trimmed]) : trimmed)
+  return tlv(0x02, (trimmed[0]! & 0x80) !== 0 ? concatBytes([Uint8Array.of(0), trimmed]) : trimmed)
 }
 
 export const smallInteger = (value: number): Uint8Array => {
@@ -72,7 +63,7 @@ export const objectIdentifier = (dotted: string): Uint8Array => {
 }
 
 /** A BIT STRING holding whole bytes (a public key, a signature). */
-export const bitString = (bytes: Uint8Array): Uint8Array => tlv(0x03, concat([Uint8Array.of(0), bytes]))
+export const bitString = (bytes: Uint8Array): Uint8Array => tlv(0x03, concatBytes([Uint8Array.of(0), bytes]))
 
 /** A named BIT STRING (KeyUsage) from bit numbers, bit 0 the most significant; trailing zero bits dropped. */
 export const namedBits = (bits: ReadonlyArray<number>): Uint8Array => {
@@ -81,7 +72,7 @@ export const namedBits = (bits: ReadonlyArray<number>): Uint8Array => {
   const bytes = new Uint8Array(Math.floor(highest / 8) + 1)
   for (const bit of bits) bytes[bit >> 3]! |= 0x80 >> (bit & 7)
   const unused = 7 - (highest & 7)
-  return tlv(0x03, concat([Uint8Array.of(unused), bytes]))
+  return tlv(0x03, concatBytes([Uint8Array.of(unused), bytes]))
 }
 
 const two = (n: number) => String(n).padStart(2, "0")

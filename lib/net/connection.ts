@@ -19,6 +19,7 @@ import { constantTimeEqual, hmacSha256 } from "../core/sha256.ts"
 import { encodeFrame, encodeFrameWith, FrameDecoder, MessageType, WireError, type EncodedBody, type Frame } from "../wire/index.ts"
 import { Entropy } from "./entropy.ts"
 import { type Link, NetError } from "./Transport.ts"
+import { concatBytes } from "../core/bytes.ts"
 
 export interface Connection {
   readonly link: Link
@@ -106,18 +107,8 @@ const controlFrame = (type: MessageType, body: Uint8Array, aux = 0): Frame => ({
   type, volumeId: 0n, epoch: 0, aux, sequence: 0, offset: 0, length: body.length, body,
 })
 
-const concat = (...parts: Uint8Array[]): Uint8Array => {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0))
-  let at = 0
-  for (const part of parts) {
-    out.set(part, at)
-    at += part.length
-  }
-  return out
-}
-
 const proof = (secret: Uint8Array, role: "server" | "client", first: Uint8Array, second: Uint8Array, clientName: string, serverName: string) =>
-  hmacSha256(secret, concat(text.encode(`replivol/1 ${role}\n`), first, second, text.encode(`\n${clientName}\n${serverName}`)))
+  hmacSha256(secret, concatBytes([text.encode(`replivol/1 ${role}\n`), first, second, text.encode(`\n${clientName}\n${serverName}`)]))
 
 const validName = (name: string) => name.length > 0 && name.length <= nodeNameBytesMax && /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/.test(name)
 
@@ -159,7 +150,7 @@ export const clientHandshake = (link: Link, options: HandshakeOptions): Effect.E
     const entropy = yield* Entropy
     const io = framed(link, options.onWireError)
     const clientNonce = entropy.randomBytes(nonceBytes)
-    io.send(controlFrame(MessageType.Hello, concat(clientNonce, text.encode(options.nodeName))))
+    io.send(controlFrame(MessageType.Hello, concatBytes([clientNonce, text.encode(options.nodeName)])))
     const challenge = yield* Effect.flatMap(io.nextFrame, (f) => expect(link, f, MessageType.Challenge, "a challenge"))
     if (challenge.body.length < nonceBytes * 2 + 1) return yield* authFailed(link, `challenge from ${link.remote} is malformed`)
     const serverNonce = challenge.body.subarray(0, nonceBytes)
@@ -197,7 +188,7 @@ export const serverHandshake = (link: Link, options: HandshakeOptions): Effect.E
     if (!validName(clientName)) return yield* authFailed(link, `hello from ${link.remote} has a malformed node name`)
     const serverNonce = entropy.randomBytes(nonceBytes)
     const serverProof = proof(options.secret, "server", clientNonce, serverNonce, clientName, options.nodeName)
-    io.send(controlFrame(MessageType.Challenge, concat(serverNonce, serverProof, text.encode(options.nodeName))))
+    io.send(controlFrame(MessageType.Challenge, concatBytes([serverNonce, serverProof, text.encode(options.nodeName)])))
     const prove = yield* Effect.flatMap(io.nextFrame, (f) => expect(link, f, MessageType.Prove, "a proof"))
     if (!constantTimeEqual(prove.body, proof(options.secret, "client", serverNonce, clientNonce, clientName, options.nodeName))) {
       io.send(controlFrame(MessageType.Error, text.encode("authentication failed"), 4))
