@@ -73,6 +73,14 @@ export const relocationCopiesMax = 1
 export const moveHandoverMs = 30_000
 export const moveSyncMs = 6 * 3_600_000
 
+/**
+ * A client's Open at a node that does not serve the volume at the client's epoch yet waits at
+ * most this long for that master to start (a hand-over's target, a promoted replica, a new
+ * volume: the record names the node before its master serves), rather than being refused and
+ * retrying on the client's backoff. Short: a client that located a stale master only loses this.
+ */
+export const clientOpenWaitMs = 250
+
 /** Default settings, each overridable through the API. */
 export const defaults = {
   /** Port of the replication protocol (StorageOS: tcp/5703). */
