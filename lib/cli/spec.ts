@@ -52,6 +52,7 @@ const clusterCommands: ReadonlyArray<CommandSpec> = [
       { name: "host-base", kind: "string", default: "127.0.0.", placeholder: "PREFIX", help: "node i listens on PREFIX<i>" },
       { name: "port", kind: "string", default: "5703", placeholder: "PORT", check: wholeNumberIn(1, 65535), help: "replication port of every node" },
       { name: "lease-ttl-ms", kind: "string", default: "3000", placeholder: "MS", check: wholeNumberIn(100, 60_000, " (milliseconds)"), help: "node lease TTL: a killed node's volumes fail over after about this long" },
+      { name: "grace-ms", kind: "string", default: "30000", placeholder: "MS", check: wholeNumberIn(1_000, 3_600_000, " (milliseconds)"), help: "grace period: a replica whose node is down this long is replaced by a new copy elsewhere" },
       { name: "demo", kind: "boolean", help: "create default/demo (replicas=2, 1 GiB) if missing and print what to try" },
       { name: "node-label", kind: "repeat", placeholder: "NODE:KEY=VALUE", check: nodeKeyValue, help: "a label a node sets on itself at start, e.g. n1:topology.kubernetes.io/zone=a (failure domains)" },
       { name: "insecure-plaintext", kind: "boolean", help: "plain TCP between nodes instead of TLS (no throwaway CA in DIR/tls): volume data crosses the network unencrypted" },

@@ -95,7 +95,7 @@ export const clusterUp = (flags: Flags, out: Output): Effect.Effect<void, unknow
     const context = yield* Layer.build(layers)
     const cluster = yield* startLocalCluster({
       nodes, hostBase, port, dataDir: data, secret, metrics, nodeLabels: nodeLabelsOf(flags), keyRing,
-      node: { leaseTtlMs: wholeNumber(flags, "lease-ttl-ms", 100, 60_000), pauseMaxMs },
+      node: { leaseTtlMs: wholeNumber(flags, "lease-ttl-ms", 100, 60_000), graceMs: wholeNumber(flags, "grace-ms", 1_000, 3_600_000), pauseMaxMs },
       ...(flags.quiet === true ? {} : { onEvent: (e: ClusterEvent) => out(formatEvent(e)) }),
     }).pipe(Effect.provide(context))
     const server = yield* serveAdmin(api, { node: () => cluster.node(), events: cluster.events, metrics, token, local: cluster.control })

@@ -171,6 +171,7 @@ test("argv: every value is checked; the error names the flag, the bad value and 
     [["cluster", "up", "--nodes", "0"], /^--nodes "0" is not valid: expected a whole number 1\.\.16$/],
     [["cluster", "up", "--port", "70000"], /^--port "70000" is not valid/],
     [["cluster", "up", "--lease-ttl-ms", "1.5"], /^--lease-ttl-ms "1\.5" is not valid/],
+    [["cluster", "up", "--grace-ms", "500"], /^--grace-ms "500" is not valid: expected a whole number 1000\.\.3600000 \(milliseconds\)$/],
     [["volume", "ls", "--api", "nohost"], /^--api "nohost" is not valid: expected HOST:PORT/],
     [["volume", "ls", "--json=maybe"], /^--json "maybe" is not valid: expected true or false/],
     [["completion", "fish"], /^SHELL "fish" is not valid: expected one of bash, zsh$/],

@@ -10,7 +10,7 @@
  * no two rounds write the same bytes), then reads every block back and checks its crc32c.
  *
  * 1. Replaced after the grace period: the replica's node is killed and kept dead; after the
- *    30 s grace period (`cluster up` has no flag for it) the controller places a new replica on
+ *    grace period (8 s here: `cluster up --grace-ms`) the controller places a new replica on
  *    the free node, which is fully synced. Bound: healthy within grace + `syncWithinMs` of the kill.
  * 2. Wiped and revived: the replica's node is killed, its data directory emptied and the node
  *    revived: its copy is empty, so the master must sync all of it. Bound: healthy within
@@ -34,8 +34,8 @@ if (skipReason !== undefined) console.log(`fuse cluster fio-replace tests skippe
 const volume = "replace/vol"
 const volumeMiB = 128
 const masterNode = "n1"
-/** The node default `cluster up` runs with (it has no flag to change it). */
-const graceMs = 30_000
+/** Drill 1's grace period (`cluster up --grace-ms`; the default is 30 s): short, so the replacement comes soon. */
+const graceMs = 8_000
 /** Bound of a full sync of the volume under the fio load, and of noticing it. */
 const syncWithinMs = 60_000
 /** Bound of each other wait (the replica marked failed). */
@@ -160,7 +160,7 @@ const underLoad = async (cluster: FuseCluster, step: (what: string) => void, fau
 
 // ---- 1. The replica's node stays dead: a new replica is placed after the grace period
 
-const one = drillSuite("fio verify while a dead replica is replaced after the grace period (replicas=1, 3 nodes)", { nodes: 3, hostBase: "127.0.21.", port: 28913, apiPort: 28915 })
+const one = drillSuite("fio verify while a dead replica is replaced after the grace period (replicas=1, 3 nodes)", { nodes: 3, hostBase: "127.0.21.", port: 28913, apiPort: 28915, graceMs })
 
 one.it(`fio randwrite iodepth=32 verify=crc32c passes; healthy on the free node within ${(graceMs + syncWithinMs) / 1000} s of the kill; copies identical`, async () => {
   const cluster = one.drill.cluster!

@@ -65,6 +65,8 @@ export interface FuseClusterOptions {
   readonly port: number
   readonly apiPort: number
   readonly leaseTtlMs?: number
+  /** The grace period before a down node's replicas are replaced (the node default, 30 s, if unset). */
+  readonly graceMs?: number
   /** Also print cluster events to the log (default true: they explain a failure). */
   readonly events?: boolean
 }
@@ -91,6 +93,7 @@ const spawnUp = (options: FuseClusterOptions, data: string, mount: string, api: 
   const args = [
     `${repoRoot}lib/cli/replivol.mjs`, "cluster", "up", "--nodes", String(options.nodes), "--data", data, "--mount", mount,
     "--api", api, "--host-base", options.hostBase, "--port", String(options.port), "--lease-ttl-ms", String(options.leaseTtlMs ?? 1500),
+    ...(options.graceMs === undefined ? [] : ["--grace-ms", String(options.graceMs)]),
     ...(options.events === false ? ["--quiet"] : []),
   ]
   const child = spawn(process.execPath, args, { cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"] })
