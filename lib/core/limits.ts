@@ -72,6 +72,13 @@ export const handoverDrainMs = 10_000
 export const relocationCopiesMax = 1
 export const moveHandoverMs = 30_000
 export const moveSyncMs = 6 * 3_600_000
+/**
+ * A move's or a drain's status is kept in the control store (lib/cluster/opStatus.ts) so any node
+ * answers for it: written at every change of state, and its sync progress at most every
+ * `opStatusWriteMs`; a failed write is tried `opStatusWriteAttemptsMax` times in all.
+ */
+export const opStatusWriteMs = 500
+export const opStatusWriteAttemptsMax = 5
 
 /** Default settings, each overridable through the API. */
 export const defaults = {
