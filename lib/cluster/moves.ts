@@ -44,6 +44,9 @@ type MoveError = ClusterError | ControlError
 type Progress = (bytesDone: number, bytesTotal: number) => Effect.Effect<void, never, ControlStore>
 type Update<A> = (change: Partial<A>) => Effect.Effect<void, never, ControlStore>
 
+/** A stopped run's status says so: otherwise it would read as running while its node is up (and refuse the next). */
+const interrupted = "interrupted: its caller stopped waiting or its node is stopping; run it again (what it finished stays done)"
+
 const fail = (reason: ClusterError["reason"], message: string) => new ClusterError({ reason, message })
 
 /** The records a move is decided from. */
@@ -200,6 +203,7 @@ export const makeMoves = (options: MovesOptions) =>
         const run = moveChecked(checked, to, update).pipe(
           Effect.map(() => status),
           Effect.tapError((e) => update({ state: "failed", error: e.message, finishedAtMs: now() })),
+          Effect.onInterrupt(() => update({ state: "failed", error: interrupted, finishedAtMs: now() })),
         )
         return { first: status, run }
       })
@@ -297,6 +301,7 @@ export const makeMoves = (options: MovesOptions) =>
             })),
           Effect.map(() => status),
           Effect.tapError((e) => update({ state: "failed", error: e.message, finishedAtMs: now() })),
+          Effect.onInterrupt(() => update({ state: "failed", error: interrupted, finishedAtMs: now() })),
         )
         return { first: status, run }
       })
