@@ -16,7 +16,7 @@ import { ControlStore, type ControlError, type ControlStoreShape } from "../cont
 import { moveHandoverMs, moveSyncMs } from "../core/limits.ts"
 import { topologyOf } from "./controller.ts"
 import { drainSteps, holdsCopies, isInSyncReplica, masterServes, moveRefusal, withExtraReplica, type MoveView } from "./movePlan.ts"
-import { makeStatusWriter, readDrainStatus, readMoveStatus } from "./opStatus.ts"
+import { attemptsFor, makeStatusWriter, readDrainStatus, readMoveStatus } from "./opStatus.ts"
 import { loadOf, placeExtraCopy, type ClusterView } from "./placement.ts"
 import { ClusterError, keys, type NodeConfig, type VolumeRecord } from "./records.ts"
 import { getMasterLease, getVolume, listMasterLeases, listNodeConfigs, listNodes, listVolumes, updateVolume } from "./store.ts"
@@ -71,6 +71,14 @@ export const makeMoves = (options: MovesOptions) =>
       map.set(key, value)
       if (map.size > moveStatusesMax) map.delete(map.keys().next().value!)
     }
+
+    /**
+     * The status to believe: the stored one, unless it is of a run of this node, whose own status
+     * is fresher (progress is stored at intervals, and a write may not have got through); this
+     * node's own when nothing is stored.
+     */
+    const believed = <A extends { readonly runner: string }>(local: A | undefined, stored: A | undefined): A | undefined =>
+      stored === undefined || stored.runner === me ? local ?? stored : stored
 
     const placementView = (state: Effect.Success<typeof readView>, extraCordoned?: string): Effect.Effect<ClusterView> =>
       Effect.map(Effect.forEach(Array.from({ length: 16 }), () => Random.next), (randoms) => {
@@ -157,7 +165,7 @@ export const makeMoves = (options: MovesOptions) =>
         if (!record) return yield* fail("not-found", `volume ${volume} does not exist`)
         const refused = moveRefusal(record, to, state.view)
         if (refused) return yield* refused
-        const running = yield* readMoveStatus(volume)
+        const running = believed(moves.get(volume), yield* readMoveStatus(volume))
         if (running !== undefined && (running.state === "copying" || running.state === "handing-over")) {
           return yield* fail("conflict", `cannot move ${volume} to ${to}: its move to ${running.to} (run by ${running.runner}) is in progress; nothing was changed`)
         }
@@ -192,18 +200,20 @@ export const makeMoves = (options: MovesOptions) =>
         const volume = checked.record.volume
         const write = yield* makeStatusWriter<MoveStatus>(keys.moveStatus(volume), options.incarnation)
         let status: MoveStatus = { volume, runner: me, from: checked.record.master, to, state: checked.inSync ? "handing-over" : "copying", newCopy: false, bytesDone: 0, bytesTotal: 0, startedAtMs: now() }
-        const update: Update<MoveStatus> = (change) =>
+        const set = (change: Partial<MoveStatus>, attemptsMax?: number) =>
           Effect.suspend(() => {
             status = { ...status, ...change }
             keep(moves, volume, status)
             onProgress?.(status)
-            return write(status)
+            return write(status, attemptsMax ?? attemptsFor(status.state))
           })
+        const update: Update<MoveStatus> = (change) => set(change)
         yield* update({})
         const run = moveChecked(checked, to, update).pipe(
           Effect.map(() => status),
           Effect.tapError((e) => update({ state: "failed", error: e.message, finishedAtMs: now() })),
-          Effect.onInterrupt(() => update({ state: "failed", error: interrupted, finishedAtMs: now() })),
+          // Few tries: the node may be stopping (a reader then sees its runner gone anyway).
+          Effect.onInterrupt(() => set({ state: "failed", error: interrupted, finishedAtMs: now() }, 1)),
         )
         return { first: status, run }
       })
@@ -233,7 +243,7 @@ export const makeMoves = (options: MovesOptions) =>
       Effect.gen(function* () {
         const state = yield* readView
         if (!state.view.known.has(name)) return yield* fail("not-found", `cannot drain ${name}: node ${name} is not known to this cluster (see replivol node ls); nothing was changed`)
-        const running = drains.get(name)?.state === "draining" ? drains.get(name) : yield* readDrainStatus(name)
+        const running = believed(drains.get(name), yield* readDrainStatus(name))
         if (running?.state === "draining") return yield* fail("conflict", `node ${name} is already draining (run by ${running.runner}; GET /v1/nodes/${name}/drain on any node shows its progress); nothing was changed`)
         const view = yield* placementView(state, name)
         for (const step of drainSteps(state.volumes, name)) {
@@ -284,12 +294,12 @@ export const makeMoves = (options: MovesOptions) =>
       Effect.gen(function* () {
         const write = yield* makeStatusWriter<DrainStatus>(keys.drainStatus(name), options.incarnation)
         let status: DrainStatus = { node: name, runner: me, state: "draining", volumesTotal: steps.length, volumesDone: 0, startedAtMs: now() }
-        const set = (next: DrainStatus) =>
+        const set = (next: DrainStatus, attemptsMax?: number) =>
           Effect.suspend(() => {
             status = next
             keep(drains, name, status)
             onProgress?.(status)
-            return write(status)
+            return write(status, attemptsMax ?? attemptsFor(status.state))
           })
         const update: Update<DrainStatus> = (change) => Effect.suspend(() => set({ ...status, ...change }))
         yield* update({})
@@ -301,7 +311,7 @@ export const makeMoves = (options: MovesOptions) =>
             })),
           Effect.map(() => status),
           Effect.tapError((e) => update({ state: "failed", error: e.message, finishedAtMs: now() })),
-          Effect.onInterrupt(() => update({ state: "failed", error: interrupted, finishedAtMs: now() })),
+          Effect.onInterrupt(() => Effect.suspend(() => set({ ...status, state: "failed", error: interrupted, finishedAtMs: now() }, 1))),
         )
         return { first: status, run }
       })
@@ -330,20 +340,16 @@ export const makeMoves = (options: MovesOptions) =>
         return started.first
       })
 
-    /** This node's own status of a run when the stored one is of that run (it is fresher: progress is stored at intervals), else the stored one. */
-    const freshest = <A extends { readonly runner: string; readonly startedAtMs: number }>(local: A | undefined, stored: A | undefined): A | undefined =>
-      local !== undefined && (stored === undefined || (stored.runner === me && stored.startedAtMs === local.startedAtMs)) ? local : stored
-
     /** The running or last move of the volume, whichever node runs it. */
     const moveStatus = (volume: string) =>
       Effect.flatMap(readMoveStatus(volume), (stored) => {
-        const status = freshest(moves.get(volume), stored)
+        const status = believed(moves.get(volume), stored)
         return status ? Effect.succeed(status) : Effect.fail(fail("not-found", `no move of ${volume} was started since it was created (replivol volume move ${volume} --to NODE starts one)`))
       })
     /** The running or last drain of the node, whichever node runs it. */
     const drainStatus = (name: string) =>
       Effect.flatMap(readDrainStatus(name), (stored) => {
-        const status = freshest(drains.get(name), stored)
+        const status = believed(drains.get(name), stored)
         return status ? Effect.succeed(status) : Effect.fail(fail("not-found", `no drain of ${name} was started (replivol node drain ${name} starts one)`))
       })
 

@@ -4,7 +4,7 @@
  * answers for them, not only the node that runs one (the CLI may ask any node, and the runner
  * may be unreachable). The runner writes a status at every change of its state and its sync
  * progress at most every `opStatusWriteMs` (`makeStatusWriter`); a write that fails is tried
- * again, and the runner's own last status is what its own API shows if every try failed.
+ * again (the final one for longer), and the runner's own API shows its own last status.
  *
  * A reader sees a running status whose runner is gone — no node record, or one of another
  * incarnation (the process that ran it stopped; the operation died with it) — as failed, saying
@@ -14,7 +14,7 @@
 import { Clock, Effect, Schedule } from "effect"
 import { ControlStore, type ControlError } from "../control/ControlStore.ts"
 import { isCount, isRecord } from "../core/guards.ts"
-import { opStatusWriteAttemptsMax, opStatusWriteMs } from "../core/limits.ts"
+import { opStatusFinalWriteAttemptsMax, opStatusRetryMs, opStatusWriteAttemptsMax, opStatusWriteMs } from "../core/limits.ts"
 import { encode, keys } from "./records.ts"
 import { getNode } from "./store.ts"
 import type { DrainStatus, MoveStatus } from "./types.ts"
@@ -57,7 +57,7 @@ export const decodeDrainStatus = (text: string): Stored<DrainStatus> | undefined
 /** Why the runner of a running status is gone (undefined: it still runs, or the status is final). */
 const runnerGone = (status: Stored<{ readonly runner: string; readonly state: string }>) =>
   Effect.map(getNode(status.runner), (node) => {
-    if (status.state === "done" || status.state === "failed") return undefined
+    if (isFinalState(status.state)) return undefined
     if (node === undefined) return `its node ${status.runner} is down (no node record): the operation stopped with it`
     if (status.runnerIncarnation !== undefined && node.incarnation !== undefined && node.incarnation !== status.runnerIncarnation) {
       return `its node ${status.runner} restarted since (incarnation ${status.runnerIncarnation} → ${node.incarnation}): the operation stopped with the process that ran it`
@@ -85,22 +85,28 @@ export const readDrainStatus = (node: string): Effect.Effect<DrainStatus | undef
 /**
  * The runner's writer of one operation's status at `key`: each call writes the status when its
  * state changed or `opStatusWriteMs` passed since the last write (calls are sequential: the
- * operation's fiber yields each). A write never fails the operation: after
- * `opStatusWriteAttemptsMax` tries it is given up (the next change writes again).
+ * operation's fiber yields each). A write never fails the operation: it is tried `attemptsMax`
+ * times in all, `opStatusRetryMs` apart, then given up (the next change writes again).
  */
 export const makeStatusWriter = <A extends { readonly state: string }>(key: string, runnerIncarnation: number) =>
   Effect.gen(function* () {
     const clock = yield* Clock.Clock
     let lastState: string | undefined
     let lastWriteMs = Number.NEGATIVE_INFINITY
-    return (status: A): Effect.Effect<void, never, ControlStore> => {
+    return (status: A, attemptsMax: number = opStatusWriteAttemptsMax): Effect.Effect<void, never, ControlStore> => {
       const nowMs = clock.currentTimeMillisUnsafe()
       if (status.state === lastState && nowMs - lastWriteMs < opStatusWriteMs) return Effect.void
       lastState = status.state
       lastWriteMs = nowMs
       return ControlStore.use((control) => control.put(key, encode({ ...status, runnerIncarnation }))).pipe(
-        Effect.retry({ times: opStatusWriteAttemptsMax - 1, schedule: Schedule.spaced("100 millis") }),
+        Effect.retry({ times: Math.max(0, attemptsMax - 1), schedule: Schedule.spaced(opStatusRetryMs) }),
         Effect.ignore,
       )
     }
   })
+
+/** A status that no later write of its run follows (written with `opStatusFinalWriteAttemptsMax` tries). */
+export const isFinalState = (state: string): boolean => state === "done" || state === "failed"
+
+/** How many tries a status write gets: a final one many more (nothing after it would correct it). */
+export const attemptsFor = (state: string): number => (isFinalState(state) ? opStatusFinalWriteAttemptsMax : opStatusWriteAttemptsMax)
