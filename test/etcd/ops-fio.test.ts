@@ -6,10 +6,13 @@
  * another node's admin API): `volume update` replicas 1 → 2 and 2 → 1, `volume resize` (grow),
  * `volume move --to` the node without a copy, `node cordon` / `uncordon`, `node drain` of the
  * master's node. A move's and a drain's status are read through another node's admin API than the
- * one that started them. At the end: every fio round passed its verify (nothing acknowledged was
- * lost), no IO error reached fio, `volume verify` finds no differing region, the volume is healthy
- * with one in-sync replica, and the sha256 of both copies' backing files (`<data>/copies/ns/name.img`)
- * are identical and equal to what the mount reads.
+ * one that started them. At the end: every fio round passed its verify, no IO error reached fio,
+ * `volume verify` finds no differing region, the volume is healthy with one in-sync replica, the
+ * drained node's copy file is gone, the sha256 of both copies' backing files
+ * (`<data>/copies/ns/name.img`) are identical and equal to what the mount reads, and a last
+ * `fio --verify_only` finds every region still holding what its latest round wrote: the rounds
+ * write disjoint 2 MiB regions in turn (rate-capped so that those during the operations fit), so
+ * nothing acknowledged at any point during the operations was lost by the end.
  */
 import { suite } from "uvu"
 import * as assert from "uvu/assert"
@@ -34,9 +37,13 @@ const port = 29153
 const nodes = ["n1", "n2", "n3"] as const
 const apiOf = (node: string) => `127.0.0.1:${29153 + Number(node.slice(1))}`
 const volume = "ops/vol"
-const sizeMiB = 16
-const grownMiB = 24
-const roundMiB = 4
+const sizeMiB = 32
+const grownMiB = 48
+/** Each fio round writes every 4 KiB block of one region once; rounds take the regions of the first `sizeMiB` in turn. */
+const regionMiB = 2
+const regions = sizeMiB / regionMiB
+/** A round's write rate cap: the rounds during the operations then fit in the regions (a fast machine wraps around: the latest round of each region counts). */
+const rateIops = 300
 const roundTimeoutMs = 120_000
 /** Bound of all operations under load (each syncs at most one 24 MiB copy). */
 const operationsMaxMs = 180_000
@@ -145,13 +152,14 @@ test.after(async () => {
   if (state.root !== "") await rm(state.root, { recursive: true, force: true })
 })
 
-const roundArgs = (file: string, index: number) =>
-  `--name=ops-${index} --filename=${file} --rw=randwrite --bs=4k --size=${sizeMiB}M --io_size=${roundMiB}M --randseed=${0x0b5 + index} ` +
-  `--direct=1 --ioengine=libaio --iodepth=16 --verify=crc32c --do_verify=1 --verify_fatal=1 --end_fsync=1`
+/** Round `index`'s job: its region, its seed (fio regenerates both for `--verify_only`). */
+const roundJob = (index: number) => `--name=ops-${index} --offset=${(index % regions) * regionMiB}M --size=${regionMiB}M --randseed=${0x0b5 + index}`
+const common = (file: string) => `--filename=${file} --rw=randwrite --bs=4k --direct=1 --ioengine=libaio --iodepth=16 --verify=crc32c --verify_fatal=1`
+const roundArgs = (file: string, index: number) => `${common(file)} --rate_iops=${rateIops} --do_verify=1 --end_fsync=1 ${roundJob(index)}`
 
 const roundProblem = (index: number, run: FioRun): string | undefined => {
   const [job] = run.jobs
-  const bytes = roundMiB * 1024 * 1024
+  const bytes = regionMiB * 1024 * 1024
   if (run.code !== 0 || job === undefined || job.error !== 0) return `fio round ${index} failed (${run.code}): ${run.stderr.slice(-2000)}`
   if (job.writeBytes !== bytes || job.readBytes !== bytes) return `fio round ${index} wrote ${job.writeBytes} and verified ${job.readBytes} bytes, not ${bytes}`
   return undefined
@@ -240,7 +248,7 @@ it("update 1→2→1, resize, move, cordon/uncordon and drain through the CLI wh
     assert.is(drained.body.state, "done")
     assert.is(drained.body.volumesDone, 1)
   })
-  step(`${rounds.length} fio rounds of ${roundMiB} MiB, each verified; write IOPS ${rounds.map((r) => Math.round(r.run.jobs[0]?.writeIops ?? 0)).join(" ")}`)
+  step(`${rounds.length} fio rounds of ${regionMiB} MiB, each verified; write IOPS ${rounds.map((r) => Math.round(r.run.jobs[0]?.writeIops ?? 0)).join(" ")}`)
 
   const drainedNode = ((await admin("n1", "GET", "/v1/nodes")).body as Array<{ name: string; cordoned: boolean }>).find((n) => n.cordoned)?.name
   assert.ok(drainedNode !== undefined, "the drained node stays cordoned")
@@ -263,6 +271,14 @@ it("update 1→2→1, resize, move, cordon/uncordon and drain through the CLI wh
   assert.ok(sums.every((s) => s.length === 64 && s === sums[0]), `the in-sync copies differ: ${holders.map((n, i) => `${n} ${sums[i]}`).join(", ")}`)
   assert.is(await mountedSha(file, 0, grownMiB), sums[0], "the mount reads what the copies hold")
   step(`copies on ${holders.join(", ")} sha256-identical (${sums[0]!.slice(0, 16)}…)`)
+
+  // Every region still holds what its latest round wrote (each acknowledged during the operations): fio regenerates and checks it.
+  const latest = [...new Map(rounds.map((r) => [r.index % regions, r.index])).values()].sort((a, b) => a - b)
+  const again = await fio(`${common(file)} --verify_only ${latest.map(roundJob).join(" ")}`, roundTimeoutMs)
+  const regionBytes = regionMiB * 1024 * 1024
+  assert.ok(again.code === 0 && again.jobs.length === latest.length && again.jobs.every((j) => j.error === 0 && j.readBytes === regionBytes),
+    `fio --verify_only of rounds ${latest.join(" ")} failed (${again.code}): ${again.stderr.slice(-2000)}${again.stdout.slice(-1000)}`)
+  step(`fio --verify_only at the end: rounds ${latest.join(" ")} (${latest.length} regions of ${regionMiB} MiB) still hold what was acknowledged`)
 })
 
 test.run()
