@@ -344,7 +344,9 @@ export const makeMoves = (options: MovesOptions) =>
     const moveStatus = (volume: string) =>
       Effect.flatMap(readMoveStatus(volume), (stored) => {
         const status = believed(moves.get(volume), stored)
-        return status ? Effect.succeed(status) : Effect.fail(fail("not-found", `no move of ${volume} was started since it was created (replivol volume move ${volume} --to NODE starts one)`))
+        if (status) return Effect.succeed(status)
+        return Effect.flatMap(getVolume(volume), (found) =>
+          Effect.fail(fail("not-found", found ? `no move of ${volume} was started since it was created (replivol volume move ${volume} --to NODE starts one)` : `volume ${volume} does not exist`)))
       })
     /** The running or last drain of the node, whichever node runs it. */
     const drainStatus = (name: string) =>
