@@ -117,6 +117,11 @@ test("invalid moves and drains are refused with a reason and change nothing", as
     assert.match(refused.message, /nothing was changed|does not exist/, `${what} says nothing changed`)
   }
   await cluster.configureNode(replica, { cordoned: false })
+  const statusOf = (effect: Effect.Effect<unknown, { readonly reason?: string; readonly message: string }>) => refusal(Effect.runPromise(effect))
+  const none = cluster.effect.node("n2")!
+  assert.equal(await statusOf(none.moveStatus(volume)), { reason: "not-found", message: `no move of ${volume} was started since it was created (replivol volume move ${volume} --to NODE starts one)` })
+  assert.equal(await statusOf(none.moveStatus("mv/none")), { reason: "not-found", message: "volume mv/none does not exist" })
+  assert.match((await statusOf(none.drainStatus("n3"))).message, /no drain of n3 was started/)
   const after = await cluster.inspectVolume(volume)
   assert.equal({ master: after.master, epoch: after.epoch, replicas: after.replicas.map((r) => r.node) }, { master: before.master, epoch: before.epoch, replicas: before.replicas.map((r) => r.node) }, "the volume is as it was")
   for (const node of cluster.names) assert.is((await cluster.configureNode(node, {})).cordoned, false, `${node} was not left cordoned by a refused drain`)
