@@ -119,6 +119,32 @@ const waitVolume = async (what: string, timeoutMs: number, check: (v: VolumeView
   }, () => `${volume} did not become ${what} within ${timeoutMs} ms; last: ${JSON.stringify(last)}\n${logs()}`)
 }
 
+/**
+ * Polls `path` on `via` (another node than the one running the operation) until `stop()`, then
+ * once more; the statuses it answered (a 404 before the operation started is skipped).
+ */
+const watchStatus = (via: string, path: string) => {
+  const seen: any[] = []
+  let stopped = false
+  const poll = async () => {
+    const answer = await admin(via, "GET", path).catch(() => undefined)
+    if (answer?.status === 200) seen.push(answer.body)
+    else if (answer !== undefined && answer.status !== 404) throw new Error(`GET ${path} on ${via}: ${answer.status} ${JSON.stringify(answer.body)}`)
+  }
+  const loop = (async () => {
+    while (!stopped) {
+      await poll()
+      await sleep(100)
+    }
+    await poll()
+  })()
+  return { stop: async () => ((stopped = true), await loop, seen) }
+}
+
+/** Whether `states` goes through `order` forwards only (repeats and skipped states allowed). */
+const inOrder = (states: ReadonlyArray<string>, order: ReadonlyArray<string>): boolean =>
+  states.every((state, index) => order.includes(state) && (index === 0 || order.indexOf(state) >= order.indexOf(states[index - 1]!)))
+
 /** Whether `node` is cordoned, as `GET /v1/nodes` on `via` (what `replivol node ls` shows) says. */
 const cordonOf = async (node: string, via: string): Promise<boolean | undefined> =>
   ((await admin(via, "GET", "/v1/nodes")).body as Array<{ name: string; cordoned: boolean }>).find((n) => n.name === node)?.cordoned
@@ -225,11 +251,13 @@ it("update 1→2→1, resize, move, cordon/uncordon and drain through the CLI wh
     step(`resized to ${grownMiB} MiB (the mounted file follows)`)
 
     const to = nodes.find((n) => n !== grown.master && !grown.replicas.some((r) => r.node === n))!
+    const moveSeen = watchStatus("n3", `/v1/volumes/${volume}/move`)
     step(await cli("n2", "volume", "move", volume, "--to", to).then((out) => out.trim().split("\n").pop()!))
-    const moved = await admin("n3", "GET", `/v1/volumes/${volume}/move`)
-    assert.is(moved.status, 200, `the move's status through another node's API (n3): ${JSON.stringify(moved.body)}`)
-    assert.is(moved.body.state, "done")
-    assert.is(moved.body.to, to)
+    const moveStates = await moveSeen.stop()
+    assert.ok(moveStates.every((m) => m.runner === "n2" && m.to === to), `n3 reports the move run by n2 to ${to}: ${JSON.stringify(moveStates)}`)
+    assert.ok(inOrder(moveStates.map((m) => m.state), ["copying", "handing-over", "done"]), `the states n3 reports follow the move: ${moveStates.map((m) => m.state).join(" ")}`)
+    assert.is(moveStates[moveStates.length - 1]?.state, "done", "n3 reports the move done")
+    step(`n3 reported the move as it ran: ${[...new Set(moveStates.map((m) => m.state))].join(" → ")}`)
     const afterMove = await waitVolume(`master ${to}`, 30_000, (v) => v.master === to && healthyWith(1)(v))
     assert.ok(afterMove.epoch > grown.epoch, "the epoch rose with the move")
 
@@ -241,12 +269,13 @@ it("update 1→2→1, resize, move, cordon/uncordon and drain through the CLI wh
     step(`cordoned and uncordoned ${cordoned}`)
 
     const drainVia = nodes.find((n) => n !== to)!
-    step(await cli(drainVia, "node", "drain", to).then((out) => out.trim().split("\n").pop()!))
     const other = nodes.find((n) => n !== to && n !== drainVia)!
-    const drained = await admin(other, "GET", `/v1/nodes/${to}/drain`)
-    assert.is(drained.status, 200, `the drain's status through another node's API (${other}): ${JSON.stringify(drained.body)}`)
-    assert.is(drained.body.state, "done")
-    assert.is(drained.body.volumesDone, 1)
+    const drainSeen = watchStatus(other, `/v1/nodes/${to}/drain`)
+    step(await cli(drainVia, "node", "drain", to).then((out) => out.trim().split("\n").pop()!))
+    const drainStates = await drainSeen.stop()
+    assert.ok(drainStates.every((d) => d.runner === drainVia && d.node === to), `${other} reports the drain of ${to} run by ${drainVia}: ${JSON.stringify(drainStates)}`)
+    assert.ok(inOrder(drainStates.map((d) => d.state), ["draining", "done"]), `the states ${other} reports follow the drain: ${drainStates.map((d) => d.state).join(" ")}`)
+    assert.equal([drainStates[drainStates.length - 1]?.state, drainStates[drainStates.length - 1]?.volumesDone], ["done", 1], `${other} reports the drain done`)
   })
   step(`${rounds.length} fio rounds of ${regionMiB} MiB, each verified; write IOPS ${rounds.map((r) => Math.round(r.run.jobs[0]?.writeIops ?? 0)).join(" ")}`)
 
