@@ -63,6 +63,8 @@ let passed = 0
 let failed = 0
 let skipped = 0
 const timedOut: string[] = []
+/** Seconds each test file's suites took (summed), printed slowest first: where the run's time goes. */
+const secondsByFile = new Map<string, number>()
 
 const wrap = (file: string, run: Runner): Runner => async () => {
   let timer: ReturnType<typeof setTimeout> | undefined
@@ -72,8 +74,11 @@ const wrap = (file: string, run: Runner): Runner => async () => {
       resolveTimeout([`suite in ${file} did not finish within ${suiteTimeoutMs} ms`, 0, 0, 1])
     }, suiteTimeoutMs)
   })
+  const startedMs = performance.now()
   const result = await Promise.race([run(), timeout])
   clearTimeout(timer)
+  const name = relative(testRoot, file)
+  secondsByFile.set(name, (secondsByFile.get(name) ?? 0) + (performance.now() - startedMs) / 1000)
   const [errors, ran, skip, total] = result
   passed += ran
   skipped += skip
@@ -104,6 +109,8 @@ if (files.length === 0) {
 
 await uvu.exec(false)
 failed += loadFailures
+const slowest = [...secondsByFile].sort(([, a], [, b]) => b - a).slice(0, 12)
+console.log(`\nslowest files: ${slowest.map(([name, seconds]) => `${name} ${seconds.toFixed(1)} s`).join(", ")}`)
 if (timedOut.length > 0) console.error(`timed out: ${timedOut.join(", ")}`)
 console.log(`\n${passed} passed, ${failed} failed, ${skipped} skipped`)
 process.exit(failed > 0 ? 1 : 0)

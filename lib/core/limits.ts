@@ -84,6 +84,14 @@ export const opStatusRetryMs = 200
 export const opStatusWriteAttemptsMax = 5
 export const opStatusFinalWriteAttemptsMax = 150
 
+/**
+ * A client's Open at a node that does not serve the volume at the client's epoch yet waits at
+ * most this long for that master to start (a hand-over's target, a promoted replica, a new
+ * volume: the record names the node before its master serves), rather than being refused and
+ * retrying on the client's backoff. Short: a client that located a stale master only loses this.
+ */
+export const clientOpenWaitMs = 250
+
 /** Default settings, each overridable through the API. */
 export const defaults = {
   /** Port of the replication protocol (StorageOS: tcp/5703). */

@@ -20,6 +20,7 @@ import { isDnsLabel } from "../volume/labels.ts"
 import { ReplicationError } from "../replication/errors.ts"
 import { openMasterVolume, type MasterVolume, type ReplicaPlan, type VolumeEvent } from "../replication/masterVolume.ts"
 import { makeReplicaHost, type HostedReplicaStatus } from "../replication/replicaHost.ts"
+import { makeMasterDirectory } from "./masterDirectory.ts"
 import type { LinkFailure, ReplicaTarget } from "../replication/replicaLink.ts"
 import { EncryptionError } from "../crypt/primitives.ts"
 import type { VolumeCipher } from "../crypt/volumeCipher.ts"
@@ -156,9 +157,9 @@ export const startNode = (options: NodeOptions): Effect.Effect<ReplivolNode, Net
       secret, nodeName: options.name, timeoutMs: options.handshakeTimeoutMs ?? defaults.handshakeTimeoutMs,
       onWireError: (error: { readonly reason: string }) => bump(wireRejections, error.reason),
     }
-    const masters = new Map<string, MasterVolume>()
+    const masters = makeMasterDirectory()
     const metrics = options.metrics ?? noMetrics
-    const replicaHost = makeReplicaHost({ nodeName: options.name, lookupMaster: (volume) => masters.get(volume), metrics, ...(options.incarnation === undefined ? {} : { incarnation: options.incarnation }) })
+    const replicaHost = makeReplicaHost({ nodeName: options.name, lookupMaster: masters.get, awaitMaster: masters.awaitMaster, metrics, ...(options.incarnation === undefined ? {} : { incarnation: options.incarnation }) })
     let accepted = 0, open = 0, pendingHandshakes = 0, handshakesFailed = 0, refusedOverLimit = 0
 
     const accepts = yield* Queue.unbounded<Link>()
@@ -264,8 +265,8 @@ export const startNode = (options: NodeOptions): Effect.Effect<ReplivolNode, Net
           ...(options.onWriteAcknowledged === undefined ? {} : { onWriteAcknowledged: (offset: number, length: number) => options.onWriteAcknowledged!(volumeOptions.volume, volumeOptions.epoch ?? 1, offset, length) }),
         })
         const volume = instrumentMaster(opened, metrics)
-        masters.set(volumeOptions.volume, volume)
-        yield* Effect.addFinalizer(() => Effect.sync(() => masters.get(volumeOptions.volume) === volume && masters.delete(volumeOptions.volume)))
+        const remove = masters.add(volumeOptions.volume, volume)
+        yield* Effect.addFinalizer(() => Effect.sync(remove))
         if (volumeOptions.waitForSync !== false) yield* volume.awaitSyncs
         return volume
       })
@@ -284,7 +285,7 @@ export const startNode = (options: NodeOptions): Effect.Effect<ReplivolNode, Net
       connect,
       storePath,
       copiesDir,
-      masters: () => masters,
+      masters: masters.all,
       replicaActivity: replicaHost.activity,
       detachReplica: replicaHost.detach,
     } satisfies ReplivolNode

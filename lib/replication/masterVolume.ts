@@ -33,7 +33,7 @@ import { Clock, Deferred, Effect, Fiber, Random, Scope, Semaphore } from "effect
 import { assert } from "../core/assert.ts"
 import { defaults, dirtyRegionBytesFor, inflightWritesPerReplicaMax, sectorBytes, writeChunkBytesMax } from "../core/limits.ts"
 import { DirtyBitmap } from "../store/dirtyBitmap.ts"
-import { StoreError, type BlockStore } from "../store/BlockStore.ts"
+import { StoreError, type BlockStore, type StoreMeta } from "../store/BlockStore.ts"
 import { assessVolume, type Assessment, type Health } from "../volume/health.ts"
 import type { VolumeSpec } from "../volume/labels.ts"
 import { MessageType } from "../wire/index.ts"
@@ -218,18 +218,19 @@ const isAllZero = (bytes: Uint8Array): boolean => {
 }
 
 /** The lineage this copy's record proves (complete copies only): what its in-sync replicas followed. */
-const ownLineage = (store: BlockStore): Effect.Effect<Lineage | undefined> =>
-  store.readMeta.pipe(
-    Effect.map((meta) => meta?.uid !== undefined && meta.generation !== undefined && meta.state === "complete" ? { uid: meta.uid, epoch: meta.epoch, generation: meta.generation } : undefined),
-    Effect.catch(() => Effect.succeed(undefined)),
-  )
+/** The master's own copy's record, read once at open: undefined when it cannot be read. */
+const readOwnMeta = (store: BlockStore): Effect.Effect<{ readonly meta: StoreMeta | undefined } | undefined> =>
+  store.readMeta.pipe(Effect.map((meta) => ({ meta })), Effect.catch(() => Effect.succeed(undefined)))
+
+/** The lineage this copy followed when it was complete (what previously in-sync replicas follow too). */
+const lineageOf = (own: { readonly meta: StoreMeta | undefined } | undefined): Lineage | undefined => {
+  const meta = own?.meta
+  return meta?.uid !== undefined && meta.generation !== undefined && meta.state === "complete" ? { uid: meta.uid, epoch: meta.epoch, generation: meta.generation } : undefined
+}
 
 /** The master's own copy holds only zeros: created by this open with no record, or recorded empty. */
-const ownCopyEmpty = (store: BlockStore): Effect.Effect<boolean> =>
-  store.readMeta.pipe(
-    Effect.map((meta) => (meta === undefined ? store.createdEmpty === true : meta.state === "empty")),
-    Effect.catch(() => Effect.succeed(false)),
-  )
+const copyEmpty = (store: BlockStore, own: { readonly meta: StoreMeta | undefined } | undefined): boolean =>
+  own === undefined ? false : own.meta === undefined ? store.createdEmpty === true : own.meta.state === "empty"
 
 /** A fresh master session id: the epoch and 62 random bits (Effect's Random: seeded in the simulator). */
 const newGeneration = (epoch: number): Effect.Effect<string> =>
@@ -263,10 +264,11 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
     const volumeId = volumeIdOf(volume)
     const uid = options.uid ?? `name:${volume}`
     // The lineage the previously in-sync replicas followed: this copy's own record, read before it is replaced.
-    const previousLineage = yield* ownLineage(store)
+    const own = yield* readOwnMeta(store)
+    const previousLineage = lineageOf(own)
     // A master copy that starts empty (a new volume) knows its non-zero regions: those it wrote.
     // An empty replica then needs only those, without reading the rest of the volume.
-    const writtenSinceEmpty = (yield* ownCopyEmpty(store)) ? new DirtyBitmap(sizeBytes, dirtyRegionBytesFor(sizeBytes, options.dirtyRegionBytes ?? defaults.dirtyRegionBytes)) : undefined
+    const writtenSinceEmpty = copyEmpty(store, own) ? new DirtyBitmap(sizeBytes, dirtyRegionBytesFor(sizeBytes, options.dirtyRegionBytes ?? defaults.dirtyRegionBytes)) : undefined
     const lineage: Lineage = { uid, epoch, generation: yield* newGeneration(epoch) }
     const ackTimeoutMs = options.ackTimeoutMs ?? defaults.ackTimeoutMs
     const diskTimeoutMs = options.diskTimeoutMs ?? defaults.diskTimeoutMs

@@ -102,6 +102,11 @@ export interface ReplicaHostOptions {
   readonly metrics?: Metrics
   /** The master volumes this node serves to remote clients (the cluster's agent keeps them). */
   readonly lookupMaster?: (volume: string) => MasterVolume | undefined
+  /**
+   * The master of `volume` at `epoch` once it serves, waiting a bounded time while it may still
+   * open here (node.ts); undefined at once when this node cannot be it (a newer or closed epoch).
+   */
+  readonly awaitMaster?: (volume: string, epoch: number) => Effect.Effect<MasterVolume | undefined>
   /** The process incarnation told in every OpenAck (the master records a copy in sync with the process that holds it). */
   readonly incarnation?: number
 }
@@ -283,7 +288,8 @@ const serveConnection = (
         return
       }
       if (request.role === "client") {
-        const master = volumeIdOf(request.volume) === frame.volumeId ? options.lookupMaster?.(request.volume) : undefined
+        const named = volumeIdOf(request.volume) === frame.volumeId
+        const master = !named ? undefined : options.awaitMaster ? yield* options.awaitMaster(request.volume, request.epoch) : options.lookupMaster?.(request.volume)
         // A client located the master of one volume instance at one epoch; a master of another
         // epoch (an older instance of a name deleted and created again, not closed yet) is not it.
         if (!master || master.isFenced() || master.epoch !== request.epoch) {

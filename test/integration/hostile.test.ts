@@ -69,6 +69,20 @@ const hostileSuite = (mode: "tls" | "plaintext") => {
     }
   }
 
+  /**
+   * The node's figures once `done` holds of them (at most `waitMs`): a refusal is counted when the
+   * server sees it, which can be just after the client saw its connection end (the client may be
+   * the side that detects a wrong secret and closes first).
+   */
+  const statsOnce = async (done: (s: Awaited<ReturnType<typeof stats>>) => boolean, waitMs = 5_000) => {
+    const deadline = Date.now() + waitMs
+    for (;;) {
+      const now = await stats()
+      if (done(now) || Date.now() > deadline) return now
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+  }
+
   /** Connects, optionally records what we send, writes `bytes`, half-closes; resolves when the server closed us (or after timeoutMs). */
   // `end`: half-close after the bytes. Off where the server's answer to a complete handshake is
   // under test: over TLS a client's early close can beat the server's reading of it (the failure
@@ -127,8 +141,8 @@ const hostileSuite = (mode: "tls" | "plaintext") => {
     // A client that skips the handshake and sends a write straight away is closed too.
     const raw = await sendRaw(concat([...openFrame(), ...writeFrame(0, new Uint8Array(4096).fill(0xee))]))
     assert.ok(raw.closedByServer, "the server closed the unauthenticated connection")
-    const after = await stats()
-    assert.ok(after.node.handshakesFailed >= before.node.handshakesFailed + 2)
+    const after = await statsOnce((s) => s.node.handshakesFailed >= before.node.handshakesFailed + 2)
+    assert.ok(after.node.handshakesFailed >= before.node.handshakesFailed + 2, `both refusals counted (before ${before.node.handshakesFailed}, after ${after.node.handshakesFailed})`)
     assert.is(after.replicas[0]!.writesApplied, 0)
     assert.ok(await fileIsZero(), "the backing file is untouched")
   })
@@ -140,7 +154,7 @@ const hostileSuite = (mode: "tls" | "plaintext") => {
     const before = await stats()
     const replay = await sendRaw(concat([...recorded, ...openFrame(), ...writeFrame(4096, new Uint8Array(4096).fill(0xab))]), 10_000, false)
     assert.ok(replay.closedByServer)
-    const after = await stats()
+    const after = await statsOnce((s) => s.node.handshakesFailed >= before.node.handshakesFailed + 1)
     assert.is(after.node.handshakesFailed, before.node.handshakesFailed + 1)
     assert.is(after.node.handshakeFailures["auth-failed"], (before.node.handshakeFailures["auth-failed"] ?? 0) + 1)
     assert.is(after.replicas[0]!.writesApplied, 0)
