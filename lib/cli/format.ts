@@ -148,6 +148,8 @@ export const verifyText = (v: VerifyView): string => {
 /** `POST`/`GET /v1/volumes/NS/NAME/move` (lib/cluster/types.ts MoveStatus). */
 export interface MoveView {
   readonly volume: string
+  /** The node running it (lib/cluster/opStatus.ts: any node's API reports it). */
+  readonly runner: string
   readonly from: string | null
   readonly to: string
   readonly state: "copying" | "handing-over" | "done" | "failed"
@@ -170,6 +172,8 @@ export const moveProgressLine = (m: MoveView): string =>
 /** `POST`/`GET /v1/nodes/NAME/drain` (lib/cluster/types.ts DrainStatus). */
 export interface DrainView {
   readonly node: string
+  /** The node running it (lib/cluster/opStatus.ts: any node's API reports it). */
+  readonly runner: string
   readonly state: "draining" | "done" | "failed"
   readonly volumesTotal: number
   readonly volumesDone: number

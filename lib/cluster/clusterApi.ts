@@ -224,7 +224,7 @@ export const makeClusterApi = (options: ClusterApiOptions) =>
       Effect.gen(function* () {
         const found = yield* getVolume(volume)
         if (!found) return yield* notFound(volume)
-        const done = yield* control.transaction({ compare: [{ key: keys.volume(volume), revision: found.revision }], delete: [keys.volume(volume), keys.master(volume)] })
+        const done = yield* control.transaction({ compare: [{ key: keys.volume(volume), revision: found.revision }], delete: [keys.volume(volume), keys.master(volume), keys.moveStatus(volume)] })
         if (!done.succeeded) return yield* new ClusterError({ reason: "conflict", message: `volume ${volume} changed while deleting; try again` })
         publish("volume-deleted", `${volume} deleted`, volume)
       })

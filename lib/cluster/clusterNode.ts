@@ -78,7 +78,7 @@ export const startClusterNode = (
     })
     const graceMs = options.graceMs ?? 30_000
     const controller = yield* makeController({ me, control, lease: membership.lease, graceMs, publish: log.publish })
-    const moves = yield* makeMoves({ me, control, publish: log.publish, graceMs, scope: nodeScope, configureNode: api.configureNode })
+    const moves = yield* makeMoves({ me, incarnation, control, publish: log.publish, graceMs, scope: nodeScope, configureNode: api.configureNode })
     const loop = (name: string, tick: Effect.Effect<void, unknown>, pause: Effect.Effect<void>) =>
       Effect.forever(Effect.andThen(Effect.catchCause(tick, (cause) => Effect.sync(() => log.publish(`${name}-error`, `${me}: ${String(cause).slice(0, 300)}`))), pause))
     yield* Effect.forkIn(loop("agent", agent.tick.pipe(Effect.provide(context)), agent.pause(tickMs)), nodeScope)
@@ -126,10 +126,10 @@ export const startClusterNode = (
       verifyStatus: (v) => provide(api.verifyStatus(v)),
       moveVolume: (v, to, onProgress) => provide(moves.moveVolume(v, to, onProgress)),
       startMove: (v, to) => provide(moves.startMove(v, to)),
-      moveStatus: (v) => moves.moveStatus(v),
+      moveStatus: (v) => provide(moves.moveStatus(v)),
       drainNode: (name, onProgress) => provide(moves.drainNode(name, onProgress)),
       startDrain: (name) => provide(moves.startDrain(name)),
-      drainStatus: (name) => moves.drainStatus(name),
+      drainStatus: (name) => provide(moves.drainStatus(name)),
       crash: () => void (crashed = true),
     } satisfies ClusterNode
   })

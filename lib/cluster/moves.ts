@@ -7,26 +7,30 @@
  * moves each master away onto a fresh copy and replaces each replica (the new copy in sync
  * before the old one is dropped), one volume at a time, until the node holds nothing.
  *
- * Both run in the background (`startMove`, `startDrain`) with their progress readable
- * (`moveStatus`, `drainStatus`), or in the caller's fiber (`moveVolume`, `drainNode`).
+ * Both run in the background (`startMove`, `startDrain`) with their progress readable through any
+ * node (`moveStatus`, `drainStatus`: kept in the control store, opStatus.ts), or in the caller's
+ * fiber (`moveVolume`, `drainNode`).
  */
 import { Clock, Effect, Random, type Scope } from "effect"
 import { ControlStore, type ControlError, type ControlStoreShape } from "../control/ControlStore.ts"
 import { moveHandoverMs, moveSyncMs } from "../core/limits.ts"
 import { topologyOf } from "./controller.ts"
 import { drainSteps, holdsCopies, isInSyncReplica, masterServes, moveRefusal, withExtraReplica, type MoveView } from "./movePlan.ts"
+import { attemptsFor, makeStatusWriter, readDrainStatus, readMoveStatus } from "./opStatus.ts"
 import { loadOf, placeExtraCopy, type ClusterView } from "./placement.ts"
-import { ClusterError, type NodeConfig, type VolumeRecord } from "./records.ts"
+import { ClusterError, keys, type NodeConfig, type VolumeRecord } from "./records.ts"
 import { getMasterLease, getVolume, listMasterLeases, listNodeConfigs, listNodes, listVolumes, updateVolume } from "./store.ts"
 import type { DrainStatus, MoveStatus, NodeConfigChange, Publish } from "./types.ts"
 
-/** Statuses kept per kind (the oldest finished ones go first). */
+/** Statuses this node keeps in memory per kind, of what it ran (the oldest go first); every node reads them all from the control store. */
 export const moveStatusesMax = 1000
 /** How often a waiting move or drain reads the records. */
 export const movePollMs = 20
 
 export interface MovesOptions {
   readonly me: string
+  /** This process's incarnation (records.ts NodeRecord), stored with the statuses it writes. */
+  readonly incarnation: number
   readonly control: ControlStoreShape
   readonly publish: Publish
   readonly graceMs: number
@@ -36,6 +40,12 @@ export interface MovesOptions {
 }
 
 type MoveError = ClusterError | ControlError
+/** Records an operation's progress (its status, in memory and in the control store). */
+type Progress = (bytesDone: number, bytesTotal: number) => Effect.Effect<void, never, ControlStore>
+type Update<A> = (change: Partial<A>) => Effect.Effect<void, never, ControlStore>
+
+/** A stopped run's status says so: otherwise it would read as running while its node is up (and refuse the next). */
+const interrupted = "interrupted: its caller stopped waiting or its node is stopping; run it again (what it finished stays done)"
 
 const fail = (reason: ClusterError["reason"], message: string) => new ClusterError({ reason, message })
 
@@ -62,6 +72,14 @@ export const makeMoves = (options: MovesOptions) =>
       if (map.size > moveStatusesMax) map.delete(map.keys().next().value!)
     }
 
+    /**
+     * The status to believe: the stored one, unless it is of a run of this node, whose own status
+     * is fresher (progress is stored at intervals, and a write may not have got through); this
+     * node's own when nothing is stored.
+     */
+    const believed = <A extends { readonly runner: string }>(local: A | undefined, stored: A | undefined): A | undefined =>
+      stored === undefined || stored.runner === me ? local ?? stored : stored
+
     const placementView = (state: Effect.Success<typeof readView>, extraCordoned?: string): Effect.Effect<ClusterView> =>
       Effect.map(Effect.forEach(Array.from({ length: 16 }), () => Random.next), (randoms) => {
         let drawn = 0
@@ -74,7 +92,7 @@ export const makeMoves = (options: MovesOptions) =>
       })
 
     /** Waits until `node`'s copy of the volume is in sync (reporting its sync progress); fails if the master changes. */
-    const awaitInSync = (volume: string, node: string, master: string | undefined, progress: (done: number, total: number) => void) =>
+    const awaitInSync = (volume: string, node: string, master: string | undefined, progress: Progress) =>
       Effect.gen(function* () {
         const deadline = now() + moveSyncMs
         for (;;) {
@@ -85,7 +103,7 @@ export const makeMoves = (options: MovesOptions) =>
           const replica = record.replicas.find((r) => r.node === node)
           if (!replica) return yield* fail("conflict", `the copy of ${volume} on ${node} was dropped while it synced`)
           if (isInSyncReplica(record, node, state.incarnations)) return record
-          progress(replica.bytesDone ?? 0, replica.bytesTotal ?? 0)
+          yield* progress(replica.bytesDone ?? 0, replica.bytesTotal ?? 0)
           if (now() > deadline) return yield* fail("timeout", `the copy of ${volume} on ${node} is not in sync after ${moveSyncMs} ms (${replica.state}${replica.reason ? `: ${replica.reason}` : ""})`)
           yield* Effect.sleep(movePollMs * 5)
         }
@@ -147,51 +165,65 @@ export const makeMoves = (options: MovesOptions) =>
         if (!record) return yield* fail("not-found", `volume ${volume} does not exist`)
         const refused = moveRefusal(record, to, state.view)
         if (refused) return yield* refused
+        const running = believed(moves.get(volume), yield* readMoveStatus(volume))
+        if (running !== undefined && (running.state === "copying" || running.state === "handing-over")) {
+          return yield* fail("conflict", `cannot move ${volume} to ${to}: its move to ${running.to} (run by ${running.runner}) is in progress; nothing was changed`)
+        }
         return { record, inSync: isInSyncReplica(record, to, state.incarnations) }
       })
 
-    const moveChecked = (checked: { readonly record: VolumeRecord; readonly inSync: boolean }, to: string, update: (s: Partial<MoveStatus>) => void, forceDropOld = false) =>
+    const moveChecked = (checked: { readonly record: VolumeRecord; readonly inSync: boolean }, to: string, update: Update<MoveStatus>, forceDropOld = false) =>
       Effect.gen(function* () {
         const { record } = checked
         let current = record
         const newCopy = !record.replicas.some((r) => r.node === to)
         if (!checked.inSync) {
           if (newCopy) yield* addCopy(record.volume, to, record.master)
-          update({ state: "copying", newCopy })
+          yield* update({ state: "copying", newCopy })
           publish("move-copying", `${record.volume}: ${newCopy ? "placing a copy on" : "waiting for the copy on"} ${to} to sync before its master moves there`, record.volume)
           current = yield* awaitInSync(record.volume, to, record.master, (bytesDone, bytesTotal) => update({ bytesDone, bytesTotal })).pipe(
             Effect.tapError(() => (newCopy ? dropCopy(record.volume, to) : Effect.void)),
           )
         }
-        update({ state: "handing-over" })
+        yield* update({ state: "handing-over" })
         const moved = yield* handOver(current, to, newCopy || forceDropOld).pipe(Effect.tapError(() => (newCopy ? dropCopy(record.volume, to) : Effect.void)))
-        update({ state: "done", epoch: moved.epoch, finishedAtMs: now() })
+        yield* update({ state: "done", epoch: moved.epoch, finishedAtMs: now() })
         return moved
       })
 
-    /** A checked move, run with its status kept (and passed to `onProgress` at each change). */
-    const runMove = (checked: Effect.Success<ReturnType<typeof checkMove>>, to: string, onProgress?: (status: MoveStatus) => void) => {
-      const volume = checked.record.volume
-      let status: MoveStatus = { volume, from: checked.record.master, to, state: checked.inSync ? "handing-over" : "copying", newCopy: false, bytesDone: 0, bytesTotal: 0, startedAtMs: now() }
-      const update = (change: Partial<MoveStatus>) => {
-        status = { ...status, ...change }
-        keep(moves, volume, status)
-        onProgress?.(status)
-      }
-      update({})
-      const run = moveChecked(checked, to, update).pipe(
-        Effect.map(() => status),
-        Effect.tapError((e) => Effect.sync(() => update({ state: "failed", error: e.message, finishedAtMs: now() }))),
-      )
-      return { first: status, run }
-    }
+    /**
+     * A checked move, run with its status kept (in memory, in the control store, and passed to
+     * `onProgress` at each change); its first status is stored before this returns.
+     */
+    const runMove = (checked: Effect.Success<ReturnType<typeof checkMove>>, to: string, onProgress?: (status: MoveStatus) => void) =>
+      Effect.gen(function* () {
+        const volume = checked.record.volume
+        const write = yield* makeStatusWriter<MoveStatus>(keys.moveStatus(volume), options.incarnation)
+        let status: MoveStatus = { volume, runner: me, from: checked.record.master, to, state: checked.inSync ? "handing-over" : "copying", newCopy: false, bytesDone: 0, bytesTotal: 0, startedAtMs: now() }
+        const set = (change: Partial<MoveStatus>, attemptsMax?: number) =>
+          Effect.suspend(() => {
+            status = { ...status, ...change }
+            keep(moves, volume, status)
+            onProgress?.(status)
+            return write(status, attemptsMax ?? attemptsFor(status.state))
+          })
+        const update: Update<MoveStatus> = (change) => set(change)
+        yield* update({})
+        const run = moveChecked(checked, to, update).pipe(
+          Effect.map(() => status),
+          Effect.tapError((e) => update({ state: "failed", error: e.message, finishedAtMs: now() })),
+          // Few tries: the node may be stopping (a reader then sees its runner gone anyway).
+          Effect.onInterrupt(() => set({ state: "failed", error: interrupted, finishedAtMs: now() }, 1)),
+        )
+        return { first: status, run }
+      })
 
     /** Moves the master; `onProgress` sees each status change. */
     const moveVolume = (volume: string, to: string, onProgress?: (status: MoveStatus) => void) =>
-      Effect.flatMap(checkMove(volume, to), (checked) => runMove(checked, to, onProgress).run)
+      Effect.flatMap(checkMove(volume, to), (checked) => Effect.flatMap(runMove(checked, to, onProgress), (started) => started.run))
 
     /** Replaces the replica on `node` with a copy on `to`: the new copy in sync before the old one is dropped. */
-    const replaceReplica = (volume: string, node: string, to: string, progress: (done: number, total: number) => void) =>
+    const replaceReplica = (volume: string, node: string, to: string, progress: Progress) =>
       Effect.gen(function* () {
         const found = yield* getVolume(volume)
         if (!found) return yield* fail("not-found", `volume ${volume} does not exist`)
@@ -211,7 +243,8 @@ export const makeMoves = (options: MovesOptions) =>
       Effect.gen(function* () {
         const state = yield* readView
         if (!state.view.known.has(name)) return yield* fail("not-found", `cannot drain ${name}: node ${name} is not known to this cluster (see replivol node ls); nothing was changed`)
-        if (drains.get(name)?.state === "draining") return yield* fail("conflict", `node ${name} is already draining (replivol node drain ${name} shows its progress); nothing was changed`)
+        const running = believed(drains.get(name), yield* readDrainStatus(name))
+        if (running?.state === "draining") return yield* fail("conflict", `node ${name} is already draining (run by ${running.runner}; GET /v1/nodes/${name}/drain on any node shows its progress); nothing was changed`)
         const view = yield* placementView(state, name)
         for (const step of drainSteps(state.volumes, name)) {
           const record = state.volumes.find((v) => v.volume === step.volume)!
@@ -227,7 +260,7 @@ export const makeMoves = (options: MovesOptions) =>
         return drainSteps(state.volumes, name)
       })
 
-    const drainChecked = (name: string, steps: ReturnType<typeof drainSteps>, update: (s: Partial<DrainStatus>) => void) =>
+    const drainChecked = (name: string, steps: ReturnType<typeof drainSteps>, update: Update<DrainStatus>) =>
       Effect.gen(function* () {
         yield* options.configureNode(name, { cordoned: true })
         publish("node-draining", `${name} is cordoned and drains: ${steps.length} volume${steps.length === 1 ? "" : "s"} to move`)
@@ -238,46 +271,54 @@ export const makeMoves = (options: MovesOptions) =>
           if (record && holdsCopies([record], name).length > 0) {
             const to = placeExtraCopy(record, yield* placementView(state, name), new Set([name]))
             if (to === undefined) return yield* fail("too-few-nodes", `nowhere to put the copy of ${record.volume} that ${name} holds (every other uncordoned node that is up holds one); ${done} of ${steps.length} volumes moved, ${name} stays cordoned`)
-            const progress = (bytesDone: number, bytesTotal: number) => update({ current: { volume: record.volume, action: record.master === name ? "move-master" : "replace-replica", to, bytesDone, bytesTotal } })
-            progress(0, 0)
+            const progress: Progress = (bytesDone, bytesTotal) => update({ current: { volume: record.volume, action: record.master === name ? "move-master" : "replace-replica", to, bytesDone, bytesTotal } })
+            yield* progress(0, 0)
             if (record.master === name) {
               const checked = yield* checkMove(record.volume, to)
               yield* moveChecked(checked, to, (s) => progress(s.bytesDone ?? 0, s.bytesTotal ?? 0), true)
             } else yield* replaceReplica(record.volume, name, to, progress)
           }
           done++
-          update({ volumesDone: done })
+          yield* update({ volumesDone: done })
         }
         const left = holdsCopies((yield* readView).volumes, name)
         if (left.length > 0) return yield* fail("conflict", `${name} still holds copies of ${left.join(", ")} (placed there meanwhile?); run the drain again`)
         publish("node-drained", `${name} is drained: it holds no copy and stays cordoned`)
       })
 
-    /** A checked drain, run with its status kept (and passed to `onProgress` at each change). */
-    const runDrain = (name: string, steps: ReturnType<typeof drainSteps>, onProgress?: (status: DrainStatus) => void) => {
-      let status: DrainStatus = { node: name, state: "draining", volumesTotal: steps.length, volumesDone: 0, startedAtMs: now() }
-      const update = (change: Partial<DrainStatus>) => {
-        status = { ...status, ...change }
-        keep(drains, name, status)
-        onProgress?.(status)
-      }
-      update({})
-      const run = drainChecked(name, steps, update).pipe(
-        Effect.map(() => {
-          const { current: _c, ...rest } = status
-          status = { ...rest, state: "done", finishedAtMs: now() }
-          keep(drains, name, status)
-          onProgress?.(status)
-          return status
-        }),
-        Effect.tapError((e) => Effect.sync(() => update({ state: "failed", error: e.message, finishedAtMs: now() }))),
-      )
-      return { first: status, run }
-    }
+    /**
+     * A checked drain, run with its status kept (in memory, in the control store, and passed to
+     * `onProgress` at each change); its first status is stored before this returns.
+     */
+    const runDrain = (name: string, steps: ReturnType<typeof drainSteps>, onProgress?: (status: DrainStatus) => void) =>
+      Effect.gen(function* () {
+        const write = yield* makeStatusWriter<DrainStatus>(keys.drainStatus(name), options.incarnation)
+        let status: DrainStatus = { node: name, runner: me, state: "draining", volumesTotal: steps.length, volumesDone: 0, startedAtMs: now() }
+        const set = (next: DrainStatus, attemptsMax?: number) =>
+          Effect.suspend(() => {
+            status = next
+            keep(drains, name, status)
+            onProgress?.(status)
+            return write(status, attemptsMax ?? attemptsFor(status.state))
+          })
+        const update: Update<DrainStatus> = (change) => Effect.suspend(() => set({ ...status, ...change }))
+        yield* update({})
+        const run = drainChecked(name, steps, update).pipe(
+          Effect.flatMap(() =>
+            Effect.suspend(() => {
+              const { current: _c, ...rest } = status
+              return Effect.as(set({ ...rest, state: "done", finishedAtMs: now() }), status)
+            })),
+          Effect.map(() => status),
+          Effect.tapError((e) => update({ state: "failed", error: e.message, finishedAtMs: now() })),
+          Effect.onInterrupt(() => Effect.suspend(() => set({ ...status, state: "failed", error: interrupted, finishedAtMs: now() }, 1))),
+        )
+        return { first: status, run }
+      })
 
     /** Drains the node; `onProgress` sees each status change. */
     const drainNode = (name: string, onProgress?: (status: DrainStatus) => void) =>
-      Effect.flatMap(checkDrain(name), (steps) => runDrain(name, steps, onProgress).run)
+      Effect.flatMap(checkDrain(name), (steps) => Effect.flatMap(runDrain(name, steps, onProgress), (started) => started.run))
 
     /** Runs `effect` in the node's scope (it outlives the request that started it). */
     const inBackground = (effect: Effect.Effect<unknown, MoveError, ControlStore>) =>
@@ -286,7 +327,7 @@ export const makeMoves = (options: MovesOptions) =>
     /** Checks the move, starts it in the background and returns its first status. */
     const startMove = (volume: string, to: string) =>
       Effect.gen(function* () {
-        const started = runMove(yield* checkMove(volume, to), to)
+        const started = yield* runMove(yield* checkMove(volume, to), to)
         yield* inBackground(started.run)
         return started.first
       })
@@ -294,20 +335,24 @@ export const makeMoves = (options: MovesOptions) =>
     /** Checks the drain, starts it in the background and returns its first status. */
     const startDrain = (name: string) =>
       Effect.gen(function* () {
-        const started = runDrain(name, yield* checkDrain(name))
+        const started = yield* runDrain(name, yield* checkDrain(name))
         yield* inBackground(started.run)
         return started.first
       })
 
+    /** The running or last move of the volume, whichever node runs it. */
     const moveStatus = (volume: string) =>
-      Effect.suspend(() => {
-        const status = moves.get(volume)
-        return status ? Effect.succeed(status) : Effect.fail(fail("not-found", `no move of ${volume} was started on ${me} (moves are followed on the node that started them)`))
+      Effect.flatMap(readMoveStatus(volume), (stored) => {
+        const status = believed(moves.get(volume), stored)
+        if (status) return Effect.succeed(status)
+        return Effect.flatMap(getVolume(volume), (found) =>
+          Effect.fail(fail("not-found", found ? `no move of ${volume} was started since it was created (replivol volume move ${volume} --to NODE starts one)` : `volume ${volume} does not exist`)))
       })
+    /** The running or last drain of the node, whichever node runs it. */
     const drainStatus = (name: string) =>
-      Effect.suspend(() => {
-        const status = drains.get(name)
-        return status ? Effect.succeed(status) : Effect.fail(fail("not-found", `no drain of ${name} was started on ${me} (drains are followed on the node that started them)`))
+      Effect.flatMap(readDrainStatus(name), (stored) => {
+        const status = believed(drains.get(name), stored)
+        return status ? Effect.succeed(status) : Effect.fail(fail("not-found", `no drain of ${name} was started (replivol node drain ${name} starts one)`))
       })
 
     return { moveVolume, startMove, moveStatus, drainNode, startDrain, drainStatus }

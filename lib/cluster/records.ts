@@ -8,6 +8,8 @@
  *   replivol/rules/<ns>/<name>       Rule
  *   replivol/nskeys/<ns>             NamespaceKeyRecord  the namespace key, sealed by the nodes' unwrapping key (lib/crypt/keys.ts)
  *   replivol/controller              { node }       leased by the elected controller
+ *   replivol/status/moves/<ns>/<name>  MoveStatus  the running or last move of a volume (opStatus.ts; deleted with it)
+ *   replivol/status/drains/<node>    DrainStatus    the running or last drain of a node (opStatus.ts)
  *
  * Records are JSON; decoding validates them (a corrupt record is a typed error, never a crash).
  */
@@ -31,6 +33,8 @@ export const keys = {
   rule: (namespace: string, name: string) => `replivol/rules/${namespace}/${name}`,
   controller: "replivol/controller",
   namespaceKey: (namespace: string) => `replivol/nskeys/${namespace}`,
+  moveStatus: (volume: string) => `replivol/status/moves/${volume}`,
+  drainStatus: (node: string) => `replivol/status/drains/${node}`,
 } as const
 
 export interface NodeRecord {

@@ -153,7 +153,7 @@ export interface ClusterNode {
    * without a serving master. Completes when `to` serves; `onProgress` sees each status change.
    */
   readonly moveVolume: (volume: string, to: string, onProgress?: (status: MoveStatus) => void) => Effect.Effect<MoveStatus, ApiError>
-  /** Checks and starts a move in the background; its status follows with `moveStatus` (on this node). */
+  /** Checks and starts a move in the background; its status follows with `moveStatus` (through any node). */
   readonly startMove: (volume: string, to: string) => Effect.Effect<MoveStatus, ApiError>
   readonly moveStatus: (volume: string) => Effect.Effect<MoveStatus, ApiError>
   /**
@@ -171,6 +171,8 @@ export interface ClusterNode {
 /** A planned move of a volume's master (`volume move`): what it does now, and its new copy's sync progress. */
 export interface MoveStatus {
   readonly volume: string
+  /** The node running the move (its status is kept in the control store: every node's API reads it). */
+  readonly runner: string
   readonly from: string | undefined
   readonly to: string
   /** copying: the copy on `to` syncs first; handing-over: the master fences, drains and hands over; then done or failed. */
@@ -189,6 +191,8 @@ export interface MoveStatus {
 /** A drain of a node (`node drain`): volumes moved so far, the one moving now. */
 export interface DrainStatus {
   readonly node: string
+  /** The node running the drain (its status is kept in the control store: every node's API reads it). */
+  readonly runner: string
   readonly state: "draining" | "done" | "failed"
   readonly volumesTotal: number
   readonly volumesDone: number

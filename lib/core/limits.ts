@@ -72,6 +72,17 @@ export const handoverDrainMs = 10_000
 export const relocationCopiesMax = 1
 export const moveHandoverMs = 30_000
 export const moveSyncMs = 6 * 3_600_000
+/**
+ * A move's or a drain's status is kept in the control store (lib/cluster/opStatus.ts) so any node
+ * answers for it: written at every change of state, and its sync progress at most every
+ * `opStatusWriteMs`; a failed write is tried `opStatusWriteAttemptsMax` times in all, every
+ * `opStatusRetryMs`, and the final one (done or failed) `opStatusFinalWriteAttemptsMax` times (a
+ * control store out of reach for half a minute), since no later write would correct it.
+ */
+export const opStatusWriteMs = 500
+export const opStatusRetryMs = 200
+export const opStatusWriteAttemptsMax = 5
+export const opStatusFinalWriteAttemptsMax = 150
 
 /**
  * A client's Open at a node that does not serve the volume at the client's epoch yet waits at

@@ -11,6 +11,7 @@ import { createHash } from "node:crypto"
 import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { Effect } from "effect"
 import { createLocalCluster, type LocalClusterHandle } from "../../lib/cli/localCluster.ts"
 import type { MoveStatus, VolumeInfo } from "../../lib/cluster/clusterNode.ts"
 
@@ -116,6 +117,11 @@ test("invalid moves and drains are refused with a reason and change nothing", as
     assert.match(refused.message, /nothing was changed|does not exist/, `${what} says nothing changed`)
   }
   await cluster.configureNode(replica, { cordoned: false })
+  const statusOf = (effect: Effect.Effect<unknown, { readonly reason?: string; readonly message: string }>) => refusal(Effect.runPromise(effect))
+  const none = cluster.effect.node("n2")!
+  assert.equal(await statusOf(none.moveStatus(volume)), { reason: "not-found", message: `no move of ${volume} was started since it was created (replivol volume move ${volume} --to NODE starts one)` })
+  assert.equal(await statusOf(none.moveStatus("mv/none")), { reason: "not-found", message: "volume mv/none does not exist" })
+  assert.match((await statusOf(none.drainStatus("n3"))).message, /no drain of n3 was started/)
   const after = await cluster.inspectVolume(volume)
   assert.equal({ master: after.master, epoch: after.epoch, replicas: after.replicas.map((r) => r.node) }, { master: before.master, epoch: before.epoch, replicas: before.replicas.map((r) => r.node) }, "the volume is as it was")
   for (const node of cluster.names) assert.is((await cluster.configureNode(node, {})).cordoned, false, `${node} was not left cordoned by a refused drain`)
@@ -141,6 +147,10 @@ test("move to an in-sync replica, then to a node without a copy, while writes go
   const copied = await cluster.moveVolume(volume, free, (s) => void (states[states.length - 1] !== s.state && states.push(s.state)))
   assert.equal(states, ["copying", "handing-over", "done"], "a copy was synced there first, then the hand-over")
   assert.ok(copied.newCopy)
+  for (const name of cluster.names) {
+    const status = await Effect.runPromise(cluster.effect.node(name)!.moveStatus(volume))
+    assert.equal([status.state, status.to, status.startedAtMs, status.runner], ["done", free, copied.startedAtMs, copied.runner], `${name} reports the move run by ${copied.runner}`)
+  }
   const third = await waitFor(volume, `${free} master with one in-sync replica`, 30_000, (i) => i.master === free && healthyInSync(i))
   assert.ok(third.epoch > second.epoch)
   assert.equal(third.replicas.map((r) => r.node), ["n1"], `the old master ${replica}'s copy is dropped, the replica count kept`)
@@ -173,6 +183,10 @@ test("drain of a node holding a master and a replica while writes go on: it ends
   assert.is(drained.state, "done")
   assert.is(drained.volumesDone, drained.volumesTotal)
   assert.equal([...seen].sort(), ["move-master dr/b", "replace-replica dr/a"])
+  for (const name of cluster.names.filter((n) => cluster.effect.isRunning(n))) {
+    const status = await Effect.runPromise(cluster.effect.node(name)!.drainStatus(drainedNode))
+    assert.equal([status.state, status.volumesDone, status.runner], ["done", 2, drained.runner], `${name} reports the drain run by ${drained.runner}`)
+  }
   const volumes = await cluster.listVolumes()
   assert.ok(volumes.every((v) => v.master !== drainedNode && v.replicas.every((r) => r.node !== drainedNode)), `${drainedNode} holds nothing: ${JSON.stringify(volumes.map((v) => [v.volume, v.master, v.replicas]))}`)
   assert.is((await cluster.configureNode(drainedNode, {})).cordoned, true, `${drainedNode} stays cordoned`)
