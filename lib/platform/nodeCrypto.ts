@@ -6,10 +6,11 @@
  * computed from `aes-256-ecb` by lib/crypt/xts.ts — the same ciphertext, checked by the unit
  * tests on every runtime. A runtime with neither fails with `unsupported`.
  *
- * One native cipher object per data unit: the tweak is the IV, and node:crypto cannot change the
- * IV of a cipher in use (a few µs per 4 KiB unit for the object; see test/bench/encryption.ts).
- * So on Node big runs also go to worker threads (cryptWorkers.ts, `XtsCipher.background`), off
- * the event loop; `nodeCryptoInline` is the same without them (simulators: one thread, exact).
+ * Native XTS needs one cipher object per data unit: the tweak is the IV, and node:crypto cannot
+ * change the IV of a cipher in use (~10 µs of CPU per 4 KiB unit here, most of it the object), so
+ * on Node runs of 64 KiB or more are computed over ECB instead (`nodeXts`), and big runs go to
+ * worker threads (cryptWorkers.ts, `XtsCipher.background`), off the event loop;
+ * `nodeCryptoInline` is the same without the threads (simulators: one thread, exact).
  */
 import * as crypto from "node:crypto"
 import { readFile } from "node:fs/promises"
@@ -37,15 +38,22 @@ const ecb = (decrypt: boolean): EcbBlocks => (key, data) => {
   return tail.length === 0 ? head : Buffer.concat([head, tail])
 }
 
+/** Runs this long or longer are computed over aes-256-ecb (xts.ts), shorter ones with a native XTS cipher object per unit. */
+const overEcbRunBytesMin = 64 * 1024
+
 /**
- * Native XTS, one cipher object per unit (the tweak is its IV). `final()` is not called: OpenSSL's
- * XTS does a unit's whole work in the one `update` (a unit must be given in one call) and
- * `final` adds nothing but its cost; the unit tests check the bytes against the IEEE vectors.
+ * Native XTS, one cipher object per unit (the tweak is its IV): ~2.5 ms of CPU per MiB here, most
+ * of it making the objects. XTS over ECB (two ECB calls a run, the tweak mask in JavaScript) took
+ * ~1.5 ms per MiB, so runs of `overEcbRunBytesMin` or more take that path (the same bytes; the
+ * unit tests compare both). `final()` is not called on the native cipher: OpenSSL's XTS does a
+ * unit's whole work in its one `update` and `final` adds nothing but its cost.
  */
-const nativeXts = (key: Uint8Array, workers: boolean): XtsCipher => {
+const nodeXts = (key: Uint8Array, workers: boolean): XtsCipher => {
   const keyBuffer = Buffer.from(key)
   const tweak = Buffer.alloc(16)
+  const overEcb = makeXtsOverEcb(key, ecb(false), ecb(true))
   const run = (decrypt: boolean) => (firstUnit: number, unitBytes: number, data: Uint8Array): Uint8Array => {
+    if (data.length >= overEcbRunBytesMin) return (decrypt ? overEcb.decrypt : overEcb.encrypt)(firstUnit, unitBytes, data)
     const out = new Uint8Array(data.length)
     for (let at = 0, unit = firstUnit; at < data.length; at += unitBytes, unit++) {
       tweak.writeUInt32LE(unit >>> 0, 0)
@@ -66,8 +74,8 @@ const make = (forceEcb: boolean, threads: boolean): CryptoPrimitives | Encryptio
   const workers = native && threads && cryptWorkersAvailable()
   if (!native && !hasCipher("aes-256-ecb")) return new EncryptionError({ reason: "unsupported", message: "this runtime's node:crypto has neither aes-256-xts nor aes-256-ecb: encrypted volumes cannot be served here" })
   return {
-    xtsImplementation: native ? `node:crypto aes-256-xts${workers ? " (big runs on worker threads)" : ""}` : "XTS over node:crypto aes-256-ecb (lib/crypt/xts.ts)",
-    xts: native ? (key) => nativeXts(key, workers) : (key) => makeXtsOverEcb(key, ecb(false), ecb(true)),
+    xtsImplementation: native ? `node:crypto aes-256-xts (runs of 64 KiB+ over aes-256-ecb${workers ? ", on worker threads" : ""})` : "XTS over node:crypto aes-256-ecb (lib/crypt/xts.ts)",
+    xts: native ? (key) => nodeXts(key, workers) : (key) => makeXtsOverEcb(key, ecb(false), ecb(true)),
     seal: (key, plaintext, aad) => {
       const nonce = crypto.randomBytes(12)
       const cipher = crypto.createCipheriv("aes-256-gcm", key, nonce)

@@ -9,6 +9,7 @@ import * as assert from "uvu/assert"
 import { EncryptionError, type CryptoPrimitives } from "../../../lib/crypt/primitives.ts"
 import { encryptionUnitBytes, isUnitAligned, makeVolumeCipher, unitSpan } from "../../../lib/crypt/volumeCipher.ts"
 import { nodeCrypto, nodeCryptoViaEcb } from "../../../lib/platform/nodeCrypto.ts"
+import { cryptWorkerCounts } from "../../../lib/platform/cryptWorkers.ts"
 import { mulberry32 } from "../../../lib/core/seeded.ts"
 
 const test = suite("crypt: AES-256-XTS")
@@ -68,6 +69,8 @@ test(`big runs on worker threads (${runtimeCrypto.xtsImplementation}) give the i
     assert.is(toHex(b!), toHex(cipher.encrypt(first + 1, encryptionUnitBytes, data)))
     assert.equal(await Effect.runPromise(background.decrypt(first, encryptionUnitBytes, inline)), data)
   }
+  const counts = cryptWorkerCounts()
+  assert.ok(counts.onWorkers >= 6 && counts.inline === 0, `every run was done on a worker thread, none fell back inline: ${JSON.stringify(counts)}`)
   const volume = makeVolumeCipher(cipher)
   const stored = new Uint8Array(background.minBytes * 2)
   stored.set(volume.encrypt(0, data.subarray(0, background.minBytes)))
