@@ -31,6 +31,8 @@ export const controlBodyBytesMax = 64 * KiB
 export const cryptWorkersMax = 2
 /** Runs of the volume cipher this big or bigger go to a worker thread; smaller ones are done inline (the hand-over costs tens of µs). */
 export const cryptWorkerRunBytesMin = 64 * KiB
+/** Shared input slots of those threads, `writeChunkBytesMax` each (8 MiB at most, made on first use). */
+export const cryptWorkerSlotsMax = 8
 /** Fixed frame header size (see lib/wire/FORMAT.md). */
 export const frameHeaderBytes = 56
 

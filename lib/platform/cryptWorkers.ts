@@ -7,9 +7,9 @@
  * synchronous file writes and its sockets (TLS included), and the two serialise. On worker threads
  * the cipher overlaps them, and two runs go on two cores.
  *
- * How: the run's bytes are copied into a buffer of their own (the caller's buffer is never shared
- * with another thread), that buffer and the key go to the least busy worker, which encrypts it in
- * place and hands it back (transferred, not copied). Workers are started on first use and do not
+ * How: the run's bytes are copied into a shared slot (or a buffer of their own): the caller's
+ * buffer is never shared with another thread. The slot and the key go to the least busy worker,
+ * whose result is handed back (transferred, not copied). Workers are started on first use and do not
  * keep the process alive while idle. A worker that cannot be started or dies fails its runs over
  * to the inline cipher (same bytes), and the pool stops using threads: never an error.
  *
@@ -19,14 +19,15 @@
 import { availableParallelism } from "node:os"
 import { Worker } from "node:worker_threads"
 import { Effect } from "effect"
-import { cryptWorkersMax, cryptWorkerRunBytesMin } from "../core/limits.ts"
+import { cryptWorkerRunBytesMin, cryptWorkerSlotsMax, cryptWorkersMax, writeChunkBytesMax } from "../core/limits.ts"
 import type { XtsBackground, XtsCipher } from "../crypt/primitives.ts"
 import { maskRun } from "../crypt/xts.ts"
 
 /**
  * The worker: XTS over native aes-256-ecb, as lib/crypt/xts.ts does it (its `maskRun`, by source
- * text), in place in the transferred buffer: ~40 % less CPU than a native XTS cipher object per
- * unit. The unit tests compare its bytes with the inline cipher's.
+ * text): ~40 % less CPU than a native XTS cipher object per unit. The input (a shared slot, or a
+ * transferred copy) is masked in place; the ECB output, the worker's own fresh memory, is the
+ * result, transferred back. The unit tests compare its bytes with the inline cipher's.
  */
 const workerSource = `
 const { parentPort } = require("node:worker_threads")
@@ -39,9 +40,9 @@ const ecb = (decrypt, key, data) => {
   const tail = cipher.final()
   return tail.length === 0 ? head : Buffer.concat([head, tail])
 }
-const run = (job) => {
-  const data = new Uint8Array(job.buffer)
-  const units = Math.ceil(data.length / job.unitBytes)
+/** XTS of \`input\` (a view the worker may overwrite) into a buffer of the worker's own, handed back. */
+const run = (job, input) => {
+  const units = Math.ceil(input.length / job.unitBytes)
   const seedBytes = Buffer.alloc(units * 16)
   for (let u = 0; u < units; u++) {
     const index = job.firstUnit + u
@@ -50,25 +51,48 @@ const run = (job) => {
   }
   const seeds = new Int32Array(units * 4)
   new Uint8Array(seeds.buffer).set(ecb(false, job.key.subarray(32, 64), seedBytes))
-  const words = new Int32Array(job.buffer)
+  const masked = new Int32Array(input.buffer, input.byteOffset, input.length / 4)
+  maskRun(seeds, masked, masked, job.unitBytes / 4, masked.length)
+  let out = ecb(job.decrypt, job.key.subarray(0, 32), input)
+  if (out.byteOffset !== 0 || out.buffer.byteLength !== out.length) out = new Uint8Array(out)
+  const words = new Int32Array(out.buffer, 0, out.length / 4)
   maskRun(seeds, words, words, job.unitBytes / 4, words.length)
-  data.set(ecb(job.decrypt, job.key.subarray(0, 32), data))
-  maskRun(seeds, words, words, job.unitBytes / 4, words.length)
+  return out.buffer
 }
 parentPort.on("message", (job) => {
-  let ok = true
+  let buffer
   try {
-    run(job)
+    buffer = run(job, job.shared ? new Uint8Array(job.shared, 0, job.length) : new Uint8Array(job.buffer))
   } catch {
-    ok = false
+    buffer = undefined
   }
-  parentPort.postMessage({ id: job.id, ok, buffer: job.buffer }, [job.buffer])
+  parentPort.postMessage({ id: job.id, buffer }, buffer ? [buffer] : [])
 })
 `
 
 interface Job {
   readonly resolve: (result: Uint8Array | undefined) => void
+  /** The shared slot the run's input was copied into, free again once the worker replied. */
+  readonly slot: SharedArrayBuffer | undefined
 }
+
+/**
+ * Shared input slots (`cryptWorkerSlotsMax` of `writeChunkBytesMax`, made on first use, then
+ * reused): the event loop copies a run into warm memory instead of allocating a fresh buffer per
+ * run, whose page faults and external-memory GCs cost it more than the copy (~1 ms per MiB here).
+ * A run bigger than a slot, or when all are busy, goes in a transferred copy instead.
+ */
+const freeSlots: SharedArrayBuffer[] = []
+let slotCount = 0
+const takeSlot = (length: number): SharedArrayBuffer | undefined => {
+  if (length > writeChunkBytesMax) return undefined
+  const free = freeSlots.pop()
+  if (free) return free
+  if (slotCount >= cryptWorkerSlotsMax) return undefined
+  slotCount++
+  return new SharedArrayBuffer(writeChunkBytesMax)
+}
+const releaseSlot = (slot: SharedArrayBuffer | undefined) => void (slot && freeSlots.push(slot))
 
 interface PoolWorker {
   readonly worker: Worker
@@ -86,7 +110,10 @@ export const cryptWorkerCounts = (): { readonly onWorkers: number; readonly inli
 /** Ends a worker's runs (they fall back inline) and stops using threads. */
 const fail = (entry: PoolWorker) => {
   broken = true
-  for (const job of entry.jobs.values()) job.resolve(undefined)
+  for (const job of entry.jobs.values()) {
+    releaseSlot(job.slot)
+    job.resolve(undefined)
+  }
   entry.jobs.clear()
   workers = workers?.filter((other) => other !== entry)
   void entry.worker.terminate()
@@ -96,12 +123,13 @@ const start = (): PoolWorker => {
   const worker = new Worker(workerSource, { eval: true })
   const entry: PoolWorker = { worker, jobs: new Map() }
   worker.unref()
-  worker.on("message", (reply: { id: number; ok: boolean; buffer: ArrayBuffer }) => {
+  worker.on("message", (reply: { id: number; buffer: ArrayBuffer | undefined }) => {
     const job = entry.jobs.get(reply.id)
     if (!job) return
     entry.jobs.delete(reply.id)
+    releaseSlot(job.slot)
     if (entry.jobs.size === 0) worker.unref()
-    job.resolve(reply.ok ? new Uint8Array(reply.buffer) : undefined)
+    job.resolve(reply.buffer ? new Uint8Array(reply.buffer) : undefined)
   })
   worker.on("error", () => fail(entry))
   worker.on("exit", () => fail(entry))
@@ -138,14 +166,18 @@ const runOnWorker = (key: Uint8Array, decrypt: boolean, firstUnit: number, unitB
     const entry = pick()
     if (!entry) return resume(Effect.succeed(undefined))
     const id = nextId++
-    const copy = new Uint8Array(data.length)
+    const slot = takeSlot(data.length)
+    const copy = slot ? new Uint8Array(slot, 0, data.length) : new Uint8Array(data.length)
     copy.set(data)
-    entry.jobs.set(id, { resolve: (result) => resume(Effect.succeed(result)) })
+    entry.jobs.set(id, { resolve: (result) => resume(Effect.succeed(result)), slot })
     if (entry.jobs.size === 1) entry.worker.ref()
     try {
-      entry.worker.postMessage({ id, decrypt, firstUnit, unitBytes, key, buffer: copy.buffer }, [copy.buffer])
+      const job = { id, decrypt, firstUnit, unitBytes, key, length: data.length }
+      if (slot) entry.worker.postMessage({ ...job, shared: slot })
+      else entry.worker.postMessage({ ...job, buffer: copy.buffer }, [copy.buffer as ArrayBuffer])
     } catch {
       entry.jobs.delete(id)
+      releaseSlot(slot)
       if (entry.jobs.size === 0) entry.worker.unref()
       resume(Effect.succeed(undefined))
     }
