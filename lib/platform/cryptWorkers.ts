@@ -2,8 +2,8 @@
  * A small pool of worker threads (node:worker_threads) that run AES-256-XTS over runs of data
  * units: `XtsCipher.background` (lib/crypt/primitives.ts) on Node.
  *
- * Why: node:crypto's XTS needs one cipher object per 4 KiB unit (the tweak is the IV), so a
- * 1 MiB run costs ~1.5 ms of CPU; on the event loop that time is taken from the node's
+ * Why: a 1 MiB run costs ~1.5 ms of CPU even over ECB (~2.5 ms with node:crypto's XTS, which
+ * needs a cipher object per 4 KiB unit); on the event loop that time is taken from the node's
  * synchronous file writes and its sockets (TLS included), and the two serialise. On worker threads
  * the cipher overlaps them, and two runs go on two cores.
  *
