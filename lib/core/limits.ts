@@ -27,6 +27,12 @@ export const writeChunkBytesMax = 1 * MiB
 export const frameBodyBytesMax = writeChunkBytesMax
 /** Largest body of a control frame (handshake, error text, open-volume request). */
 export const controlBodyBytesMax = 64 * KiB
+/** Worker threads of the encryption-at-rest cipher (lib/platform/cryptWorkers.ts), at most one per core. */
+export const cryptWorkersMax = 2
+/** Runs of the volume cipher this big or bigger go to a worker thread; smaller ones are done inline (the hand-over costs tens of µs). */
+export const cryptWorkerRunBytesMin = 64 * KiB
+/** Shared input slots of those threads, `writeChunkBytesMax` each (8 MiB at most, made on first use). */
+export const cryptWorkerSlotsMax = 8
 /** Fixed frame header size (see lib/wire/FORMAT.md). */
 export const frameHeaderBytes = 56
 

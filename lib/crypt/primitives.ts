@@ -9,7 +9,7 @@
  * rest of the library sees this interface, so it stays free of node:* and a simulator can swap
  * the random source for a seeded one.
  */
-import { Data } from "effect"
+import { Data, type Effect } from "effect"
 
 export type EncryptionErrorReason =
   /** This node was given no unwrapping key (no key file). */
@@ -36,7 +36,25 @@ export interface XtsCipher {
    */
   readonly encrypt: (firstUnit: number, unitBytes: number, data: Uint8Array) => Uint8Array
   readonly decrypt: (firstUnit: number, unitBytes: number, data: Uint8Array) => Uint8Array
+  /** The same work on other threads (lib/platform/cryptWorkers.ts), where the runtime has them; absent: inline only. */
+  readonly background?: XtsBackground
 }
+
+/**
+ * XTS off the event loop: the same bytes as the inline calls, computed on a worker thread so a
+ * big run overlaps the node's disk and network IO (and other runs, on other cores). Never fails:
+ * when a worker cannot do it, the run is done inline instead. Doesn't hold on to `data` after it
+ * has returned (its bytes are copied before the hand-over).
+ */
+export interface XtsBackground {
+  /** Runs shorter than this are done inline by callers (the hand-over to a thread costs tens of µs). */
+  readonly minBytes: number
+  readonly encrypt: (firstUnit: number, unitBytes: number, data: Uint8Array) => Effect.Effect<Uint8Array>
+  readonly decrypt: (firstUnit: number, unitBytes: number, data: Uint8Array) => Effect.Effect<Uint8Array>
+}
+
+/** The cipher without its background (a simulator runs on one thread, in virtual time). */
+export const inlineXts = (xts: XtsCipher): XtsCipher => ({ encrypt: xts.encrypt, decrypt: xts.decrypt })
 
 export interface CryptoPrimitives {
   /** What implements XTS here (shown in events and docs): e.g. `node:crypto aes-256-xts`. */

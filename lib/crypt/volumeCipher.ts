@@ -16,7 +16,12 @@
  * Writes that do not cover whole units are widened to whole units (the edge units read,
  * decrypted, merged, encrypted again); `unitSpan` and `mergeEdges` do the arithmetic. The caller
  * (masterVolume.ts) orders that read-modify-write against every other write (its order lock).
+ *
+ * `encryptBackground` / `decryptBackground` give the same bytes as an Effect that runs a big run
+ * on the cipher's worker threads (XtsCipher.background, where the runtime has them), inline
+ * otherwise; the master uses them on its IO path so the cipher overlaps disk and network IO.
  */
+import { Effect } from "effect"
 import { assert } from "../core/assert.ts"
 import { sectorBytes, writeChunkBytesMax } from "../core/limits.ts"
 import { aesBlockBytes, type XtsCipher } from "./primitives.ts"
@@ -34,6 +39,10 @@ export interface VolumeCipher {
   readonly encrypt: (offset: number, plain: Uint8Array) => Uint8Array
   /** Plaintext of `stored` (same alignment); a unit whose stored bytes are all zeros was never written and reads as zeros. */
   readonly decrypt: (offset: number, stored: Uint8Array) => Uint8Array
+  /** `encrypt`, on a worker thread when the run is big enough and the runtime has them. */
+  readonly encryptBackground: (offset: number, plain: Uint8Array) => Effect.Effect<Uint8Array>
+  /** `decrypt`, on a worker thread when the run is big enough and the runtime has them. */
+  readonly decryptBackground: (offset: number, stored: Uint8Array) => Effect.Effect<Uint8Array>
 }
 
 /** The whole units covering [offset, offset + length), clipped at the volume's end. */
@@ -54,24 +63,41 @@ const allZero = (bytes: Uint8Array, from: number, to: number): boolean => {
   return true
 }
 
+/** Zeros over every unit whose stored bytes are all zeros (never written). */
+const zeroUnwritten = (stored: Uint8Array, plain: Uint8Array, unitBytes: number): Uint8Array => {
+  for (let at = 0; at < stored.length; at += unitBytes) {
+    const end = Math.min(stored.length, at + unitBytes)
+    if (allZero(stored, at, end)) plain.fill(0, at, end)
+  }
+  return plain
+}
+
 export const makeVolumeCipher = (xts: XtsCipher, unitBytes = encryptionUnitBytes): VolumeCipher => {
   assert(unitBytes % aesBlockBytes === 0 && unitBytes > 0, "a data unit is whole AES blocks")
   const check = (offset: number, bytes: Uint8Array) =>
     assert(offset % unitBytes === 0 && bytes.length % aesBlockBytes === 0, "encrypted IO covers whole units")
+  const background = xts.background
+  const encrypt = (offset: number, plain: Uint8Array) => {
+    check(offset, plain)
+    return xts.encrypt(offset / unitBytes, unitBytes, plain)
+  }
+  const decrypt = (offset: number, stored: Uint8Array) => {
+    check(offset, stored)
+    return zeroUnwritten(stored, xts.decrypt(offset / unitBytes, unitBytes, stored), unitBytes)
+  }
   return {
     unitBytes,
-    encrypt: (offset, plain) => {
+    encrypt,
+    decrypt,
+    encryptBackground: (offset, plain) => {
+      if (!background || plain.length < background.minBytes) return Effect.sync(() => encrypt(offset, plain))
       check(offset, plain)
-      return xts.encrypt(offset / unitBytes, unitBytes, plain)
+      return background.encrypt(offset / unitBytes, unitBytes, plain)
     },
-    decrypt: (offset, stored) => {
+    decryptBackground: (offset, stored) => {
+      if (!background || stored.length < background.minBytes) return Effect.sync(() => decrypt(offset, stored))
       check(offset, stored)
-      const plain = xts.decrypt(offset / unitBytes, unitBytes, stored)
-      for (let at = 0; at < stored.length; at += unitBytes) {
-        const end = Math.min(stored.length, at + unitBytes)
-        if (allZero(stored, at, end)) plain.fill(0, at, end)
-      }
-      return plain
+      return Effect.map(background.decrypt(offset / unitBytes, unitBytes, stored), (plain) => zeroUnwritten(stored, plain, unitBytes))
     },
   }
 }

@@ -6,8 +6,11 @@
  * computed from `aes-256-ecb` by lib/crypt/xts.ts — the same ciphertext, checked by the unit
  * tests on every runtime. A runtime with neither fails with `unsupported`.
  *
- * One native cipher object per data unit: the tweak is the IV, and node:crypto cannot change the
- * IV of a cipher in use (about 3 µs per 4 KiB unit for the object; see test/bench/encryption.ts).
+ * Native XTS needs one cipher object per data unit: the tweak is the IV, and node:crypto cannot
+ * change the IV of a cipher in use (~10 µs of CPU per 4 KiB unit here, most of it the object), so
+ * on Node runs of 64 KiB or more are computed over ECB instead (`nodeXts`), and big runs go to
+ * worker threads (cryptWorkers.ts, `XtsCipher.background`), off the event loop;
+ * `nodeCryptoInline` is the same without the threads (simulators: one thread, exact).
  */
 import * as crypto from "node:crypto"
 import { readFile } from "node:fs/promises"
@@ -16,6 +19,7 @@ import { EncryptionError, type CryptoPrimitives, type XtsCipher } from "../crypt
 import { makeXtsOverEcb, type EcbBlocks } from "../crypt/xts.ts"
 import { newKeyFileText, parseKeyFile, type KeyRing } from "../crypt/keys.ts"
 import { ensureSecretFile } from "./adminHttp.ts"
+import { cryptWorkersAvailable, xtsBackground } from "./cryptWorkers.ts"
 
 const hasCipher = (name: string): boolean => {
   try {
@@ -34,31 +38,44 @@ const ecb = (decrypt: boolean): EcbBlocks => (key, data) => {
   return tail.length === 0 ? head : Buffer.concat([head, tail])
 }
 
-const nativeXts = (key: Uint8Array): XtsCipher => {
-  const keyObject = crypto.createSecretKey(key)
+/** Runs this long or longer are computed over aes-256-ecb (xts.ts), shorter ones with a native XTS cipher object per unit. */
+const overEcbRunBytesMin = 64 * 1024
+
+/**
+ * Native XTS, one cipher object per unit (the tweak is its IV): ~2.5 ms of CPU per MiB here, most
+ * of it making the objects. XTS over ECB (two ECB calls a run, the tweak mask in JavaScript) took
+ * ~1.5 ms per MiB, so runs of `overEcbRunBytesMin` or more take that path (the same bytes; the
+ * unit tests compare both). `final()` is not called on the native cipher: OpenSSL's XTS does a
+ * unit's whole work in its one `update` and `final` adds nothing but its cost.
+ */
+const nodeXts = (key: Uint8Array, workers: boolean): XtsCipher => {
+  const keyBuffer = Buffer.from(key)
+  const tweak = Buffer.alloc(16)
+  const overEcb = makeXtsOverEcb(key, ecb(false), ecb(true))
   const run = (decrypt: boolean) => (firstUnit: number, unitBytes: number, data: Uint8Array): Uint8Array => {
+    if (data.length >= overEcbRunBytesMin) return (decrypt ? overEcb.decrypt : overEcb.encrypt)(firstUnit, unitBytes, data)
     const out = new Uint8Array(data.length)
-    const tweak = Buffer.alloc(16)
     for (let at = 0, unit = firstUnit; at < data.length; at += unitBytes, unit++) {
       tweak.writeUInt32LE(unit >>> 0, 0)
       tweak.writeUInt32LE(Math.floor(unit / 0x1_0000_0000), 4)
-      const cipher = decrypt ? crypto.createDecipheriv("aes-256-xts", keyObject, tweak) : crypto.createCipheriv("aes-256-xts", keyObject, tweak)
+      const cipher = decrypt ? crypto.createDecipheriv("aes-256-xts", keyBuffer, tweak) : crypto.createCipheriv("aes-256-xts", keyBuffer, tweak)
       out.set(cipher.update(data.subarray(at, Math.min(data.length, at + unitBytes))), at)
-      cipher.final()
     }
     return out
   }
-  return { encrypt: run(false), decrypt: run(true) }
+  const inline = { encrypt: run(false), decrypt: run(true) }
+  return workers ? { ...inline, background: xtsBackground(key, inline) } : inline
 }
 
 const keyCheckLabel = "replivol key check v1"
 
-const make = (forceEcb: boolean): CryptoPrimitives | EncryptionError => {
+const make = (forceEcb: boolean, threads: boolean): CryptoPrimitives | EncryptionError => {
   const native = !forceEcb && hasCipher("aes-256-xts")
+  const workers = native && threads && cryptWorkersAvailable()
   if (!native && !hasCipher("aes-256-ecb")) return new EncryptionError({ reason: "unsupported", message: "this runtime's node:crypto has neither aes-256-xts nor aes-256-ecb: encrypted volumes cannot be served here" })
   return {
-    xtsImplementation: native ? "node:crypto aes-256-xts" : "XTS over node:crypto aes-256-ecb (lib/crypt/xts.ts)",
-    xts: native ? nativeXts : (key) => makeXtsOverEcb(key, ecb(false), ecb(true)),
+    xtsImplementation: native ? `node:crypto aes-256-xts (runs of 64 KiB+ over aes-256-ecb${workers ? ", on worker threads" : ""})` : "XTS over node:crypto aes-256-ecb (lib/crypt/xts.ts)",
+    xts: native ? (key) => nodeXts(key, workers) : (key) => makeXtsOverEcb(key, ecb(false), ecb(true)),
     seal: (key, plaintext, aad) => {
       const nonce = crypto.randomBytes(12)
       const cipher = crypto.createCipheriv("aes-256-gcm", key, nonce)
@@ -83,10 +100,12 @@ const make = (forceEcb: boolean): CryptoPrimitives | EncryptionError => {
 }
 
 let cached: CryptoPrimitives | EncryptionError | undefined
-/** The primitives of this runtime (native XTS where it exists). */
-export const nodeCrypto = (): CryptoPrimitives | EncryptionError => (cached ??= make(false))
-/** The same, always with XTS computed over ECB (to compare the two paths in tests and benchmarks). */
-export const nodeCryptoViaEcb = (): CryptoPrimitives | EncryptionError => make(true)
+/** The primitives of this runtime (native XTS where it exists, big runs on worker threads where they help). */
+export const nodeCrypto = (): CryptoPrimitives | EncryptionError => (cached ??= make(false, true))
+/** The same with every run inline, on the calling thread (simulators; comparisons in benchmarks). */
+export const nodeCryptoInline = (): CryptoPrimitives | EncryptionError => make(false, false)
+/** The same, always with XTS computed over ECB, inline (to compare the two paths in tests and benchmarks). */
+export const nodeCryptoViaEcb = (): CryptoPrimitives | EncryptionError => make(true, false)
 
 /** A key ring from a key file (`node start --encryption-key-file`); a missing, unreadable or malformed file is an error. */
 export const readKeyRing = (path: string): Effect.Effect<KeyRing, EncryptionError> =>

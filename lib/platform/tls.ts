@@ -12,6 +12,13 @@
  * (`rejectUnauthorized: false`, then `refusalOf`) because runtimes differ in what they report when
  * node:tls refuses one; a refused socket is destroyed before a byte is sent or read on it. Frames still leave in one
  * corked write per tick (socketLink), which becomes one TLS record rather than one per frame.
+ *
+ * Cipher suites: TLS_AES_128_GCM_SHA256 first (`cipherSuites`, the server's order wins), where
+ * node:tls would pick TLS_AES_256_GCM_SHA384: every byte of volume data is sealed on one side and
+ * opened on the other on the nodes' event loops, and with AES instructions (AES-NI, VAES) AES-128
+ * does 10 rounds to AES-256's 14. AES-128-GCM is TLS 1.3's mandatory suite and NIST-approved;
+ * the others stay allowed (a peer with another order still connects), ChaCha20 last (the choice
+ * of CPUs without AES instructions, which a node's peers are unlikely to be).
  */
 import * as net from "node:net"
 import * as tls from "node:tls"
@@ -36,6 +43,9 @@ const untrusted = new Set([
   "ERR_SSL_TLSV1_ALERT_UNKNOWN_CA", "ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE", "ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED",
   "ERR_SSL_PEER_DID_NOT_RETURN_A_CERTIFICATE", "ERR_SSL_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE", "ERR_SSL_TLSV1_ALERT_ACCESS_DENIED",
 ])
+/** TLS 1.3 suites in the order this end prefers (see the module doc). */
+export const cipherSuites = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+
 const expired = new Set(["CERT_HAS_EXPIRED", "CERT_NOT_YET_VALID", "ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED"])
 const notTls = new Set(["ERR_SSL_WRONG_VERSION_NUMBER", "ERR_SSL_HTTP_REQUEST", "ERR_SSL_HTTPS_PROXY_REQUEST", "ERR_SSL_PACKET_LENGTH_TOO_LONG", "ERR_SSL_UNKNOWN_PROTOCOL", "ERR_SSL_RECORD_LAYER_FAILURE"])
 
@@ -75,7 +85,7 @@ const contexts = (config: TlsConfig) => {
     if (identity === undefined) return undefined
     let context = cache.get(identity)
     if (!context) {
-      context = tls.createSecureContext({ ca: config.caPem, cert: identity.certPem, key: identity.keyPem, minVersion: "TLSv1.3" })
+      context = tls.createSecureContext({ ca: config.caPem, cert: identity.certPem, key: identity.keyPem, minVersion: "TLSv1.3", ciphers: cipherSuites })
       cache.set(identity, context)
     }
     return { identity, context }
@@ -172,7 +182,7 @@ const listenWith = (config: TlsConfig) => {
         const own = contextFor(address.host)
         if (!own) return resume(Effect.fail(noIdentity(address, address.host)))
         const server = tls.createServer({
-          ca: config.caPem, cert: own.identity.certPem, key: own.identity.keyPem, minVersion: "TLSv1.3",
+          ca: config.caPem, cert: own.identity.certPem, key: own.identity.keyPem, minVersion: "TLSv1.3", ciphers: cipherSuites, honorCipherOrder: true,
           requestCert: true, rejectUnauthorized: false, handshakeTimeout: options?.handshakeTimeoutMs ?? defaults.handshakeTimeoutMs, noDelay: true,
         })
         const sockets = serverTrack(server, accept, (error) => options?.onRefused?.(error), clock)

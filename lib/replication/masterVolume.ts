@@ -445,6 +445,11 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
       )
     }
 
+    /** An encrypted write chunk: `seal` gives its ciphertext (absent: `prepare` makes it, under the order lock). */
+    interface Encrypted {
+      readonly seal?: Effect.Effect<Uint8Array>
+    }
+
     const awaitReplicas = (waits: ReadonlyArray<Wait>) => {
       // One replica (the common case) is awaited in this fiber; several at once, each in its own.
       const acks = waits.length === 0 ? Effect.void
@@ -454,14 +459,33 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
     }
 
     /**
+     * Encrypted writes take turns: each is queued (reaches the order lock) after every encrypted
+     * write that took a permit before it, as a plain write would be, though their encryption runs
+     * concurrently, off the event loop (`encryptBackground`, a worker thread per core). A turn is
+     * taken with the in-flight permit, so a write holding a turn never waits for a permit.
+     */
+    let lastTurn: Deferred.Deferred<void> | undefined
+    const inTurn = (offset: number, encrypted: Encrypted, prepare: Effect.Effect<Uint8Array, VolumeError> | undefined) => {
+      const previous = lastTurn
+      const mine = Deferred.makeUnsafe<void>()
+      lastTurn = mine
+      const earlierQueued = previous ? Deferred.await(previous) : Effect.void
+      return Effect.gen(function* () {
+        const data = encrypted.seal ? yield* encrypted.seal : new Uint8Array(0)
+        yield* earlierQueued
+        return yield* queueChunk(MessageType.Write, offset, data, prepare)
+      }).pipe(Effect.ensuring(Effect.andThen(earlierQueued, Deferred.succeed(mine, undefined))))
+    }
+
+    /**
      * Buffer rule: the caller may reuse `data` once the write settled. Until then in-sync links
      * send (and resend) the caller's bytes; if the caller stops waiting (interruption), each link
      * still holding the frame takes its own copy before control returns to the caller.
      */
-    const writeChunk = (offset: number, data: Uint8Array, prepare?: Effect.Effect<Uint8Array, VolumeError>, acknowledged: readonly [number, number] = [offset, data.length]) =>
+    const writeChunk = (offset: number, data: Uint8Array, prepare?: Effect.Effect<Uint8Array, VolumeError>, acknowledged: readonly [number, number] = [offset, data.length], encrypted?: Encrypted) =>
       inflight.withPermits(1)(Effect.gen(function* () {
         lastForegroundMs = clock.currentTimeMillisUnsafe()
-        const waits = yield* queueChunk(MessageType.Write, offset, data, prepare)
+        const waits = yield* (encrypted ? inTurn(offset, encrypted, prepare) : queueChunk(MessageType.Write, offset, data, prepare))
         yield* awaitReplicas(waits).pipe(Effect.onInterrupt(() => Effect.sync(() => {
           for (const wait of waits) if ("done" in wait) wait.link.adoptBody(wait.done)
         })))
@@ -498,7 +522,7 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
         const to = Math.min(offset + data.length, end)
         const piece = data.subarray(from - offset, to - offset)
         if (from === at && to === end) {
-          chunks.push(Effect.suspend(() => writeChunk(at, encrypt.encrypt(at, piece), undefined, [from, to - from])))
+          chunks.push(writeChunk(at, piece, undefined, [from, to - from], { seal: encrypt.encryptBackground(at, piece) }))
           continue
         }
         const lastUnit = Math.floor((end - 1) / encrypt.unitBytes) * encrypt.unitBytes
@@ -509,9 +533,9 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
           if (head) merged.set(head, 0)
           if (tail) merged.set(tail, lastUnit - at)
           merged.set(piece, from - at)
-          return encrypt.encrypt(at, merged)
+          return yield* encrypt.encryptBackground(at, merged)
         })
-        chunks.push(writeChunk(at, new Uint8Array(0), prepare, [from, to - from]))
+        chunks.push(writeChunk(at, new Uint8Array(0), prepare, [from, to - from], {}))
       }
       return chunks.length === 1 ? chunks[0]! : settleAll(chunks)
     }
@@ -535,7 +559,8 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
         const span = unitSpan(offset, length, visibleBytes, cipher.unitBytes)
         return Effect.andThen(checkUsable, store.read(span.start, span.end - span.start).pipe(
           Effect.mapError(storeFailure(volume)),
-          Effect.map((stored) => cipher.decrypt(span.start, stored).subarray(offset - span.start, offset - span.start + length)),
+          Effect.flatMap((stored) => cipher.decryptBackground(span.start, stored)),
+          Effect.map((plain) => plain.subarray(offset - span.start, offset - span.start + length)),
         ))
       })
 

@@ -23,7 +23,7 @@ import { ControlStore } from "../control/ControlStore.ts"
 import { layerMemory } from "../control/embedded.ts"
 import { ClusterError, uidOf, type VolumeRecord } from "../cluster/records.ts"
 import { decodeNamespaceKey, unwrapNamespaceKey, unwrapVolumeCipher, type KeyRing } from "../crypt/keys.ts"
-import { EncryptionError, type CryptoPrimitives } from "../crypt/primitives.ts"
+import { EncryptionError, inlineXts, type CryptoPrimitives } from "../crypt/primitives.ts"
 import type { VolumeCipher } from "../crypt/volumeCipher.ts"
 import { mulberry32 } from "../core/seeded.ts"
 import { MiB, writeChunkBytesMax } from "../core/limits.ts"
@@ -242,7 +242,7 @@ const liveness = (world: SimWorld, convergeMs: number) =>
 const simKeyRing = (seed: number, crypto: CryptoPrimitives): KeyRing => {
   const random = mulberry32(seed ^ 0x6a09e667)
   const bytes = (count: number) => Uint8Array.from({ length: count }, () => Math.floor(random.next() * 256))
-  return { crypto: { ...crypto, randomBytes: bytes }, unwrappingKey: bytes(32), source: "the simulator's key" }
+  return { crypto: { ...crypto, randomBytes: bytes, xts: (key) => inlineXts(crypto.xts(key)) }, unwrappingKey: bytes(32), source: "the simulator's key" }
 }
 
 /** The cipher of an encrypted volume's record, unwrapped as a master does (from the namespace key record as committed). */

@@ -27,7 +27,7 @@ import { wrapStore, type BlockStore } from "../store/BlockStore.ts"
 import { makeMemoryStore, type MemoryStore } from "../store/memory.ts"
 import { Stores } from "../store/Stores.ts"
 import type { FailureMode } from "../volume/labels.ts"
-import type { CryptoPrimitives } from "../crypt/primitives.ts"
+import { inlineXts, type CryptoPrimitives } from "../crypt/primitives.ts"
 import { encryptionUnitBytes, makeVolumeCipher, type VolumeCipher } from "../crypt/volumeCipher.ts"
 import { makeSimNetwork, mulberry32, type SimFaults, type SimRandom } from "./simNetwork.ts"
 
@@ -138,7 +138,7 @@ export const runReplicationSim = (options: ReplicationSimOptions): Promise<Repli
   const random = mulberry32(seed)
   const netRandom = mulberry32(seed ^ 0x5bd1e995)
   const keyRandom = mulberry32(seed ^ 0x7f4a7c15)
-  const cipher = options.encryption ? makeVolumeCipher(options.encryption.xts(Uint8Array.from({ length: 64 }, () => Math.floor(keyRandom.next() * 256)))) : undefined
+  const cipher = options.encryption ? makeVolumeCipher(inlineXts(options.encryption.xts(Uint8Array.from({ length: 64 }, () => Math.floor(keyRandom.next() * 256))))) : undefined
   const recorder = recordingStores(cipher)
   const sizeBytes = options.sizeBytes ?? 2 * 1024 * 1024
   const writers = options.writers ?? 4

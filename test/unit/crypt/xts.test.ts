@@ -3,11 +3,13 @@
  * node:crypto has `aes-256-xts`, XTS over ECB elsewhere) and on the ECB path; both paths give the
  * same bytes for runs of units with big indices; the volume cipher's zero rule and unit spans.
  */
+import { Effect } from "effect"
 import { suite } from "uvu"
 import * as assert from "uvu/assert"
 import { EncryptionError, type CryptoPrimitives } from "../../../lib/crypt/primitives.ts"
 import { encryptionUnitBytes, isUnitAligned, makeVolumeCipher, unitSpan } from "../../../lib/crypt/volumeCipher.ts"
 import { nodeCrypto, nodeCryptoViaEcb } from "../../../lib/platform/nodeCrypto.ts"
+import { cryptWorkerCounts } from "../../../lib/platform/cryptWorkers.ts"
 import { mulberry32 } from "../../../lib/core/seeded.ts"
 
 const test = suite("crypt: AES-256-XTS")
@@ -49,6 +51,30 @@ test(`this runtime's XTS (${runtimeCrypto.xtsImplementation}) and XTS over ECB g
     assert.equal(ecbCrypto.xts(key).decrypt(first, encryptionUnitBytes, a), data)
     assert.equal(runtimeCrypto.xts(key).decrypt(first, encryptionUnitBytes, b), data)
   }
+})
+
+test(`big runs on worker threads (${runtimeCrypto.xtsImplementation}) give the inline bytes, and back`, async () => {
+  const key = random(64, 8)
+  const cipher = runtimeCrypto.xts(key)
+  const background = cipher.background
+  if (!background) {
+    console.log(`skipped the worker-thread comparison: ${runtimeCrypto.xtsImplementation} has no background (no native XTS, or one core)`)
+    return
+  }
+  const data = random(encryptionUnitBytes * 256 + 512, 9)
+  for (const first of [0, 2 ** 32 - 3]) {
+    const inline = cipher.encrypt(first, encryptionUnitBytes, data)
+    const [a, b] = await Effect.runPromise(Effect.all([background.encrypt(first, encryptionUnitBytes, data), background.encrypt(first + 1, encryptionUnitBytes, data)], { concurrency: 2 }))
+    assert.is(toHex(a!), toHex(inline), `first unit ${first}`)
+    assert.is(toHex(b!), toHex(cipher.encrypt(first + 1, encryptionUnitBytes, data)))
+    assert.equal(await Effect.runPromise(background.decrypt(first, encryptionUnitBytes, inline)), data)
+  }
+  const counts = cryptWorkerCounts()
+  assert.ok(counts.onWorkers >= 6 && counts.inline === 0, `every run was done on a worker thread, none fell back inline: ${JSON.stringify(counts)}`)
+  const volume = makeVolumeCipher(cipher)
+  const stored = new Uint8Array(background.minBytes * 2)
+  stored.set(volume.encrypt(0, data.subarray(0, background.minBytes)))
+  assert.equal(await Effect.runPromise(volume.decryptBackground(0, stored)), Uint8Array.from([...data.subarray(0, background.minBytes), ...new Uint8Array(background.minBytes)]), "never-written units read as zeros")
 })
 
 test("the same plaintext in two units, or under two keys, gives different ciphertext; one flipped bit garbles its 16-byte block only (XTS: no tamper detection)", () => {
