@@ -5,14 +5,11 @@
  */
 import { suite } from "uvu"
 import * as assert from "uvu/assert"
-import type { FaultWeights } from "../../lib/testing/clusterFaults.ts"
+import { noFaults, type FaultWeights } from "../../lib/testing/clusterFaults.ts"
 import { runClusterSim } from "../../lib/testing/clusterSim.ts"
 
 const test = suite("cluster simulation: named scenarios")
-const none: FaultWeights = {
-  "crash": 0, "power-loss": 0, "wipe": 0, "restore": 0, "isolate": 0, "block": 0, "reset": 0, "store-fault": 0,
-  "clock-step": 0, "pause": 0, "latency": 0, "recreate": 0, "image": 0, "resize": 0, "move": 0, "cordon": 0, "drain": 0,
-}
+const none = noFaults
 
 interface Scenario {
   readonly name: string
