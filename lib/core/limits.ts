@@ -72,6 +72,12 @@ export const handoverDrainMs = 10_000
 export const relocationCopiesMax = 1
 export const moveHandoverMs = 30_000
 export const moveSyncMs = 6 * 3_600_000
+/**
+ * A `volume update` that lowers the replica count below the in-sync replicas waits at most this
+ * long for the serving master to drop them (records.ts `trimReplicas`), then returns with the drop
+ * still pending (it happens once a master serves).
+ */
+export const updateTrimWaitMs = 10_000
 
 /** Default settings, each overridable through the API. */
 export const defaults = {
