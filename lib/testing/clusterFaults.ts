@@ -45,6 +45,16 @@ export const noFaults: FaultWeights = {
   "update": 0, "verify": 0,
 }
 
+/**
+ * Every operation among crashes, power losses, partitions, resets, pauses and store errors (the
+ * mix of test/sim/cluster-ops.test.ts and of the scenarios it found), over `noFaults`.
+ */
+export const operationsMix: FaultWeights = {
+  ...noFaults,
+  "update": 2, "resize": 0.6, "move": 1.2, "cordon": 0.4, "drain": 0.6, "verify": 0.6,
+  "crash": 1, "power-loss": 0.5, "isolate": 0.4, "block": 0.3, "reset": 0.4, "pause": 0.3, "store-fault": 0.4,
+}
+
 /** Disk images kept per store path (a restore picks one of them). */
 const imagesPerPathMax = 3
 

@@ -11,21 +11,17 @@
 import { suite } from "uvu"
 import * as assert from "uvu/assert"
 import { runClusterSim } from "../../lib/testing/clusterSim.ts"
-import { noFaults, type FaultWeights } from "../../lib/testing/clusterFaults.ts"
+import { operationsMix } from "../../lib/testing/clusterFaults.ts"
 
 const test = suite("cluster simulation: updates, resizes, moves, cordons, drains and verifies among the faults")
 const seedCount = Number(process.env.CLUSTER_OPS_SEEDS ?? 8)
 const seeds = process.env.SEED ? [Number(process.env.SEED)] : Array.from({ length: seedCount }, (_, i) => 101 + i)
-const mix: Partial<FaultWeights> = {
-  update: 2, resize: 0.6, move: 1.2, cordon: 0.4, drain: 0.6, verify: 0.6,
-  crash: 1, "power-loss": 0.5, isolate: 0.4, block: 0.3, reset: 0.4, pause: 0.3, "store-fault": 0.4,
-}
 
 test(`${seeds.length} seeds with every operation among the faults: every checker passes`, async () => {
   const totals: Record<string, number> = {}
   const failures: string[] = []
   for (const seed of seeds) {
-    const result = await runClusterSim({ seed, faultWeights: { ...noFaults, ...mix } })
+    const result = await runClusterSim({ seed, faultWeights: operationsMix })
     for (const [kind, n] of Object.entries(result.faults)) totals[kind] = (totals[kind] ?? 0) + n
     if (result.violations.length > 0) failures.push(`seed ${seed}: ${result.violations.slice(0, 3).join("; ")}\n    replay: SEED=${seed} node --import tsx test/run.ts --group sim cluster-ops`)
   }
