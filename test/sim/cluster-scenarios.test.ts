@@ -46,6 +46,10 @@ const scenarios: ReadonlyArray<Scenario> = [
   // it. Fixed: the surplus in-sync replicas are dropped by the serving master (records.ts
   // `trimReplicas`), which is sure to hold every acknowledged write. (Seed 8 of this mix too.)
   { name: "replicas lowered while the master had just lost power", seed: 67, faults: operationsMix, faultMs: 6000 },
+  // Two drains at once each placed an extra copy of one volume: the second replaced the first
+  // one's new copy, the first then failed, and the volume kept a replica more than it asked for.
+  // Fixed: no extra copy is placed while the volume has one beyond its count already.
+  { name: "two drains at once", seed: 10, faults: { move: 3, cordon: 0.5, drain: 1, crash: 1, "power-loss": 0.5, isolate: 0.4, reset: 0.4, pause: 0.3, "store-fault": 0.3 } },
 ]
 
 for (const { name, seed, faults, faultMs } of scenarios) {
