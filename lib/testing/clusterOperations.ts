@@ -15,7 +15,7 @@
  * expected, counted apart, never violations. `verifyCopies` is also the checker run on every
  * volume after convergence (clusterSim.ts).
  */
-import { Effect } from "effect"
+import { Effect, Schedule } from "effect"
 import type { VolumeRecord } from "../cluster/records.ts"
 import type { VolumeLabelChange } from "../cluster/types.ts"
 import type { VerifyReport } from "../replication/verify.ts"
@@ -190,7 +190,10 @@ export const verifyCopies = (world: SimWorld, volume: SimVolume) =>
     const via = masterNodeOf(world, volume)
     const record = volume.model.record
     if (!via || !record) return report(world, "no-convergence", `${volume.name}: no running master to verify the copies (record: ${record?.master ?? "none"})`)
-    const result = yield* Effect.result(via.verifyVolume(volume.name, { regionBytes: verifyRegionBytes }))
+    // A verify started during the faults may still run (one at a time per master session): wait for it, bounded.
+    const isBusy = (error: { readonly _tag: string }) => error._tag === "ReplicationError" && (error as { readonly reason?: string }).reason === "busy"
+    const result = yield* Effect.result(via.verifyVolume(volume.name, { regionBytes: verifyRegionBytes }).pipe(
+      Effect.retry({ while: isBusy, times: 60, schedule: Schedule.spaced(500) })))
     if (result._tag === "Failure") return report(world, "no-convergence", `${volume.name}: verify after convergence failed: ${result.failure.message}`)
     const verified = result.success
     if (reportDifferences(world, volume, verified, "after convergence") > 0) return
