@@ -41,8 +41,9 @@ export const replicasKept = (replicas: ReadonlyArray<ReplicaRecord>, count: numb
  * count that are not in sync are dropped now; in-sync ones beyond it stay, with `trimReplicas`
  * set, until the serving master drops them (`trimmedRecord`). Dropping them here lost
  * acknowledged writes when the master had just lost power, its lease not yet expired: the
- * dropped replicas were the only copies that held them (cluster simulator, cluster-ops seeds 8
- * and 67 of the scenarios). A count raised again clears a pending drop.
+ * dropped replicas were the only copies that held them (cluster simulator: seeds 8 and 67 of the
+ * operations mix with a 6 s fault phase; the scenario "replicas lowered while the master had just
+ * lost power"). A count raised again clears a pending drop.
  */
 export const withReplicaCount = (record: VolumeRecord): VolumeRecord => {
   const { trimReplicas: _pending, ...rest } = record
