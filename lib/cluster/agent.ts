@@ -20,6 +20,7 @@ import type { Membership } from "./membership.ts"
 import { encode, keys, uidOf, type MasterLease, type NodeRecord, type VolumeRecord } from "./records.ts"
 import { listMasterLeases, listNodes, listVolumes, type Versioned } from "./store.ts"
 import type { Copy, Publish } from "./types.ts"
+import { trimmedRecord } from "./volumeInfo.ts"
 import type { KeyRing } from "../crypt/keys.ts"
 import type { VolumeCipher } from "../crypt/volumeCipher.ts"
 import { volumeCipherOf } from "./volumeKeys.ts"
@@ -135,6 +136,18 @@ export const makeAgent = (options: AgentOptions) =>
         yield* roles.openMaster(copy, record, nodes, cipher)
       })
 
+    /**
+     * A lowered replica count's surplus in-sync replicas, dropped by the serving master (it holds
+     * every acknowledged write): one compare-and-swap on the record as this tick read it.
+     */
+    const trimReplicas = (record: VolumeRecord, revision: number) =>
+      Effect.gen(function* () {
+        const next = trimmedRecord(record)
+        const done = yield* control.transaction({ compare: [{ key: keys.volume(record.volume), revision }], put: [{ key: keys.volume(record.volume), value: encode(next) }] })
+        const dropped = record.replicas.filter((r) => !next.replicas.includes(r)).map((r) => r.node)
+        if (done.succeeded) publish("replicas-dropped", `${record.volume}: master ${me} dropped the replicas on ${dropped.join(", ") || "(none)"} (replica count lowered to ${record.spec.replicas})`, record.volume)
+      })
+
     const reconcileVolume = (record: VolumeRecord, revision: number, nodes: ReadonlyMap<string, NodeRecord>, leases: ReadonlyMap<string, Versioned<MasterLease>>, nodeLeases: ReadonlyMap<string, string | undefined>) =>
       Effect.gen(function* () {
         const held = leases.get(record.volume)
@@ -153,6 +166,7 @@ export const makeAgent = (options: AgentOptions) =>
             case "host-replica": return hostReplica(copy, record)
             case "update-spec": return Effect.sync(() => copy.master?.volume?.updateSpec(record.spec))
             case "reconcile-links": return copy.master ? roles.reconcileLinks(copy.master, record, nodes) : Effect.void
+            case "trim-replicas": return trimReplicas(record, revision)
             case "resize": return roles.reconcileResize(copy, record)
             case "mark-suspect": return Effect.sync(() => void (copy.suspect = true))
             case "claim": return claim(copy, record, revision, nodes, held, action.takeLease)

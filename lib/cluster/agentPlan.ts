@@ -64,6 +64,8 @@ export type CopyAction =
   /** Grow every copy to the record's `resizeToBytes` and commit it (resize.ts `resizeStep`), in the background. */
   | { readonly _tag: "resize" }
   | { readonly _tag: "reconcile-links" }
+  /** Drop the in-sync replicas a lowered replica count left over (records.ts `trimReplicas`); only a serving master does. */
+  | { readonly _tag: "trim-replicas" }
   | { readonly _tag: "mark-suspect" }
   /** Become master: decide on stepping down first (`stepDownDecision`), then take the master lease if `takeLease`, then open. */
   | { readonly _tag: "claim"; readonly takeLease: boolean }
@@ -89,6 +91,7 @@ export const planCopy = (record: VolumeRecord, me: string, copy: CopyFacts, fact
   if (masterState === "serving") {
     // A volume update: the serving master applies the record's spec at once (failure mode, tolerance, compression).
     if (copy.specDiffers) actions.push({ _tag: "update-spec" })
+    if (record.trimReplicas === true) actions.push({ _tag: "trim-replicas" })
     actions.push({ _tag: "reconcile-links" })
     // After the links: a replica added or revived this tick is opened at the grown size anyway.
     if (copy.resizePending) actions.push({ _tag: "resize" })

@@ -11,18 +11,19 @@ import type { Address } from "../net/Transport.ts"
 import { checkVolumeName, checkVolumeSize } from "../node/node.ts"
 import { applyRules, validateRule, type Rule } from "../policy/rules.ts"
 import type { MasterVolume } from "../replication/masterVolume.ts"
+import { updateTrimWaitMs } from "../core/limits.ts"
 import { checkSpecChange, isLabelKey, isLabelValue, labelCountMax, parseLabels } from "../volume/labels.ts"
 import type { KeyRing } from "../crypt/keys.ts"
 import { sealNewVolumeKey } from "./volumeKeys.ts"
 import { topologyOf } from "./controller.ts"
 import { loadOf, placeVolume } from "./placement.ts"
-import { ClusterError, decodeNodeConfig, encode, keys, type NodeConfig, type VolumeRecord } from "./records.ts"
+import { ClusterError, decodeNodeConfig, encode, keys, uidOf, type NodeConfig, type VolumeRecord } from "./records.ts"
 import { inProcessMaster } from "./processMasters.ts"
 import { getVolume, listNodeConfigs, listNodes, listVolumes, locateMaster } from "./store.ts"
 import { awaitResize, recordResize, resizeWaitMsDefault } from "./resize.ts"
 import type { CreateVolumeOptions, NodeConfigChange, NodeInfo, Publish, VolumeLabelChange } from "./types.ts"
 import { makeVolumeClient, type MasterLocation, type VolumeClient } from "./volumeClient.ts"
-import { replicasKept, volumeInfo } from "./volumeInfo.ts"
+import { volumeInfo, withReplicaCount } from "./volumeInfo.ts"
 
 // ---- Reads, for nodes and clients alike
 
@@ -158,8 +159,10 @@ export const makeClusterApi = (options: ClusterApiOptions) =>
 
     /**
      * A volume's labels changed at run time, validated as at creation. More replicas: the
-     * controller places and syncs them (with progress); fewer: in-sync replicas are kept first. A
-     * count the uncordoned nodes cannot hold is refused, naming what is allowed; nothing changes.
+     * controller places and syncs them (with progress); fewer: in-sync replicas are kept first,
+     * and the surplus in-sync ones are dropped by the serving master, not here (volumeInfo.ts
+     * `withReplicaCount`; this waits up to `updateTrimWaitMs` for it). A count the uncordoned nodes
+     * cannot hold is refused, naming what is allowed; nothing changes.
      */
     const changeVolumeLabels = (volume: string, change: VolumeLabelChange) =>
       Effect.gen(function* () {
@@ -184,15 +187,27 @@ export const makeClusterApi = (options: ClusterApiOptions) =>
           if (spec.replicas < record.replicas.length && !masterServes) {
             return yield* new ClusterError({ reason: "no-master", message: `cannot drop replicas of ${volume} now: its master ${record.master ?? "(none)"} is not serving, and a replica may be the copy a promotion needs; try again once it serves (replivol volume inspect ${volume}); nothing was changed` })
           }
-          const replicas = replicasKept(record.replicas, spec.replicas)
-          const next: VolumeRecord = { ...record, labels, spec, replicas }
+          const next = withReplicaCount({ ...record, labels, spec })
           const done = yield* control.transaction({ compare: [{ key: keys.volume(volume), revision: found.revision }], put: [{ key: keys.volume(volume), value: encode(next) }] })
           if (!done.succeeded) continue
-          const dropped = record.replicas.filter((r) => !replicas.includes(r)).map((r) => r.node)
-          publish("volume-updated", `${volume} updated: replicas ${record.spec.replicas} → ${spec.replicas}, failure mode ${spec.failureMode} (tolerance ${spec.failureTolerance})${dropped.length > 0 ? `, replicas dropped from ${dropped.join(", ")}` : ""}`, volume)
-          return volumeInfo(next, alive)
+          const dropped = record.replicas.filter((r) => !next.replicas.includes(r)).map((r) => r.node)
+          const trimming = next.trimReplicas === true ? `; its master ${next.master ?? "(none)"} drops ${next.replicas.length - spec.replicas} in-sync ${next.replicas.length - spec.replicas === 1 ? "replica" : "replicas"}` : ""
+          publish("volume-updated", `${volume} updated: replicas ${record.spec.replicas} → ${spec.replicas}, failure mode ${spec.failureMode} (tolerance ${spec.failureTolerance})${dropped.length > 0 ? `, replicas dropped from ${dropped.join(", ")}` : ""}${trimming}`, volume)
+          return volumeInfo(next.trimReplicas === true ? yield* awaitTrim(volume, uidOf(next)) : next, alive)
         }
         return yield* new ClusterError({ reason: "conflict", message: `volume ${volume} kept changing while updating; try again` })
+      })
+
+    /** Waits (bounded) for the serving master to drop a lowered count's surplus replicas; the record as it is then. */
+    const awaitTrim = (volume: string, uid: string) =>
+      Effect.gen(function* () {
+        const deadline = now() + updateTrimWaitMs
+        for (;;) {
+          const found = yield* getVolume(volume)
+          if (!found) return yield* notFound(volume)
+          if (found.value.trimReplicas !== true || uidOf(found.value) !== uid || now() >= deadline) return found.value
+          yield* Effect.sleep(Math.min(100, tickMs))
+        }
       })
 
     /**

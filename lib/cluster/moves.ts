@@ -13,7 +13,7 @@
  */
 import { Clock, Effect, Random, type Scope } from "effect"
 import { ControlStore, type ControlError, type ControlStoreShape } from "../control/ControlStore.ts"
-import { moveHandoverMs, moveSyncMs } from "../core/limits.ts"
+import { moveHandoverMs, moveSyncMs, relocationCopiesMax } from "../core/limits.ts"
 import { topologyOf } from "./controller.ts"
 import { drainSteps, holdsCopies, isInSyncReplica, masterServes, moveRefusal, withExtraReplica, type MoveView } from "./movePlan.ts"
 import { attemptsFor, makeStatusWriter, readDrainStatus, readMoveStatus } from "./opStatus.ts"
@@ -109,11 +109,21 @@ export const makeMoves = (options: MovesOptions) =>
         }
       })
 
-    /** Places an extra copy of the volume on `node` unless it has one (the master must still be `master`, no move pending). */
+    /**
+     * Places an extra copy of the volume on `node` unless it has one (the master must still be
+     * `master`, no move pending, and no other extra copy there: at most `relocationCopiesMax`
+     * beyond the replica count). Two drains at once each placed one: the second replaced the
+     * first one's new copy, the first then failed, and the volume kept a replica more than it
+     * asked for (cluster simulator, cluster-moves seed 10).
+     */
     const addCopy = (volume: string, node: string, master: string | undefined) =>
       updateVolume(volume, (r) => {
         if (r.master !== master || r.move !== undefined && r.move.abandoned === undefined) return fail("conflict", `volume ${volume} changed (its master or a move) before a copy could be placed on ${node}; run it again`)
-        return r.replicas.some((x) => x.node === node) ? undefined : withExtraReplica(r, node)
+        if (r.replicas.some((x) => x.node === node)) return undefined
+        if (r.replicas.length >= r.spec.replicas + relocationCopiesMax) {
+          return fail("conflict", `volume ${volume} already has ${r.replicas.length} copies besides its master for ${r.spec.replicas} replicas (another move or drain is syncing one, or a lowered replica count is being applied); run it again once that is done; nothing was changed`)
+        }
+        return withExtraReplica(r, node)
       })
 
     /** Drops the copy on `node` again (a move or drain that failed after placing it), if nothing else changed. */

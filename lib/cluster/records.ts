@@ -109,6 +109,13 @@ export interface VolumeRecord {
   readonly move?: VolumeMove
   /** The master of `epoch` took over from `from` by a planned hand-over that drained every write (cluster/handover.ts). */
   readonly handover?: { readonly from: string; readonly epoch: number }
+  /**
+   * A volume update lowered the replica count below the in-sync replicas: the serving master
+   * drops the surplus (volumeInfo.ts `trimmedRecord`), never the API — only a master that serves
+   * is sure to hold every acknowledged write, and one that died a moment ago still looks alive
+   * until its lease expires. Absent when nothing is to drop.
+   */
+  readonly trimReplicas?: true
 }
 
 /**
@@ -177,7 +184,8 @@ export const decodeVolume = (key: string, text: string): VolumeRecord | ClusterE
     value.replicas.every((r) => isRecord(r) && typeof r.node === "string" && replicaStates.has(r.state as string)) &&
     (value.resizeToBytes === undefined || (isCount(value.resizeToBytes) && value.resizeToBytes > (value.sizeBytes as number))) &&
     (value.encryption === undefined || isVolumeEncryption(value.encryption)) &&
-    (value.move === undefined || (isRecord(value.move) && typeof value.move.to === "string" && isCount(value.move.requestedAtMs)))
+    (value.move === undefined || (isRecord(value.move) && typeof value.move.to === "string" && isCount(value.move.requestedAtMs))) &&
+    (value.trimReplicas === undefined || value.trimReplicas === true)
   if (!ok) return new ClusterError({ reason: "corrupt-record", message: `volume record ${key} is malformed` })
   return { rulesApplied: [], ...value } as unknown as VolumeRecord
 }

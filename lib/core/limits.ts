@@ -98,6 +98,13 @@ export const opStatusFinalWriteAttemptsMax = 150
  */
 export const clientOpenWaitMs = 250
 
+/**
+ * A `volume update` that lowers the replica count below the in-sync replicas waits at most this
+ * long for the serving master to drop them (records.ts `trimReplicas`), then returns with the drop
+ * still pending (it happens once a master serves).
+ */
+export const updateTrimWaitMs = 10_000
+
 /** Default settings, each overridable through the API. */
 export const defaults = {
   /** Port of the replication protocol (StorageOS: tcp/5703). */

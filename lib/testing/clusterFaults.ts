@@ -15,9 +15,11 @@
  * - latency: the node's control-store calls take a long time for a while;
  * - recreate: a volume is deleted and created again while a node holding a copy is away;
  * - image: a node's disks are imaged (for a later restore; no fault by itself);
- * - move / cordon / drain: operations, not faults: a volume's master is moved to a random node
- *   (`volume move`; refusals are expected and counted), a node is cordoned for a while, a node is
- *   drained (`node drain`) and uncordoned after — among the faults, each bounded in time.
+ * - resize / update / move / cordon / drain / verify: operations, not faults (clusterOperations.ts):
+ *   a volume grows online, its labels change (replica count up or down, failure mode and
+ *   tolerance, nocompress, hint.master), its master moves to a random node, a node is cordoned
+ *   for a while or drained, a volume's copies are verified against its master — among the
+ *   faults, each bounded in time; refusals are expected and counted.
  *
  * A fault that would destroy the last copy holding the acknowledged writes (a wipe or a restore
  * of it) becomes a plain crash; a power loss of the last holder is allowed and tells the model
@@ -27,18 +29,34 @@ import { Effect } from "effect"
 import type { StoreErrorReason } from "../store/BlockStore.ts"
 import type { MemoryStoreOperation } from "../store/memory.ts"
 import { VolumeModel } from "./clusterModel.ts"
-import { copiesOn, count, report, hostOf, nodeCount, runningNodes, startHost, stopHost, type SimVolume, type SimWorld } from "./clusterWorld.ts"
+import { between, copiesOn, count, report, hostOf, nodeCount, runningNodes, startHost, stopHost, type SimVolume, type SimWorld } from "./clusterWorld.ts"
+import { cordon, drain, move, resize, update, verifyDuringFaults } from "./clusterOperations.ts"
 
 export type FaultKind =
   | "crash" | "power-loss" | "wipe" | "restore" | "isolate" | "block" | "reset" | "store-fault"
-  | "clock-step" | "pause" | "latency" | "recreate" | "image" | "resize" | "move" | "cordon" | "drain"
+  | "clock-step" | "pause" | "latency" | "recreate" | "image" | "resize" | "move" | "cordon" | "drain" | "update" | "verify"
 
 export type FaultWeights = Readonly<Record<FaultKind, number>>
 
+/** Every weight 0: a scenario spreads its own mix over this. */
+export const noFaults: FaultWeights = {
+  "crash": 0, "power-loss": 0, "wipe": 0, "restore": 0, "isolate": 0, "block": 0, "reset": 0, "store-fault": 0,
+  "clock-step": 0, "pause": 0, "latency": 0, "recreate": 0, "image": 0, "resize": 0, "move": 0, "cordon": 0, "drain": 0,
+  "update": 0, "verify": 0,
+}
+
+/**
+ * Every operation among crashes, power losses, partitions, resets, pauses and store errors (the
+ * mix of test/sim/cluster-ops.test.ts and of the scenarios it found), over `noFaults`.
+ */
+export const operationsMix: FaultWeights = {
+  ...noFaults,
+  "update": 2, "resize": 0.6, "move": 1.2, "cordon": 0.4, "drain": 0.6, "verify": 0.6,
+  "crash": 1, "power-loss": 0.5, "isolate": 0.4, "block": 0.3, "reset": 0.4, "pause": 0.3, "store-fault": 0.4,
+}
+
 /** Disk images kept per store path (a restore picks one of them). */
 const imagesPerPathMax = 3
-
-const between = (world: SimWorld, lowMs: number, highMs: number) => lowMs + Math.floor(world.faultRandom.next() * (highMs - lowMs + 1))
 
 /** Tells every volume model that `node`'s copies lost writes; returns false if that would destroy a last holder (and changes nothing). */
 const damageCopies = (world: SimWorld, node: string, destroys: boolean): boolean => {
@@ -221,74 +239,6 @@ export const createVolume = (world: SimWorld, volume: SimVolume, sizeBytes: numb
     }
   })
 
-/** How far a resize fault grows a volume at most, against its size at creation (keeps the sparse pages bounded). */
-const resizeGrowthMax = 4
-
-/**
- * A volume grows online (`volume resize`, through some running node): the request is recorded and
- * the fault returns; the master grows every copy and commits while the other faults go on, and
- * the model follows the committed size (clusterSim.ts). Converged, every copy must have it.
- */
-const resize = (world: SimWorld, _index: number) =>
-  Effect.gen(function* () {
-    const volume = world.volumes[Math.floor(world.faultRandom.next() * world.volumes.length)]!
-    const record = volume.model.record
-    const via = runningNodes(world)[0]?.node
-    if (!record || !via) return
-    const base = record.resizeToBytes ?? record.sizeBytes
-    const next = Math.min(base + (1 + Math.floor(world.faultRandom.next() * 4)) * 1024 * 1024, volume.createdBytes * resizeGrowthMax)
-    if (next <= base) return
-    const result = yield* Effect.result(via.resizeVolume(volume.name, next, 0))
-    if (result._tag === "Success") count(world, "resize", `${volume.name} to ${next}`)
-  })
-
-/** Bound of one move or drain in the simulator (a refused one returns at once). */
-const operationMaxMs = 30_000
-
-/** Runs `operation` through some running node within `operationMaxMs`; counts it done, refused (a typed reason) or cut short. */
-const operate = (world: SimWorld, name: string, target: string, operation: (via: NonNullable<SimWorld["slots"][number]["node"]>) => Effect.Effect<unknown, { readonly _tag: string; readonly reason?: string }>) =>
-  Effect.gen(function* () {
-    const via = runningNodes(world)[Math.floor(world.faultRandom.next() * Math.max(1, runningNodes(world).length))]?.node
-    if (!via) return
-    const result = yield* Effect.result(operation(via).pipe(Effect.timeoutOrElse({ duration: operationMaxMs, orElse: () => Effect.succeed("timeout" as const) })))
-    count(world, result._tag === "Failure" ? `${name}-refused` : result.success === "timeout" ? `${name}-cut-short` : name, target)
-  })
-
-/** A volume's master moves to a random node (often refused: the node is its master, down or cordoned). */
-const move = (world: SimWorld, index: number) => {
-  const volume = world.volumes[Math.floor(world.faultRandom.next() * world.volumes.length)]!
-  const to = world.slots[index]!.host.name
-  return operate(world, "move", `${volume.name} → ${to}`, (via) => via.moveVolume(volume.name, to))
-}
-
-/** Sets the node's cordon through some running node, retrying while the control store is out of reach. */
-const setCordon = (world: SimWorld, node: string, cordoned: boolean) =>
-  Effect.gen(function* () {
-    for (let attempt = 0; attempt < 50; attempt++) {
-      const via = runningNodes(world)[0]?.node
-      const result = via ? yield* Effect.result(via.configureNode(node, { cordoned })) : undefined
-      if (result?._tag === "Success") return
-      yield* Effect.sleep(100)
-    }
-  })
-
-const cordon = (world: SimWorld, index: number) =>
-  Effect.gen(function* () {
-    const node = world.slots[index]!.host.name
-    yield* setCordon(world, node, true)
-    count(world, "cordon", node)
-    yield* Effect.sleep(between(world, 500, 4000))
-    yield* setCordon(world, node, false)
-  })
-
-/** The node is drained (or the drain refused), then uncordoned so it takes copies again. */
-const drain = (world: SimWorld, index: number) =>
-  Effect.gen(function* () {
-    const node = world.slots[index]!.host.name
-    yield* operate(world, "drain", node, (via) => via.drainNode(node))
-    yield* setCordon(world, node, false)
-  })
-
 type Action = (world: SimWorld, index: number) => Effect.Effect<void>
 
 const actions: Readonly<Record<FaultKind, Action>> = {
@@ -309,6 +259,8 @@ const actions: Readonly<Record<FaultKind, Action>> = {
   "move": move,
   "cordon": cordon,
   "drain": drain,
+  "update": update,
+  "verify": verifyDuringFaults,
 }
 
 /** Faults that need the target's process running. */

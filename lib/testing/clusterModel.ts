@@ -14,8 +14,13 @@
  * fault generator never wipes or rolls back the last holder (that loss would be the disk's fault,
  * not the cluster's), and a power loss of the last holder is the one legitimate loss above.
  * Records are read as typed data from the control store's commits, never from event text.
+ *
+ * Spec: a volume's spec (replica count, failure mode and tolerance, nocompress, hint) changes only
+ * by a `volume update`: a committed record may change it only to the spec of an update under way
+ * (`updatesInFlight`), so an older spec written back by another writer is seen at its commit.
  */
 import type { VolumeRecord } from "../cluster/records.ts"
+import type { VolumeSpec } from "../volume/labels.ts"
 
 export const blockBytes = 4096
 export const sectorBytes = 512
@@ -41,6 +46,15 @@ export const sameBytes = (a: Uint8Array, b: Uint8Array): boolean => {
   return true
 }
 
+/** Whether two specs ask for the same thing (every field a volume update or a creation sets). */
+export const sameSpec = (a: VolumeSpec, b: VolumeSpec): boolean =>
+  a.replicas === b.replicas && a.failureMode === b.failureMode && a.failureTolerance === b.failureTolerance && a.nocompress === b.nocompress &&
+  a.hintMaster === b.hintMaster && a.topologyKey === b.topologyKey && (a.encryption === true) === (b.encryption === true)
+
+/** How a spec reads in a violation. */
+export const showSpec = (spec: VolumeSpec): string =>
+  `replicas ${spec.replicas}, ${spec.failureMode} (tolerance ${spec.failureTolerance})${spec.nocompress ? ", nocompress" : ""}${spec.hintMaster === undefined ? "" : `, hint ${spec.hintMaster}`}`
+
 export class VolumeModel {
   readonly blocks = new Map<number, BlockState>()
   /** Nodes whose copy holds every acknowledged write (see the module comment). */
@@ -50,6 +64,8 @@ export class VolumeModel {
   /** The last committed record of this volume instance. */
   record: VolumeRecord | undefined
   acknowledged = 0
+  /** Specs asked for by `volume update` calls under way (clusterOperations.ts). */
+  readonly updatesInFlight: VolumeSpec[] = []
   #ackIndex = 0
 
   /** `uid`: the volume instance's id (adopted from its first committed record when undefined). */

@@ -15,7 +15,12 @@
  *    older epoch once a newer one acknowledged;
  *  - only complete copies promoted: when a record commits a promotion, the promoted copy already
  *    holds every acknowledged write;
- *  - convergence: healthy, one master, every in-sync copy byte-identical to the master's.
+ *  - no lost update: a record's spec changes only to the spec of a `volume update` under way;
+ *  - convergence: healthy, one master, exactly the requested number of replicas (the count the
+ *    last update asked for), every in-sync copy byte-identical to the master's;
+ *  - verify: `volume verify` on every volume's master after convergence reports no differing
+ *    region and compares every in-sync replica (and, with the `verify` operation among the
+ *    faults, no verify under way reports one either).
  */
 import { Clock, Effect, Fiber, Layer, Random, Scheduler, Scope, Exit } from "effect"
 import { TestClock } from "effect/testing"
@@ -31,7 +36,8 @@ import { Entropy, seededEntropy } from "../net/entropy.ts"
 import { makeMemoryStores } from "../store/Stores.ts"
 import type { MemoryStore } from "../store/memory.ts"
 import type { FailureMode } from "../volume/labels.ts"
-import { blockBytes, VolumeModel } from "./clusterModel.ts"
+import { blockBytes, sameSpec, showSpec, VolumeModel } from "./clusterModel.ts"
+import { verifyCopies } from "./clusterOperations.ts"
 import { chaos, createVolume, type FaultWeights } from "./clusterFaults.ts"
 import { copyPath, hostOf, nameOf, nodeCount, noteAcknowledged, observeCommits, report, runningNodes, startHost, type SimVolume, type SimWorld, type Violation, type ViolationKind } from "./clusterWorld.ts"
 import { writer, type WorkloadShape } from "./clusterWorkload.ts"
@@ -59,11 +65,12 @@ export interface ClusterSimOptions {
  * What a checker test breaks: an acknowledged block overwritten on every copy (no acknowledged
  * write lost), one in-sync replica's bytes changed (byte-identical copies), the first promoted copy
  * changed before the check (only complete copies promoted), an acknowledgement from an older epoch
- * (never two masters).
+ * (never two masters), one in-sync replica's bytes changed after the other checks and before the
+ * verify (the verify checker alone can see it).
  */
 export type { ViolationKind }
 
-export type Sabotage = "lose-acknowledged-write" | "diverge-replica" | "promote-incomplete" | "second-master"
+export type Sabotage = "lose-acknowledged-write" | "diverge-replica" | "promote-incomplete" | "second-master" | "corrupt-before-verify"
 
 const junk = new Uint8Array(blockBytes).fill(0xee)
 /** Overwrites bytes of a memory store directly (sabotage only: the store is open, the write synchronous). */
@@ -117,7 +124,7 @@ const drawProfile = (seed: number) => {
     // Off unless a scenario's `faultWeights` asks for it: a weight drawn here would change every seed's run.
     "resize": 0,
     // Operations among the faults: off in the seeded sweep (its seeds replay as before), on in named scenarios.
-    "move": 0, "cordon": 0, "drain": 0,
+    "move": 0, "cordon": 0, "drain": 0, "update": 0, "verify": 0,
   }
   const workload: WorkloadShape = { flushProbability: pick([0, 0.02, 0.1]), runProbability: pick([0, 0.05, 0.2]), hugeProbability: pick([0, 0, 0.003, 0.01]) }
   const latencies: ControlLatency[] = Array.from({ length: nodeCount }, () => ({ baseMaxMs: pick([0, 1, 5, 20]), spikeProbability: pick([0, 0.002, 0.01]), spikeMs: 300 }))
@@ -134,6 +141,9 @@ const onRecord = (world: SimWorld) => (name: string, record: VolumeRecord | Clus
   if (model.uid === undefined && model.record === undefined) model.uid = record.uid
   if (record.uid !== model.uid) return
   const previous = model.record
+  if (previous !== undefined && !sameSpec(previous.spec, record.spec) && !model.updatesInFlight.some((spec) => sameSpec(spec, record.spec))) {
+    report(world, "lost-update", `${name}: its record's spec changed from ${showSpec(previous.spec)} to ${showSpec(record.spec)} (epoch ${record.epoch}) with no volume update asking for it under way`)
+  }
   model.committed(record)
   // A committed resize: the workload addresses the grown volume from now on.
   volume.sizeBytes = model.sizeBytes
@@ -203,6 +213,29 @@ const checkCopies = (world: SimWorld, volume: SimVolume) =>
     }
   })
 
+/**
+ * Converged with the requested count: the record holds exactly the replicas its spec asks for
+ * (the count the last update asked for), each in sync, on distinct nodes other than the master.
+ */
+const checkReplicaCount = (world: SimWorld, volume: SimVolume) => {
+  const record = volume.model.record
+  if (!record) return report(world, "no-convergence", `${volume.name}: no record after convergence`)
+  const nodes = new Set(record.replicas.map((r) => r.node))
+  const inSync = record.replicas.filter((r) => r.state === "in-sync").length
+  if (record.replicas.length !== record.spec.replicas || inSync !== record.spec.replicas || nodes.size !== record.replicas.length || (record.master !== undefined && nodes.has(record.master))) {
+    report(world, "no-convergence", `${volume.name}: asks for ${record.spec.replicas} replicas, converged with master ${record.master} and ${JSON.stringify(record.replicas.map((r) => `${r.node}:${r.state}`))}`)
+  }
+}
+
+/** One in-sync replica of the first volume that has one, changed behind the cluster's back (sabotage of the verify checker). */
+const corruptOneReplica = (world: SimWorld) => {
+  for (const volume of world.volumes) {
+    const replica = volume.model.record?.replicas.find((r) => r.state === "in-sync")
+    const store = replica ? world.stores.byPath.get(copyPath(replica.node, volume.name)) : undefined
+    if (store) return overwrite(store, Math.floor(store.sizeBytes / 2 / blockBytes) * blockBytes, junk)
+  }
+}
+
 /** Whether the volume's resizes (if any) are done within `timeoutMs`: no size still asked for. */
 const resized = (world: SimWorld, volume: SimVolume, timeoutMs: number) =>
   Effect.gen(function* () {
@@ -235,6 +268,12 @@ const liveness = (world: SimWorld, convergeMs: number) =>
       const checked = yield* Effect.result(checkContents(world, volume))
       if (checked._tag === "Failure") report(world, "no-convergence", `${volume.name}: final read failed: ${String((checked.failure as { message?: string }).message)}`)
       yield* checkCopies(world, volume)
+    }
+    // After the other checks (they stay as they were): the record's replica count, then a verify of each volume.
+    if (world.sabotage === "corrupt-before-verify") corruptOneReplica(world)
+    for (const volume of world.volumes) {
+      checkReplicaCount(world, volume)
+      yield* verifyCopies(world, volume)
     }
   })
 

@@ -87,6 +87,10 @@ export interface Violation {
 
 export type ViolationKind =
   | "lost-write" | "two-masters" | "incomplete-promotion" | "diverged-copy" | "no-convergence" | "run-failed"
+  /** `volume verify` found a region of an in-sync copy that differs from the master's. */
+  | "verify-difference"
+  /** A record's spec changed to one no `volume update` under way asked for (an older spec written back). */
+  | "lost-update"
 
 export const report = (world: SimWorld, kind: ViolationKind, message: string) => void world.violations.push({ kind, message })
 
@@ -94,6 +98,9 @@ export const nodeCount = 5
 export const hostOf = (index: number) => `127.0.0.${index + 1}`
 export const nameOf = (index: number) => `n${index + 1}`
 export const copyPath = (node: string, volume: string) => `/sim/${node}/copies/${volume}.img`
+
+/** A duration drawn from the faults' stream, `lowMs..highMs` inclusive. */
+export const between = (world: SimWorld, lowMs: number, highMs: number) => lowMs + Math.floor(world.faultRandom.next() * (highMs - lowMs + 1))
 
 export const count = (world: SimWorld, fault: string, target?: string) => {
   world.counters.faults[fault] = (world.counters.faults[fault] ?? 0) + 1

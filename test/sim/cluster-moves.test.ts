@@ -8,13 +8,10 @@
 import { suite } from "uvu"
 import * as assert from "uvu/assert"
 import { runClusterSim } from "../../lib/testing/clusterSim.ts"
-import type { FaultWeights } from "../../lib/testing/clusterFaults.ts"
+import { noFaults, type FaultWeights } from "../../lib/testing/clusterFaults.ts"
 
 const test = suite("cluster simulation: moves, cordons and drains among the faults")
-const none: FaultWeights = {
-  "crash": 0, "power-loss": 0, "wipe": 0, "restore": 0, "isolate": 0, "block": 0, "reset": 0, "store-fault": 0,
-  "clock-step": 0, "pause": 0, "latency": 0, "recreate": 0, "image": 0, "resize": 0, "move": 0, "cordon": 0, "drain": 0,
-}
+const none = noFaults
 // OPS_SIM_SEEDS: how many (10; the library runs on Node 22 and Bun take 3: test/all.ts).
 const seeds = process.env.SEED ? [Number(process.env.SEED)] : Array.from({ length: Number(process.env.OPS_SIM_SEEDS ?? 10) }, (_, i) => i + 1)
 const mix: Partial<FaultWeights> = { move: 3, cordon: 0.5, drain: 1, crash: 1, "power-loss": 0.5, isolate: 0.4, reset: 0.4, pause: 0.3, "store-fault": 0.3 }

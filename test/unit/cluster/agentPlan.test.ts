@@ -39,6 +39,14 @@ test("a master claims only with a valid lease and no other holder's master lease
   assert.equal(tags(planCopy(r, "me", { ...noRole, masterEpoch: 5, masterState: "fenced", fencedReason: "store-failed" }, leased)), ["mark-suspect", "close-master"])
 })
 
+test("a lowered replica count's surplus in-sync replicas are dropped by the serving master only (not while it opens or is fenced, never by a replica)", () => {
+  const r: VolumeRecord = { ...record("me", [{ node: "a", state: "in-sync" }, { node: "b", state: "in-sync" }]), spec: { ...record("me", []).spec, replicas: 1 }, trimReplicas: true }
+  assert.equal(tags(planCopy(r, "me", { ...noRole, masterEpoch: 5, masterState: "serving" }, leased)), ["trim-replicas", "reconcile-links"])
+  assert.equal(tags(planCopy(r, "me", { ...noRole, masterEpoch: 5, masterState: "opening" }, leased)), [])
+  assert.equal(tags(planCopy(r, "me", { ...noRole, masterEpoch: 5, masterState: "fenced", fencedReason: "closed" }, leased)), ["close-master"])
+  assert.not.ok(tags(planCopy({ ...r, master: "a", replicas: [{ node: "me", state: "in-sync" }] }, "me", noRole, leased)).includes("trim-replicas"))
+})
+
 const stepFacts: StepDownFacts = {
   me: "me", own: { volume: "ns/v", sizeBytes: 1 << 20, epoch: 5, role: "master", state: "complete", updatedAtMs: 0, uid: "u1" },
   suspect: false, createdEmpty: false, recordedInSync: false, recentKnown: true,
