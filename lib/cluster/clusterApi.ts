@@ -19,7 +19,7 @@ import { topologyOf } from "./controller.ts"
 import { loadOf, placeVolume } from "./placement.ts"
 import { ClusterError, decodeNodeConfig, encode, keys, uidOf, type NodeConfig, type VolumeRecord } from "./records.ts"
 import { inProcessMaster } from "./processMasters.ts"
-import { getVolume, listNodeConfigs, listNodes, listVolumes, locateMaster } from "./store.ts"
+import { casAttemptsMax, getVolume, listNodeConfigs, listNodes, listVolumes, locateMaster } from "./store.ts"
 import { awaitResize, recordResize, resizeWaitMsDefault } from "./resize.ts"
 import type { CreateVolumeOptions, NodeConfigChange, NodeInfo, Publish, VolumeLabelChange } from "./types.ts"
 import { makeVolumeClient, type MasterLocation, type VolumeClient } from "./volumeClient.ts"
@@ -235,13 +235,18 @@ export const makeClusterApi = (options: ClusterApiOptions) =>
         }
       })
 
+    /** Deletes the record as read; one that changed meanwhile (sync progress, an in-sync mark) is read again, up to `casAttemptsMax` times. */
     const deleteVolume = (volume: string) =>
       Effect.gen(function* () {
-        const found = yield* getVolume(volume)
-        if (!found) return yield* notFound(volume)
-        const done = yield* control.transaction({ compare: [{ key: keys.volume(volume), revision: found.revision }], delete: [keys.volume(volume), keys.master(volume), keys.moveStatus(volume)] })
-        if (!done.succeeded) return yield* new ClusterError({ reason: "conflict", message: `volume ${volume} changed while deleting; try again` })
-        publish("volume-deleted", `${volume} deleted`, volume)
+        for (let attempt = 0; attempt < casAttemptsMax; attempt++) {
+          const found = yield* getVolume(volume)
+          if (!found) return yield* notFound(volume)
+          const done = yield* control.transaction({ compare: [{ key: keys.volume(volume), revision: found.revision }], delete: [keys.volume(volume), keys.master(volume), keys.moveStatus(volume)] })
+          if (!done.succeeded) continue
+          publish("volume-deleted", `${volume} deleted`, volume)
+          return
+        }
+        return yield* new ClusterError({ reason: "conflict", message: `volume ${volume} kept changing while deleting (${casAttemptsMax} tries); try again` })
       })
 
     const listNodesInfo = Effect.gen(function* () {
