@@ -136,18 +136,20 @@ export const makeMasterRoles = (options: MasterRolesOptions) =>
         if (done.succeeded) publish("master-stepped-down", `${me} steps down as master of ${record.volume}: its copy cannot prove it holds every acknowledged write; an in-sync replica takes over`, record.volume)
       })
 
+    /** Runs `effect` in the master's scope unless one with the same key is still running. */
+    const inBackground = (role: MasterRole, key: string, effect: Effect.Effect<void, unknown>) =>
+      Effect.suspend(() => {
+        if (role.busy.has(key)) return Effect.void
+        role.busy.add(key)
+        const done = Effect.sync(() => void role.busy.delete(key))
+        return Effect.asVoid(Effect.forkIn(Effect.ensuring(Effect.ignore(effect), done), role.scope))
+      })
+
     /** Keeps an open master's links in line with its record, and the record with its links (`planLinks`, executed). */
     const reconcileLinks = (role: MasterRole, record: VolumeRecord, nodes: ReadonlyMap<string, NodeRecord>) =>
       Effect.gen(function* () {
         const volume = role.volume!
-        /** Runs `effect` in the master's scope unless one with the same key is still running. */
-        const background = (key: string, effect: Effect.Effect<void, unknown>) =>
-          Effect.suspend(() => {
-            if (role.busy.has(key)) return Effect.void
-            role.busy.add(key)
-            const done = Effect.sync(() => void role.busy.delete(key))
-            return Effect.asVoid(Effect.forkIn(Effect.ensuring(Effect.ignore(effect), done), role.scope))
-          })
+        const background = (key: string, effect: Effect.Effect<void, unknown>) => inBackground(role, key, effect)
         const links = volume.links()
         const facts = links.map((l) => ({ node: l.target.node, address: l.target.address, state: l.state(), completed: l.completed() }))
         const actions = planLinks(record, facts, (n) => targetOf(n, nodes), { nowMs: now(), reviveAtMs: role.reviveAtMs, progressAtMs: role.progressAtMs })
@@ -178,14 +180,6 @@ export const makeMasterRoles = (options: MasterRolesOptions) =>
 
     /** When a failed resize was last told, per volume (bounded: one entry per volume this node masters). */
     const resizeFailedAtMs = new Map<string, number>()
-    /** Runs `effect` in the master's scope unless one with the same key is still running. */
-    const inBackground = (role: MasterRole, key: string, effect: Effect.Effect<void, unknown>) =>
-      Effect.suspend(() => {
-        if (role.busy.has(key)) return Effect.void
-        role.busy.add(key)
-        const done = Effect.sync(() => void role.busy.delete(key))
-        return Effect.asVoid(Effect.forkIn(Effect.ensuring(Effect.ignore(effect), done), role.scope))
-      })
 
     /** The record asks for a bigger size: the serving master grows every copy and commits it (resize.ts `resizeStep`), in the background. */
     const reconcileResize = (copy: Copy, record: VolumeRecord) =>
