@@ -21,6 +21,7 @@ import { ClusterError, decodeNodeConfig, encode, keys, uidOf, type NodeConfig, t
 import { inProcessMaster } from "./processMasters.ts"
 import { casAttemptsMax, getVolume, listNodeConfigs, listNodes, listVolumes, locateMaster } from "./store.ts"
 import { awaitResize, recordResize, resizeWaitMsDefault } from "./resize.ts"
+import { pollUntil } from "./poll.ts"
 import type { CreateVolumeOptions, NodeConfigChange, NodeInfo, Publish, VolumeLabelChange } from "./types.ts"
 import { makeVolumeClient, type MasterLocation, type VolumeClient } from "./volumeClient.ts"
 import { volumeInfo, withReplicaCount } from "./volumeInfo.ts"
@@ -200,15 +201,12 @@ export const makeClusterApi = (options: ClusterApiOptions) =>
 
     /** Waits (bounded) for the serving master to drop a lowered count's surplus replicas; the record as it is then. */
     const awaitTrim = (volume: string, uid: string) =>
-      Effect.gen(function* () {
-        const deadline = now() + updateTrimWaitMs
-        for (;;) {
-          const found = yield* getVolume(volume)
-          if (!found) return yield* notFound(volume)
-          if (found.value.trimReplicas !== true || uidOf(found.value) !== uid || now() >= deadline) return found.value
-          yield* Effect.sleep(Math.min(100, tickMs))
-        }
-      })
+      pollUntil(
+        Effect.flatMap(getVolume(volume), (found) => (found ? Effect.succeed(found.value) : Effect.fail(notFound(volume)))),
+        (record) => record.trimReplicas !== true || uidOf(record) !== uid,
+        updateTrimWaitMs,
+        Math.min(100, tickMs),
+      ).pipe(Effect.map(({ value }) => value))
 
     /**
      * Grows a live volume (lib/cluster/resize.ts): the request is recorded (a shrink or a bad size
@@ -226,13 +224,9 @@ export const makeClusterApi = (options: ClusterApiOptions) =>
 
     const waitHealthy = (volume: string, timeoutMs: number) =>
       Effect.gen(function* () {
-        const deadline = now() + timeoutMs
-        for (;;) {
-          const info = yield* inspectVolume(volume)
-          if (info.health === "healthy") return info
-          if (now() >= deadline) return yield* new ClusterError({ reason: "timeout", message: `volume ${volume} is still ${info.health} after ${timeoutMs} ms: ${info.reason}` })
-          yield* Effect.sleep(Math.min(100, tickMs))
-        }
+        const { value: info, settled } = yield* pollUntil(inspectVolume(volume), (info) => info.health === "healthy", timeoutMs, Math.min(100, tickMs))
+        if (!settled) return yield* new ClusterError({ reason: "timeout", message: `volume ${volume} is still ${info.health} after ${timeoutMs} ms: ${info.reason}` })
+        return info
       })
 
     /** Deletes the record as read; one that changed meanwhile (sync progress, an in-sync mark) is read again, up to `casAttemptsMax` times. */

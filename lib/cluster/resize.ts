@@ -24,6 +24,7 @@ import { ReplicationError, type VolumeError } from "../replication/errors.ts"
 import type { MasterVolume } from "../replication/masterVolume.ts"
 import type { BlockStore, StoreError } from "../store/BlockStore.ts"
 import { ClusterError, type VolumeRecord } from "./records.ts"
+import { pollUntil } from "./poll.ts"
 import { getVolume, updateVolume } from "./store.ts"
 
 /** How long the admin API waits for a requested resize to be done before it answers with it still under way. */
@@ -79,15 +80,12 @@ export const recordResize = (volume: string, sizeBytes: number): Effect.Effect<{
 
 /** The second half: waits up to `waitMs` for the volume to have `sizeBytes`; the record as it is then. */
 export const awaitResize = (volume: string, sizeBytes: number, waitMs: number, pollMs: number): Effect.Effect<VolumeRecord, ClusterError | ControlError, ControlStore> =>
-  Effect.gen(function* () {
-    const deadlineMs = (yield* Clock.currentTimeMillis) + waitMs
-    for (;;) {
-      const record = (yield* getVolume(volume))?.value
-      if (!record) return yield* new ClusterError({ reason: "not-found", message: `volume ${volume} was deleted while it was being resized` })
-      if (record.sizeBytes >= sizeBytes || (yield* Clock.currentTimeMillis) >= deadlineMs) return record
-      yield* Effect.sleep(pollMs)
-    }
-  })
+  pollUntil(
+    Effect.flatMap(getVolume(volume), (found) => (found ? Effect.succeed(found.value) : Effect.fail(new ClusterError({ reason: "not-found", message: `volume ${volume} was deleted while it was being resized` })))),
+    (record) => record.sizeBytes >= sizeBytes,
+    waitMs,
+    pollMs,
+  ).pipe(Effect.map(({ value }) => value))
 
 /** What the master's agent runs for the record's pending resize. */
 export interface ResizeStep {
