@@ -2,6 +2,7 @@
  * Human output of the CLI: aligned tables, a sync progress bar and the volume detail view. Pure
  * (text in, text out) so the layout is tested without a cluster.
  */
+import type { DrainStatus, MoveStatus } from "../cluster/types.ts"
 import { formatBytes } from "./size.ts"
 
 /** Columns padded to their widest cell; the header is upper-cased. */
@@ -145,22 +146,12 @@ export const verifyText = (v: VerifyView): string => {
   return lines.join("\n")
 }
 
-/** `POST`/`GET /v1/volumes/NS/NAME/move` (lib/cluster/types.ts MoveStatus). */
-export interface MoveView {
-  readonly volume: string
-  /** The node running it (lib/cluster/opStatus.ts: any node's API reports it). */
-  readonly runner: string
-  readonly from: string | null
-  readonly to: string
-  readonly state: "copying" | "handing-over" | "done" | "failed"
-  readonly newCopy: boolean
-  readonly bytesDone: number
-  readonly bytesTotal: number
-  readonly epoch?: number
-  readonly error?: string
-  readonly startedAtMs: number
-  readonly finishedAtMs?: number
-}
+/**
+ * `POST`/`GET /v1/volumes/NS/NAME/move`: lib/cluster/types.ts MoveStatus as JSON (the node running
+ * it is `runner`: any node's API reports it, lib/cluster/opStatus.ts). A move with no master to
+ * move from arrives without `from` (JSON has no undefined).
+ */
+export type MoveView = Omit<MoveStatus, "from"> & { readonly from?: string }
 
 /** One line of a move's progress. */
 export const moveProgressLine = (m: MoveView): string =>
@@ -169,19 +160,8 @@ export const moveProgressLine = (m: MoveView): string =>
   : m.state === "done" ? `moved ${m.volume}: master ${m.from ?? "(none)"} → ${m.to} (epoch ${m.epoch ?? "?"}${m.finishedAtMs === undefined ? "" : `, ${((m.finishedAtMs - m.startedAtMs) / 1000).toFixed(1)} s`})`
   : `move of ${m.volume} to ${m.to} failed: ${m.error ?? "unknown reason"}`
 
-/** `POST`/`GET /v1/nodes/NAME/drain` (lib/cluster/types.ts DrainStatus). */
-export interface DrainView {
-  readonly node: string
-  /** The node running it (lib/cluster/opStatus.ts: any node's API reports it). */
-  readonly runner: string
-  readonly state: "draining" | "done" | "failed"
-  readonly volumesTotal: number
-  readonly volumesDone: number
-  readonly current?: { readonly volume: string; readonly action: "move-master" | "replace-replica"; readonly to: string; readonly bytesDone: number; readonly bytesTotal: number }
-  readonly error?: string
-  readonly startedAtMs: number
-  readonly finishedAtMs?: number
-}
+/** `POST`/`GET /v1/nodes/NAME/drain`: lib/cluster/types.ts DrainStatus as JSON (its optional members are absent, never null). */
+export type DrainView = DrainStatus
 
 /** One line of a drain's progress. */
 export const drainProgressLine = (d: DrainView): string => {
