@@ -23,7 +23,8 @@ import { join } from "node:path"
 import { Effect } from "effect"
 import { ensureLocalPki } from "../../lib/platform/certificates.ts"
 import { launcher, runCli } from "../cli/support.ts"
-import { fio, pollFor, sha256Of, sleep, type FioRun, type VolumeView } from "../fuse/support-cluster.ts"
+import { fio, pollFor, sha256Of, sleep, type VolumeView } from "../fuse/support-cluster.ts"
+import { underFioLoad } from "../fuse/support-fio-load.ts"
 import { mountedSha } from "../fuse/support-durability.ts"
 import { cleanupMount, fuseUnavailableReason, isMounted, sh } from "../fuse/support.ts"
 import { startEtcd, type TestEtcd } from "../support/etcd.ts"
@@ -183,45 +184,12 @@ const roundJob = (index: number) => `--name=ops-${index} --offset=${(index % reg
 const common = (file: string) => `--filename=${file} --rw=randwrite --bs=4k --direct=1 --ioengine=libaio --iodepth=16 --verify=crc32c --verify_fatal=1`
 const roundArgs = (file: string, index: number) => `${common(file)} --rate_iops=${rateIops} --do_verify=1 --end_fsync=1 ${roundJob(index)}`
 
-const roundProblem = (index: number, run: FioRun): string | undefined => {
-  const [job] = run.jobs
-  const bytes = regionMiB * 1024 * 1024
-  if (run.code !== 0 || job === undefined || job.error !== 0) return `fio round ${index} failed (${run.code}): ${run.stderr.slice(-2000)}`
-  if (job.writeBytes !== bytes || job.readBytes !== bytes) return `fio round ${index} wrote ${job.writeBytes} and verified ${job.readBytes} bytes, not ${bytes}`
-  return undefined
-}
-
-/** fio rounds back to back from now until a round that started after `operations` finished has finished; the rounds. */
-const underLoad = async (file: string, operations: () => Promise<void>) => {
-  const shared = { doneAtMs: undefined as number | undefined, failed: false }
-  const load = (async () => {
-    const rounds: Array<{ index: number; startedMs: number; run: FioRun }> = []
-    const deadlineMs = performance.now() + operationsMaxMs + 2 * roundTimeoutMs
-    for (let index = 0; ; index++) {
-      const startedMs = performance.now()
-      const run = await fio(roundArgs(file, index), roundTimeoutMs)
-      rounds.push({ index, startedMs, run })
-      if (roundProblem(index, run) !== undefined || (shared.doneAtMs !== undefined && startedMs > shared.doneAtMs) || shared.failed || performance.now() > deadlineMs) return rounds
-    }
-  })()
-  const drill = (async () => {
-    await sleep(1000)
-    await operations()
-    shared.doneAtMs = performance.now()
-  })().catch((error: unknown) => {
-    shared.failed = true
-    throw error
-  })
-  const [rounds, done] = await Promise.allSettled([load, drill])
-  if (done.status === "rejected") throw done.reason
-  if (rounds.status === "rejected") throw rounds.reason
-  for (const round of rounds.value) {
-    const problem = roundProblem(round.index, round.run)
-    assert.ok(problem === undefined, `${problem}\n${logs()}`)
-  }
-  assert.ok(rounds.value[rounds.value.length - 1]!.startedMs > shared.doneAtMs!, "a whole fio round ran after the operations")
-  return rounds.value
-}
+/** fio rounds back to back from now until a round that started after `operations` finished has finished; the rounds, each checked. */
+const underLoad = async (file: string, operations: () => Promise<void>) =>
+  (await underFioLoad({
+    roundArgs: (index) => roundArgs(file, index), roundBytes: regionMiB * 1024 * 1024, roundTimeoutMs,
+    maxMs: operationsMaxMs + 2 * roundTimeoutMs, leadMs: 1000, context: logs,
+  }, operations)).rounds
 
 it("update 1→2→1, resize, move, cordon/uncordon and drain through the CLI while fio verifies: nothing lost, copies identical", async () => {
   const startedMs = performance.now()

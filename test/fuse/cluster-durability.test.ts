@@ -23,9 +23,8 @@
  * cmp's first differing byte and the volume's recent cluster events.
  */
 import { dirname } from "node:path"
-import { suite } from "uvu"
 import * as assert from "uvu/assert"
-import { loudHook, pollFor, startFuseCluster, type FuseCluster, type FuseClusterOptions } from "./support-cluster.ts"
+import { clusterSuite, pollFor, type FuseCluster, type FuseClusterOptions } from "./support-cluster.ts"
 import {
   copyNodes, ddWrite, describeCopies, exists, mibBytes, mountedSha, nodeDrill, settleCopies, sha256Hex,
   stepLog, volumeEvents, wipeNodeData, writePatternFile,
@@ -43,28 +42,7 @@ const settleMs = 90_000
 const copiesSettleMs = 5_000
 const zeroSha = sha256Hex(new Uint8Array(volumeMiB * mibBytes))
 
-interface Drill {
-  cluster: FuseCluster | undefined
-}
-
-/** A suite with its own cluster: started in `before`, always stopped and removed in `after`. */
-const drillSuite = (title: string, options: FuseClusterOptions) => {
-  const drill: Drill = { cluster: undefined }
-  const Suite = suite(title)
-  Suite.before(loudHook("before", async () => {
-    if (skipReason !== undefined) return
-    drill.cluster = await startFuseCluster(options)
-  }))
-  Suite.after(loudHook("after", async () => {
-    if (drill.cluster === undefined) return
-    try {
-      await drill.cluster.stop()
-    } finally {
-      await drill.cluster.remove()
-    }
-  }))
-  return { Suite, it: skipReason === undefined ? Suite : Suite.skip, drill }
-}
+const drillSuite = (title: string, options: FuseClusterOptions) => clusterSuite(title, options, skipReason)
 
 /** The pattern file lives in the cluster's temp root (removed with it), outside the mount. */
 const patternPath = (cluster: FuseCluster, name: string) => `${dirname(cluster.data)}/${name}.pattern`

@@ -7,7 +7,7 @@
 import { suite } from "uvu"
 import * as assert from "uvu/assert"
 import { loudHook, sha256Of, startFuseCluster, type FuseCluster } from "./support-cluster.ts"
-import { fuseUnavailableReason, isMounted, makeTempDir, removeDir, sh } from "./support.ts"
+import { fuseUnavailableReason, makeTempDir, releaseLoopFs, removeDir, sh } from "./support.ts"
 
 const skipReason = (await fuseUnavailableReason()) ?? ((await sh("losetup -f")).code !== 0 ? "no free loop device (losetup -f)" : undefined)
 if (skipReason !== undefined) console.log(`fuse cluster ext4 tests skipped: ${skipReason}`)
@@ -16,13 +16,7 @@ const it = skipReason === undefined ? Ext4 : Ext4.skip
 const volume = "fs/disk"
 const context = { cluster: undefined as FuseCluster | undefined, fsDir: "", loop: "" }
 
-const release = async (): Promise<void> => {
-  if (context.fsDir !== "" && (await isMounted(context.fsDir))) await sh(`umount ${context.fsDir} || umount -l ${context.fsDir}`)
-  if (context.loop !== "") {
-    await sh(`losetup -d ${context.loop}`)
-    context.loop = ""
-  }
-}
+const release = () => releaseLoopFs(context)
 
 Ext4.before(loudHook("before", async () => {
   if (skipReason !== undefined) return

@@ -13,10 +13,10 @@
  * read back and checked, from before the first operation until a round that started after the last
  * one finished has finished.
  */
-import { suite } from "uvu"
 import * as assert from "uvu/assert"
 import { dirname } from "node:path"
-import { fio, loudHook, sleep, startFuseCluster, type FioRun, type FuseCluster, type FuseClusterOptions, type VolumeView } from "./support-cluster.ts"
+import { clusterSuite, sleep, type FuseCluster, type FuseClusterOptions, type VolumeView } from "./support-cluster.ts"
+import { fioRoundsSummary, underFioLoad } from "./support-fio-load.ts"
 import { copyNodes, ddWrite, describeCopies, mibBytes, mountedSha, settleCopies, stepLog, volumeEvents, writePatternFile } from "./support-durability.ts"
 import { fuseUnavailableReason } from "./support.ts"
 
@@ -33,41 +33,11 @@ const operationsMaxMs = 180_000
 /** How long fio runs before the first operation. */
 const leadMs = 2_000
 
-interface Round {
-  readonly index: number
-  readonly startedMs: number
-  readonly run: FioRun
-}
-
 const roundArgs = (file: string, index: number) =>
   `--name=move-${index} --filename=${file} --rw=randwrite --bs=4k --size=${volumeMiB}M --io_size=${roundMiB}M --randseed=${0xa70 + index} ` +
   `--direct=1 --ioengine=libaio --iodepth=16 --verify=crc32c --do_verify=1 --verify_fatal=1 --end_fsync=1`
 
-const roundProblem = (round: Round): string | undefined => {
-  const [job] = round.run.jobs
-  const bytes = roundMiB * mibBytes
-  if (round.run.code !== 0 || job === undefined || job.error !== 0) return `fio round ${round.index} failed (${round.run.code}): ${round.run.stderr.slice(-2000)}`
-  if (job.writeBytes !== bytes || job.readBytes !== bytes) return `fio round ${round.index} wrote ${job.writeBytes} and verified ${job.readBytes} bytes, not ${bytes}`
-  return undefined
-}
-
-const drillSuite = (title: string, options: FuseClusterOptions) => {
-  const drill = { cluster: undefined as FuseCluster | undefined }
-  const Suite = suite(title)
-  Suite.before(loudHook("before", async () => {
-    if (skipReason !== undefined) return
-    drill.cluster = await startFuseCluster(options)
-  }))
-  Suite.after(loudHook("after", async () => {
-    if (drill.cluster === undefined) return
-    try {
-      await drill.cluster.stop()
-    } finally {
-      await drill.cluster.remove()
-    }
-  }))
-  return { Suite, it: skipReason === undefined ? Suite : Suite.skip, drill }
-}
+const drillSuite = (title: string, options: FuseClusterOptions) => clusterSuite(title, options, skipReason)
 
 const createFilled = async (cluster: FuseCluster, seed: number): Promise<VolumeView> => {
   const created = await cluster.createVolume(volume, `${volumeMiB}MiB`, { "storageos.com/replicas": "1", "storageos.com/failure.mode": "soft", "storageos.com/hint.master": "n1" })
@@ -88,35 +58,11 @@ const cli = async (cluster: FuseCluster, ...args: string[]): Promise<string> => 
 /** fio rounds back to back while `operations` run; then every round, the health and the copies are checked. */
 const underLoad = async (cluster: FuseCluster, step: (what: string) => void, operations: () => Promise<void>) => {
   const file = `${cluster.mount}/${volume}`
-  const state = { doneAtMs: undefined as number | undefined, failed: false }
-  const load = (async () => {
-    const rounds: Round[] = []
-    const deadlineMs = performance.now() + operationsMaxMs + 2 * roundTimeoutMs
-    for (let index = 0; ; index++) {
-      const startedMs = performance.now()
-      const round = { index, startedMs, run: await fio(roundArgs(file, index), roundTimeoutMs) }
-      rounds.push(round)
-      if (roundProblem(round) !== undefined || (state.doneAtMs !== undefined && startedMs > state.doneAtMs) || state.failed || performance.now() > deadlineMs) return rounds
-    }
-  })()
-  const drill = (async () => {
-    await sleep(leadMs)
-    await operations()
-    state.doneAtMs = performance.now()
-  })().catch((error: unknown) => {
-    state.failed = true
-    throw error
-  })
-  const [rounds, done] = await Promise.allSettled([load, drill])
-  if (done.status === "rejected") throw done.reason
-  if (rounds.status === "rejected") throw rounds.reason
-  const all = rounds.value
-  step(`${all.length} fio rounds, write IOPS per round: ${all.map((r) => Math.round(r.run.jobs[0]?.writeIops ?? 0)).join(" ")}; slowest write ${Math.max(...all.map((r) => r.run.jobs[0]?.writeMaxLatencyMs ?? 0)).toFixed(0)} ms`)
-  for (const round of all) {
-    const problem = roundProblem(round)
-    assert.ok(problem === undefined, `${problem}\nrecent events:\n${volumeEvents(cluster, volume)}`)
-  }
-  assert.ok(all[all.length - 1]!.startedMs > state.doneAtMs!, "a whole fio round ran after the operations (the load did not stop early)")
+  const { rounds } = await underFioLoad({
+    roundArgs: (index) => roundArgs(file, index), roundBytes: roundMiB * mibBytes, roundTimeoutMs,
+    maxMs: operationsMaxMs + 2 * roundTimeoutMs, leadMs, context: () => `recent events:\n${volumeEvents(cluster, volume)}`,
+  }, operations)
+  step(fioRoundsSummary(rounds))
   const view = await cluster.waitVolume(volume, "healthy after the load", 30_000, (v) => v.health === "healthy" && v.replicas.every((r) => r.state === "in-sync"))
   const verified = await cli(cluster, "volume", "verify", volume)
   step(`volume verify: ${verified.trim().split("\n").slice(-3).join(" | ")}`)

@@ -19,10 +19,10 @@
  * Then, with no IO in flight, the master's copy and the replica's are sha256-identical and equal
  * to what the mount reads. Each suite runs its own cluster, always stopped and removed in `after`.
  */
-import { suite } from "uvu"
 import * as assert from "uvu/assert"
 import { dirname } from "node:path"
-import { fio, loudHook, sleep, startFuseCluster, type FioRun, type FuseCluster, type FuseClusterOptions, type VolumeView } from "./support-cluster.ts"
+import { clusterSuite, type FuseCluster, type FuseClusterOptions, type VolumeView } from "./support-cluster.ts"
+import { fioRoundsSummary, underFioLoad } from "./support-fio-load.ts"
 import {
   copyNodes, ddWrite, describeCopies, mibBytes, mountedSha, nodeDrill, settleCopies, stepLog, volumeEvents, wipeNodeData, writePatternFile,
 } from "./support-durability.ts"
@@ -47,62 +47,11 @@ const loadMaxMs = graceMs + syncWithinMs + settleMs + 2 * roundTimeoutMs
 /** How long fio runs before the fault. */
 const leadMs = 3_000
 
-interface Round {
-  readonly index: number
-  readonly startedMs: number
-  readonly run: FioRun
-}
-
 const roundArgs = (file: string, index: number) =>
   `--name=replace-${index} --filename=${file} --rw=randwrite --bs=4k --size=${volumeMiB}M --io_size=32M --randseed=${0xf10 + index} ` +
   `--direct=1 --ioengine=libaio --iodepth=32 --verify=crc32c --do_verify=1 --verify_fatal=1 --end_fsync=1`
 
-/** What a round must show: exit 0, no job error, 32 MiB written and every block read back and verified. */
-const roundProblem = (round: Round): string | undefined => {
-  const [job] = round.run.jobs
-  const bytes = 32 * mibBytes
-  if (round.run.code !== 0 || job === undefined || job.error !== 0) return `fio round ${round.index} failed (${round.run.code}): ${round.run.stderr.slice(-2000)}`
-  if (job.writeBytes !== bytes || job.readBytes !== bytes) return `fio round ${round.index} wrote ${job.writeBytes} and verified ${job.readBytes} bytes, not ${bytes}`
-  return undefined
-}
-
-/**
- * Runs fio rounds back to back until one that started after `healthyAtMs()` is set has finished,
- * a round fails, `stopped()` or `loadMaxMs` passed; every round run.
- */
-const fioLoad = async (file: string, healthyAtMs: () => number | undefined, stopped: () => boolean): Promise<Array<Round>> => {
-  const rounds: Array<Round> = []
-  const deadlineMs = performance.now() + loadMaxMs
-  for (let index = 0; ; index++) {
-    const startedMs = performance.now()
-    const round = { index, startedMs, run: await fio(roundArgs(file, index), roundTimeoutMs) }
-    rounds.push(round)
-    const healthy = healthyAtMs()
-    if (roundProblem(round) !== undefined || (healthy !== undefined && startedMs > healthy) || stopped() || performance.now() > deadlineMs) return rounds
-  }
-}
-
-interface Drill {
-  cluster: FuseCluster | undefined
-}
-
-const drillSuite = (title: string, options: FuseClusterOptions) => {
-  const drill: Drill = { cluster: undefined }
-  const Suite = suite(title)
-  Suite.before(loudHook("before", async () => {
-    if (skipReason !== undefined) return
-    drill.cluster = await startFuseCluster(options)
-  }))
-  Suite.after(loudHook("after", async () => {
-    if (drill.cluster === undefined) return
-    try {
-      await drill.cluster.stop()
-    } finally {
-      await drill.cluster.remove()
-    }
-  }))
-  return { Suite, it: skipReason === undefined ? Suite : Suite.skip, drill }
-}
+const drillSuite = (title: string, options: FuseClusterOptions) => clusterSuite(title, options, skipReason)
 
 /** The cluster log's sync lines about `node` from the `fromChars`th character on (what the resync copied), for the step log. */
 const syncLines = (cluster: FuseCluster, node: string, fromChars: number): string =>
@@ -126,36 +75,17 @@ const createFilled = async (cluster: FuseCluster, seed: number): Promise<VolumeV
  */
 const underLoad = async (cluster: FuseCluster, step: (what: string) => void, fault: () => Promise<VolumeView>) => {
   const file = `${cluster.mount}/${volume}`
-  const state = { healthyAtMs: undefined as number | undefined, failed: false }
-  const load = fioLoad(file, () => state.healthyAtMs, () => state.failed)
-  const drill = (async () => {
-    await sleep(leadMs)
-    const healthy = await fault()
-    state.healthyAtMs = performance.now()
-    return healthy
-  })().catch((error: unknown) => {
-    state.failed = true
-    throw error
-  })
-  const [rounds, healthy] = await Promise.allSettled([load, drill])
-  if (healthy.status === "rejected") throw healthy.reason
-  if (rounds.status === "rejected") throw rounds.reason
-  const all = rounds.value
-  const writes = all.map((r) => `${Math.round(r.run.jobs[0]?.writeIops ?? 0)}`).join(" ")
-  step(`${all.length} fio rounds, write IOPS per round: ${writes}; slowest write ${Math.max(...all.map((r) => r.run.jobs[0]?.writeMaxLatencyMs ?? 0)).toFixed(0)} ms`)
-  for (const round of all) {
-    const problem = roundProblem(round)
-    assert.ok(problem === undefined, `${problem}\nrecent events:\n${volumeEvents(cluster, volume)}`)
-  }
-  const last = all[all.length - 1]!
-  assert.ok(last.startedMs > state.healthyAtMs!, "a whole fio round ran after the volume was healthy again (the load did not stop early)")
-  assert.ok(all[0]!.startedMs + leadMs < state.healthyAtMs!, "fio ran from before the fault")
-
+  const { result: healthy, rounds, doneAtMs: healthyAtMs } = await underFioLoad({
+    roundArgs: (index) => roundArgs(file, index), roundBytes: 32 * mibBytes, roundTimeoutMs,
+    maxMs: loadMaxMs, leadMs, context: () => `recent events:\n${volumeEvents(cluster, volume)}`,
+  }, fault)
+  step(fioRoundsSummary(rounds))
+  assert.ok(rounds[0]!.startedMs + leadMs < healthyAtMs, "fio ran from before the fault")
   const view = await cluster.waitVolume(volume, "healthy after the load", 10_000, (v) => v.health === "healthy" && v.replicas.every((r) => r.state === "in-sync"))
   const copies = await settleCopies(cluster, volume, copyNodes(view), 5_000)
   assert.ok(copies.identical, describeCopies(cluster, volume, copies))
   assert.is(await mountedSha(file, 0, volumeMiB), copies.sums[view.master], "the mount reads what the copies hold")
-  return { view: healthy.value, rounds: all }
+  return { view: healthy, rounds }
 }
 
 // ---- 1. The replica's node stays dead: a new replica is placed after the grace period

@@ -12,7 +12,7 @@ import { suite } from "uvu"
 import * as assert from "uvu/assert"
 import { stat } from "node:fs/promises"
 import { fio, loudHook, sha256Of, sleep, startFuseCluster, type FuseCluster } from "./support-cluster.ts"
-import { fuseUnavailableReason, isMounted, makeTempDir, removeDir, sh } from "./support.ts"
+import { fuseUnavailableReason, makeTempDir, releaseLoopFs, removeDir, sh } from "./support.ts"
 
 const tools = ["fio", "resize2fs", "e2fsck", "losetup", "blockdev"]
 const missing = async () => {
@@ -27,13 +27,7 @@ const volume = "rs/disk"
 const MiB = 1024 * 1024
 const context = { cluster: undefined as FuseCluster | undefined, fsDir: "", loop: "" }
 
-const release = async (): Promise<void> => {
-  if (context.fsDir !== "" && (await isMounted(context.fsDir))) await sh(`umount ${context.fsDir} || umount -l ${context.fsDir}`)
-  if (context.loop !== "") {
-    await sh(`losetup -d ${context.loop}`)
-    context.loop = ""
-  }
-}
+const release = () => releaseLoopFs(context)
 
 Resize.before(loudHook("before", async () => {
   if (skipReason !== undefined) return

@@ -8,6 +8,7 @@
  * itself; a lazy `fusermount -uz` if it had to be SIGKILLed) and `remove()` deletes the temp
  * directories. Everything that touches the mount runs in child processes (`sh`).
  */
+import { suite } from "uvu"
 import { spawn, type ChildProcess } from "node:child_process"
 import { readFile } from "node:fs/promises"
 import { join } from "node:path"
@@ -239,4 +240,26 @@ export const loudHook = (name: string, hook: () => Promise<void>) => async (): P
     console.error(`${name} failed:`, error)
     throw error
   }
+}
+
+/**
+ * A uvu suite with its own cluster: started in `before` (not at all when `skipReason` is set; its
+ * tests are then skipped), always stopped and its directories removed in `after`.
+ */
+export const clusterSuite = (title: string, options: FuseClusterOptions, skipReason: string | undefined) => {
+  const drill = { cluster: undefined as FuseCluster | undefined }
+  const Suite = suite(title)
+  Suite.before(loudHook("before", async () => {
+    if (skipReason !== undefined) return
+    drill.cluster = await startFuseCluster(options)
+  }))
+  Suite.after(loudHook("after", async () => {
+    if (drill.cluster === undefined) return
+    try {
+      await drill.cluster.stop()
+    } finally {
+      await drill.cluster.remove()
+    }
+  }))
+  return { Suite, it: skipReason === undefined ? Suite : Suite.skip, drill }
 }

@@ -77,3 +77,18 @@ export const median = (values: ReadonlyArray<number>): number => {
   const sorted = [...values].sort((a, b) => a - b)
   return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN
 }
+
+/** A file system on a loop device: the directory it is mounted at and the device ("" when not set up). */
+export interface LoopFs {
+  fsDir: string
+  loop: string
+}
+
+/** Unmounts the file system (lazily if busy) and detaches the loop device; safe to call again. */
+export const releaseLoopFs = async (fs: LoopFs): Promise<void> => {
+  if (fs.fsDir !== "" && (await isMounted(fs.fsDir))) await sh(`umount ${fs.fsDir} || umount -l ${fs.fsDir}`)
+  if (fs.loop !== "") {
+    await sh(`losetup -d ${fs.loop}`)
+    fs.loop = ""
+  }
+}
