@@ -18,6 +18,7 @@
  * secret handshake still runs on every link.
  */
 import { Effect } from "effect"
+import { concatBytes } from "../core/bytes.ts"
 import { sendBufferBytesMax } from "../core/limits.ts"
 import { formatAddress, type Link, Transport } from "../net/Transport.ts"
 
@@ -29,19 +30,6 @@ interface End {
   readonly deliver: (chunk: Uint8Array) => void
   /** The peer closed: close this end too. */
   readonly peerClosed: () => void
-}
-
-/** One copy of the chunks of a send, as one buffer. */
-const joined = (chunks: ReadonlyArray<Uint8Array>): Uint8Array => {
-  let total = 0
-  for (const chunk of chunks) total += chunk.length
-  const out = new Uint8Array(total)
-  let at = 0
-  for (const chunk of chunks) {
-    out.set(chunk, at)
-    at += chunk.length
-  }
-  return out
 }
 
 const makeEnd = (local: string, remote: string, peer: () => End): End => {
@@ -74,7 +62,7 @@ const makeEnd = (local: string, remote: string, peer: () => End): End => {
   const link: Link = {
     send: (chunks) => {
       if (!open) return false
-      const bytes = joined(chunks)
+      const bytes = concatBytes(chunks)
       if (bytes.length > 0) {
         outbox.push(bytes)
         outBytes += bytes.length
