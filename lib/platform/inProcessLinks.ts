@@ -32,64 +32,52 @@ interface End {
   readonly peerClosed: () => void
 }
 
-/** What one end sent and the peer has not been handed yet: copied at `push`, delivered in a microtask. */
-const makeOutbox = (deliver: (chunk: Uint8Array) => void) => {
-  let chunks: Uint8Array[] = []
-  let bytes = 0
+const makeEnd = (local: string, remote: string, peer: () => End): End => {
+  let receive: ((chunk: Uint8Array) => void) | undefined
+  const inbox: Uint8Array[] = []
+  let outbox: Uint8Array[] = []
+  let outBytes = 0
   let scheduled = false
+  let open = true
+  let closeReason = "closed by peer"
+  const closeHandlers: Array<(reason: string) => void> = []
   const drainWaiters: Array<() => void> = []
   const wakeDrained = () => {
     for (const wake of drainWaiters.splice(0)) wake()
   }
   const flush = () => {
     scheduled = false
-    const out = chunks
-    chunks = []
-    bytes = 0
-    for (const chunk of out) deliver(chunk)
+    const chunks = outbox
+    outbox = []
+    outBytes = 0
+    for (const chunk of chunks) peer().deliver(chunk)
     wakeDrained()
   }
-  return {
-    /** Queues a copy of `parts`; false once above the high-water mark. */
-    push: (parts: ReadonlyArray<Uint8Array>): boolean => {
-      const copy = concatBytes(parts)
-      if (copy.length > 0) {
-        chunks.push(copy)
-        bytes += copy.length
+  const closed = (reason: string) => {
+    open = false
+    closeReason = reason
+    for (const handler of closeHandlers.splice(0)) handler(reason)
+    wakeDrained()
+  }
+  const link: Link = {
+    send: (chunks) => {
+      if (!open) return false
+      const bytes = concatBytes(chunks)
+      if (bytes.length > 0) {
+        outbox.push(bytes)
+        outBytes += bytes.length
       }
       if (!scheduled) {
         scheduled = true
         queueMicrotask(flush)
       }
-      return bytes < sendBufferBytesMax
+      return outBytes < sendBufferBytesMax
     },
-    bytes: () => bytes,
-    flush,
-    wakeDrained,
-    drained: (open: () => boolean) => Effect.callback<void>((resume) => {
-      if (!open() || bytes < sendBufferBytesMax) return resume(Effect.void)
+    bufferedBytes: () => outBytes,
+    drained: Effect.callback<void>((resume) => {
+      if (!open || outBytes < sendBufferBytesMax) return resume(Effect.void)
       drainWaiters.push(() => resume(Effect.void))
     }),
-  }
-}
-
-const makeEnd = (local: string, remote: string, peer: () => End): End => {
-  let receive: ((chunk: Uint8Array) => void) | undefined
-  const inbox: Uint8Array[] = []
-  const outbox = makeOutbox((chunk) => peer().deliver(chunk))
-  let open = true
-  let closeReason = "closed by peer"
-  const closeHandlers: Array<(reason: string) => void> = []
-  const closed = (reason: string) => {
-    open = false
-    closeReason = reason
-    for (const handler of closeHandlers.splice(0)) handler(reason)
-    outbox.wakeDrained()
-  }
-  const link: Link = {
-    send: (chunks) => (open ? outbox.push(chunks) : false),
-    bufferedBytes: outbox.bytes,
-    drained: outbox.drained(() => open),
     onData: (handler) => {
       receive = handler
       for (const chunk of inbox.splice(0)) handler(chunk)
@@ -100,7 +88,7 @@ const makeEnd = (local: string, remote: string, peer: () => End): End => {
       open = false
       // What was sent before the close still arrives, then the peer sees the close.
       queueMicrotask(() => {
-        outbox.flush()
+        flush()
         peer().peerClosed()
         closed(reason)
       })
