@@ -11,7 +11,7 @@ import type { MemoryStore } from "../../../lib/store/memory.ts"
 
 const test = suite("in-process links (local cluster)")
 const secret = "test-secret-0123456789"
-const port = 25723
+const port = 25713
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve))
 
 test("a master and two replicas joined in memory: every copy gets the writes, and no TCP connection is made between them", async () => {
