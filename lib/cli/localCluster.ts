@@ -2,11 +2,6 @@
  * A local cluster: N cluster nodes in one process sharing one control store, each in its own
  * Scope so one can crash (`kill`) and come back (`revive`) while the others run.
  *
- * The nodes reach each other through in-memory links (lib/platform/inProcessLinks.ts): their
- * frames never leave the process, so they skip TLS and the loopback socket; workloads and other
- * processes still connect over TLS (or TCP) to the same addresses. `node.inProcessShortcut: false`
- * turns this off (every link over the transport given, as between machines).
- *
  * A kill imitates a crash, not a shutdown: the node's view of the control store is cut first
  * (every call fails `unreachable`, so its lease is neither renewed nor revoked and must expire,
  * as when a machine dies), then its scope is closed, which stops its listener and drops its
@@ -15,7 +10,7 @@
  * `createLocalCluster` is the Promise facade the examples use; `startLocalCluster` is the
  * Effect API the CLI's `cluster up` builds on (it provides the layers itself).
  */
-import { Context, Effect, Exit, Layer, Scope } from "effect"
+import { Effect, Exit, Layer, Scope } from "effect"
 import { startClusterNode, type ClusterEvent, type ClusterNode, type ClusterNodeOptions, type DrainStatus, type MoveStatus, type NodeConfigChange, type VolumeInfo, type VolumeLabelChange } from "../cluster/clusterNode.ts"
 import type { NodeConfig } from "../cluster/records.ts"
 import type { VolumeClient } from "../cluster/volumeClient.ts"
@@ -24,9 +19,8 @@ import { gatedControlStore } from "../control/gated.ts"
 import { layerMemory } from "../control/embedded.ts"
 import { layerFile } from "../control/embeddedFile.ts"
 import { makeMetrics, type Metrics } from "../core/metrics.ts"
-import { Transport } from "../net/Transport.ts"
+import type { Transport } from "../net/Transport.ts"
 import { layerFileStores } from "../platform/fileStores.ts"
-import { withInProcessLinks } from "../platform/inProcessLinks.ts"
 import { localClusterTransport } from "../platform/nodeTransport.ts"
 import { makeMemoryStores, Stores } from "../store/Stores.ts"
 import { AdminError } from "../admin/errors.ts"
@@ -99,9 +93,7 @@ export const startLocalCluster = (options: LocalClusterOptions): Effect.Effect<L
     const count = options.nodes ?? 3
     if (!Number.isInteger(count) || count < 1 || count > localNodesMax) return yield* new AdminError({ reason: "bad-request", message: `--nodes must be 1..${localNodesMax}, got ${count}` })
     const store = yield* ControlStore
-    // Links between these nodes go in memory (lib/platform/inProcessLinks.ts) unless in-process shortcuts are off.
-    const shared = yield* Effect.context<Transport | Stores>()
-    const context = options.node?.inProcessShortcut === false ? shared : Context.add(shared, Transport, withInProcessLinks(Context.get(shared, Transport)))
+    const context = yield* Effect.context<Transport | Stores>()
     const parent = yield* Effect.scope
     const events = makeEventLog()
     const metrics = options.metrics ?? makeMetrics()

@@ -34,7 +34,7 @@ export interface ClusterNodeOptions extends NodeOptions {
   readonly onClusterEvent?: (event: ClusterEvent) => void
   /** Share of time a resync may take while foreground IO is active (0 < share ≤ 1, default ½). */
   readonly resyncShare?: number
-  /** Let handles call masters of other nodes in this process directly, and a local cluster join its nodes in memory (default true; the simulator and the wire-capture test turn it off to test the wire). */
+  /** Let handles call masters of other nodes in this process directly (default true; the simulator turns it off to test the wire). */
   readonly inProcessShortcut?: boolean
   /**
    * What this node unwraps encryption keys with (lib/crypt/keys.ts; the CLI reads it from
