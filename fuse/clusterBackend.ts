@@ -10,11 +10,14 @@
  * no-space → no-space, anything else → io) and every op is counted as a front-end metric.
  *
  * Written bytes are copied before they are handed on: libfuse lends the buffer only until the op
- * replies, while a queued socket write or a retry after a failover may still hold it.
+ * replies (fuse-native then detaches it), while a queued socket write or a retry after a failover
+ * may still hold it. A real copy (`copyBytes`): the Buffer fuse-native passes has a `slice` that is
+ * a view, which is what this copied before.
  */
 import { Effect, Exit, Scope } from "effect"
 import type { ClusterNode } from "../lib/cluster/clusterNode.ts"
 import type { VolumeClient } from "../lib/cluster/volumeClient.ts"
+import { copyBytes } from "../lib/core/bytes.ts"
 import { noMetrics, type Metrics } from "../lib/core/metrics.ts"
 import { countOp, type FrontendOp } from "../lib/admin/metrics.ts"
 import { FuseBackendError, type FuseBackend, type FuseBackendErrorReason } from "./backend.ts"
@@ -139,7 +142,7 @@ export const makeClusterBackend = (options: ClusterBackendOptions): Effect.Effec
       list,
       read: (namespace, name, offset, length) => withHandle(namespace, name, "read", length, (c) => c.read(offset, length)),
       write: (namespace, name, offset, data) => {
-        const copy = data.slice()
+        const copy = copyBytes(data)
         return withHandle(namespace, name, "write", copy.length, (c) => c.write(offset, copy))
       },
       flush: (namespace, name) => withHandle(namespace, name, "flush", 0, (c) => c.flush),

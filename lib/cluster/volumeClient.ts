@@ -261,6 +261,8 @@ export const makeVolumeClient = (options: VolumeClientOptions): VolumeClient => 
 
   const write = (offset: number, data: Uint8Array): Effect.Effect<void, VolumeError> =>
     Effect.andThen(inRange(offset, data.length), Effect.suspend((): Effect.Effect<void, VolumeError> => {
+      // One chunk (every FUSE request, most writes) runs in the caller's fiber: no fiber per part.
+      if (data.length <= writeChunkBytesMax) return writeChunk(offset, data)
       const parts: Array<[number, Uint8Array]> = []
       for (let at = 0; at < data.length; at += writeChunkBytesMax) parts.push([offset + at, data.subarray(at, at + writeChunkBytesMax)])
       return Effect.forEach(parts, ([o, d]) => writeChunk(o, d), { concurrency: 8, discard: true })

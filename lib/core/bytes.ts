@@ -1,4 +1,4 @@
-/** Byte-array helpers shared by the pure layers (DER encoding, the handshake's messages). */
+/** Byte-array helpers shared by the pure layers (DER encoding, the handshake's messages, copies of write bodies). */
 
 /** The parts one after another in a new array. */
 export const concatBytes = (parts: ReadonlyArray<Uint8Array>): Uint8Array => {
@@ -10,3 +10,10 @@ export const concatBytes = (parts: ReadonlyArray<Uint8Array>): Uint8Array => {
   }
   return out
 }
+
+/**
+ * A copy that shares no memory with `bytes`. Not `bytes.slice()`: on a Node Buffer (what FUSE and
+ * most Node callers hand us) `slice` is a view of the same memory, so a "copy" kept for a resend
+ * would change when the caller reuses its buffer.
+ */
+export const copyBytes = (bytes: Uint8Array): Uint8Array => new Uint8Array(bytes)

@@ -11,6 +11,7 @@
  */
 import { Clock, Deferred, Effect, Queue, Schedule, Scope } from "effect"
 import { assert } from "../core/assert.ts"
+import { copyBytes } from "../core/bytes.ts"
 import { dirtyRegionBytesFor, inflightWritesPerReplicaMax } from "../core/limits.ts"
 import { DirtyBitmap, type BitmapError } from "../store/dirtyBitmap.ts"
 import { CompressionGovernor, encodeJsonBody, ErrorCode, makeFrame, MessageType, messageTypeName, SharedBodyEncoder, type Frame } from "../wire/index.ts"
@@ -388,7 +389,7 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
       }
       // A caller waits for an in-sync link's ack, so its buffer outlives the frame; for any other
       // link the caller may reuse it before the frame is sent or resent: keep a copy.
-      const owned = type === MessageType.Write && !synced ? body.slice() : body
+      const owned = type === MessageType.Write && !synced ? copyBytes(body) : body
       const frame = makeFrame(type, { volumeId: options.volumeId, epoch: options.epoch, sequence: nextSequence++, offset, body: owned })
       trackUnflushed(type, offset, body.length, frame.sequence)
       if (type === MessageType.SyncChunk) syncBytes += body.length
@@ -460,7 +461,7 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
       adoptBody: (done) => {
         for (const [sequence, entry] of pending) {
           if (entry.done !== done) continue
-          if (isDataFrame(entry.frame.type)) pending.set(sequence, { ...entry, frame: { ...entry.frame, body: entry.frame.body.slice() } })
+          if (isDataFrame(entry.frame.type)) pending.set(sequence, { ...entry, frame: { ...entry.frame, body: copyBytes(entry.frame.body) } })
           return
         }
       },

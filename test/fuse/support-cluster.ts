@@ -70,6 +70,8 @@ export interface FuseClusterOptions {
   readonly graceMs?: number
   /** Also print cluster events to the log (default true: they explain a failure). */
   readonly events?: boolean
+  /** Extra node flags for the `cluster up` process (e.g. `--cpu-prof` from a benchmark). */
+  readonly nodeArgs?: ReadonlyArray<string>
 }
 
 const children = new Set<ChildProcess>()
@@ -92,7 +94,7 @@ export const pollFor = async <T>(timeoutMs: number, check: () => Promise<T | und
 
 const spawnUp = (options: FuseClusterOptions, data: string, mount: string, api: string): ChildProcess => {
   const args = [
-    `${repoRoot}lib/cli/replivol.mjs`, "cluster", "up", "--nodes", String(options.nodes), "--data", data, "--mount", mount,
+    ...(options.nodeArgs ?? []), `${repoRoot}lib/cli/replivol.mjs`, "cluster", "up", "--nodes", String(options.nodes), "--data", data, "--mount", mount,
     "--api", api, "--host-base", options.hostBase, "--port", String(options.port), "--lease-ttl-ms", String(options.leaseTtlMs ?? 1500),
     ...(options.graceMs === undefined ? [] : ["--grace-ms", String(options.graceMs)]),
     ...(options.events === false ? ["--quiet"] : []),
