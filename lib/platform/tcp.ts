@@ -83,6 +83,7 @@ export const socketLink = (socket: net.Socket, options?: SocketLinkOptions): Lin
       for (const chunk of chunks) if (chunk.length > 0) writable = socket.write(chunk)
       return writable && socket.writableLength < sendBufferBytesMax
     },
+    flush: uncork,
     bufferedBytes: () => socket.writableLength,
     drained: Effect.callback<void>((resume) => {
       if (!open || !socket.writableNeedDrain) return resume(Effect.void)

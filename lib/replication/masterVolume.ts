@@ -376,6 +376,8 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
     type Wait =
       | { readonly link: ReplicaLink; readonly done: Deferred.Deferred<void, LinkFailure> }
       | { readonly link: ReplicaLink; readonly unrecorded: Deferred.Deferred<void> }
+      /** The master's own store write, still running (on the thread pool). */
+      | { readonly local: Fiber.Fiber<void, StoreError> }
 
     /** Every in-flight permit taken at once: no write or flush is between its start and its settlement. */
     const drain = (timeoutMs: number) =>
@@ -422,7 +424,12 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
         const waits = enqueueOnLinks(type, offset, data)
         if (type !== MessageType.Write) return waits
         writtenSinceEmpty?.mark(offset, data.length)
-        return yield* store.write(offset, data).pipe(
+        // Started here, in order with every other chunk (the store orders overlapping writes by
+        // their start); one that goes to the thread pool is waited for outside the order lock.
+        const local = yield* Effect.forkChild(store.write(offset, data), { startImmediately: true })
+        const exit = local.pollUnsafe()
+        if (exit === undefined) return [...waits, { local }]
+        return yield* Effect.suspend(() => exit).pipe(
           Effect.catch(storeFailed("write")),
           // Failed: the caller may reuse its buffer at once, the links keep their own copies.
           Effect.tapError(() => Effect.sync(() => adoptBodies(waits))),
@@ -449,7 +456,8 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
     }
 
     /** One replica's ack; a replica that failed under this write: the write completes only once that is recorded. */
-    const awaitReplica = (wait: Wait) => {
+    const awaitReplica = (wait: Wait): Effect.Effect<void, VolumeError> => {
+      if ("local" in wait) return Fiber.join(wait.local).pipe(Effect.catch(storeFailed("write")))
       if ("unrecorded" in wait) return Deferred.await(wait.unrecorded)
       const { link, done } = wait
       return link.awaitAck(done).pipe(
@@ -501,7 +509,8 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
       inflight.withPermits(1)(Effect.gen(function* () {
         lastForegroundMs = clock.currentTimeMillisUnsafe()
         const waits = yield* (encrypted ? inTurn(offset, encrypted, prepare) : queueChunk(MessageType.Write, offset, data, prepare))
-        yield* awaitReplicas(waits).pipe(Effect.onInterrupt(() => Effect.sync(() => adoptBodies(waits))))
+        // Interrupted, or the master's own write failed: the caller may reuse its buffer, the links keep copies.
+        yield* awaitReplicas(waits).pipe(Effect.onError(() => Effect.sync(() => adoptBodies(waits))))
         options.onWriteAcknowledged?.(acknowledged[0], acknowledged[1])
       }))
 

@@ -547,6 +547,8 @@ const serveConnection = (
       queued--
       const keepGoing = yield* handle(frame)
       if (!keepGoing) break
+      // Nothing more has arrived: the answers batched so far leave now, not after this turn's other work.
+      if (queued === 0) connection.link.flush?.()
     }
     yield* allApplied
     connection.close("replica connection finished")
