@@ -2,9 +2,10 @@
  * The master copy of a volume: local writes fanned out to every replica, completed by acks.
  *
  * Write path (one network round trip): under the order lock, the chunk is queued on every replica
- * link (sent at once) and written to the local store in the same step, so every copy sees
- * overlapping writes in one order and the replicas apply it while the master writes its own. The lock is released before waiting; many writes are in flight at once, bounded
- * by `inflightWritesPerReplicaMax`. A write completes when the master and every replica that was
+ * link (sent at once) and its local store write started in the same step, so every copy sees
+ * overlapping writes in one order and the replicas apply it while the master writes its own.
+ * The lock is released before waiting; many writes are in flight at once, bounded by
+ * `inflightWritesPerReplicaMax`. A write completes when the master and every replica that was
  * in sync when it was queued acknowledged it, or — when such a replica failed meanwhile — once
  * that failure is recorded (`onReplicaFailed`, so a later promotion never picks a replica that
  * misses an acknowledged write) and the failure mode still allows IO.
