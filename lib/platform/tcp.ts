@@ -74,8 +74,15 @@ export const socketLink = (socket: net.Socket, options?: SocketLinkOptions): Lin
       // Frames sent in one turn of the event loop leave in one vectored write (a replica's acks
       // for a burst of writes, a master's frames for several callers), not a syscall each. A big
       // frame leaves at once (after the corked ones): the peer starts on it while this end goes on.
-      if (bytesOf(chunks) >= uncorkedSendBytesMin) uncork()
-      else if (!corked) {
+      if (bytesOf(chunks) >= uncorkedSendBytesMin) {
+        uncork()
+        // Header and body in one vectored write (one syscall; with TLS, no record for the header alone).
+        socket.cork()
+        for (const chunk of chunks) if (chunk.length > 0) writable = socket.write(chunk)
+        socket.uncork()
+        return writable && socket.writableLength < sendBufferBytesMax
+      }
+      if (!corked) {
         corked = true
         socket.cork()
         queueMicrotask(uncork)
