@@ -243,7 +243,8 @@ function makeFileStore(path: string, initialSizeBytes: number, fd: number, creat
       const earlier = inflight.overlapping(offset, data.length)
       const entry = inflight.add(offset, data.length)
       operationsRunning++
-      const bytes = data.slice()
+      // A real copy (a Buffer's slice is a view): the caller may reuse its buffer once the write failed by timeout.
+      const bytes = new Uint8Array(data)
       const work = InflightRanges.awaitAll(earlier).pipe(
         Effect.andThen(Effect.suspend(() => writeAllAsync(path, fd, offset, bytes))),
         Effect.ensuring(Effect.sync(() => {
