@@ -33,6 +33,8 @@ export const cryptWorkersMax = 2
 export const cryptWorkerRunBytesMin = 64 * KiB
 /** Shared input slots of those threads, `writeChunkBytesMax` each (8 MiB at most, made on first use). */
 export const cryptWorkerSlotsMax = 8
+/** Received frame bodies (raw, spanning socket chunks) one connection keeps for reuse, `frameBodyBytesMax` each (lib/wire/bodyPool.ts). */
+export const receiveBodySlabsMax = 4
 /** Fixed frame header size (see lib/wire/FORMAT.md). */
 export const frameHeaderBytes = 56
 

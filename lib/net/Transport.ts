@@ -43,6 +43,8 @@ export class NetError extends Data.TaggedError("NetError")<{
 export interface Link {
   /** Queues bytes for sending. Returns false when the send buffer is above its high-water mark. */
   readonly send: (chunks: ReadonlyArray<Uint8Array>) => boolean
+  /** Hands what `send` batched in this turn (corked) to the network now; a link that does not batch leaves it out. */
+  readonly flush?: () => void
   /** Bytes queued but not yet handed to the network. */
   readonly bufferedBytes: () => number
   /** Completes when the send buffer has drained below its high-water mark (or the link closed). */

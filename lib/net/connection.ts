@@ -14,9 +14,9 @@
  * slow is closed with a typed `NetError` and nothing it sent is acted on.
  */
 import { Deferred, Effect } from "effect"
-import { nodeNameBytesMax, nonceBytes, secretBytesMin } from "../core/limits.ts"
+import { frameBodyBytesMax, nodeNameBytesMax, nonceBytes, receiveBodySlabsMax, secretBytesMin } from "../core/limits.ts"
 import { constantTimeEqual, hmacSha256 } from "../core/sha256.ts"
-import { encodeFrame, encodeFrameWith, FrameDecoder, MessageType, WireError, type EncodedBody, type Frame } from "../wire/index.ts"
+import { BodyPool, encodeFrame, encodeFrameWith, FrameDecoder, MessageType, WireError, type EncodedBody, type Frame } from "../wire/index.ts"
 import { Entropy } from "./entropy.ts"
 import { type Link, NetError } from "./Transport.ts"
 import { concatBytes } from "../core/bytes.ts"
@@ -32,6 +32,8 @@ export interface Connection {
   readonly send: (frame: Frame, compress?: boolean, body?: EncodedBody) => boolean
   /** Registers the receiver of every later frame (frames that arrived before are delivered first). */
   readonly onFrame: (receive: (frame: Frame) => void) => void
+  /** The receiver is done with a received frame's body: its memory may hold a later frame's (lib/wire/bodyPool.ts). */
+  readonly recycle?: (body: Uint8Array) => void
   readonly close: (reason: string) => void
 }
 
@@ -43,7 +45,8 @@ const untext = new TextDecoder("utf-8", { fatal: true })
 const framed = (link: Link, onWireError?: (error: WireError) => void) => {
   // Before authentication a peer can make us buffer at most one frame body (≤ frameBodyBytesMax)
   // per pending handshake, and at most handshakesPendingMax handshakes are pending.
-  const decoder = new FrameDecoder()
+  const pool = new BodyPool(frameBodyBytesMax, receiveBodySlabsMax)
+  const decoder = new FrameDecoder({ pool })
   let receiver: ((frame: Frame) => void) | undefined
   const inbox: Frame[] = []
   let waiter: Deferred.Deferred<Frame, NetError> | undefined
@@ -100,7 +103,7 @@ const framed = (link: Link, onWireError?: (error: WireError) => void) => {
   }
   const send = (frame: Frame, compress = false, body?: EncodedBody) =>
     link.send(body === undefined ? encodeFrame(frame, { compress }) : encodeFrameWith(frame, body))
-  return { nextFrame, onFrame, send }
+  return { nextFrame, onFrame, send, recycle: (body: Uint8Array) => pool.give(body) }
 }
 
 const controlFrame = (type: MessageType, body: Uint8Array, aux = 0): Frame => ({
@@ -168,7 +171,7 @@ export const clientHandshake = (link: Link, options: HandshakeOptions): Effect.E
     io.send(controlFrame(MessageType.Prove, proof(options.secret, "client", serverNonce, clientNonce, options.nodeName, serverName)))
     yield* Effect.flatMap(io.nextFrame, (f) =>
       f.type === MessageType.Error ? Effect.fail(authFailed(link, `${link.remote} refused us: ${untext.decode(f.body)}`)) : expect(link, f, MessageType.Welcome, "welcome"))
-    return { link, peerName: serverName, send: io.send, onFrame: io.onFrame, close: link.close }
+    return { link, peerName: serverName, send: io.send, onFrame: io.onFrame, recycle: io.recycle, close: link.close }
   }))
 
 /** Server side: challenge the client; only an authenticated connection is returned. */
@@ -195,5 +198,5 @@ export const serverHandshake = (link: Link, options: HandshakeOptions): Effect.E
       return yield* authFailed(link, `${link.remote} (calling itself ${clientName}) failed authentication`)
     }
     io.send(controlFrame(MessageType.Welcome, new Uint8Array(0)))
-    return { link, peerName: clientName, send: io.send, onFrame: io.onFrame, close: link.close }
+    return { link, peerName: clientName, send: io.send, onFrame: io.onFrame, recycle: io.recycle, close: link.close }
   }))

@@ -179,12 +179,13 @@ export const openFileStore = (options: FileStoreOptions): Effect.Effect<BlockSto
       const { path, sizeBytes } = options
       if (!Number.isSafeInteger(sizeBytes) || sizeBytes < 0 || sizeBytes > volumeSizeBytesMax)
         return Effect.fail(new StoreError({ reason: "out-of-range", path, message: `store size ${sizeBytes} bytes must be an integer in 0..${volumeSizeBytesMax}` }))
-      return Effect.map(openBackingFile(options), (opened) => makeFileStore(path, opened.sizeBytes, opened.fd, opened.createdEmpty, options.stallMs ?? stallMsDefault, options.diskTimeoutMs ?? defaults.diskTimeoutMs))
+      return Effect.flatMap(openBackingFile(options), (opened) => Clock.clockWith((clock) =>
+        Effect.succeed(makeFileStore(path, opened.sizeBytes, opened.fd, opened.createdEmpty, options.stallMs ?? stallMsDefault, options.diskTimeoutMs ?? defaults.diskTimeoutMs, clock))))
     }),
     (store) => store.close,
   )
 
-function makeFileStore(path: string, initialSizeBytes: number, fd: number, createdEmpty: boolean, stallMs: number, diskTimeoutMs: number): BlockStore {
+function makeFileStore(path: string, initialSizeBytes: number, fd: number, createdEmpty: boolean, stallMs: number, diskTimeoutMs: number, clock: Clock.Clock): BlockStore {
   let closed = false
   /** Changed only by `grow`, after the grown size is durable. */
   let sizeBytes = initialSizeBytes
@@ -242,7 +243,8 @@ function makeFileStore(path: string, initialSizeBytes: number, fd: number, creat
       const earlier = inflight.overlapping(offset, data.length)
       const entry = inflight.add(offset, data.length)
       operationsRunning++
-      const bytes = data.slice()
+      // A real copy (a Buffer's slice is a view): the caller may reuse its buffer once the write failed by timeout.
+      const bytes = new Uint8Array(data)
       const work = InflightRanges.awaitAll(earlier).pipe(
         Effect.andThen(Effect.suspend(() => writeAllAsync(path, fd, offset, bytes))),
         Effect.ensuring(Effect.sync(() => {
@@ -256,21 +258,25 @@ function makeFileStore(path: string, initialSizeBytes: number, fd: number, creat
       })))
     }))
 
+  /**
+   * A write: synchronous in one step (no Effect between the checks and the bytes: this is the
+   * hot path of every copy), or on the thread pool while synchronous writes stall or an
+   * overlapping one is still there.
+   */
   const write = (offset: number, data: Uint8Array) =>
     guarded("write", offset, data.length, () => {
       if (data.length === 0) return Effect.void
-      return Clock.clockWith((clock) => {
-        const monotonicMs = () => monotonicMsOf(clock)
-        const started = monotonicMs()
-        if (started < threadPoolUntilMs || inflight.overlapping(offset, data.length).length > 0) return writeOnThreadPool(offset, data)
-        return Effect.ensuring(fsSync(path, "write", () => {
-          if (closed) throw Object.assign(new Error("closed"), { code: "EBADF" })
-          writeAll(fd, offset, data)
-        }), Effect.sync(() => {
-          const now = monotonicMs()
-          countSyncWrite(now - started, stallMs, now)
-        }))
-      })
+      const started = monotonicMsOf(clock)
+      if (started < threadPoolUntilMs || inflight.overlapping(offset, data.length).length > 0) return writeOnThreadPool(offset, data)
+      try {
+        writeAll(fd, offset, data)
+      } catch (cause) {
+        return Effect.fail(storeErrorFromFs(path, "write", cause))
+      } finally {
+        const now = monotonicMsOf(clock)
+        countSyncWrite(now - started, stallMs, now)
+      }
+      return Effect.void
     })
 
   // One fdatasync at a time: a flush waits for the one running, then issues its own (which covers

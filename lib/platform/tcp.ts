@@ -3,8 +3,8 @@
  * stream socket, which the TLS transport (lib/platform/tls.ts, the default) shares. Plain TCP
  * carries volume data in the clear: nodes use it only with `--insecure-plaintext`.
  *
- * Nagle is off (a 4 KiB write must not wait for the next one), frames sent in one tick are
- * corked into one write (a microtask uncorks), keep-alive is on, and the send
+ * Nagle is off (a 4 KiB write must not wait for the next one), small frames sent in one tick
+ * are corked into one write (a microtask uncorks; a big frame is written at once), keep-alive is on, and the send
  * buffer's high-water mark is reported through `Link.send`'s return value so the replication
  * layer can apply back-pressure instead of buffering without bound.
  */
@@ -19,6 +19,15 @@ export const errorReason = (code: string | undefined): NetError["reason"] =>
   : code === "EADDRNOTAVAIL" || code === "EINVAL" ? "bad-address"
   : code === "ETIMEDOUT" ? "timeout"
   : "unreachable"
+
+/** Sends of this many bytes or more are not corked (a 1 MiB write frame is worth its own syscall). */
+export const uncorkedSendBytesMin = 64 * 1024
+
+const bytesOf = (chunks: ReadonlyArray<Uint8Array>): number => {
+  let total = 0
+  for (const chunk of chunks) total += chunk.length
+  return total
+}
 
 export interface SocketLinkOptions {
   /** Gives a typed cause to a close (a TLS alert, a session ended before its first byte); undefined: a plain close. */
@@ -63,7 +72,16 @@ export const socketLink = (socket: net.Socket, options?: SocketLinkOptions): Lin
       if (!open) return false
       let writable = true
       // Frames sent in one turn of the event loop leave in one vectored write (a replica's acks
-      // for a burst of writes, a master's frames for several callers), not a syscall each.
+      // for a burst of writes, a master's frames for several callers), not a syscall each. A big
+      // frame leaves at once (after the corked ones): the peer starts on it while this end goes on.
+      if (bytesOf(chunks) >= uncorkedSendBytesMin) {
+        uncork()
+        // Header and body in one vectored write (one syscall; with TLS, no record for the header alone).
+        socket.cork()
+        for (const chunk of chunks) if (chunk.length > 0) writable = socket.write(chunk)
+        socket.uncork()
+        return writable && socket.writableLength < sendBufferBytesMax
+      }
       if (!corked) {
         corked = true
         socket.cork()
@@ -72,6 +90,7 @@ export const socketLink = (socket: net.Socket, options?: SocketLinkOptions): Lin
       for (const chunk of chunks) if (chunk.length > 0) writable = socket.write(chunk)
       return writable && socket.writableLength < sendBufferBytesMax
     },
+    flush: uncork,
     bufferedBytes: () => socket.writableLength,
     drained: Effect.callback<void>((resume) => {
       if (!open || !socket.writableNeedDrain) return resume(Effect.void)

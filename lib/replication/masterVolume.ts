@@ -1,10 +1,11 @@
 /**
  * The master copy of a volume: local writes fanned out to every replica, completed by acks.
  *
- * Write path (one network round trip): under the order lock, the chunk is written to the local
- * store and queued on every replica link in the same step, so every copy sees overlapping writes
- * in one order. The lock is released before waiting; many writes are in flight at once, bounded
- * by `inflightWritesPerReplicaMax`. A write completes when the master and every replica that was
+ * Write path (one network round trip): under the order lock, the chunk is queued on every replica
+ * link (sent at once) and its local store write started in the same step, so every copy sees
+ * overlapping writes in one order and the replicas apply it while the master writes its own.
+ * The lock is released before waiting; many writes are in flight at once, bounded by
+ * `inflightWritesPerReplicaMax`. A write completes when the master and every replica that was
  * in sync when it was queued acknowledged it, or — when such a replica failed meanwhile — once
  * that failure is recorded (`onReplicaFailed`, so a later promotion never picks a replica that
  * misses an acknowledged write) and the failure mode still allows IO.
@@ -376,6 +377,8 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
     type Wait =
       | { readonly link: ReplicaLink; readonly done: Deferred.Deferred<void, LinkFailure> }
       | { readonly link: ReplicaLink; readonly unrecorded: Deferred.Deferred<void> }
+      /** The master's own store write, still running (on the thread pool). */
+      | { readonly local: Fiber.Fiber<void, StoreError> }
 
     /** Every in-flight permit taken at once: no write or flush is between its start and its settlement. */
     const drain = (timeoutMs: number) =>
@@ -414,27 +417,48 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
      * write's read-modify-write of its edge units: no other write to them can come between).
      */
     const queueChunk = (type: MessageType, offset: number, chunk: Uint8Array, prepare?: Effect.Effect<Uint8Array, VolumeError>) =>
-      // Uninterruptible: a chunk written locally is queued on every link (or none of it happened).
+      // Uninterruptible: a chunk queued on the links is written locally too (or its write fails the master).
       orderLock.withPermits(1)(Effect.uninterruptible(Effect.gen(function* () {
         yield* checkUsable
         const data = prepare ? yield* prepare : chunk
-        if (type === MessageType.Write) {
-          writtenSinceEmpty?.mark(offset, data.length)
-          yield* store.write(offset, data).pipe(Effect.catch(storeFailed("write")))
-        }
-        const waits: Wait[] = []
-        for (const link of links) {
-          const wasInSync = link.inSync()
-          const done = link.enqueue(type, offset, data)
-          if (done && wasInSync) waits.push({ link, done })
-          const unrecorded = wasInSync ? undefined : failurePersisted.get(link)
-          if (unrecorded && !Deferred.isDoneUnsafe(unrecorded)) waits.push({ link, unrecorded })
-        }
-        return waits
+        // The links first: the replicas receive and apply the chunk while the master writes its own copy.
+        const waits = enqueueOnLinks(type, offset, data)
+        if (type !== MessageType.Write) return waits
+        writtenSinceEmpty?.mark(offset, data.length)
+        // Started here, in order with every other chunk (the store orders overlapping writes by
+        // their start); one that goes to the thread pool is waited for outside the order lock.
+        const local = yield* Effect.forkChild(store.write(offset, data), { startImmediately: true })
+        const exit = local.pollUnsafe()
+        if (exit === undefined) return [...waits, { local }]
+        return yield* Effect.suspend(() => exit).pipe(
+          Effect.catch(storeFailed("write")),
+          // Failed: the caller may reuse its buffer at once, the links keep their own copies.
+          Effect.tapError(() => Effect.sync(() => adoptBodies(waits))),
+          Effect.as(waits),
+        )
       })))
 
+    /** Queues a frame on every link; what the chunk waits for on each (see Wait). */
+    const enqueueOnLinks = (type: MessageType, offset: number, data: Uint8Array): Wait[] => {
+      const waits: Wait[] = []
+      for (const link of links) {
+        const wasInSync = link.inSync()
+        const done = link.enqueue(type, offset, data)
+        if (done && wasInSync) waits.push({ link, done })
+        const unrecorded = wasInSync ? undefined : failurePersisted.get(link)
+        if (unrecorded && !Deferred.isDoneUnsafe(unrecorded)) waits.push({ link, unrecorded })
+      }
+      return waits
+    }
+
+    /** The caller stops waiting for these frames: each link still holding one takes its own copy of the bytes. */
+    const adoptBodies = (waits: ReadonlyArray<Wait>) => {
+      for (const wait of waits) if ("done" in wait) wait.link.adoptBody(wait.done)
+    }
+
     /** One replica's ack; a replica that failed under this write: the write completes only once that is recorded. */
-    const awaitReplica = (wait: Wait) => {
+    const awaitReplica = (wait: Wait): Effect.Effect<void, VolumeError> => {
+      if ("local" in wait) return Fiber.join(wait.local).pipe(Effect.catch(storeFailed("write")))
       if ("unrecorded" in wait) return Deferred.await(wait.unrecorded)
       const { link, done } = wait
       return link.awaitAck(done).pipe(
@@ -486,9 +510,8 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
       inflight.withPermits(1)(Effect.gen(function* () {
         lastForegroundMs = clock.currentTimeMillisUnsafe()
         const waits = yield* (encrypted ? inTurn(offset, encrypted, prepare) : queueChunk(MessageType.Write, offset, data, prepare))
-        yield* awaitReplicas(waits).pipe(Effect.onInterrupt(() => Effect.sync(() => {
-          for (const wait of waits) if ("done" in wait) wait.link.adoptBody(wait.done)
-        })))
+        // Interrupted, or the master's own write failed: the caller may reuse its buffer, the links keep copies.
+        yield* awaitReplicas(waits).pipe(Effect.onError(() => Effect.sync(() => adoptBodies(waits))))
         options.onWriteAcknowledged?.(acknowledged[0], acknowledged[1])
       }))
 

@@ -2,8 +2,10 @@
  * The replica side: a node's hosted replica copies, and the per-connection loop that applies a
  * master's frames to them.
  *
- * Frames of one connection are applied strictly in arrival order by one fiber, so overlapping
- * writes land in the master's order. A frame whose epoch is lower than the one the replica holds
+ * Frames of one connection are taken in arrival order by one fiber, so overlapping writes land
+ * in the master's order: writes start in that order without waiting for the one before
+ * (`replicaApplyWritesMax` at once; the store orders overlapping ones), and every other frame
+ * waits until the writes before it are applied. A frame whose epoch is lower than the one the replica holds
  * is refused with an Error frame (StaleEpoch) and not applied: a deposed master cannot write.
  * When a master opens a volume with a higher epoch, the replica adopts it (durably, in the
  * store's meta record) and closes the previous master's connection for that volume.
@@ -24,6 +26,14 @@ import { ReplicationError } from "./errors.ts"
 
 /** Frames queued on one connection before the replica stops reading it (the master's in-flight limit is lower). */
 export const replicaQueueFramesMax = 4096
+
+/**
+ * Writes (Write, SyncChunk) of one connection being applied at once. They start in arrival order,
+ * and a store applies overlapping writes in the order they start (BlockStore's ordering rule),
+ * so a write on the thread pool does not hold up the next frame; every other frame waits until
+ * the writes before it are applied (a Flush's fdatasync covers them, a Verify reads them).
+ */
+export const replicaApplyWritesMax = 64
 
 export interface HostedReplicaStatus {
   readonly volume: string
@@ -361,26 +371,46 @@ const serveConnection = (
       entry.damagedSinceOpen = false
     })
 
+    /** One Write or SyncChunk: applied, then acknowledged (or refused with the store's error). */
+    const applyWrite = (frame: Frame, entry: Hosted) => Effect.gen(function* () {
+      const result = yield* Effect.result(entry.store.write(frame.offset, frame.body))
+      // A store never keeps the caller's bytes past the write: the body's memory may take the next frame.
+      connection.recycle?.(frame.body)
+      if (result._tag === "Failure") {
+        count(`store-${result.failure.reason}`)
+        yield* markDamaged(entry)
+        replyError(connection, frame, entry.epoch, result.failure.reason === "out-of-range" ? ErrorCode.OutOfRange : ErrorCode.StoreFailed, result.failure.message)
+        return
+      }
+      entry.writesApplied++
+      options.metrics?.add("replivol_network_frames_total", { volume: entry.volume, direction: "in" })
+      options.metrics?.add("replivol_network_bytes_total", { volume: entry.volume, direction: "in" }, frame.length)
+      entry.bytesApplied += frame.length
+      reply(connection, frame, frame.type === MessageType.Write ? MessageType.WriteAck : MessageType.SyncAck, entry.epoch)
+    })
+
+    /** Writes being applied (replicaApplyWritesMax at most); taking every slot waits until they are. */
+    const applySlots = yield* Semaphore.make(replicaApplyWritesMax)
+    const allApplied = applySlots.withPermits(replicaApplyWritesMax)(Effect.void)
+
+    /**
+     * Starts a write without waiting for it: in the activity log from the moment it starts (a write
+     * still in flight on the thread pool when a new master's Open or a detach reads the log is
+     * covered), then started at once (`startImmediately`: a synchronous store write is done when
+     * this returns), in arrival order.
+     */
+    const startWrite = (frame: Frame, entry: Hosted) => Effect.andThen(applySlots.take(1), Effect.suspend(() => {
+      if (entry.activity.length < activityWritesMax) entry.activity.push([frame.offset, frame.body.length])
+      else entry.activity[entry.activityNext] = [frame.offset, frame.body.length]
+      entry.activityNext = (entry.activityNext + 1) % activityWritesMax
+      return Effect.asVoid(Effect.forkChild(Effect.ensuring(applyWrite(frame, entry), applySlots.release(1)), { startImmediately: true }))
+    }))
+
     const handleData = (frame: Frame, entry: Hosted) => Effect.gen(function* () {
-      if (frame.type === MessageType.Write || frame.type === MessageType.SyncChunk) {
-        // In the activity log from the moment the write starts: a write still in flight (on the
-        // thread pool) when a new master's Open or a detach reads the log is covered.
-        if (entry.activity.length < activityWritesMax) entry.activity.push([frame.offset, frame.body.length])
-        else entry.activity[entry.activityNext] = [frame.offset, frame.body.length]
-        entry.activityNext = (entry.activityNext + 1) % activityWritesMax
-        const result = yield* Effect.result(entry.store.write(frame.offset, frame.body))
-        if (result._tag === "Failure") {
-          count(`store-${result.failure.reason}`)
-          yield* markDamaged(entry)
-          replyError(connection, frame, entry.epoch, result.failure.reason === "out-of-range" ? ErrorCode.OutOfRange : ErrorCode.StoreFailed, result.failure.message)
-          return
-        }
-        entry.writesApplied++
-        options.metrics?.add("replivol_network_frames_total", { volume: entry.volume, direction: "in" })
-        options.metrics?.add("replivol_network_bytes_total", { volume: entry.volume, direction: "in" }, frame.body.length)
-        entry.bytesApplied += frame.body.length
-        reply(connection, frame, frame.type === MessageType.Write ? MessageType.WriteAck : MessageType.SyncAck, entry.epoch)
-      } else if (frame.type === MessageType.Flush) {
+      if (frame.type === MessageType.Write || frame.type === MessageType.SyncChunk) return yield* startWrite(frame, entry)
+      // Every other frame comes after the writes before it in the stream.
+      yield* allApplied
+      if (frame.type === MessageType.Flush) {
         const result = yield* Effect.result(entry.store.flush)
         if (result._tag === "Failure") {
           // The page cache may have dropped what the failed fdatasync was to persist: never retried as if it worked.
@@ -463,7 +493,7 @@ const serveConnection = (
     const handle = (frame: Frame): Effect.Effect<boolean> => {
       switch (frame.type) {
         case MessageType.Open:
-          return Effect.as(handleOpen(frame), true)
+          return Effect.as(Effect.andThen(allApplied, handleOpen(frame)), true)
         case MessageType.Ping:
           reply(connection, frame, MessageType.Pong, 0)
           return Effect.succeed(true)
@@ -517,7 +547,10 @@ const serveConnection = (
       queued--
       const keepGoing = yield* handle(frame)
       if (!keepGoing) break
+      // Nothing more has arrived: the answers batched so far leave now, not after this turn's other work.
+      if (queued === 0) connection.link.flush?.()
     }
+    yield* allApplied
     connection.close("replica connection finished")
     for (const id of opened) {
       const entry = hosted.get(id)

@@ -7,9 +7,9 @@
  * and only concatenates what one frame needs: a body that lies inside one chunk is returned as a
  * view of it, without a copy (so callers must not reuse a chunk after pushing it).
  *
- * Body lifetimes: a frame's `body` is either a view of a pushed chunk or a fresh array, never
- * memory the decoder writes again, so a receiver may keep it as long as it likes (the replica
- * hands it to an asynchronous store write). Only a compressed wire body that spans chunks is
+ * Body lifetimes: a frame's `body` is either a view of a pushed chunk or a fresh array (or, with
+ * a `pool`, a slab the receiver may give back once done with it), never memory the decoder writes
+ * again on its own, so a receiver may keep it as long as it likes (until it gives it back). Only a compressed wire body that spans chunks is
  * gathered into a scratch buffer the decoder reuses: it is checksummed and decompressed (into a
  * fresh array) inside `next()` and never escapes, which saves a 1 MiB allocation and its page
  * faults per compressed frame.
@@ -24,10 +24,13 @@ import { wireError, WireError } from "./error.ts"
 import type { Frame } from "./frame.ts"
 import { readHeader, type FrameHeader } from "./header.ts"
 import { decompressBlock } from "./lz4.ts"
+import type { BodyPool } from "./bodyPool.ts"
 
 export interface FrameDecoderOptions {
   /** Largest wire body this connection accepts (default frameBodyBytesMax); e.g. controlBodyBytesMax before authentication. */
   readonly bodyBytesMax?: number
+  /** Memory for raw bodies that span chunks, given back by the receiver when done (bodyPool.ts); else each is a fresh array. */
+  readonly pool?: BodyPool
 }
 
 const emptyChunk = new Uint8Array(0)
@@ -36,6 +39,7 @@ const consumedChunksCompactCount = 64
 
 export class FrameDecoder {
   readonly #bodyBytesMax: number
+  readonly #pool: BodyPool | undefined
   readonly #headerScratch = new Uint8Array(frameHeaderBytes)
   /** Reused for compressed wire bodies that span chunks (they never leave `next()`); grows up to bodyBytesMax. */
   #bodyScratch = emptyChunk
@@ -53,6 +57,7 @@ export class FrameDecoder {
       `decoder bodyBytesMax ${bodyBytesMax} is 0..${frameBodyBytesMax}`,
     )
     this.#bodyBytesMax = bodyBytesMax
+    this.#pool = options?.pool
   }
 
   /**
@@ -82,7 +87,7 @@ export class FrameDecoder {
     const header = this.#pending
     if (this.#buffered < header.bodyBytes) return undefined
     this.#pending = undefined
-    const result = decodeBody(header, this.#take(header.bodyBytes, header.compressed ? this.#compressedScratch(header.bodyBytes) : undefined))
+    const result = decodeBody(header, this.#take(header.bodyBytes, header.compressed ? this.#compressedScratch(header.bodyBytes) : this.#pool))
     return result instanceof WireError ? this.#fail(result) : result
   }
 
@@ -114,8 +119,8 @@ export class FrameDecoder {
     return error
   }
 
-  /** Removes `count` buffered bytes: a view when they lie in one chunk, else a copy (into `scratch` if given). */
-  #take(count: number, scratch: Uint8Array | undefined): Uint8Array {
+  /** Removes `count` buffered bytes: a view when they lie in one chunk, else a copy (into `scratch`, or a slab of a pool, if given). */
+  #take(count: number, scratch: Uint8Array | BodyPool | undefined): Uint8Array {
     assert(count <= this.#buffered, `take ${count} of ${this.#buffered} buffered bytes`)
     this.#buffered -= count
     if (count === 0) return emptyChunk
@@ -125,7 +130,7 @@ export class FrameDecoder {
       this.#advance(first, count)
       return view
     }
-    const out = scratch ?? new Uint8Array(count)
+    const out = (scratch instanceof Uint8Array ? scratch : scratch?.take(count)) ?? new Uint8Array(count)
     let filled = 0
     while (filled < count) {
       const chunk = this.#chunks[this.#head]!

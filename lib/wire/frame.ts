@@ -60,20 +60,28 @@ export const makeFrame = (type: MessageType, fields: Partial<Omit<Frame, "type">
 const isU32 = (value: number): boolean => Number.isInteger(value) && value >= 0 && value <= 0xffffffff
 const isCount = (value: number): boolean => Number.isSafeInteger(value) && value >= 0
 
-const assertWellFormed = (frame: Frame): void => {
-  assert(isMessageType(frame.type), `frame type ${frame.type} is a MessageType`)
-  const name = messageTypeName(frame.type)
-  assert(frame.volumeId >= 0n && frame.volumeId < u64Limit, `${name} volumeId ${frame.volumeId} fits in a u64`)
-  assert(isU32(frame.epoch), `${name} epoch ${frame.epoch} is a u32`)
-  assert(isU32(frame.aux), `${name} aux ${frame.aux} is a u32`)
-  assert(isCount(frame.sequence) && isCount(frame.offset), `${name} sequence/offset are non-negative safe integers`)
-  assert(isCount(frame.length), `${name} length ${frame.length} is a non-negative integer`)
+/**
+ * The reason `frame` breaks the format's rules, or undefined. Messages are built only for a
+ * frame that breaks one: this runs for every frame sent, where building them cost more than the
+ * header itself.
+ */
+const malformation = (frame: Frame): string | undefined => {
+  if (!isMessageType(frame.type)) return `frame type ${frame.type} is a MessageType`
+  const name = () => messageTypeName(frame.type)
+  if (!(frame.volumeId >= 0n && frame.volumeId < u64Limit)) return `${name()} volumeId ${frame.volumeId} fits in a u64`
+  if (!isU32(frame.epoch)) return `${name()} epoch ${frame.epoch} is a u32`
+  if (!isU32(frame.aux)) return `${name()} aux ${frame.aux} is a u32`
+  if (!isCount(frame.sequence) || !isCount(frame.offset)) return `${name()} sequence/offset are non-negative safe integers`
+  if (!isCount(frame.length)) return `${name()} length ${frame.length} is a non-negative integer`
   const bodyBytesExpected = isRangeRequestType(frame.type) ? 0 : frame.length
-  assert(frame.body.length === bodyBytesExpected, `${name} body has ${frame.body.length} bytes; expected ${bodyBytesExpected}`)
-  const lengthError = checkLengths(frame.type, false, frame.length, frame.body.length, frameBodyBytesMax)
-  assert(lengthError === undefined, lengthError?.message ?? "")
-  const rangeError = checkRanges(frame.type, frame.aux, frame.sequence, frame.offset, frame.length)
-  assert(rangeError === undefined, rangeError?.message ?? "")
+  if (frame.body.length !== bodyBytesExpected) return `${name()} body has ${frame.body.length} bytes; expected ${bodyBytesExpected}`
+  return checkLengths(frame.type, false, frame.length, frame.body.length, frameBodyBytesMax)?.message ??
+    checkRanges(frame.type, frame.aux, frame.sequence, frame.offset, frame.length)?.message
+}
+
+const assertWellFormed = (frame: Frame): void => {
+  const broken = malformation(frame)
+  assert(broken === undefined, broken ?? "")
 }
 
 /**

@@ -73,24 +73,40 @@ const writeU64Number = (view: DataView, offset: number, value: number): void => 
   view.setUint32(offset + 4, Math.floor(value / 2 ** 32), true)
 }
 
-/** Serialises a header (already checked by the caller) into a fresh 56-byte array. */
+/**
+ * Headers are carved from shared slabs, each region handed out once and never written again
+ * (like Node's Buffer pool): a fresh 56-byte array per frame, with its own ArrayBuffer and
+ * DataView, cost more than writing the header.
+ */
+const headerSlabBytes = frameHeaderBytes * 1024
+let headerSlab = new ArrayBuffer(headerSlabBytes)
+let headerSlabView = new DataView(headerSlab)
+let headerSlabUsed = 0
+
+/** Serialises a header (already checked by the caller) into 56 bytes no one else holds. */
 export const writeHeader = (header: FrameHeader): Uint8Array => {
-  const bytes = new Uint8Array(frameHeaderBytes)
-  const view = new DataView(bytes.buffer)
-  view.setUint32(at.magic, frameMagic, true)
-  view.setUint8(at.version, frameVersion)
-  view.setUint8(at.type, header.type)
-  view.setUint16(at.flags, header.compressed ? flagCompressed : 0, true)
-  view.setBigUint64(at.volumeId, header.volumeId, true)
-  view.setUint32(at.epoch, header.epoch, true)
-  view.setUint32(at.aux, header.aux, true)
-  writeU64Number(view, at.sequence, header.sequence)
-  writeU64Number(view, at.offset, header.offset)
-  view.setUint32(at.length, header.length, true)
-  view.setUint32(at.bodyBytes, header.bodyBytes, true)
-  view.setUint32(at.bodyChecksum, header.bodyChecksum, true)
-  view.setUint32(at.headerChecksum, crc32c(bytes.subarray(0, at.headerChecksum)), true)
-  return bytes
+  if (headerSlabUsed + frameHeaderBytes > headerSlabBytes) {
+    headerSlab = new ArrayBuffer(headerSlabBytes)
+    headerSlabView = new DataView(headerSlab)
+    headerSlabUsed = 0
+  }
+  const base = headerSlabUsed
+  headerSlabUsed += frameHeaderBytes
+  const view = headerSlabView
+  view.setUint32(base + at.magic, frameMagic, true)
+  view.setUint8(base + at.version, frameVersion)
+  view.setUint8(base + at.type, header.type)
+  view.setUint16(base + at.flags, header.compressed ? flagCompressed : 0, true)
+  view.setBigUint64(base + at.volumeId, header.volumeId, true)
+  view.setUint32(base + at.epoch, header.epoch, true)
+  view.setUint32(base + at.aux, header.aux, true)
+  writeU64Number(view, base + at.sequence, header.sequence)
+  writeU64Number(view, base + at.offset, header.offset)
+  view.setUint32(base + at.length, header.length, true)
+  view.setUint32(base + at.bodyBytes, header.bodyBytes, true)
+  view.setUint32(base + at.bodyChecksum, header.bodyChecksum, true)
+  view.setUint32(base + at.headerChecksum, crc32c(new Uint8Array(headerSlab, base, at.headerChecksum)), true)
+  return new Uint8Array(headerSlab, base, frameHeaderBytes)
 }
 
 /** Flag rules: only bit 0 exists, and only data types may set it. */

@@ -4,6 +4,7 @@
  */
 export { decodeJsonBody, encodeJsonBody, errorFrame, readErrorFrame } from "./body.ts"
 export type { ErrorFrameContent, ErrorFrameFields } from "./body.ts"
+export { BodyPool } from "./bodyPool.ts"
 export { decodeFrame, FrameDecoder } from "./decoder.ts"
 export type { FrameDecoderOptions } from "./decoder.ts"
 export { isWireError, WireError } from "./error.ts"
