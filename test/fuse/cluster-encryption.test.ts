@@ -5,33 +5,16 @@
  * the pattern is on none of the encrypted volume's copies and on all of the plain one's (the
  * search can fail). The mount reads the plaintext back, also after the master's node is killed.
  */
-import { suite } from "uvu"
 import * as assert from "uvu/assert"
 import { readFile, stat, writeFile } from "node:fs/promises"
 import { join } from "node:path"
-import { loudHook, startFuseCluster, type FuseCluster } from "./support-cluster.ts"
+import { clusterSuite, type FuseCluster } from "./support-cluster.ts"
 import { fuseUnavailableReason, sh } from "./support.ts"
 
 const skipReason = await fuseUnavailableReason()
 if (skipReason !== undefined) console.log(`fuse cluster encryption tests skipped: ${skipReason}`)
-const Encryption = suite("encryption at rest through the FUSE mount")
-const it = skipReason === undefined ? Encryption : Encryption.skip
-const context = { cluster: undefined as FuseCluster | undefined }
+const { Suite: Encryption, it, drill: context } = clusterSuite("encryption at rest through the FUSE mount", { nodes: 3, hostBase: "127.0.48.", port: 28933, apiPort: 28935, leaseTtlMs: 1500 }, skipReason)
 const needle = "REPLIVOL-FUSE-AT-REST-9f3b2a61"
-
-Encryption.before(loudHook("before", async () => {
-  if (skipReason !== undefined) return
-  context.cluster = await startFuseCluster({ nodes: 3, hostBase: "127.0.48.", port: 28933, apiPort: 28935, leaseTtlMs: 1500 })
-}))
-
-Encryption.after(loudHook("after", async () => {
-  if (context.cluster === undefined) return
-  try {
-    await context.cluster.stop()
-  } finally {
-    await context.cluster.remove()
-  }
-}))
 
 it("dd's pattern is on no copy of the encrypted volume, on every copy of the plain one; the mount reads it back, also after a failover", async () => {
   const cluster = context.cluster!

@@ -5,32 +5,16 @@
  * never an error), and the volume must be usable (degraded: one in-sync replica, nowhere to place
  * a second) under a new master.
  */
-import { suite } from "uvu"
 import * as assert from "uvu/assert"
-import { fio, loudHook, sleep, startFuseCluster, type FuseCluster } from "./support-cluster.ts"
+import { clusterSuite, fio, sleep, type FuseCluster } from "./support-cluster.ts"
 import { fuseUnavailableReason } from "./support.ts"
 
 const skipReason = await fuseUnavailableReason()
 if (skipReason !== undefined) console.log(`fuse cluster degraded-failover tests skipped: ${skipReason}`)
-const Degraded = suite("fio verify across a master kill with no spare node (soft, replicas=2, 3 nodes)")
-const it = skipReason === undefined ? Degraded : Degraded.skip
 const volume = "nospare/vol"
-const context = { cluster: undefined as FuseCluster | undefined }
-
-Degraded.before(loudHook("before", async () => {
-  if (skipReason !== undefined) return
-  context.cluster = await startFuseCluster({ nodes: 3, hostBase: "127.0.9.", port: 28763, apiPort: 28765, leaseTtlMs: 1500 })
-  await context.cluster.createVolume(volume, "64MiB", { "storageos.com/replicas": "2" })
-}))
-
-Degraded.after(loudHook("after", async () => {
-  if (context.cluster === undefined) return
-  try {
-    await context.cluster.stop()
-  } finally {
-    await context.cluster.remove()
-  }
-}))
+const { Suite: Degraded, it, drill: context } = clusterSuite("fio verify across a master kill with no spare node (soft, replicas=2, 3 nodes)", { nodes: 3, hostBase: "127.0.9.", port: 28763, apiPort: 28765, leaseTtlMs: 1500 }, skipReason, async (cluster) => {
+  await cluster.createVolume(volume, "64MiB", { "storageos.com/replicas": "2" })
+})
 
 it("fio finishes with zero errors; the promoted master serves the volume with its one remaining replica", async () => {
   const cluster = context.cluster!

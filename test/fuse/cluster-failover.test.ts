@@ -5,32 +5,16 @@
  * finishes with zero errors and every block verifies. Afterwards `inspect --json` shows the volume
  * healthy again, a different master, and two in-sync replicas — one of them new (on the spare).
  */
-import { suite } from "uvu"
 import * as assert from "uvu/assert"
-import { fio, loudHook, pollFor, sha256Of, sleep, startFuseCluster, type FuseCluster } from "./support-cluster.ts"
+import { clusterSuite, fio, pollFor, sha256Of, sleep, type FuseCluster } from "./support-cluster.ts"
 import { fuseUnavailableReason } from "./support.ts"
 
 const skipReason = await fuseUnavailableReason()
 if (skipReason !== undefined) console.log(`fuse cluster failover tests skipped: ${skipReason}`)
-const Failover = suite("fio verify through the mount while the master's node is killed")
-const it = skipReason === undefined ? Failover : Failover.skip
 const volume = "drill/vol"
-const context = { cluster: undefined as FuseCluster | undefined }
-
-Failover.before(loudHook("before", async () => {
-  if (skipReason !== undefined) return
-  context.cluster = await startFuseCluster({ nodes: 4, hostBase: "127.0.9.", port: 28723, apiPort: 28725, leaseTtlMs: 1500 })
-  await context.cluster.createVolume(volume, "128MiB", { "storageos.com/replicas": "2" })
-}))
-
-Failover.after(loudHook("after", async () => {
-  if (context.cluster === undefined) return
-  try {
-    await context.cluster.stop()
-  } finally {
-    await context.cluster.remove()
-  }
-}))
+const { Suite: Failover, it, drill: context } = clusterSuite("fio verify through the mount while the master's node is killed", { nodes: 4, hostBase: "127.0.9.", port: 28723, apiPort: 28725, leaseTtlMs: 1500 }, skipReason, async (cluster) => {
+  await cluster.createVolume(volume, "128MiB", { "storageos.com/replicas": "2" })
+})
 
 it("fio finishes with zero errors across the kill; the volume is healthy again with a new master and a new replica", async () => {
   const cluster = context.cluster!

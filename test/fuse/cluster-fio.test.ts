@@ -5,32 +5,16 @@
  * are byte-identical to each other and to what the mounted file reads — and still are after the
  * cluster stopped.
  */
-import { suite } from "uvu"
 import * as assert from "uvu/assert"
-import { fio, loudHook, sha256Of, startFuseCluster, type FuseCluster } from "./support-cluster.ts"
+import { clusterSuite, fio, sha256Of, type FuseCluster } from "./support-cluster.ts"
 import { fuseUnavailableReason } from "./support.ts"
 
 const skipReason = await fuseUnavailableReason()
 if (skipReason !== undefined) console.log(`fuse cluster fio tests skipped: ${skipReason}`)
-const Fio = suite("fio verify through the mount of a replicas=2 volume")
-const it = skipReason === undefined ? Fio : Fio.skip
 const volume = "fio/vol"
-const context = { cluster: undefined as FuseCluster | undefined }
-
-Fio.before(loudHook("before", async () => {
-  if (skipReason !== undefined) return
-  context.cluster = await startFuseCluster({ nodes: 3, hostBase: "127.0.8.", port: 28703, apiPort: 28705 })
-  await context.cluster.createVolume(volume, "256MiB", { "storageos.com/replicas": "2" })
-}))
-
-Fio.after(loudHook("after", async () => {
-  if (context.cluster === undefined) return
-  try {
-    await context.cluster.stop()
-  } finally {
-    await context.cluster.remove()
-  }
-}))
+const { Suite: Fio, it, drill: context } = clusterSuite("fio verify through the mount of a replicas=2 volume", { nodes: 3, hostBase: "127.0.8.", port: 28703, apiPort: 28705 }, skipReason, async (cluster) => {
+  await cluster.createVolume(volume, "256MiB", { "storageos.com/replicas": "2" })
+})
 
 const jobs = [
   { bs: "4k", size: "64M", offset: "0" },

@@ -6,38 +6,21 @@
  * and succeed (no EIO), and the bytes must read back. Soft replicas=2 (the `npm start` demo's
  * volume) and hard replicas=1 rounds alternate; each volume is removed after its round.
  */
-import { suite } from "uvu"
 import * as assert from "uvu/assert"
 import { listCacheMsDefault } from "../../fuse/mount.ts"
-import { loudHook, sleep, startFuseCluster, type FuseCluster } from "./support-cluster.ts"
+import { clusterSuite, sleep, type FuseCluster } from "./support-cluster.ts"
 import { fuseUnavailableReason, sh } from "./support.ts"
 
 const skipReason = await fuseUnavailableReason()
 if (skipReason !== undefined) console.log(`fuse cluster first-write tests skipped: ${skipReason}`)
-const FirstWrite = suite("a write the moment a new volume's file appears: a pause, never EIO")
-const it = skipReason === undefined ? FirstWrite : FirstWrite.skip
+const { Suite: FirstWrite, it, drill: context } = clusterSuite("a write the moment a new volume's file appears: a pause, never EIO", { nodes: 3, hostBase: "127.0.14.", port: 28813, apiPort: 28815, leaseTtlMs: 1500 }, skipReason)
 const rounds = 50
 /** The demo's volumes are larger; the size hardly matters, as a new volume's first sync copies only written regions. */
 const sizeBytes = 64 * 1024 * 1024
 const writeBytes = 64 * 1024
-const context = { cluster: undefined as FuseCluster | undefined }
 
 interface NumberedEvent { readonly seq: number; readonly kind: string; readonly volume?: string }
 interface Round { readonly volume: string; readonly code: number; readonly output: string; readonly elapsedMs: number; readonly paused: boolean }
-
-FirstWrite.before(loudHook("before", async () => {
-  if (skipReason !== undefined) return
-  context.cluster = await startFuseCluster({ nodes: 3, hostBase: "127.0.14.", port: 28813, apiPort: 28815, leaseTtlMs: 1500 })
-}))
-
-FirstWrite.after(loudHook("after", async () => {
-  if (context.cluster === undefined) return
-  try {
-    await context.cluster.stop()
-  } finally {
-    await context.cluster.remove()
-  }
-}))
 
 /** The shell side of one round: wait for the file, write a pattern with O_DIRECT, read it back and compare. */
 const writeWhenItAppears = (file: string, tag: string) =>

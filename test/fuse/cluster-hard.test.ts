@@ -4,34 +4,18 @@
  * in a loop, and the replica's node killed. dd must fail with EIO within seconds of the kill —
  * not hang, and not keep succeeding with a single copy.
  */
-import { suite } from "uvu"
 import * as assert from "uvu/assert"
-import { loudHook, sleep, startFuseCluster, type FuseCluster } from "./support-cluster.ts"
+import { clusterSuite, sleep, type FuseCluster } from "./support-cluster.ts"
 import { fuseUnavailableReason, sh } from "./support.ts"
 
 const skipReason = await fuseUnavailableReason()
 if (skipReason !== undefined) console.log(`fuse cluster hard-mode tests skipped: ${skipReason}`)
-const Hard = suite("a hard volume below its replica count: EIO, promptly")
-const it = skipReason === undefined ? Hard : Hard.skip
 const volume = "strict/vol"
+const { Suite: Hard, it, drill: context } = clusterSuite("a hard volume below its replica count: EIO, promptly", { nodes: 3, hostBase: "127.0.9.", port: 28733, apiPort: 28735, leaseTtlMs: 1500 }, skipReason, async (cluster) => {
+  await cluster.createVolume(volume, "64MiB", { "storageos.com/replicas": "1", "storageos.com/failure.mode": "hard" })
+})
 /** How soon after the kill the application must see EIO (lease TTL 1.5 s; a shared 2-vCPU VM). */
 const eioWithinMs = 10_000
-const context = { cluster: undefined as FuseCluster | undefined }
-
-Hard.before(loudHook("before", async () => {
-  if (skipReason !== undefined) return
-  context.cluster = await startFuseCluster({ nodes: 3, hostBase: "127.0.9.", port: 28733, apiPort: 28735, leaseTtlMs: 1500 })
-  await context.cluster.createVolume(volume, "64MiB", { "storageos.com/replicas": "1", "storageos.com/failure.mode": "hard" })
-}))
-
-Hard.after(loudHook("after", async () => {
-  if (context.cluster === undefined) return
-  try {
-    await context.cluster.stop()
-  } finally {
-    await context.cluster.remove()
-  }
-}))
 
 it("dd writing the file gets EIO within seconds after the replica's node is killed", async () => {
   const cluster = context.cluster!

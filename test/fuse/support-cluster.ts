@@ -246,14 +246,16 @@ export const loudHook = (name: string, hook: () => Promise<void>) => async (): P
 
 /**
  * A uvu suite with its own cluster: started in `before` (not at all when `skipReason` is set; its
- * tests are then skipped), always stopped and its directories removed in `after`.
+ * tests are then skipped), then `prepare` (volumes the tests share); always stopped and its
+ * directories removed in `after`.
  */
-export const clusterSuite = (title: string, options: FuseClusterOptions, skipReason: string | undefined) => {
+export const clusterSuite = (title: string, options: FuseClusterOptions, skipReason: string | undefined, prepare?: (cluster: FuseCluster) => Promise<unknown>) => {
   const drill = { cluster: undefined as FuseCluster | undefined }
   const Suite = suite(title)
   Suite.before(loudHook("before", async () => {
     if (skipReason !== undefined) return
     drill.cluster = await startFuseCluster(options)
+    await prepare?.(drill.cluster)
   }))
   Suite.after(loudHook("after", async () => {
     if (drill.cluster === undefined) return
