@@ -1,8 +1,15 @@
 /** Byte-array helpers shared by the pure layers (DER encoding, the handshake's messages, copies of write bodies). */
 
+/** The parts' lengths summed. */
+export const totalBytes = (parts: ReadonlyArray<Uint8Array>): number => {
+  let total = 0
+  for (const part of parts) total += part.length
+  return total
+}
+
 /** The parts one after another in a new array. */
 export const concatBytes = (parts: ReadonlyArray<Uint8Array>): Uint8Array => {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0))
+  const out = new Uint8Array(totalBytes(parts))
   let at = 0
   for (const part of parts) {
     out.set(part, at)

@@ -11,6 +11,7 @@
 import * as net from "node:net"
 import { Effect, Layer } from "effect"
 import { formatAddress, type Address, type Link, NetError, Transport } from "../net/Transport.ts"
+import { totalBytes } from "../core/bytes.ts"
 import { sendBufferBytesMax } from "../core/limits.ts"
 
 export const errorReason = (code: string | undefined): NetError["reason"] =>
@@ -22,12 +23,6 @@ export const errorReason = (code: string | undefined): NetError["reason"] =>
 
 /** Sends of this many bytes or more are not corked (a 1 MiB write frame is worth its own syscall). */
 export const uncorkedSendBytesMin = 64 * 1024
-
-const bytesOf = (chunks: ReadonlyArray<Uint8Array>): number => {
-  let total = 0
-  for (const chunk of chunks) total += chunk.length
-  return total
-}
 
 export interface SocketLinkOptions {
   /** Gives a typed cause to a close (a TLS alert, a session ended before its first byte); undefined: a plain close. */
@@ -74,7 +69,7 @@ export const socketLink = (socket: net.Socket, options?: SocketLinkOptions): Lin
       // Frames sent in one turn of the event loop leave in one vectored write (a replica's acks
       // for a burst of writes, a master's frames for several callers), not a syscall each. A big
       // frame leaves at once (after the corked ones): the peer starts on it while this end goes on.
-      if (bytesOf(chunks) >= uncorkedSendBytesMin) {
+      if (totalBytes(chunks) >= uncorkedSendBytesMin) {
         uncork()
         // Header and body in one vectored write (one syscall; with TLS, no record for the header alone).
         socket.cork()
