@@ -7,6 +7,7 @@
  * and throws InvariantViolation rather than returning an error.
  */
 import { assert } from "../core/assert.ts"
+import { totalBytes } from "../core/bytes.ts"
 import { crc32c } from "../core/checksum.ts"
 import { frameBodyBytesMax } from "../core/limits.ts"
 import { checkLengths, checkRanges, compressedBodyBytesMin, writeHeader } from "./header.ts"
@@ -151,8 +152,4 @@ export const encodeFrame = (frame: Frame, options?: EncodeOptions): Uint8Array[]
 }
 
 /** Total bytes of an encoded frame (or of several frames' parts). */
-export const encodedBytes = (parts: Uint8Array[]): number => {
-  let total = 0
-  for (const part of parts) total += part.length
-  return total
-}
+export const encodedBytes = (parts: Uint8Array[]): number => totalBytes(parts)
