@@ -59,6 +59,12 @@ export const makeAgent = (options: AgentOptions) =>
     /** When (monotonic) the agent's current view of the records began to be read. */
     let viewReadMs = -Infinity
 
+    /** An earlier process of this node served the copy at the record's epoch, and the copy holds what it wrote. */
+    const servedBefore = (copy: Copy, record: VolumeRecord): boolean => {
+      const continuity = copy.store.continuity
+      return continuity !== undefined && continuity.continuedFrom().length > 0 && continuity.servedEpoch() === record.epoch
+    }
+
     const factsOf = (copy: Copy, record: VolumeRecord): CopyFacts => {
       const volume = copy.master?.volume
       return {
@@ -106,8 +112,10 @@ export const makeAgent = (options: AgentOptions) =>
         const decision = stepDownDecision(record, {
           me, own: meta._tag === "Success" ? meta.success : undefined, suspect: copy.suspect,
           createdEmpty: copy.store.createdEmpty === true, recordedInSync: copy.recordedInSync,
-          // A promoted replica's recent writes are known from its activity log; a master's own copy only if this process served it.
-          recentKnown: copy.replicaScope ? node.replicaActivity(record.volume) !== "all" : copy.servedHere || copy.store.createdEmpty === true,
+          // A promoted replica's recent writes are known from its activity log; a master's own copy if this process served
+          // it, or an earlier process of this node served it at this epoch and the copy provably holds what that process
+          // wrote (it crashed, the machine stayed up: lib/store/continuity.ts).
+          recentKnown: copy.replicaScope ? node.replicaActivity(record.volume) !== "all" : copy.servedHere || copy.store.createdEmpty === true || servedBefore(copy, record),
           incarnations, incarnation: options.incarnation, sinceStartMs: viewReadMs - options.startedMs, leaseTtlMs: options.leaseTtlMs,
         })
         if (decision._tag === "wait") {
@@ -148,6 +156,24 @@ export const makeAgent = (options: AgentOptions) =>
         if (done.succeeded) publish("replicas-dropped", `${record.volume}: master ${me} dropped the replicas on ${dropped.join(", ") || "(none)"} (replica count lowered to ${record.spec.replicas})`, record.volume)
       })
 
+    /**
+     * A replica copy that provably holds what an earlier process of this node acknowledged (that
+     * process crashed, the machine stayed up: lib/store/continuity.ts) vouches again: the record's
+     * in-sync entry naming that process is moved to this one, by a compare-and-swap on the record
+     * as read (a master that recorded the replica failed since wins).
+     */
+    const continueInSync = (copy: Copy, record: VolumeRecord, revision: number) =>
+      Effect.gen(function* () {
+        const entry = record.replicas.find((r) => r.node === me)
+        const from = copy.store.continuity?.continuedFrom() ?? []
+        if (entry?.state !== "in-sync" || entry.syncedIncarnation === undefined || entry.syncedIncarnation === options.incarnation || !from.includes(entry.syncedIncarnation)) return
+        const meta = yield* Effect.result(copy.store.readMeta)
+        if (meta._tag === "Failure" || meta.success?.state !== "complete" || meta.success.uid !== uidOf(record)) return
+        const next: VolumeRecord = { ...record, replicas: record.replicas.map((r) => (r === entry ? { ...r, syncedIncarnation: options.incarnation } : r)) }
+        const done = yield* control.transaction({ compare: [{ key: keys.volume(record.volume), revision }], put: [{ key: keys.volume(record.volume), value: encode(next) }] })
+        if (done.succeeded) publish("copy-continued", `${me}: its copy of ${record.volume} holds every write its process ${entry.syncedIncarnation} acknowledged (that process stopped; the machine stayed up and the copy's record is unchanged): in sync as before`, record.volume)
+      })
+
     const reconcileVolume = (record: VolumeRecord, revision: number, nodes: ReadonlyMap<string, NodeRecord>, leases: ReadonlyMap<string, Versioned<MasterLease>>, nodeLeases: ReadonlyMap<string, string | undefined>) =>
       Effect.gen(function* () {
         const held = leases.get(record.volume)
@@ -158,6 +184,7 @@ export const makeAgent = (options: AgentOptions) =>
         }
         if (presence.copy._tag === "close") return yield* copies.closeCopy(record.volume, presence.copy.remove)
         const copy = yield* copies.ensureCopy(record)
+        if (record.master !== me) yield* continueInSync(copy, record, revision)
         const actions = planCopy(record, me, factsOf(copy, record), { lease: membership.lease(), leaseValid: membership.leaseValid(), held, incarnations })
         const run = (action: CopyAction) => {
           switch (action._tag) {

@@ -114,6 +114,8 @@ export const makeMasterRoles = (options: MasterRolesOptions) =>
             }
             role.volume = result.success
             copy.servedHere = true
+            // Kept beside the copy for this node's next process, should this one crash (lib/store/continuity.ts).
+            if (copy.store.continuity) yield* copy.store.continuity.noteServed(record.epoch)
             // From now on its own record proves what it holds (see stepDownDecision).
             copy.recordedInSync = false
             publish("master-serving", `${me} serves ${record.volume} as master at epoch ${record.epoch}`, record.volume)

@@ -24,6 +24,7 @@ import { makeMasterDirectory } from "./masterDirectory.ts"
 import type { LinkFailure, ReplicaTarget } from "../replication/replicaLink.ts"
 import { EncryptionError } from "../crypt/primitives.ts"
 import type { VolumeCipher } from "../crypt/volumeCipher.ts"
+import { continueCopy } from "../store/continuity.ts"
 
 export interface NodeOptions {
   /** DNS-label node name, unique in the cluster. */
@@ -209,7 +210,10 @@ export const startNode = (options: NodeOptions): Effect.Effect<ReplivolNode, Net
       Effect.gen(function* () {
         const bad = checkVolumeName(volume) ?? checkVolumeSize(volume, sizeBytes)
         if (bad) return yield* bad
-        return instrumentStore(yield* stores.open(storePath(volume), sizeBytes), volume, metrics)
+        const opened = yield* stores.open(storePath(volume), sizeBytes)
+        // A cluster node's copies carry continuity across its process restarts (lib/store/continuity.ts).
+        const continued = stores.markers && options.incarnation !== undefined ? yield* continueCopy(opened, stores.markers, storePath(volume), options.incarnation) : opened
+        return instrumentStore(continued, volume, metrics)
       })
 
     const hostReplicaStore = (volume: string, store: BlockStore, uid?: string, handedOver?: boolean) =>

@@ -55,11 +55,27 @@ export interface StoreMeta {
   readonly generation?: string
 }
 
+/** A copy's continuity across process restarts of its node (lib/store/continuity.ts). */
+export interface Continuity {
+  /**
+   * Earlier process incarnations whose writes the copy provably still holds (they stopped, the
+   * machine did not lose power and the disk was not replaced since); empty: none, and empty
+   * again after any failed write, fdatasync or grow of this open.
+   */
+  readonly continuedFrom: () => ReadonlyArray<number>
+  /** The epoch at which a process in that chain (or this one) served the copy as master, if any. */
+  readonly servedEpoch: () => number | undefined
+  /** This process serves the copy as master at `epoch` (kept for its successors). */
+  readonly noteServed: (epoch: number) => Effect.Effect<void>
+}
+
 export interface BlockStore {
   /** The current size (it changes only by `grow`). */
   readonly sizeBytes: number
   /** True when this open created the backing storage: it holds only zeros and no meta record. */
   readonly createdEmpty?: boolean
+  /** What this copy proves about earlier processes of its node (lib/store/continuity.ts); absent: nothing. */
+  readonly continuity?: Continuity
   readonly read: (offset: number, length: number) => Effect.Effect<Uint8Array, StoreError>
   readonly write: (offset: number, data: Uint8Array) => Effect.Effect<void, StoreError>
   /** Durable: every write completed before the flush survives a crash (fdatasync for files). */
@@ -96,6 +112,7 @@ export function checkGrow(path: string | undefined, currentBytes: number, nextBy
 export function wrapStore(store: BlockStore, overrides: Partial<Omit<BlockStore, "sizeBytes">>): BlockStore {
   const wrapped: Omit<BlockStore, "sizeBytes"> = {
     ...(store.createdEmpty === undefined ? {} : { createdEmpty: store.createdEmpty }),
+    ...(store.continuity === undefined ? {} : { continuity: store.continuity }),
     read: store.read, write: store.write, flush: store.flush, close: store.close, readMeta: store.readMeta, writeMeta: store.writeMeta, grow: store.grow,
     ...overrides,
   }

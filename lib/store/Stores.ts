@@ -8,6 +8,7 @@
 import { Context, Effect, Layer, type Scope } from "effect"
 import { wrapStore, type BlockStore, type StoreError } from "./BlockStore.ts"
 import { makeMemoryStore, type MemoryStore } from "./memory.ts"
+import type { CopyMarkers } from "./continuity.ts"
 
 export class Stores extends Context.Service<
   Stores,
@@ -22,12 +23,23 @@ export class Stores extends Context.Service<
     readonly remove: (path: string) => Effect.Effect<void, StoreError>
     /** The paths of every store under `dir` (for removing copies no record claims); absent: not supported. */
     readonly list?: (dir: string) => Effect.Effect<ReadonlyArray<string>, StoreError>
+    /** Boot-scoped continuity markers beside the copies (lib/store/continuity.ts); absent: a restarted copy never continues. */
+    readonly markers?: CopyMarkers
   }
 >()("replivol/Stores") {}
 
-/** Memory stores keyed by path, shared across simulated node restarts. */
+/**
+ * Memory stores keyed by path, shared across simulated node restarts. Their continuity markers
+ * (`markerByPath`) survive a restart too; whoever simulates a power loss deletes them.
+ */
 export const makeMemoryStores = () => {
   const byPath = new Map<string, MemoryStore>()
+  const markerByPath = new Map<string, string>()
+  const markers: CopyMarkers = {
+    read: (path) => Effect.sync(() => markerByPath.get(path)),
+    write: (path, text) => Effect.sync(() => void markerByPath.set(path, text)),
+    remove: (path) => Effect.sync(() => void markerByPath.delete(path)),
+  }
   const service = Stores.of({
     open: (path, sizeBytes) =>
       Effect.suspend(() => {
@@ -42,8 +54,9 @@ export const makeMemoryStores = () => {
         const grown = opened.sizeBytes < sizeBytes ? opened.grow(sizeBytes) : Effect.void
         return Effect.as(grown, wrapStore(opened, { createdEmpty }))
       }),
-    remove: (path) => Effect.sync(() => void byPath.delete(path)),
+    remove: (path) => Effect.sync(() => void (byPath.delete(path), markerByPath.delete(path))),
     list: (dir) => Effect.sync(() => [...byPath.keys()].filter((path) => path.startsWith(`${dir}/`))),
+    markers,
   })
-  return { service, byPath, layer: Layer.succeed(Stores, service) }
+  return { service, byPath, markerByPath, layer: Layer.succeed(Stores, service) }
 }

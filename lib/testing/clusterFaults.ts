@@ -27,7 +27,7 @@
  */
 import { Effect } from "effect"
 import type { StoreErrorReason } from "../store/BlockStore.ts"
-import type { MemoryStoreOperation } from "../store/memory.ts"
+import type { MemoryStore, MemoryStoreOperation } from "../store/memory.ts"
 import { VolumeModel } from "./clusterModel.ts"
 import { between, copiesOn, count, report, hostOf, nodeCount, runningNodes, startHost, stopHost, type SimVolume, type SimWorld } from "./clusterWorld.ts"
 import { cordon, drain, move, resize, update, verifyDuringFaults } from "./clusterOperations.ts"
@@ -66,6 +66,17 @@ const damageCopies = (world: SimWorld, node: string, destroys: boolean): boolean
   return true
 }
 
+/**
+ * A power loss of the copy at `path`: its unflushed writes are gone and so is its continuity
+ * marker (lib/store/continuity.ts: it lives only as long as the machine's boot). A wipe or a
+ * restore keeps the markers (the disk replaced while the machine stayed up, the harder case):
+ * the copy's record no longer matches them.
+ */
+const loseUnflushed = (world: SimWorld, path: string, store: MemoryStore) => {
+  store.crash()
+  world.stores.markerByPath.delete(path)
+}
+
 /** The node goes down in one of four ways, stays down a while, and starts again. */
 const down = (world: SimWorld, index: number, kind: "crash" | "power-loss" | "wipe" | "restore") =>
   Effect.gen(function* () {
@@ -82,13 +93,17 @@ const down = (world: SimWorld, index: number, kind: "crash" | "power-loss" | "wi
         // not detect": it needs region checksums), so restoring one tests nothing the product claims.
         const session = store.image().meta?.generation
         const images = world.images.get(path)?.filter((image) => image.sizeBytes === store.sizeBytes && (session === undefined || image.meta?.generation !== session)) ?? []
-        if (images.length === 0) store.crash()
-        else store.restore(images[Math.floor(world.faultRandom.next() * images.length)]!)
+        if (images.length === 0) loseUnflushed(world, path, store)
+        else {
+          store.restore(images[Math.floor(world.faultRandom.next() * images.length)]!)
+          // A record without a session could equal the image's: the marker goes with the machine's boot.
+          if (session === undefined) world.stores.markerByPath.delete(path)
+        }
       }
       done = "restore"
     } else if (kind !== "crash") {
       damageCopies(world, node, false)
-      for (const { store } of copiesOn(world, node)) store.crash()
+      for (const { path, store } of copiesOn(world, node)) loseUnflushed(world, path, store)
       done = "power-loss"
     }
     count(world, done, node)
@@ -199,7 +214,7 @@ const recreate = (world: SimWorld, index: number) =>
     if (held.length === 0 || !world.slots[index]!.node) return
     const volume = held[Math.floor(world.faultRandom.next() * held.length)]!
     yield* stopHost(world, index)
-    if (world.faultRandom.next() < 0.5 && damageCopies(world, node, false)) for (const { store } of copiesOn(world, node)) store.crash()
+    if (world.faultRandom.next() < 0.5 && damageCopies(world, node, false)) for (const { path, store } of copiesOn(world, node)) loseUnflushed(world, path, store)
     if (yield* quiesce(world, volume)) {
       const removed = yield* deleteVolume(world, volume)
       if (removed) yield* createVolume(world, volume, world.faultRandom.next() < 0.3 ? volume.sizeBytes * 2 : volume.sizeBytes)

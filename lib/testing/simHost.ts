@@ -16,6 +16,7 @@ import { ControlError, ControlStore, type ControlStoreShape } from "../control/C
 import { NetError, Transport } from "../net/Transport.ts"
 import { closedError, wrapStore, type BlockStore, type StoreError } from "../store/BlockStore.ts"
 import { Stores } from "../store/Stores.ts"
+import type { CopyMarkers } from "../store/continuity.ts"
 import type { SeededRandom } from "../core/seeded.ts"
 
 /** The control-store round trip of one host: a base delay, and occasional spikes. */
@@ -139,6 +140,12 @@ const incarnationStore = (store: BlockStore, incarnation: Incarnation, path: str
   })
 }
 
+const gatedMarkers = (markers: CopyMarkers, incarnation: Incarnation): CopyMarkers => ({
+  read: (path) => Effect.suspend(() => (incarnation.alive ? markers.read(path) : Effect.succeed(undefined))),
+  write: (path, text) => Effect.suspend(() => (incarnation.alive ? markers.write(path, text) : Effect.void)),
+  remove: (path) => Effect.suspend(() => (incarnation.alive ? markers.remove(path) : Effect.void)),
+})
+
 /** The services one incarnation of a host runs with: its control-store view, its disks, its dialer. */
 export const incarnationLayer = (
   host: SimHost,
@@ -150,6 +157,8 @@ export const incarnationLayer = (
     open: (path, sizeBytes) => Effect.map(stores.open(path, sizeBytes), (store) => incarnationStore(store, incarnation, path)),
     remove: (path) => Effect.suspend(() => (incarnation.alive ? stores.remove(path) : Effect.fail(closedError(path, "remove by a crashed process")))),
     ...(stores.list ? { list: stores.list } : {}),
+    // Markers like the disks: a crashed process leaves none behind and removes none.
+    ...(stores.markers ? { markers: gatedMarkers(stores.markers, incarnation) } : {}),
   })
   const transportView = Transport.of({
     listen: transport.listen,

@@ -50,6 +50,14 @@ const scenarios: ReadonlyArray<Scenario> = [
   // one's new copy, the first then failed, and the volume kept a replica more than it asked for.
   // Fixed: no extra copy is placed while the volume has one beyond its count already.
   { name: "two drains at once", seed: 10, faults: { move: 3, cordon: 0.5, drain: 1, crash: 1, "power-loss": 0.5, isolate: 0.4, reset: 0.4, pause: 0.3, "store-fault": 0.3 } },
+  // The master's process crashed twice (its page cache kept every write it acknowledged); its
+  // in-sync replica then lost power while its node lease had not expired, so it still looked alive
+  // and vouching. The restarted master could not tell its crash from a power loss and stepped down
+  // for it; the replica was promoted and served what its disk kept. Fixed: a copy proves it holds
+  // what its node's earlier process wrote while the machine's boot and its record are the ones its
+  // marker names (lib/store/continuity.ts), and a master that served at this epoch before its
+  // crash serves again. (Seeds 8, 47 and 67 of this mix failed the same way; seed 377 of the sweep.)
+  { name: "a crashed master stepped down for a replica that had just lost power", seed: 70, faults: { crash: 1, "power-loss": 1 } },
 ]
 
 for (const { name, seed, faults, faultMs } of scenarios) {
