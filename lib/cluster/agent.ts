@@ -39,6 +39,8 @@ export interface AgentOptions {
   /** When this process started (monotonic ms). */
   readonly startedMs: number
   readonly leaseTtlMs: number
+  /** How long a lost node's copies are waited for (the controller's grace period). */
+  readonly graceMs: number
   readonly resyncShare?: number
   /** Unwraps the keys of encrypted volumes this node masters (volumeKeys.ts). */
   readonly keyRing?: KeyRing
@@ -116,7 +118,7 @@ export const makeAgent = (options: AgentOptions) =>
           // it, or an earlier process of this node served it at this epoch and the copy provably holds what that process
           // wrote (it crashed, the machine stayed up: lib/store/continuity.ts).
           recentKnown: copy.replicaScope ? node.replicaActivity(record.volume) !== "all" : copy.servedHere || copy.store.createdEmpty === true || servedBefore(copy, record),
-          incarnations, incarnation: options.incarnation, sinceStartMs: viewReadMs - options.startedMs, leaseTtlMs: options.leaseTtlMs,
+          incarnations, incarnation: options.incarnation, sinceStartMs: viewReadMs - options.startedMs, leaseTtlMs: options.leaseTtlMs, graceMs: options.graceMs,
         })
         if (decision._tag === "wait") {
           if (decision.refusal !== undefined) options.publishThrottled(`refuse:${record.volume}`, "master-refused", decision.refusal, record.volume)

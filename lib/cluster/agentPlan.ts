@@ -129,6 +129,8 @@ export interface StepDownFacts {
   /** From this process's start to when the agent's view of the records began to be read. */
   readonly sinceStartMs: number
   readonly leaseTtlMs: number
+  /** The controller's grace period for a lost node (the longest a claim waits for an in-sync replica that is away). */
+  readonly graceMs: number
 }
 
 export type StepDownDecision =
@@ -157,6 +159,14 @@ export const stepDownDecision = (record: VolumeRecord, facts: StepDownFacts): St
     // simulator, seed 83: the volume then waited for good).
     if (!complete && !(empty && !history) && !facts.recordedInSync) {
       return { _tag: "wait", refusal: `${facts.me} does not serve ${record.volume}: its copy is ${own?.state ?? "without a record"} and no in-sync replica is up; the volume waits for a copy that can prove it holds every acknowledged write` }
+    }
+    // A copy that cannot prove its recent writes (its machine lost power: no continuity) does not
+    // serve alone at once while an in-sync replica is listed but away: that replica may hold
+    // writes this copy lost, and serving would sync them away when it returns (cluster simulator
+    // seed 276). It waits for it up to the grace period from its start, then serves what it has.
+    const away = record.replicas.filter((r) => r.state === "in-sync" && !facts.incarnations.has(r.node)).map((r) => r.node)
+    if (!facts.recentKnown && !empty && away.length > 0 && facts.sinceStartMs < facts.graceMs) {
+      return { _tag: "wait", refusal: `${facts.me} waits up to ${Math.round(facts.graceMs / 1000)} s before serving ${record.volume}: its copy cannot prove it holds every acknowledged write (its process restarted without a marker of this boot), and the in-sync replica on ${away.join(", ")} is away and may hold more` }
     }
     return { _tag: "serve" }
   }

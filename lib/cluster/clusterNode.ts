@@ -71,12 +71,12 @@ export const startClusterNode = (
     if (options.labels !== undefined && Object.keys(options.labels).length > 0) yield* api.configureNode(me, { setLabels: options.labels })
     yield* Effect.forkIn(membership.keepAlive, nodeScope)
 
+    const graceMs = options.graceMs ?? 30_000
     const agent = yield* makeAgent({
       me, node, control, context, membership, copies, publish: log.publish, publishThrottled: log.publishThrottled,
-      incarnation, startedMs, leaseTtlMs, ...(options.resyncShare === undefined ? {} : { resyncShare: options.resyncShare }),
+      incarnation, startedMs, leaseTtlMs, graceMs, ...(options.resyncShare === undefined ? {} : { resyncShare: options.resyncShare }),
       ...(options.keyRing ? { keyRing: options.keyRing } : {}),
     })
-    const graceMs = options.graceMs ?? 30_000
     const controller = yield* makeController({ me, control, lease: membership.lease, graceMs, publish: log.publish })
     const moves = yield* makeMoves({ me, incarnation, control, publish: log.publish, graceMs, scope: nodeScope, configureNode: api.configureNode })
     const loop = (name: string, tick: Effect.Effect<void, unknown>, pause: Effect.Effect<void>) =>

@@ -38,16 +38,16 @@ const runWorker = (first: number, count: number, stride: number) =>
 
 /**
  * Seeds that fail on this product version, run and printed but not counted as failures: open bugs
- * the simulator found and docs/design.md lists under "Known limits" — 276 loses an acknowledged
- * write after the master lost power while its in-sync replica was away (its lease lost): the
- * restarted master knows it cannot prove its recent writes but serves alone rather than wait; 321
- * does not converge (a restarted master that cannot prove its recent writes and a replica that
- * failed meanwhile). Any other failing seed fails the test, and a listed seed that passes is
- * reported so the list shrinks. (127 and 234 were fixed: a write acknowledged while a failed
- * replica's record was still under way; 377: a crashed master stepped down for a replica that had
- * lost power, fixed by copy continuity, lib/store/continuity.ts.)
+ * the simulator found and docs/design.md lists under "Known limits" — 321 does not converge (a
+ * restarted master that cannot prove its recent writes and a replica that failed meanwhile). Any
+ * other failing seed fails the test, and a listed seed that passes is reported so the list
+ * shrinks. (127 and 234 were fixed: a write acknowledged while a failed replica's record was still
+ * under way; 377: a crashed master stepped down for a replica that had lost power, fixed by copy
+ * continuity, lib/store/continuity.ts; 276: a master that lost power served alone while its
+ * in-sync replica was away, fixed by waiting for it up to the grace period. Both are named
+ * scenarios in cluster-scenarios.test.ts.)
  */
-const knownFailing: ReadonlySet<number> = new Set([276, 321])
+const knownFailing: ReadonlySet<number> = new Set([321])
 
 const describe = (r: ClusterSimResult) => `seed ${r.seed}: ${r.violations.slice(0, 3).join("; ")}\n    replay: SEED=${r.seed} node --import tsx test/run.ts --group sim cluster.test`
 

@@ -50,7 +50,7 @@ test("a lowered replica count's surplus in-sync replicas are dropped by the serv
 const stepFacts: StepDownFacts = {
   me: "me", own: { volume: "ns/v", sizeBytes: 1 << 20, epoch: 5, role: "master", state: "complete", updatedAtMs: 0, uid: "u1" },
   suspect: false, createdEmpty: false, recordedInSync: false, recentKnown: true,
-  incarnations: new Map([["me", 20], ["a", 10]]), incarnation: 20, sinceStartMs: 5000, leaseTtlMs: 1000,
+  incarnations: new Map([["me", 20], ["a", 10]]), incarnation: 20, sinceStartMs: 5000, leaseTtlMs: 1000, graceMs: 30_000,
 }
 
 test("a copy that cannot prove it holds every acknowledged write steps down for an in-sync replica, or waits without one", () => {
@@ -62,6 +62,17 @@ test("a copy that cannot prove it holds every acknowledged write steps down for 
   const alone = stepDownDecision(record("me", [{ node: "a", state: "failed" }]), { ...stepFacts, suspect: true })
   assert.is(alone._tag, "wait")
   assert.match(alone._tag === "wait" ? alone.refusal ?? "" : "", "waits for a copy that can prove")
+})
+
+test("a copy that cannot prove its recent writes waits up to the grace period for an in-sync replica that is away, then serves", () => {
+  const r = record("me", [{ node: "a", state: "in-sync" }])
+  const away = { ...stepFacts, incarnations: new Map([["me", 20]]) }
+  const waiting = stepDownDecision(r, { ...away, recentKnown: false })
+  assert.is(waiting._tag, "wait")
+  assert.match(waiting._tag === "wait" ? waiting.refusal ?? "" : "", "the in-sync replica on a is away")
+  assert.equal(stepDownDecision(r, { ...away, recentKnown: false, sinceStartMs: 30_000 }), { _tag: "serve" }, "after the grace period the best copy left serves")
+  assert.equal(stepDownDecision(r, away), { _tag: "serve" }, "a copy whose recent writes are known (it served before its crash) does not wait")
+  assert.equal(stepDownDecision(record("me", [{ node: "a", state: "failed" }]), { ...away, recentKnown: false }), { _tag: "serve" }, "a failed replica is not waited for")
 })
 
 test("links: missing ones added, failed ones revived at most once a second, moved ones dropped, unlisted ones removed", () => {
