@@ -19,7 +19,7 @@ import { topologyOf } from "./controller.ts"
 import { loadOf, placeVolume } from "./placement.ts"
 import { ClusterError, decodeNodeConfig, encode, keys, uidOf, type NodeConfig, type VolumeRecord } from "./records.ts"
 import { inProcessMaster } from "./processMasters.ts"
-import { casAttemptsMax, getVolume, listNodeConfigs, listNodes, listVolumes, locateMaster } from "./store.ts"
+import { casAttemptsMax, getVolume, listMasterLeases, listNodeConfigs, listNodes, listVolumes, locateMaster } from "./store.ts"
 import { awaitResize, recordResize, resizeWaitMsDefault } from "./resize.ts"
 import { pollUntil } from "./poll.ts"
 import type { CreateVolumeOptions, NodeConfigChange, NodeInfo, Publish, VolumeLabelChange } from "./types.ts"
@@ -36,12 +36,13 @@ export const inspectVolume = (volume: string) =>
   Effect.gen(function* () {
     const found = yield* getVolume(volume)
     if (!found) return yield* notFound(volume)
-    return volumeInfo(found.value, yield* aliveSet)
+    const [alive, leases] = yield* Effect.all([aliveSet, listMasterLeases])
+    return volumeInfo(found.value, alive, { lease: leases.get(volume)?.value })
   })
 
 export const listVolumeInfos = Effect.gen(function* () {
-  const [volumes, alive] = yield* Effect.all([listVolumes, aliveSet])
-  return volumes.map((v) => volumeInfo(v.value, alive))
+  const [volumes, alive, leases] = yield* Effect.all([listVolumes, aliveSet, listMasterLeases])
+  return volumes.map((v) => volumeInfo(v.value, alive, { lease: leases.get(v.value.volume)?.value }))
 })
 
 export interface OpenVolumeOptions {

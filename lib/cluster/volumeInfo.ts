@@ -5,22 +5,32 @@
  * serving master, so no copy holding acknowledged writes goes while the master may be dead).
  */
 import { assessVolume } from "../volume/health.ts"
-import type { ReplicaRecord, VolumeRecord } from "./records.ts"
+import type { MasterLease, ReplicaRecord, VolumeRecord } from "./records.ts"
 import type { VolumeInfo } from "./types.ts"
 
-/** Health of a volume as its record says (usable by every node, not only the master's). */
-export const volumeInfo = (record: VolumeRecord, alive: ReadonlySet<string>): VolumeInfo => {
+/**
+ * Health of a volume as its record says (usable by every node, not only the master's). With
+ * `masterLease` (the volume's master lease as read, undefined when there is none), the master
+ * counts as available only while it holds the lease for the record's epoch: a master that is up
+ * but opening, or waiting for a copy that can prove it holds every acknowledged write, serves nothing.
+ */
+export const volumeInfo = (record: VolumeRecord, alive: ReadonlySet<string>, masterLease?: { readonly lease: MasterLease | undefined }): VolumeInfo => {
   // Counted against the requested replicas: copies on lost nodes and slots not placed yet are failed.
   const requested = record.spec.replicas
   const countOf = (states: ReadonlyArray<ReplicaRecord["state"]>) => record.replicas.filter((r) => states.includes(r.state) && alive.has(r.node)).length
   const inSync = Math.min(countOf(["in-sync"]), requested)
   const syncing = Math.min(countOf(["syncing", "provisioned"]), requested - inSync)
-  const masterAvailable = record.master !== undefined && alive.has(record.master) && record.unavailableReason === undefined
+  const masterUp = record.master !== undefined && alive.has(record.master) && record.unavailableReason === undefined
+  const leased = masterLease === undefined || (masterLease.lease?.node === record.master && masterLease.lease?.epoch === record.epoch)
+  const masterAvailable = masterUp && leased
   const assessment = assessVolume(record.spec, { inSync, syncing, failed: requested - inSync - syncing }, masterAvailable)
+  const notAvailable = masterUp
+    ? `master ${record.master} is not serving yet (it holds no master lease for epoch ${record.epoch}: opening, or waiting for a copy that can prove it holds every acknowledged write; its events say why)`
+    : `master ${record.master ?? "(none)"} is not available`
   return {
     volume: record.volume, sizeBytes: record.sizeBytes, labels: record.labels, epoch: record.epoch, master: record.master,
     health: assessment.health, usable: assessment.usable,
-    reason: record.unavailableReason ?? (masterAvailable ? assessment.reason : `master ${record.master ?? "(none)"} is not available; ${assessment.reason}`),
+    reason: record.unavailableReason ?? (masterAvailable ? assessment.reason : `${notAvailable}; ${assessment.reason}`),
     replicas: record.replicas.map((r) => ({
       node: r.node, state: r.state,
       ...(r.reason === undefined ? {} : { reason: r.reason }),
