@@ -77,7 +77,7 @@ export const startClusterNode = (
       incarnation, startedMs, leaseTtlMs, graceMs, ...(options.resyncShare === undefined ? {} : { resyncShare: options.resyncShare }),
       ...(options.keyRing ? { keyRing: options.keyRing } : {}),
     })
-    const controller = yield* makeController({ me, control, lease: membership.lease, graceMs, publish: log.publish })
+    const controller = yield* makeController({ me, control, lease: membership.lease, graceMs, leaseTtlMs, publish: log.publish })
     const moves = yield* makeMoves({ me, incarnation, control, publish: log.publish, graceMs, scope: nodeScope, configureNode: api.configureNode })
     const loop = (name: string, tick: Effect.Effect<void, unknown>, pause: Effect.Effect<void>) =>
       Effect.forever(Effect.andThen(Effect.catchCause(tick, (cause) => Effect.sync(() => log.publish(`${name}-error`, `${me}: ${String(cause).slice(0, 300)}`))), pause))

@@ -7,7 +7,7 @@
 import { Clock, Effect, Random } from "effect"
 import type { ControlStoreShape } from "../control/ControlStore.ts"
 import { loadOf, planVolume, type NodeTopology } from "./placement.ts"
-import { encode, keys, type NodeConfig } from "./records.ts"
+import { encode, keys, type NodeConfig, type VolumeRecord } from "./records.ts"
 import { listMasterLeases, listNodeConfigs, listNodes, listVolumes, type Versioned } from "./store.ts"
 import type { Publish } from "./types.ts"
 
@@ -26,14 +26,32 @@ export interface ControllerOptions {
   /** The node's current lease (undefined while it is lost). */
   readonly lease: () => string | undefined
   readonly graceMs: number
+  /** The node lease TTL: how long a dead master's lease may outlive its process. */
+  readonly leaseTtlMs: number
   readonly publish: Publish
 }
+
+/**
+ * How long a node must have been seen lost before the controller fails an in-sync replica on it,
+ * in node lease TTLs: by then the lease of a master that died with it (a power outage takes both)
+ * has expired, so the controller no longer mistakes that master for a serving one.
+ */
+export const inSyncFailAfterTtls = 2
 
 export const makeController = (options: ControllerOptions) =>
   Effect.gen(function* () {
     const { me, control, publish } = options
     const clock = yield* Clock.Clock
     let controller = false
+    /** When (monotonic ms) this controller first saw each node lost; a controller that just took over starts afresh. */
+    const lostSince = new Map<string, number>()
+    const lostForMs = (alive: ReadonlySet<string>, records: ReadonlyArray<VolumeRecord>): ReadonlyMap<string, number> => {
+      const nowMs = Number(clock.monotonicTimeNanosUnsafe() / 1_000_000n)
+      const named = new Set(records.flatMap((r) => [...(r.master === undefined ? [] : [r.master]), ...r.replicas.map((x) => x.node)]))
+      for (const node of [...lostSince.keys()]) if (alive.has(node) || !named.has(node)) lostSince.delete(node)
+      for (const node of named) if (!alive.has(node) && !lostSince.has(node)) lostSince.set(node, nowMs)
+      return new Map([...lostSince].map(([node, since]) => [node, nowMs - since]))
+    }
 
     const tick = Effect.gen(function* () {
       const lease = options.lease()
@@ -44,13 +62,14 @@ export const makeController = (options: ControllerOptions) =>
         controller = won.succeeded
         if (controller) publish("controller", `${me} is the controller`)
       } else controller = current.lease === lease
-      if (!controller) return
+      if (!controller) return lostSince.clear()
       const [volumes, nodeRows, leases, configs] = yield* Effect.all([listVolumes, listNodes, listMasterLeases, listNodeConfigs])
       const randoms = yield* Effect.forEach(Array.from({ length: randomsPerTick }), () => Random.next)
       let drawn = 0
+      const aliveNodes = new Set(nodeRows.map((n) => n.value.name))
       const view = {
         nowMs: clock.currentTimeMillisUnsafe(), graceMs: options.graceMs, topology: topologyOf(configs),
-        aliveNodes: new Set(nodeRows.map((n) => n.value.name)),
+        aliveNodes, lostForMs: lostForMs(aliveNodes, volumes.map((v) => v.value)), inSyncFailAfterMs: inSyncFailAfterTtls * options.leaseTtlMs,
         incarnations: new Map(nodeRows.map((n) => [n.value.name, n.value.incarnation])),
         masterLeased: new Set([...leases.keys()]),
         load: loadOf(volumes.map((v) => v.value)),

@@ -127,6 +127,10 @@ export interface ClusterView {
   readonly topology?: NodeTopology
   /** Process incarnation of each alive node (records.ts `incarnation`; absent: every replica vouches, as before). */
   readonly incarnations?: ReadonlyMap<string, number | undefined>
+  /** How long each lost node has been seen lost (monotonic); with `inSyncFailAfterMs`, see step 2 of `planVolume`. */
+  readonly lostForMs?: ReadonlyMap<string, number>
+  /** An in-sync replica on a lost node is failed only once its node has been lost this long (absent: at once). */
+  readonly inSyncFailAfterMs?: number
 }
 
 /**
@@ -207,6 +211,12 @@ export const planVolume = (record: VolumeRecord, view: ClusterView): Plan | unde
       ...next,
       replicas: next.replicas.map((r) => {
         if (view.aliveNodes.has(r.node) || r.state === "failed") return r
+        // An in-sync replica waits until a master that died with it (a power outage takes both)
+        // has lost its lease too: failing it for a dead master that looked alive dropped the only
+        // copy with every acknowledged write, and the master, back after a power loss, served
+        // what its disk kept (cluster simulator seed 1705). A serving master records a failure
+        // itself before it acknowledges a write without the replica.
+        if (r.state === "in-sync" && (view.lostForMs?.get(r.node) ?? Infinity) < (view.inSyncFailAfterMs ?? 0)) return r
         events.push(`${record.volume}: replica on ${r.node} failed (node lost)`)
         return { node: r.node, state: "failed", reason: "node lost", failedAtMs: view.nowMs }
       }),

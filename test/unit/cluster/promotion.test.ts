@@ -36,4 +36,18 @@ test("after a step-down (no master recorded) a replica that restarted may be pro
   assert.is(plan?.record.master, "a")
 })
 
+test("an in-sync replica on a lost node is failed only once the node has been lost two lease TTLs, while the master serves", () => {
+  const serving = (lostForMs: number): ClusterView => ({
+    ...view({ m: 1, b: 2 }), masterLeased: new Set(["ns/v"]), lostForMs: new Map([["a", lostForMs]]), inSyncFailAfterMs: 2000,
+  })
+  const r = record("m", [inSync("a", 30), inSync("b", 2)])
+  const early = planVolume(r, serving(1999))
+  assert.is(early?.record.replicas.find((x) => x.node === "a")?.state ?? "in-sync", "in-sync", "a master that died with it may still hold its lease: not failed yet")
+  const late = planVolume(r, serving(2000))
+  assert.is(late?.record.replicas.find((x) => x.node === "a")?.state, "failed")
+  assert.is(late?.record.replicas.find((x) => x.node === "a")?.reason, "node lost")
+  const syncing = planVolume(record("m", [{ node: "a", state: "syncing" }, inSync("b", 2)]), serving(0))
+  assert.is(syncing?.record.replicas.find((x) => x.node === "a")?.state, "failed", "a replica not in sync holds nothing to wait for: failed at once")
+})
+
 test.run()
