@@ -167,13 +167,19 @@ export const makeAgent = (options: AgentOptions) =>
     const continueInSync = (copy: Copy, record: VolumeRecord, revision: number) =>
       Effect.gen(function* () {
         const entry = record.replicas.find((r) => r.node === me)
-        const from = copy.store.continuity?.continuedFrom() ?? []
-        if (entry?.state !== "in-sync" || entry.syncedIncarnation === undefined || entry.syncedIncarnation === options.incarnation || !from.includes(entry.syncedIncarnation)) return
+        const continuity = copy.store.continuity
+        if (entry?.state !== "in-sync" || entry.syncedIncarnation === undefined || entry.syncedIncarnation === options.incarnation || !continuity) return
+        // A former master's copy (placement.ts `promote`) vouches once it proves a process of this node served it at that epoch.
+        const proven = entry.formerMaster === true
+          ? entry.syncedEpoch !== undefined && continuity.servedEpoch() === entry.syncedEpoch
+          : continuity.continuedFrom().includes(entry.syncedIncarnation)
+        if (!proven) return
         const meta = yield* Effect.result(copy.store.readMeta)
         if (meta._tag === "Failure" || meta.success?.state !== "complete" || meta.success.uid !== uidOf(record)) return
         const next: VolumeRecord = { ...record, replicas: record.replicas.map((r) => (r === entry ? { ...r, syncedIncarnation: options.incarnation } : r)) }
         const done = yield* control.transaction({ compare: [{ key: keys.volume(record.volume), revision }], put: [{ key: keys.volume(record.volume), value: encode(next) }] })
-        if (done.succeeded) publish("copy-continued", `${me}: its copy of ${record.volume} holds every write its process ${entry.syncedIncarnation} acknowledged (that process stopped; the machine stayed up and the copy's record is unchanged): in sync as before`, record.volume)
+        if (done.succeeded && entry.formerMaster === true) publish("copy-continued", `${me}: its copy of ${record.volume} holds every write it acknowledged as master at epoch ${entry.syncedEpoch}: in sync, and a candidate while the new master does not serve`, record.volume)
+        else if (done.succeeded) publish("copy-continued", `${me}: its copy of ${record.volume} holds every write its process ${entry.syncedIncarnation} acknowledged (that process stopped; the machine stayed up and the copy's record is unchanged): in sync as before`, record.volume)
       })
 
     const reconcileVolume = (record: VolumeRecord, revision: number, nodes: ReadonlyMap<string, NodeRecord>, leases: ReadonlyMap<string, Versioned<MasterLease>>, nodeLeases: ReadonlyMap<string, string | undefined>) =>

@@ -175,6 +175,12 @@ export const stepDownDecision = (record: VolumeRecord, facts: StepDownFacts): St
   // start); after a restart of every node, one of them must serve. And only for one that still
   // vouches (its process not started again since it was recorded in sync: it may have lost
   // power too); else this copy, which held every acknowledged write, serves.
+  // A former master's copy that is back but has not proven itself yet (records.ts `formerMaster`:
+  // its agent re-stamps it within a tick) is waited for, as one that is away is (seed 783).
+  const unproven = inSync.filter((r) => r.formerMaster === true && !vouches(r, facts.incarnations)).map((r) => r.node)
+  if (!facts.recentKnown && unproven.length > 0 && facts.sinceStartMs < facts.graceMs) {
+    return { _tag: "wait", refusal: `${facts.me} waits up to ${Math.round(facts.graceMs / 1000)} s before serving ${record.volume}: its copy cannot prove it holds every acknowledged write, and the former master ${unproven.join(", ")} is back and may hold more` }
+  }
   const down = !complete || (!facts.recentKnown && inSync.some((r) => (facts.incarnations.get(r.node) ?? Infinity) < facts.incarnation && vouches(r, facts.incarnations)))
   // Not yet in the first lease TTL of this process: a node whose process died before this one
   // started still looks alive (and vouching) until its lease expires. Stepping down for it

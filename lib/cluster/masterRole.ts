@@ -45,7 +45,9 @@ export const makeMasterRoles = (options: MasterRolesOptions) =>
         let changed = false
         const replicas = record.replicas.map((r) => {
           if (r.node !== replicaNode) return r
-          const next = change(r)
+          // A former master's entry stays marked (records.ts `formerMaster`): the controller drops it once this master serves.
+          const changedTo = change(r)
+          const next = r.formerMaster === true && changedTo.formerMaster !== true ? { ...changedTo, formerMaster: true as const } : changedTo
           changed ||= JSON.stringify(next) !== JSON.stringify(r)
           return next
         })

@@ -177,9 +177,13 @@ const promote = (record: VolumeRecord, view: ClusterView, events: string[]): Vol
     return { ...record, unavailableReason: reason }
   }
   const chosen = longestRunning(candidates, view)
-  // The lost master is dropped: its copy is never trusted as is. If its node returns it can be
-  // placed again as a new replica, which is synced in full like any other.
-  const replicas: ReplicaRecord[] = record.replicas.filter((r) => r.node !== chosen.node)
+  // The lost master stays listed, as an in-sync replica that does not vouch, until the new master
+  // serves: a replica that lost power moments ago still looks alive (and vouching) until its node
+  // lease expires, and was promoted while the lost master's copy — the only one with every
+  // acknowledged write — was dropped (cluster simulator seeds 211 and 783). A promoted copy that
+  // cannot prove its recent writes now waits for the former master and steps down for it.
+  const former: ReplicaRecord[] = lostMaster === undefined ? [] : [{ node: lostMaster, state: "in-sync", syncedEpoch: record.epoch, syncedIncarnation: 0, formerMaster: true }]
+  const replicas: ReplicaRecord[] = [...record.replicas.filter((r) => r.node !== chosen.node && r.formerMaster !== true), ...former]
   events.push(`${record.volume}: promoted ${chosen.node} (epoch ${record.epoch + 1}) after master ${lostMaster ?? "(none)"} was lost`)
   const { unavailableReason: _dropped, ...rest } = record
   return { ...rest, epoch: record.epoch + 1, master: chosen.node, replicas }
@@ -206,6 +210,11 @@ export const planVolume = (record: VolumeRecord, view: ClusterView): Plan | unde
   // prove it holds every acknowledged write, or its first lease TTL) acknowledges nothing, and
   // failing the replica it waits for left nothing to promote (cluster simulator seed 105).
   const masterServes = next.master !== undefined && view.aliveNodes.has(next.master) && view.masterLeased.has(next.volume)
+  // The former master's copy is not needed once the new master serves (it holds every acknowledged write).
+  if (masterServes && next.replicas.some((r) => r.formerMaster === true)) {
+    for (const r of next.replicas.filter((x) => x.formerMaster === true)) events.push(`${record.volume}: former master ${r.node}'s copy dropped: master ${next.master} serves`)
+    next = { ...next, replicas: next.replicas.filter((r) => r.formerMaster !== true) }
+  }
   if (masterServes) {
     next = {
       ...next,
@@ -231,7 +240,7 @@ export const planVolume = (record: VolumeRecord, view: ClusterView): Plan | unde
   // 4. Fill missing replicas on available nodes (never on the master's node or twice on one node).
   const used = new Set([next.master, ...next.replicas.map((r) => r.node)])
   // A failed replica still holds its slot during the grace period (it may come back and catch up by delta).
-  const wanted = next.spec.replicas - next.replicas.length
+  const wanted = next.spec.replicas - next.replicas.filter((r) => r.formerMaster !== true).length
   if (wanted > 0 && next.master !== undefined && view.aliveNodes.has(next.master)) {
     const topology = view.topology ?? noTopology
     const spec = next.spec

@@ -75,6 +75,15 @@ export interface ReplicaRecord {
    * restart: until recorded in sync again it does not vouch for its copy.
    */
   readonly syncedIncarnation?: number
+  /**
+   * The master this epoch's promotion replaced, kept as an in-sync replica (placement.ts `promote`)
+   * until the new master serves: should the promoted copy turn out unable to prove its recent
+   * writes (its node restarted), it waits for this copy and steps down for it. Its
+   * `syncedIncarnation` is 0 (it never vouches) until its node's agent proves the process that
+   * served at `syncedEpoch` still holds it (agent.ts `continueInSync`). Not counted against the
+   * replica count; dropped by the controller once the new master serves.
+   */
+  readonly formerMaster?: true
   /** While syncing: bytes copied so far and in all (written by the master about once a second). */
   readonly bytesDone?: number
   readonly bytesTotal?: number

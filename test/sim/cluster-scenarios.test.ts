@@ -65,6 +65,13 @@ const scenarios: ReadonlyArray<Scenario> = [
   // copy that cannot prove its recent writes (no continuity marker of this boot) waits up to the
   // grace period for a listed in-sync replica that is away (agentPlan.ts `stepDownDecision`).
   { name: "a master that lost power served alone while its in-sync replica was away", seed: 276, faults: "seed" },
+  // An in-sync replica lost power moments before its master lost its lease; its node lease not
+  // expired yet, it still looked alive and vouching, and was promoted. The lost master's copy, the
+  // only one with every acknowledged write, was dropped from the record, and the replica came back
+  // with a new process and served what its disk kept. Fixed: the lost master stays listed
+  // (`formerMaster`) until the new master serves; a promoted copy that cannot prove its recent
+  // writes waits for it and steps down for it once it proves it served at that epoch.
+  { name: "a replica that had just lost power was promoted and the old master's copy dropped", seed: 783, faults: "seed" },
 ]
 
 for (const { name, seed, faults, faultMs } of scenarios) {

@@ -38,19 +38,17 @@ const runWorker = (first: number, count: number, stride: number) =>
 
 /**
  * Seeds that fail on this product version, run and printed but not counted as failures: open bugs
- * the simulator found and docs/design.md lists under "Known limits" — 211 loses an acknowledged
- * write: an in-sync replica lost power moments before its master lost its lease, its node lease
- * not expired yet, so it still looked alive and vouching; it was promoted, the old master's copy
- * (the only one left with every acknowledged write) was dropped from the record, and the replica
- * came back with a new process and served what its disk kept (seed 783 beyond the 500 is the same).
- * Any other failing seed fails the test, and a listed seed that passes is reported so the list
- * shrinks. Fixed before: 127 and 234 (a write acknowledged while a failed replica's record was
- * still under way); 377 (a crashed master stepped down for a replica that had lost power: copy
- * continuity, lib/store/continuity.ts); 276 (a master that lost power served alone while its
- * in-sync replica was away: it waits for it up to the grace period); 321 (did not converge; passes
- * since the controller fails an in-sync replica on a lost node only after two lease TTLs).
+ * the simulator found and docs/design.md lists under "Known limits" (none now). Any other failing
+ * seed fails the test, and a listed seed that passes is reported so the list shrinks. Fixed
+ * before: 127 and 234 (a write acknowledged while a failed replica's record was still under way);
+ * 377 (a crashed master stepped down for a replica that had lost power: copy continuity,
+ * lib/store/continuity.ts); 276 (a master that lost power served alone while its in-sync replica
+ * was away: it waits for it up to the grace period); 321 (did not converge; passes since the
+ * controller fails an in-sync replica on a lost node only after two lease TTLs); 211 (a replica
+ * that had just lost power was promoted and the old master's copy dropped: the former master
+ * stays listed until the new master serves). The named ones are in cluster-scenarios.test.ts.
  */
-const knownFailing: ReadonlySet<number> = new Set([211])
+const knownFailing: ReadonlySet<number> = new Set([])
 
 const describe = (r: ClusterSimResult) => `seed ${r.seed}: ${r.violations.slice(0, 3).join("; ")}\n    replay: SEED=${r.seed} node --import tsx test/run.ts --group sim cluster.test`
 

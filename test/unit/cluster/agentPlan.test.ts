@@ -75,6 +75,16 @@ test("a copy that cannot prove its recent writes waits up to the grace period fo
   assert.equal(stepDownDecision(record("me", [{ node: "a", state: "failed" }]), { ...away, recentKnown: false }), { _tag: "serve" }, "a failed replica is not waited for")
 })
 
+test("a copy that cannot prove its recent writes waits for a former master that is back but not proven yet", () => {
+  const r = record("me", [{ node: "a", state: "in-sync", syncedEpoch: 4, syncedIncarnation: 0, formerMaster: true }])
+  const waiting = stepDownDecision(r, { ...stepFacts, recentKnown: false })
+  assert.is(waiting._tag, "wait")
+  assert.match(waiting._tag === "wait" ? waiting.refusal ?? "" : "", "the former master a is back")
+  assert.equal(stepDownDecision(r, stepFacts), { _tag: "serve" }, "a copy whose recent writes are known serves")
+  const proven = record("me", [{ node: "a", state: "in-sync", syncedEpoch: 4, syncedIncarnation: 10, formerMaster: true }])
+  assert.equal(stepDownDecision(proven, { ...stepFacts, recentKnown: false }), { _tag: "step-down" }, "proven (re-stamped), it takes over")
+})
+
 test("links: missing ones added, failed ones revived at most once a second, moved ones dropped, unlisted ones removed", () => {
   const r = record("me", [{ node: "a", state: "provisioned" }, { node: "b", state: "failed" }, { node: "c", state: "syncing" }, { node: "d", state: "syncing" }])
   const at = (port: number) => ({ host: "127.0.0.1", port })

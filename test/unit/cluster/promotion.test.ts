@@ -50,4 +50,18 @@ test("an in-sync replica on a lost node is failed only once the node has been lo
   assert.is(syncing?.record.replicas.find((x) => x.node === "a")?.state, "failed", "a replica not in sync holds nothing to wait for: failed at once")
 })
 
+test("the lost master stays listed as an in-sync replica that does not vouch, uncounted, until the new master serves", () => {
+  const promoted = planVolume(record("m", [inSync("a", 30), inSync("b", 10)]), view({ a: 30, b: 10 }))
+  assert.is(promoted?.record.master, "b")
+  const former = promoted?.record.replicas.find((r) => r.node === "m")
+  assert.equal(former, { node: "m", state: "in-sync", syncedEpoch: 5, syncedIncarnation: 0, formerMaster: true })
+  // Not counted against the replica count: a new replica is placed at once (here: on c).
+  const placing = planVolume(promoted!.record, { ...view({ a: 30, b: 10, c: 40 }), masterLeased: new Set() })
+  assert.ok(placing?.record.replicas.some((r) => r.node === "c" && r.state === "provisioned"), JSON.stringify(placing?.record.replicas))
+  assert.ok(placing?.record.replicas.some((r) => r.node === "m"), "kept while the new master does not serve")
+  const serving = planVolume(placing!.record, { ...view({ a: 30, b: 10, c: 40 }), masterLeased: new Set(["ns/v"]) })
+  assert.not.ok(serving?.record.replicas.some((r) => r.node === "m"), "dropped once the new master serves")
+  assert.ok(serving?.events.some((e) => e.includes("former master m's copy dropped")))
+})
+
 test.run()
