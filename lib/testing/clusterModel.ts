@@ -155,7 +155,10 @@ export class VolumeModel {
     for (const node of [...this.holders]) if (!roles.has(node)) this.holders.delete(node)
     for (const replica of next.replicas) {
       const before = previous.replicas.find((r) => r.node === replica.node)
-      if (replica.state === "in-sync" && before?.state !== "in-sync") this.holders.add(replica.node)
+      // A promotion lists the lost master as an in-sync replica (records.ts `formerMaster`): it stays a
+      // holder if it was one, and a master's sync of it later makes it one; the listing itself does not.
+      const listedByPromotion = replica.formerMaster === true && before === undefined
+      if (replica.state === "in-sync" && before?.state !== "in-sync" && !listedByPromotion) this.holders.add(replica.node)
     }
   }
 
