@@ -178,8 +178,11 @@ export const makeAgent = (options: AgentOptions) =>
         if (meta._tag === "Failure" || meta.success?.state !== "complete" || meta.success.uid !== uidOf(record)) return
         const next: VolumeRecord = { ...record, replicas: record.replicas.map((r) => (r === entry ? { ...r, syncedIncarnation: options.incarnation } : r)) }
         const done = yield* control.transaction({ compare: [{ key: keys.volume(record.volume), revision }], put: [{ key: keys.volume(record.volume), value: encode(next) }] })
-        if (done.succeeded && entry.formerMaster === true) publish("copy-continued", `${me}: its copy of ${record.volume} holds every write it acknowledged as master at epoch ${entry.syncedEpoch}: in sync, and a candidate while the new master does not serve`, record.volume)
-        else if (done.succeeded) publish("copy-continued", `${me}: its copy of ${record.volume} holds every write its process ${entry.syncedIncarnation} acknowledged (that process stopped; the machine stayed up and the copy's record is unchanged): in sync as before`, record.volume)
+        if (!done.succeeded) return
+        const holds = entry.formerMaster === true
+          ? `holds every write it acknowledged as master at epoch ${entry.syncedEpoch}: in sync, and a candidate while the new master does not serve`
+          : `holds every write its process ${entry.syncedIncarnation} acknowledged (that process stopped; the machine stayed up and the copy's record is unchanged): in sync as before`
+        publish("copy-continued", `${me}: its copy of ${record.volume} ${holds}`, record.volume)
       })
 
     const reconcileVolume = (record: VolumeRecord, revision: number, nodes: ReadonlyMap<string, NodeRecord>, leases: ReadonlyMap<string, Versioned<MasterLease>>, nodeLeases: ReadonlyMap<string, string | undefined>) =>

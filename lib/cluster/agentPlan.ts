@@ -140,6 +140,15 @@ export type StepDownDecision =
   | { readonly _tag: "wait"; readonly refusal?: string }
 
 /**
+ * A copy that cannot prove its recent writes waits, up to the grace period from its process's
+ * start, for `others` (copies that may hold writes it lost); undefined: nothing to wait for.
+ */
+const waitForCopyThatMayHoldMore = (record: VolumeRecord, facts: StepDownFacts, others: ReadonlyArray<string>, where: string): StepDownDecision | undefined =>
+  !facts.recentKnown && others.length > 0 && facts.sinceStartMs < facts.graceMs
+    ? { _tag: "wait", refusal: `${facts.me} waits up to ${Math.round(facts.graceMs / 1000)} s before serving ${record.volume}: its copy cannot prove it holds every acknowledged write (its process restarted without proof it kept them), and ${where} and may hold more` }
+    : undefined
+
+/**
  * A copy that cannot prove it holds every acknowledged write must not serve while an in-sync
  * replica can: after a restart its unflushed writes may be gone (power loss), after a failed
  * fdatasync or write its record says incomplete. It steps down so an in-sync replica is promoted.
@@ -165,10 +174,8 @@ export const stepDownDecision = (record: VolumeRecord, facts: StepDownFacts): St
     // writes this copy lost, and serving would sync them away when it returns (cluster simulator
     // seed 276). It waits for it up to the grace period from its start, then serves what it has.
     const away = record.replicas.filter((r) => r.state === "in-sync" && !facts.incarnations.has(r.node)).map((r) => r.node)
-    if (!facts.recentKnown && !empty && away.length > 0 && facts.sinceStartMs < facts.graceMs) {
-      return { _tag: "wait", refusal: `${facts.me} waits up to ${Math.round(facts.graceMs / 1000)} s before serving ${record.volume}: its copy cannot prove it holds every acknowledged write (its process restarted without a marker of this boot), and the in-sync replica on ${away.join(", ")} is away and may hold more` }
-    }
-    return { _tag: "serve" }
+    const waitForAway = empty ? undefined : waitForCopyThatMayHoldMore(record, facts, away, `the in-sync replica on ${away.join(", ")} is away`)
+    return waitForAway ?? { _tag: "serve" }
   }
   // Step down only for a replica whose process has run since before this one started (its page
   // cache holds what it acknowledged; a re-registration after a lost lease does not count as a
@@ -178,9 +185,8 @@ export const stepDownDecision = (record: VolumeRecord, facts: StepDownFacts): St
   // A former master's copy that is back but has not proven itself yet (records.ts `formerMaster`:
   // its agent re-stamps it within a tick) is waited for, as one that is away is (seed 783).
   const unproven = inSync.filter((r) => r.formerMaster === true && !vouches(r, facts.incarnations)).map((r) => r.node)
-  if (!facts.recentKnown && unproven.length > 0 && facts.sinceStartMs < facts.graceMs) {
-    return { _tag: "wait", refusal: `${facts.me} waits up to ${Math.round(facts.graceMs / 1000)} s before serving ${record.volume}: its copy cannot prove it holds every acknowledged write, and the former master ${unproven.join(", ")} is back and may hold more` }
-  }
+  const waitForUnproven = waitForCopyThatMayHoldMore(record, facts, unproven, `the former master ${unproven.join(", ")} is back`)
+  if (waitForUnproven) return waitForUnproven
   const down = !complete || (!facts.recentKnown && inSync.some((r) => (facts.incarnations.get(r.node) ?? Infinity) < facts.incarnation && vouches(r, facts.incarnations)))
   // Not yet in the first lease TTL of this process: a node whose process died before this one
   // started still looks alive (and vouching) until its lease expires. Stepping down for it

@@ -210,9 +210,10 @@ export const startNode = (options: NodeOptions): Effect.Effect<ReplivolNode, Net
       Effect.gen(function* () {
         const bad = checkVolumeName(volume) ?? checkVolumeSize(volume, sizeBytes)
         if (bad) return yield* bad
-        const opened = yield* stores.open(storePath(volume), sizeBytes)
+        const path = storePath(volume)
+        const opened = yield* stores.open(path, sizeBytes)
         // A cluster node's copies carry continuity across its process restarts (lib/store/continuity.ts).
-        const continued = stores.markers && options.incarnation !== undefined ? yield* continueCopy(opened, stores.markers, storePath(volume), options.incarnation) : opened
+        const continued = stores.markers && options.incarnation !== undefined ? yield* continueCopy(opened, stores.markers, path, options.incarnation) : opened
         return instrumentStore(continued, volume, metrics)
       })
 

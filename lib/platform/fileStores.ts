@@ -9,7 +9,7 @@ import { dirname, join, relative, sep } from "node:path"
 import { Effect, Layer } from "effect"
 import { StoreError } from "../store/BlockStore.ts"
 import { Stores } from "../store/Stores.ts"
-import type { CopyMarkers } from "../store/continuity.ts"
+import { markerBytesMax, type CopyMarkers } from "../store/continuity.ts"
 import { metaPathOf, openFileStore } from "./fileStore.ts"
 
 /** This boot of the machine (Linux); undefined elsewhere: then no marker is ever trusted. */
@@ -23,7 +23,6 @@ const bootId = ((): string | undefined => {
 })()
 
 const markerPathOf = (path: string) => `${path}.boot`
-const markerBytesMax = 8192
 
 /** Markers are a hint that only ever adds trust when intact: every failure reads as "no marker". */
 const fileMarkers: CopyMarkers = {

@@ -30,6 +30,9 @@ export interface CopyMarkers {
   readonly remove: (path: string) => Effect.Effect<void>
 }
 
+/** Largest marker read (a marker is a few hundred bytes; anything bigger is not one). */
+export const markerBytesMax = 8192
+
 /** Incarnations kept in a marker's chain (older ones cannot be named by a record that matters any more). */
 export const chainLengthMax = 8
 
@@ -41,7 +44,7 @@ interface Marker {
 }
 
 const parseMarker = (text: string | undefined): Marker | undefined => {
-  if (text === undefined || text.length > 8192) return undefined
+  if (text === undefined || text.length > markerBytesMax) return undefined
   try {
     const value = JSON.parse(text) as Partial<Marker>
     if (!Array.isArray(value.incarnations) || !value.incarnations.every(isCount) || typeof value.meta !== "string") return undefined
