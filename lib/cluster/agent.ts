@@ -175,7 +175,8 @@ export const makeAgent = (options: AgentOptions) =>
           : continuity.continuedFrom().includes(entry.syncedIncarnation)
         if (!proven) return
         const meta = yield* Effect.result(copy.store.readMeta)
-        if (meta._tag === "Failure" || meta.success?.state !== "complete" || meta.success.uid !== uidOf(record)) return
+        // The state may say incomplete (a replica's record stays so mid-session): the in-sync entry plus continuity prove the bytes.
+        if (meta._tag === "Failure" || meta.success?.uid !== uidOf(record)) return
         const next: VolumeRecord = { ...record, replicas: record.replicas.map((r) => (r === entry ? { ...r, syncedIncarnation: options.incarnation } : r)) }
         const done = yield* control.transaction({ compare: [{ key: keys.volume(record.volume), revision }], put: [{ key: keys.volume(record.volume), value: encode(next) }] })
         if (!done.succeeded) return

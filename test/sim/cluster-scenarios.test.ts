@@ -72,6 +72,12 @@ const scenarios: ReadonlyArray<Scenario> = [
   // (`formerMaster`) until the new master serves; a promoted copy that cannot prove its recent
   // writes waits for it and steps down for it once it proves it served at that epoch.
   { name: "a replica that had just lost power was promoted and the old master's copy dropped", seed: 783, faults: "seed" },
+  // A replica crashed (its machine stayed up) while recorded in sync. Its agent did not re-stamp
+  // its entry: it also asked the copy's own record to say complete, and a replica's record says
+  // incomplete while a session runs. The copy that held every acknowledged write no longer
+  // vouched, and one that had lost power served. Fixed: the in-sync entry and the continuity marker are the
+  // proof (agent.ts `continueInSync`); the record need only name this volume.
+  { name: "a crashed in-sync replica was not re-stamped because its record said incomplete", seed: 8, faults: { crash: 1, "power-loss": 1 } },
 ]
 
 for (const { name, seed, faults, faultMs } of scenarios) {
