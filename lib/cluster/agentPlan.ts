@@ -149,6 +149,23 @@ const waitForCopyThatMayHoldMore = (record: VolumeRecord, facts: StepDownFacts, 
     : undefined
 
 /**
+ * An in-sync replica a copy that cannot prove its recent writes steps down for: one recorded in
+ * sync under its node's current process (synced by a master since that process started, or
+ * re-stamped by its agent because the process continued one that crashed while the machine stayed
+ * up: agent.ts `continueInSync`), or one of no recorded process whose process has run since before
+ * this one started (a re-registration after a lost lease does not count as a start). Not one that
+ * restarted since it was recorded: it may have lost power too. A replica that crashed after this
+ * copy's process started and proved its continuity counts (cluster simulator seeds 31 and 92 of
+ * the crash + power-loss mix: asking every replica to have started first, the master that had
+ * lost power served and synced its copy over the one that held every acknowledged write).
+ */
+const holdsEveryAcknowledgedWrite = (r: ReplicaRecord, facts: StepDownFacts): boolean => {
+  const current = facts.incarnations.get(r.node)
+  if (r.syncedIncarnation !== undefined) return current === r.syncedIncarnation
+  return (current ?? Infinity) < facts.incarnation
+}
+
+/**
  * A copy that cannot prove it holds every acknowledged write must not serve while an in-sync
  * replica can: after a restart its unflushed writes may be gone (power loss), after a failed
  * fdatasync or write its record says incomplete. It steps down so an in-sync replica is promoted.
@@ -177,17 +194,15 @@ export const stepDownDecision = (record: VolumeRecord, facts: StepDownFacts): St
     const waitForAway = empty ? undefined : waitForCopyThatMayHoldMore(record, facts, away, `the in-sync replica on ${away.join(", ")} is away`)
     return waitForAway ?? { _tag: "serve" }
   }
-  // Step down only for a replica whose process has run since before this one started (its page
-  // cache holds what it acknowledged; a re-registration after a lost lease does not count as a
-  // start); after a restart of every node, one of them must serve. And only for one that still
-  // vouches (its process not started again since it was recorded in sync: it may have lost
-  // power too); else this copy, which held every acknowledged write, serves.
+  // Step down only for a replica that still vouches (`holdsEveryAcknowledgedWrite`); else this
+  // copy, which held every acknowledged write, serves: after a restart of every node, one of
+  // them must serve.
   // A former master's copy that is back but has not proven itself yet (records.ts `formerMaster`:
   // its agent re-stamps it within a tick) is waited for, as one that is away is (seed 783).
   const unproven = inSync.filter((r) => r.formerMaster === true && !vouches(r, facts.incarnations)).map((r) => r.node)
   const waitForUnproven = waitForCopyThatMayHoldMore(record, facts, unproven, `the former master ${unproven.join(", ")} is back`)
   if (waitForUnproven) return waitForUnproven
-  const down = !complete || (!facts.recentKnown && inSync.some((r) => (facts.incarnations.get(r.node) ?? Infinity) < facts.incarnation && vouches(r, facts.incarnations)))
+  const down = !complete || (!facts.recentKnown && inSync.some((r) => holdsEveryAcknowledgedWrite(r, facts)))
   // Not yet in the first lease TTL of this process: a node whose process died before this one
   // started still looks alive (and vouching) until its lease expires. Stepping down for it
   // dropped this copy, the only one left with every acknowledged write, and the dead

@@ -78,6 +78,13 @@ const scenarios: ReadonlyArray<Scenario> = [
   // vouched, and one that had lost power served. Fixed: the in-sync entry and the continuity marker are the
   // proof (agent.ts `continueInSync`); the record need only name this volume.
   { name: "a crashed in-sync replica was not re-stamped because its record said incomplete", seed: 8, faults: { crash: 1, "power-loss": 1 } },
+  // The master lost power; its in-sync replica crashed after the master's process restarted and
+  // proved its continuity (re-stamped in sync under its new process). The master stepped down only
+  // for a replica whose process had run since before its own, so it served what its disk kept and
+  // synced it over the replica. Fixed: a replica recorded in sync under its node's current process
+  // is stepped down for whenever it started (agentPlan.ts `holdsEveryAcknowledgedWrite`). Seed 92
+  // of this mix failed the same way.
+  { name: "a master that lost power served over a replica that had crashed and proved its continuity", seed: 31, faults: { crash: 1, "power-loss": 1 } },
 ]
 
 for (const { name, seed, faults, faultMs } of scenarios) {

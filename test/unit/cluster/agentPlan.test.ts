@@ -64,6 +64,16 @@ test("a copy that cannot prove it holds every acknowledged write steps down for 
   assert.match(alone._tag === "wait" ? alone.refusal ?? "" : "", "waits for a copy that can prove")
 })
 
+test("a copy that cannot prove its recent writes steps down for a replica recorded in sync under its current process, even one started after it", () => {
+  const later = { ...stepFacts, recentKnown: false, incarnations: new Map([["me", 20], ["a", 30]]) }
+  const continued = record("me", [{ node: "a", state: "in-sync", syncedIncarnation: 30 }])
+  assert.equal(stepDownDecision(continued, later), { _tag: "step-down" }, "re-stamped by its agent after a crash (continuity), it holds every acknowledged write")
+  const restarted = record("me", [{ node: "a", state: "in-sync", syncedIncarnation: 10 }])
+  assert.equal(stepDownDecision(restarted, later), { _tag: "serve" }, "restarted since it was recorded, it may have lost power too")
+  const unknown = record("me", [{ node: "a", state: "in-sync" }])
+  assert.equal(stepDownDecision(unknown, later), { _tag: "serve" }, "of no recorded process, only one running since before this copy's process counts")
+})
+
 test("a copy that cannot prove its recent writes waits up to the grace period for an in-sync replica that is away, then serves", () => {
   const r = record("me", [{ node: "a", state: "in-sync" }])
   const away = { ...stepFacts, incarnations: new Map([["me", 20]]) }
