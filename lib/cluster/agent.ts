@@ -205,6 +205,7 @@ export const makeAgent = (options: AgentOptions) =>
             case "host-replica": return hostReplica(copy, record)
             case "update-spec": return Effect.sync(() => copy.master?.volume?.updateSpec(record.spec))
             case "reconcile-links": return copy.master ? roles.reconcileLinks(copy.master, record, nodes) : Effect.void
+            case "note-serving": return roles.noteServing(record)
             case "trim-replicas": return trimReplicas(record, revision)
             case "resize": return roles.reconcileResize(copy, record)
             case "mark-suspect": return Effect.sync(() => void (copy.suspect = true))

@@ -64,6 +64,8 @@ export type CopyAction =
   /** Grow every copy to the record's `resizeToBytes` and commit it (resize.ts `resizeStep`), in the background. */
   | { readonly _tag: "resize" }
   | { readonly _tag: "reconcile-links" }
+  /** Mark this node's master lease serving (masterRole.ts `noteServing`): its first attempt, right after the open, did not land. */
+  | { readonly _tag: "note-serving" }
   /** Drop the in-sync replicas a lowered replica count left over (records.ts `trimReplicas`); only a serving master does. */
   | { readonly _tag: "trim-replicas" }
   | { readonly _tag: "mark-suspect" }
@@ -93,6 +95,8 @@ export const planCopy = (record: VolumeRecord, me: string, copy: CopyFacts, fact
     if (copy.specDiffers) actions.push({ _tag: "update-spec" })
     if (record.trimReplicas === true) actions.push({ _tag: "trim-replicas" })
     actions.push({ _tag: "reconcile-links" })
+    const held = facts.held
+    if (held && held.lease === facts.lease && held.value.node === me && held.value.epoch === record.epoch && held.value.serving !== true) actions.push({ _tag: "note-serving" })
     // After the links: a replica added or revived this tick is opened at the grown size anyway.
     if (copy.resizePending) actions.push({ _tag: "resize" })
     if (record.move !== undefined && record.move.abandoned === undefined) actions.push({ _tag: "hand-over" })

@@ -12,7 +12,7 @@ import type { Stores } from "../store/Stores.ts"
 import { planLinks, type LinkAction, type Target } from "./agentPlan.ts"
 import { closeScope } from "./copies.ts"
 import { ClusterError, encode, keys, uidOf, type MasterLease, type NodeRecord, type ReplicaRecord, type VolumeRecord } from "./records.ts"
-import { getNode, updateVolume, type Versioned } from "./store.ts"
+import { getMasterLease, getNode, updateVolume, type Versioned } from "./store.ts"
 import { growForMaster, resizeStep } from "./resize.ts"
 import type { Copy, MasterRole, Publish } from "./types.ts"
 import type { VolumeCipher } from "../crypt/volumeCipher.ts"
@@ -69,6 +69,21 @@ export const makeMasterRoles = (options: MasterRolesOptions) =>
           stillInSync() ? { node: r.node, state: "in-sync", syncedEpoch: epoch, ...(incarnation === undefined ? {} : { syncedIncarnation: incarnation }) } : r)
       })
 
+    /**
+     * Marks this node's master lease of the record's epoch serving (records.ts `MasterLease`), by a
+     * compare-and-swap that keeps the lease it is bound to; a lease of another node or epoch, or
+     * one already marked, is left as it is. The agent repeats it each tick until it is marked.
+     */
+    const noteServing = (record: VolumeRecord) =>
+      Effect.gen(function* () {
+        const held = yield* getMasterLease(record.volume).pipe(Effect.provide(context))
+        if (!held || held.value.node !== me || held.value.epoch !== record.epoch || held.value.serving === true || held.lease === undefined) return
+        yield* control.transaction({
+          compare: [{ key: keys.master(record.volume), revision: held.revision }],
+          put: [{ key: keys.master(record.volume), value: encode({ ...held.value, serving: true }), lease: held.lease }],
+        })
+      })
+
     /** Opens the master session; `cipher`: an encrypted volume's, unwrapped by the agent before it claimed the role. */
     const openMaster = (copy: Copy, record: VolumeRecord, nodes: ReadonlyMap<string, NodeRecord>, cipher: VolumeCipher | undefined) =>
       Effect.gen(function* () {
@@ -121,6 +136,7 @@ export const makeMasterRoles = (options: MasterRolesOptions) =>
             // From now on its own record proves what it holds (see stepDownDecision).
             copy.recordedInSync = false
             publish("master-serving", `${me} serves ${record.volume} as master at epoch ${record.epoch}`, record.volume)
+            yield* Effect.ignore(noteServing(record))
           }),
           scope,
         )
@@ -205,5 +221,5 @@ export const makeMasterRoles = (options: MasterRolesOptions) =>
         ))
       })
 
-    return { openMaster, stepDown, reconcileLinks, reconcileResize }
+    return { openMaster, noteServing, stepDown, reconcileLinks, reconcileResize }
   })

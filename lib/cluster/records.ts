@@ -146,6 +146,12 @@ export interface VolumeMove {
 export interface MasterLease {
   readonly node: string
   readonly epoch: number
+  /**
+   * Set by the master once its session is open and serves IO (masterRole.ts `noteServing`). The
+   * lease is taken before the open, which can take long (a replica that does not answer, a
+   * resize): until then the volume is not healthy, whatever its record says.
+   */
+  readonly serving?: true
 }
 
 export class ClusterError extends Data.TaggedError("ClusterError")<{
@@ -202,7 +208,7 @@ export const decodeVolume = (key: string, text: string): VolumeRecord | ClusterE
 export const decodeMasterLease = (key: string, text: string): MasterLease | ClusterError => {
   const value = parse(key, text)
   if (value instanceof ClusterError) return value
-  if (typeof value.node !== "string" || !isCount(value.epoch)) return new ClusterError({ reason: "corrupt-record", message: `master lease ${key} is malformed` })
+  if (typeof value.node !== "string" || !isCount(value.epoch) || (value.serving !== undefined && value.serving !== true)) return new ClusterError({ reason: "corrupt-record", message: `master lease ${key} is malformed` })
   return value as unknown as MasterLease
 }
 

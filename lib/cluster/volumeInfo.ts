@@ -11,8 +11,9 @@ import type { VolumeInfo } from "./types.ts"
 /**
  * Health of a volume as its record says (usable by every node, not only the master's). With
  * `masterLease` (the volume's master lease as read, undefined when there is none), the master
- * counts as available only while it holds the lease for the record's epoch: a master that is up
- * but opening, or waiting for a copy that can prove it holds every acknowledged write, serves nothing.
+ * counts as available only while it holds the lease for the record's epoch and has marked it
+ * serving: a master that is up but opening, or waiting for a copy that can prove it holds every
+ * acknowledged write, serves nothing.
  */
 export const volumeInfo = (record: VolumeRecord, alive: ReadonlySet<string>, masterLease?: { readonly lease: MasterLease | undefined }): VolumeInfo => {
   // Counted against the requested replicas: copies on lost nodes and slots not placed yet are failed.
@@ -21,11 +22,13 @@ export const volumeInfo = (record: VolumeRecord, alive: ReadonlySet<string>, mas
   const inSync = Math.min(countOf(["in-sync"]), requested)
   const syncing = Math.min(countOf(["syncing", "provisioned"]), requested - inSync)
   const masterUp = record.master !== undefined && alive.has(record.master) && record.unavailableReason === undefined
-  const leased = masterLease === undefined || (masterLease.lease?.node === record.master && masterLease.lease?.epoch === record.epoch)
+  const leased = masterLease === undefined || (masterLease.lease?.node === record.master && masterLease.lease?.epoch === record.epoch && masterLease.lease.serving === true)
   const masterAvailable = masterUp && leased
   const assessment = assessVolume(record.spec, { inSync, syncing, failed: requested - inSync - syncing }, masterAvailable)
   const notAvailable = masterUp
-    ? `master ${record.master} is not serving yet (it holds no master lease for epoch ${record.epoch}: opening, or waiting for a copy that can prove it holds every acknowledged write; its events say why)`
+    ? masterLease?.lease?.node === record.master && masterLease.lease.epoch === record.epoch
+      ? `master ${record.master} is not serving yet (it holds the master lease for epoch ${record.epoch} and is still opening its session: its replicas are being reached; its events say why)`
+      : `master ${record.master} is not serving yet (it holds no master lease for epoch ${record.epoch}: waiting for its node's lease, or for a copy that can prove it holds every acknowledged write; its events say why)`
     : `master ${record.master ?? "(none)"} is not available`
   return {
     volume: record.volume, sizeBytes: record.sizeBytes, labels: record.labels, epoch: record.epoch, master: record.master,

@@ -37,6 +37,11 @@ test("a master claims only with a valid lease and no other holder's master lease
   assert.equal(tags(planCopy(r, "me", { ...noRole, masterEpoch: 5, masterState: "serving", resizePending: true }, leased)), ["reconcile-links", "resize"])
   assert.equal(tags(planCopy(r, "me", { ...noRole, masterEpoch: 5, masterState: "opening", resizePending: true }, leased)), [], "not while it opens")
   assert.equal(tags(planCopy(r, "me", { ...noRole, masterEpoch: 5, masterState: "fenced", fencedReason: "store-failed" }, leased)), ["mark-suspect", "close-master"])
+  // A serving master whose lease is not marked serving yet marks it (volume health counts it only then).
+  const serving = { ...noRole, masterEpoch: 5, masterState: "serving" as const }
+  assert.equal(tags(planCopy(r, "me", serving, { ...leased, held: { value: { node: "me", epoch: 5 }, revision: 3, lease: "L1" } })), ["reconcile-links", "note-serving"])
+  assert.equal(tags(planCopy(r, "me", serving, { ...leased, held: { value: { node: "me", epoch: 5, serving: true }, revision: 4, lease: "L1" } })), ["reconcile-links"])
+  assert.equal(tags(planCopy(r, "me", serving, { ...leased, held: { value: { node: "me", epoch: 5 }, revision: 3, lease: "L0" } })), ["reconcile-links"], "not a lease of an older incarnation")
 })
 
 test("a lowered replica count's surplus in-sync replicas are dropped by the serving master only (not while it opens or is fenced, never by a replica)", () => {

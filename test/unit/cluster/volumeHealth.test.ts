@@ -12,14 +12,20 @@ const record: VolumeRecord = {
 const alive = new Set(["m", "a"])
 
 test("a master that is up but holds no master lease for the epoch (opening, or waiting) is not serving: not healthy, and the reason says so", () => {
-  assert.is(volumeInfo(record, alive, { lease: { node: "m", epoch: 5 } }).health, "healthy")
+  assert.is(volumeInfo(record, alive, { lease: { node: "m", epoch: 5, serving: true } }).health, "healthy")
   const waiting = volumeInfo(record, alive, { lease: undefined })
   assert.is.not(waiting.health, "healthy")
   assert.match(waiting.reason, "master m is not serving yet")
-  assert.is.not(volumeInfo(record, alive, { lease: { node: "m", epoch: 4 } }).health, "healthy", "a lease of an older epoch")
-  assert.is.not(volumeInfo(record, alive, { lease: { node: "a", epoch: 5 } }).health, "healthy", "another node's lease")
+  assert.is.not(volumeInfo(record, alive, { lease: { node: "m", epoch: 4, serving: true } }).health, "healthy", "a lease of an older epoch")
+  assert.is.not(volumeInfo(record, alive, { lease: { node: "a", epoch: 5, serving: true } }).health, "healthy", "another node's lease")
   assert.is(volumeInfo(record, alive).health, "healthy", "without the lease read, the record alone decides (as before)")
   assert.match(volumeInfo(record, new Set(["a"]), { lease: undefined }).reason, "master m is not available")
+})
+
+test("a master that took the lease but is still opening its session is not healthy (cluster simulator seed 83 of the power-loss + isolate + latency mix)", () => {
+  const opening = volumeInfo(record, alive, { lease: { node: "m", epoch: 5 } })
+  assert.is.not(opening.health, "healthy")
+  assert.match(opening.reason, "still opening its session")
 })
 
 test.run()
