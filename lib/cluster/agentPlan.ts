@@ -187,6 +187,14 @@ export const stepDownDecision = (record: VolumeRecord, facts: StepDownFacts): St
     // whatever its own record says: a new master that crashed while opening it leaves it
     // `incomplete` for a session that never acknowledged anything (found by the cluster
     // simulator, seed 83: the volume then waited for good).
+    // Except the recorded master's own copy of this volume, incomplete because its own write or
+    // fdatasync failed, when no copy is recorded in sync at all: it holds every write up to its
+    // last good flush, which is all a failed flush promised; no other copy can hold more (a
+    // failed or syncing replica holds less), so waiting only kept the volume down for good
+    // (cluster simulator seed 1295: a master fenced by a failed fdatasync while its replicas
+    // were syncing or failed). It serves once it is past the grace period from its start.
+    const bestLeft = own?.state === "incomplete" && own.uid === uidOf(record) && !record.replicas.some((r) => r.state === "in-sync")
+    if (bestLeft && !facts.recordedInSync && facts.sinceStartMs >= facts.graceMs) return { _tag: "serve" }
     if (!complete && !(empty && !history) && !facts.recordedInSync) {
       return { _tag: "wait", refusal: `${facts.me} does not serve ${record.volume}: its copy is ${own?.state ?? "without a record"} and no in-sync replica is up; the volume waits for a copy that can prove it holds every acknowledged write` }
     }

@@ -79,6 +79,17 @@ test("a copy that cannot prove its recent writes steps down for a replica record
   assert.equal(stepDownDecision(unknown, later), { _tag: "serve" }, "of no recorded process, only one running since before this copy's process counts")
 })
 
+test("a master fenced by its own failed fdatasync serves again after the grace period when no copy is recorded in sync; never while one is", () => {
+  const failed = { ...stepFacts, suspect: true, own: { ...stepFacts.own!, state: "incomplete" as const }, incarnations: new Map([["me", 20], ["a", 10]]) }
+  const noneInSync = record("me", [{ node: "a", state: "syncing" }, { node: "b", state: "failed" }])
+  assert.is(stepDownDecision(noneInSync, { ...failed, sinceStartMs: 1000 })._tag, "wait", "within the grace period")
+  assert.equal(stepDownDecision(noneInSync, { ...failed, sinceStartMs: 30_000 }), { _tag: "serve" }, "the best copy left: it holds every write up to its last good flush")
+  const awayInSync = record("me", [{ node: "c", state: "in-sync" }, { node: "b", state: "failed" }])
+  assert.is(stepDownDecision(awayInSync, { ...failed, sinceStartMs: 30_000 })._tag, "wait", "an in-sync replica listed (away) may hold more: wait for it")
+  const otherVolume = { ...failed, own: { ...failed.own, uid: "another" } }
+  assert.is(stepDownDecision(noneInSync, { ...otherVolume, sinceStartMs: 30_000 })._tag, "wait", "a copy of another volume id never serves")
+})
+
 test("a copy that cannot prove its recent writes waits up to the grace period for an in-sync replica that is away, then serves", () => {
   const r = record("me", [{ node: "a", state: "in-sync" }])
   const away = { ...stepFacts, incarnations: new Map([["me", 20]]) }
