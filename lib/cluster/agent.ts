@@ -76,6 +76,7 @@ export const makeAgent = (options: AgentOptions) =>
         specDiffers: volume !== undefined && JSON.stringify(volume.spec()) !== JSON.stringify(record.spec),
         resizePending: volume !== undefined && volume.sizeBytes < masterCapacityOf(record),
         hostsReplica: copy.replicaScope !== undefined,
+        replicaDamaged: copy.replicaScope !== undefined && node.replicaDamaged(record.volume),
       }
     }
 
@@ -186,6 +187,15 @@ export const makeAgent = (options: AgentOptions) =>
         publish("copy-continued", `${me}: its copy of ${record.volume} ${holds}`, record.volume)
       })
 
+    /** `record-own-failure` (agentPlan.ts): this replica's in-sync entry becomes failed, by compare-and-swap on the record. */
+    const recordOwnFailure = (record: VolumeRecord, revision: number) =>
+      Effect.gen(function* () {
+        const reason = "its own write or fdatasync failed: it may have lost writes it acknowledged"
+        const replicas = record.replicas.map((r) => (r.node === me && r.state === "in-sync" ? { node: r.node, state: "failed" as const, reason, failedAtMs: clock.currentTimeMillisUnsafe() } : r))
+        const done = yield* control.transaction({ compare: [{ key: keys.volume(record.volume), revision }], put: [{ key: keys.volume(record.volume), value: encode({ ...record, replicas }) }] })
+        if (done.succeeded) publish("replica-failed", `replica ${me} of ${record.volume} recorded itself failed: ${reason}`, record.volume)
+      })
+
     const reconcileVolume = (record: VolumeRecord, revision: number, nodes: ReadonlyMap<string, NodeRecord>, leases: ReadonlyMap<string, Versioned<MasterLease>>, nodeLeases: ReadonlyMap<string, string | undefined>) =>
       Effect.gen(function* () {
         const held = leases.get(record.volume)
@@ -209,6 +219,7 @@ export const makeAgent = (options: AgentOptions) =>
             case "trim-replicas": return trimReplicas(record, revision)
             case "resize": return roles.reconcileResize(copy, record)
             case "mark-suspect": return Effect.sync(() => void (copy.suspect = true))
+            case "record-own-failure": return recordOwnFailure(record, revision)
             case "claim": return claim(copy, record, revision, nodes, held, action.takeLease)
             case "arm": return handover.arm(copy, record)
             case "hand-over": return handover.handOver(copy, record, revision, held, record.move ? nodeLeases.get(record.move.to) : undefined)

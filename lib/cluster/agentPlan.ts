@@ -47,6 +47,8 @@ export interface CopyFacts {
   /** The record asks for a size the serving master does not serve yet (a resize, lib/cluster/resize.ts). */
   readonly resizePending: boolean
   readonly hostsReplica: boolean
+  /** The hosted replica copy's own write or fdatasync failed since a master's sync last completed it (replicaHost.ts `damaged`). */
+  readonly replicaDamaged: boolean
 }
 
 export interface LeaseFacts {
@@ -69,6 +71,12 @@ export type CopyAction =
   /** Drop the in-sync replicas a lowered replica count left over (records.ts `trimReplicas`); only a serving master does. */
   | { readonly _tag: "trim-replicas" }
   | { readonly _tag: "mark-suspect" }
+  /**
+   * This replica's own write or fdatasync failed and the record still counts it in sync (its
+   * master could not record the failure: cut off from the control store, or lost): record it
+   * failed by compare-and-swap, so it is neither promoted nor stepped down for.
+   */
+  | { readonly _tag: "record-own-failure" }
   /** Become master: decide on stepping down first (`stepDownDecision`), then take the master lease if `takeLease`, then open. */
   | { readonly _tag: "claim"; readonly takeLease: boolean }
   /** A move names this replica's node: watch the record and mark the move armed (handover.ts). */
@@ -79,7 +87,9 @@ export type CopyAction =
 export const planCopy = (record: VolumeRecord, me: string, copy: CopyFacts, facts: LeaseFacts): ReadonlyArray<CopyAction> => {
   const actions: CopyAction[] = []
   if (record.master !== me) {
-    actions.push({ _tag: "set-recorded-in-sync", value: record.replicas.some((r) => r.node === me && r.state === "in-sync" && vouches(r, facts.incarnations)) })
+    const listedInSync = record.replicas.some((r) => r.node === me && r.state === "in-sync")
+    actions.push({ _tag: "set-recorded-in-sync", value: !copy.replicaDamaged && record.replicas.some((r) => r.node === me && r.state === "in-sync" && vouches(r, facts.incarnations)) })
+    if (copy.replicaDamaged && listedInSync) actions.push({ _tag: "record-own-failure" })
     if (copy.masterState !== undefined) actions.push({ _tag: "close-master", why: `the record names ${record.master ?? "no node"} as master at epoch ${record.epoch}` })
     if (!copy.hostsReplica) actions.push({ _tag: "host-replica" })
     if (record.move?.to === me && record.move.abandoned === undefined) actions.push({ _tag: "arm" })

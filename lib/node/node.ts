@@ -123,6 +123,8 @@ export interface ReplivolNode {
   readonly masters: () => ReadonlyMap<string, MasterVolume>
   /** The activity log of a hosted replica copy (for a promotion on this node). */
   readonly replicaActivity: (volume: string) => ReadonlyArray<readonly [number, number]> | "all"
+  /** A write or fdatasync of a hosted replica copy failed since a master's sync last recorded it complete. */
+  readonly replicaDamaged: (volume: string) => boolean
   /** Stops hosting a replica copy at once (before this node becomes its master) and returns its activity log. */
   readonly detachReplica: (volume: string) => ReadonlyArray<readonly [number, number]> | "all"
 }
@@ -292,6 +294,7 @@ export const startNode = (options: NodeOptions): Effect.Effect<ReplivolNode, Net
       copiesDir,
       masters: masters.all,
       replicaActivity: replicaHost.activity,
+      replicaDamaged: replicaHost.damaged,
       detachReplica: replicaHost.detach,
     } satisfies ReplivolNode
   })

@@ -70,6 +70,12 @@ interface Hosted {
   activityUnknown: boolean
   /** A write or fdatasync failed since the last Open: this copy may not claim Complete in this session. */
   damagedSinceOpen: boolean
+  /**
+   * A write or fdatasync failed since the copy was last recorded complete by a master's sync: it
+   * may have lost writes it acknowledged (a failed fdatasync can drop the page cache), so it must
+   * not count as in sync whatever the volume record says (`damaged`; cluster/agent.ts).
+   */
+  damagedSinceComplete: boolean
   /** Ring of the last `activityWritesMax` applied writes, as [offset, length]. */
   readonly activity: Array<readonly [number, number]>
   activityNext: number
@@ -101,6 +107,8 @@ export interface ReplicaHost {
   /** The activity log of a hosted copy ("all" when not hosted here: nothing is known). */
   readonly activity: (volume: string) => ReadonlyArray<readonly [number, number]> | "all"
   readonly detach: (volume: string) => ReadonlyArray<readonly [number, number]> | "all"
+  /** A write or fdatasync of this hosted copy failed since a master's sync last recorded it complete. */
+  readonly damaged: (volume: string) => boolean
   /** Rejections seen (typed reasons), for tests and metrics. */
   readonly rejections: () => Readonly<Record<string, number>>
 }
@@ -142,7 +150,7 @@ export const makeReplicaHost = (options: ReplicaHostOptions): ReplicaHost => {
         return yield* new ReplicationError({ reason: "foreign-copy", volume, message: `the copy of ${volume} on ${options.nodeName} belongs to volume id ${meta.uid}, not ${uid} (the volume was deleted and created again); remove the copy first` })
       }
       const entry: Hosted = {
-        identity: identityOf(meta, store.createdEmpty === true), activityUnknown: store.createdEmpty !== true && !handedOver, damagedSinceOpen: false,
+        identity: identityOf(meta, store.createdEmpty === true), activityUnknown: store.createdEmpty !== true && !handedOver, damagedSinceOpen: false, damagedSinceComplete: false,
         activity: [], activityNext: 0, volume, id, store, epoch: meta?.epoch ?? 0, owner: undefined, master: undefined, writesApplied: 0, bytesApplied: 0,
       }
       // A copy created here is provably all zeros: say so durably, so a restart still knows it.
@@ -180,7 +188,11 @@ export const makeReplicaHost = (options: ReplicaHostOptions): ReplicaHost => {
     return activityRanges(entry)
   }
 
-  return { activity, detach, host, unhost, isHosted: (volume) => hosted.get(volumeIdOf(volume))?.volume === volume, serve, status, rejections: () => ({ ...rejected }) }
+  const damaged = (volume: string) => {
+    const entry = hosted.get(volumeIdOf(volume))
+    return entry?.volume === volume && entry.damagedSinceComplete
+  }
+  return { activity, detach, damaged, host, unhost, isHosted: (volume) => hosted.get(volumeIdOf(volume))?.volume === volume, serve, status, rejections: () => ({ ...rejected }) }
 }
 
 const storeError = (entry: Hosted, what: string) => (cause: { readonly message: string }) =>
@@ -207,6 +219,7 @@ const markDamaged = (entry: Hosted) =>
   Effect.gen(function* () {
     entry.activityUnknown = true
     entry.damagedSinceOpen = true
+    entry.damagedSinceComplete = true
     if (entry.identity.state !== "incomplete") yield* Effect.ignore(persistIdentity(entry, { ...entry.identity, state: "incomplete" }))
   })
 
@@ -486,6 +499,7 @@ const serveConnection = (
       } else {
         // Every byte of the session is on disk: from here the activity log is complete again.
         entry.activityUnknown = false
+        entry.damagedSinceComplete = false
         reply(connection, frame, MessageType.CompleteAck, entry.epoch)
       }
     })

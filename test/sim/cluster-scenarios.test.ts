@@ -85,6 +85,13 @@ const scenarios: ReadonlyArray<Scenario> = [
   // is stepped down for whenever it started (agentPlan.ts `holdsEveryAcknowledgedWrite`). Seed 92
   // of this mix failed the same way.
   { name: "a master that lost power served over a replica that had crashed and proved its continuity", seed: 31, faults: { crash: 1, "power-loss": 1 } },
+  // A replica's fdatasync failed (the page cache dropped writes it had acknowledged) while its
+  // master, cut off from the control store, could not record it failed. The master was lost, and
+  // the replica, still recorded in sync and vouching, was promoted (after a promoted copy that
+  // never served) and served what its disk kept. Fixed: a replica whose own write or fdatasync
+  // failed records itself failed (agentPlan.ts `record-own-failure`) and never counts itself in
+  // sync until a master's sync completes it again. Found by the 10 000-seed sweep.
+  { name: "a replica whose fdatasync failed was promoted while recorded in sync", seed: 2297, faults: "seed" },
 ]
 
 for (const { name, seed, faults, faultMs } of scenarios) {

@@ -9,7 +9,7 @@ const record = (master: string | undefined, replicas: ReadonlyArray<ReplicaRecor
   volume: "ns/v", uid: "u1", sizeBytes: 1 << 20, labels: {}, createdAtMs: 0, epoch, master, replicas, rulesApplied: [],
   spec: { replicas: replicas.length, failureMode: "soft", failureTolerance: 1, hintMaster: undefined, nocompress: false },
 })
-const noRole: CopyFacts = { masterEpoch: undefined, masterState: undefined, fencedReason: undefined, specDiffers: false, resizePending: false, hostsReplica: false }
+const noRole: CopyFacts = { masterEpoch: undefined, masterState: undefined, fencedReason: undefined, specDiffers: false, resizePending: false, hostsReplica: false, replicaDamaged: false }
 const leased: LeaseFacts = { lease: "L1", leaseValid: true, held: undefined, incarnations: new Map([["me", 1], ["a", 2]]) }
 const tags = (actions: ReadonlyArray<{ readonly _tag: string }>) => actions.map((a) => a._tag)
 
@@ -17,6 +17,15 @@ test("a node no record places a copy on closes its copy; a stale master lease it
   const held = { value: { node: "me", epoch: 4 }, revision: 9, lease: "L1" }
   assert.equal(planPresence(record("a", [{ node: "b", state: "in-sync" }]), "me", held, "L1", true), { releaseLease: true, copy: { _tag: "close", remove: true } })
   assert.equal(planPresence(record("a", [{ node: "me", state: "in-sync" }]), "me", undefined, "L1", false), { releaseLease: false, copy: { _tag: "ensure" } })
+})
+
+test("a replica whose own write or fdatasync failed does not count itself in sync and records itself failed while the record says in sync", () => {
+  const r = record("m", [{ node: "me", state: "in-sync", syncedIncarnation: 1 }])
+  const damaged = { ...noRole, hostsReplica: true, replicaDamaged: true }
+  assert.equal(planCopy(r, "me", damaged, leased), [{ _tag: "set-recorded-in-sync", value: false }, { _tag: "record-own-failure" }])
+  assert.equal(planCopy(r, "me", { ...damaged, replicaDamaged: false }, leased), [{ _tag: "set-recorded-in-sync", value: true }])
+  const failed = record("m", [{ node: "me", state: "failed" }])
+  assert.equal(planCopy(failed, "me", damaged, leased), [{ _tag: "set-recorded-in-sync", value: false }], "already failed: nothing to record")
 })
 
 test("a replica closes a master role it still has and hosts the copy; it notes whether it is recorded in sync", () => {
