@@ -224,7 +224,11 @@ export const stepDownDecision = (record: VolumeRecord, facts: StepDownFacts): St
   const unproven = inSync.filter((r) => r.formerMaster === true && !vouches(r, facts.incarnations)).map((r) => r.node)
   const waitForUnproven = waitForCopyThatMayHoldMore(record, facts, unproven, `the former master ${unproven.join(", ")} is back`)
   if (waitForUnproven) return waitForUnproven
-  const down = !complete || (!facts.recentKnown && inSync.some((r) => holdsEveryAcknowledgedWrite(r, facts)))
+  // A copy promoted from an in-sync replica that vouched holds every acknowledged write whatever
+  // its own record says (a replica's says incomplete mid-session), as in the branch above: it
+  // stepped down for a replica that had lost power, which was promoted (sweep seed 3271).
+  const vouchedFor = facts.recordedInSync && !facts.suspect
+  const down = (!complete && !vouchedFor) || (!facts.recentKnown && inSync.some((r) => holdsEveryAcknowledgedWrite(r, facts)))
   // Not yet in the first lease TTL of this process: a node whose process died before this one
   // started still looks alive (and vouching) until its lease expires. Stepping down for it
   // dropped this copy, the only one left with every acknowledged write, and the dead

@@ -92,6 +92,12 @@ const scenarios: ReadonlyArray<Scenario> = [
   // failed records itself failed (agentPlan.ts `record-own-failure`) and never counts itself in
   // sync until a master's sync completes it again. Found by the 10 000-seed sweep.
   { name: "a replica whose fdatasync failed was promoted while recorded in sync", seed: 2297, faults: "seed" },
+  // The master and one replica lost power; the other replica, in sync and vouching, was promoted.
+  // Its own record said incomplete (a replica's does mid-session), so it stepped down for the
+  // replica that had lost power, which was promoted in turn and served what its disk kept. Fixed:
+  // a copy promoted from a vouching in-sync replica counts as complete in the step-down rule too
+  // (agentPlan.ts `vouchedFor`). Found by the 10 000-seed sweep.
+  { name: "a promoted replica stepped down for one that had lost power", seed: 3271, faults: "seed" },
 ]
 
 for (const { name, seed, faults, faultMs } of scenarios) {

@@ -99,6 +99,14 @@ test("a master fenced by its own failed fdatasync serves again after the grace p
   assert.is(stepDownDecision(noneInSync, { ...otherVolume, sinceStartMs: 30_000 })._tag, "wait", "a copy of another volume id never serves")
 })
 
+test("a copy promoted from an in-sync replica that vouched does not step down for a replica that restarted since it was recorded (seed 3271)", () => {
+  const r = record("me", [{ node: "a", state: "in-sync", syncedIncarnation: 10 }])
+  const promoted = { ...stepFacts, own: { ...stepFacts.own!, role: "replica" as const, state: "incomplete" as const }, recordedInSync: true, recentKnown: false, incarnations: new Map([["me", 20], ["a", 31]]) }
+  assert.equal(stepDownDecision(r, promoted), { _tag: "serve" }, "a lost power since: it may hold less")
+  assert.equal(stepDownDecision(r, { ...promoted, recordedInSync: false }), { _tag: "step-down" }, "an incomplete copy with no proof steps down as before")
+  assert.equal(stepDownDecision(r, { ...promoted, suspect: true }), { _tag: "step-down" }, "a suspect copy steps down")
+})
+
 test("a copy that cannot prove its recent writes waits up to the grace period for an in-sync replica that is away, then serves", () => {
   const r = record("me", [{ node: "a", state: "in-sync" }])
   const away = { ...stepFacts, incarnations: new Map([["me", 20]]) }
