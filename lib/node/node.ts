@@ -10,7 +10,7 @@ import { Effect, Queue, Scope } from "effect"
 import { connectionsPerNodeMax, defaults, handshakesPendingMax, relocationCopiesMax, sectorBytes, volumeSizeBytesMax } from "../core/limits.ts"
 import { clientHandshake, serverHandshake, assertSecret, type Connection } from "../net/connection.ts"
 import { formatAddress, type Address, type Link, NetError, Transport } from "../net/Transport.ts"
-import type { BlockStore, StoreError } from "../store/BlockStore.ts"
+import { emptyUntilWritten, type BlockStore, type StoreError } from "../store/BlockStore.ts"
 import { Stores } from "../store/Stores.ts"
 import { noMetrics, type Metrics } from "../core/metrics.ts"
 import { instrumentStore } from "../store/instrumented.ts"
@@ -216,7 +216,7 @@ export const startNode = (options: NodeOptions): Effect.Effect<ReplivolNode, Net
         const opened = yield* stores.open(path, sizeBytes)
         // A cluster node's copies carry continuity across its process restarts (lib/store/continuity.ts).
         const continued = stores.markers && options.incarnation !== undefined ? yield* continueCopy(opened, stores.markers, path, options.incarnation) : opened
-        return instrumentStore(continued, volume, metrics)
+        return emptyUntilWritten(instrumentStore(continued, volume, metrics))
       })
 
     const hostReplicaStore = (volume: string, store: BlockStore, uid?: string, handedOver?: boolean) =>

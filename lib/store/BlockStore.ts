@@ -25,7 +25,7 @@
  *   returns, and `sizeBytes` says the new size from then on (so wrappers read it through, never
  *   copy it: `wrapStore`). A smaller size is refused (`shrink`): a copy is never truncated.
  */
-import { Data, type Effect } from "effect"
+import { Data, Effect } from "effect"
 import { isInside } from "../core/range.ts"
 import { volumeSizeBytesMax } from "../core/limits.ts"
 
@@ -117,6 +117,20 @@ export function wrapStore(store: BlockStore, overrides: Partial<Omit<BlockStore,
     ...overrides,
   }
   return Object.defineProperty(wrapped, "sizeBytes", { get: () => store.sizeBytes, enumerable: true }) as BlockStore
+}
+
+/**
+ * `store` whose `createdEmpty` turns false at its first write: a copy this open created holds only
+ * zeros until something is written to it. Read once at open, the flag made a copy that had served
+ * as master in this process look never written when it was hosted as a replica afterwards: its
+ * activity log started known and empty, and the catch-up of the next master missed the writes its
+ * fenced session had made locally (cluster simulator seed 3013: an in-sync replica differed).
+ */
+export function emptyUntilWritten(store: BlockStore): BlockStore {
+  if (store.createdEmpty !== true) return store
+  let written = false
+  const wrapped = wrapStore(store, { write: (offset, data) => Effect.suspend(() => ((written = true), store.write(offset, data))) })
+  return Object.defineProperty(wrapped, "createdEmpty", { get: () => !written, enumerable: true })
 }
 
 /**
