@@ -87,8 +87,9 @@ export type CopyAction =
 export const planCopy = (record: VolumeRecord, me: string, copy: CopyFacts, facts: LeaseFacts): ReadonlyArray<CopyAction> => {
   const actions: CopyAction[] = []
   if (record.master !== me) {
-    const listedInSync = record.replicas.some((r) => r.node === me && r.state === "in-sync")
-    actions.push({ _tag: "set-recorded-in-sync", value: !copy.replicaDamaged && record.replicas.some((r) => r.node === me && r.state === "in-sync" && vouches(r, facts.incarnations)) })
+    const mine = record.replicas.find((r) => r.node === me)
+    const listedInSync = mine?.state === "in-sync"
+    actions.push({ _tag: "set-recorded-in-sync", value: !copy.replicaDamaged && listedInSync && vouches(mine, facts.incarnations) })
     if (copy.replicaDamaged && listedInSync) actions.push({ _tag: "record-own-failure" })
     if (copy.masterState !== undefined) actions.push({ _tag: "close-master", why: `the record names ${record.master ?? "no node"} as master at epoch ${record.epoch}` })
     if (!copy.hostsReplica) actions.push({ _tag: "host-replica" })

@@ -22,11 +22,12 @@ export const volumeInfo = (record: VolumeRecord, alive: ReadonlySet<string>, mas
   const inSync = Math.min(countOf(["in-sync"]), requested)
   const syncing = Math.min(countOf(["syncing", "provisioned"]), requested - inSync)
   const masterUp = record.master !== undefined && alive.has(record.master) && record.unavailableReason === undefined
-  const leased = masterLease === undefined || (masterLease.lease?.node === record.master && masterLease.lease?.epoch === record.epoch && masterLease.lease.serving === true)
+  const leaseOfThisEpoch = masterLease?.lease?.node === record.master && masterLease?.lease?.epoch === record.epoch
+  const leased = masterLease === undefined || (leaseOfThisEpoch && masterLease.lease?.serving === true)
   const masterAvailable = masterUp && leased
   const assessment = assessVolume(record.spec, { inSync, syncing, failed: requested - inSync - syncing }, masterAvailable)
   const notAvailable = masterUp
-    ? masterLease?.lease?.node === record.master && masterLease.lease.epoch === record.epoch
+    ? leaseOfThisEpoch
       ? `master ${record.master} is not serving yet (it holds the master lease for epoch ${record.epoch} and is still opening its session: its replicas are being reached; its events say why)`
       : `master ${record.master} is not serving yet (it holds no master lease for epoch ${record.epoch}: waiting for its node's lease, or for a copy that can prove it holds every acknowledged write; its events say why)`
     : `master ${record.master ?? "(none)"} is not available`
