@@ -3,7 +3,7 @@
  * volume of the same name left), closing one with its master role, fencing every master, and
  * sweeping copies no record places on this node.
  */
-import { Effect, Exit, Scope } from "effect"
+import { Clock, Effect, Exit, Scope } from "effect"
 import type { ControlStoreShape } from "../control/ControlStore.ts"
 import type { ReplivolNode } from "../node/node.ts"
 import type { BlockStore } from "../store/BlockStore.ts"
@@ -77,11 +77,29 @@ export const makeCopies = (options: CopiesOptions) => {
       const first = yield* openCopyScoped(record)
       const meta = yield* Effect.result(first.store.readMeta)
       const foreign = meta._tag === "Success" && meta.success?.uid !== undefined && meta.success.uid !== uidOf(record)
-      if (!foreign) return registerCopy(record, first)
+      if (!foreign) return registerCopy(record, yield* recordedEmpty(record, first, meta._tag === "Success" && meta.success === undefined))
       yield* closeScope(first.scope)
       yield* stores.remove(node.storePath(record.volume))
       publish("copy-discarded", `${me}: the copy of ${record.volume} belonged to volume id ${(meta as { success: { uid: string } }).success.uid}, not ${uidOf(record)} (deleted and created again while ${me} was away); removed`, record.volume)
-      return registerCopy(record, yield* openCopyScoped(record))
+      return registerCopy(record, yield* recordedEmpty(record, yield* openCopyScoped(record), true))
+    })
+
+  /**
+   * A copy this open created, with no record yet, is recorded `empty` for the volume's id at once
+   * (durable, atomic), as a replica's host does: closed and opened again before it was ever used,
+   * it still proves it holds only zeros. Without the record it read back as a copy of unknown
+   * content, and a new volume's master whose copy was made while it waited (its node had come back
+   * with a wiped disk) waited for good (cluster simulator sweep seed 6597). A master or a sync
+   * rewrites the record before the first write.
+   */
+  const recordedEmpty = <T extends { readonly scope: Scope.Closeable; readonly store: BlockStore }>(record: VolumeRecord, opened: T, noRecord: boolean) =>
+    Effect.gen(function* () {
+      if (!noRecord || opened.store.createdEmpty !== true) return opened
+      const updatedAtMs = yield* Clock.currentTimeMillis
+      yield* opened.store.writeMeta({
+        volume: record.volume, sizeBytes: opened.store.sizeBytes, epoch: 0, role: record.master === me ? "master" : "replica", state: "empty", updatedAtMs, uid: uidOf(record),
+      }).pipe(Effect.onError(() => closeScope(opened.scope)))
+      return opened
     })
 
   /**

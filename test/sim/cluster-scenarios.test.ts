@@ -98,6 +98,12 @@ const scenarios: ReadonlyArray<Scenario> = [
   // a copy promoted from a vouching in-sync replica counts as complete in the step-down rule too
   // (agentPlan.ts `vouchedFor`). Found by the 10 000-seed sweep.
   { name: "a promoted replica stepped down for one that had lost power", seed: 3271, faults: "seed" },
+  // A volume was deleted and created again while the node placed as its new master was away with
+  // a wiped disk. The node came back, its copy was made while it waited (the old volume's record
+  // still stood), closed, and opened again with no record: a copy of unknown content, so the new
+  // volume, never served, waited for good. Fixed: a copy created with no record is recorded
+  // `empty` for the volume's id at once (copies.ts `recordedEmpty`). Found by the 10 000-seed sweep.
+  { name: "a re-created volume's master, back with a wiped disk, waited for good", seed: 6597, faults: "seed" },
 ]
 
 for (const { name, seed, faults, faultMs } of scenarios) {
