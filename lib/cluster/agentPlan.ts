@@ -193,7 +193,11 @@ export const stepDownDecision = (record: VolumeRecord, facts: StepDownFacts): St
   if (inSync.length === 0) {
     // The only candidate. A copy that cannot prove anything must not serve (and then sync
     // its emptiness over every returning copy) once the volume has history: it waits.
-    const history = record.replicas.some((r) => r.state !== "provisioned")
+    // History is a replica that got past provisioned, or a master change since the creation (records.ts
+    // `createdEpoch`): the promotion's in-sync copies may all be gone from the record by now (cluster
+    // simulator sweep seed 6415: the former master's copy was dropped while the promoted master, which
+    // had crashed while opening, still held its lease; it came back with a wiped disk and served zeros).
+    const history = record.replicas.some((r) => r.state !== "provisioned") || (record.createdEpoch !== undefined && record.epoch > record.createdEpoch)
     // A copy promoted from an in-sync replica that vouches holds every acknowledged write
     // whatever its own record says: a new master that crashed while opening it leaves it
     // `incomplete` for a session that never acknowledged anything (found by the cluster

@@ -148,9 +148,10 @@ export const makeClusterApi = (options: ClusterApiOptions) =>
         const uid = (yield* Effect.forEach([0, 1, 2], () => Random.nextIntBetween(0, 0x7fffffff))).map((n) => n.toString(36)).join("")
         // Encrypted: a fresh volume key, sealed by the namespace key, goes into the record; a node that cannot seal it creates nothing.
         const encryption = spec.encryption === true ? yield* sealNewVolumeKey(control, options.keyRing, create.volume, uid, now()) : undefined
+        const epoch = yield* firstEpoch
         const record: VolumeRecord = {
           volume: create.volume, uid, sizeBytes: create.sizeBytes, labels: applied.labels, spec, createdAtMs: now(),
-          epoch: yield* firstEpoch, master: placement.master, replicas: placement.replicas.map((n) => ({ node: n, state: "provisioned" as const })),
+          epoch, createdEpoch: epoch, master: placement.master, replicas: placement.replicas.map((n) => ({ node: n, state: "provisioned" as const })),
           rulesApplied: applied.applied, ...(encryption ? { encryption } : {}),
         }
         const created = yield* control.transaction({ compare: [{ key: keys.volume(create.volume), revision: 0 }], put: [{ key: keys.volume(create.volume), value: encode(record) }] })

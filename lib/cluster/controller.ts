@@ -72,6 +72,7 @@ export const makeController = (options: ControllerOptions) =>
         aliveNodes, lostForMs: lostForMs(aliveNodes, volumes.map((v) => v.value)), inSyncFailAfterMs: inSyncFailAfterTtls * options.leaseTtlMs,
         incarnations: new Map(nodeRows.map((n) => [n.value.name, n.value.incarnation])),
         masterLeased: new Set([...leases.keys()]),
+        masterServing: new Set([...leases].filter(([, held]) => held.value.serving === true).map(([volume, held]) => `${volume}@${held.value.node}@${held.value.epoch}`)),
         load: loadOf(volumes.map((v) => v.value)),
         random: () => randoms[drawn++ % randoms.length]!,
       }

@@ -120,6 +120,11 @@ export interface ClusterView {
   readonly aliveNodes: ReadonlySet<string>
   /** Volumes whose master lease exists. */
   readonly masterLeased: ReadonlySet<string>
+  /**
+   * `volume@node@epoch` of each master lease marked serving (records.ts `MasterLease`): that
+   * master opened its session. Absent: every leased master counts as serving, as before.
+   */
+  readonly masterServing?: ReadonlySet<string>
   readonly load: ReadonlyMap<string, number>
   readonly graceMs: number
   readonly random: () => number
@@ -210,8 +215,13 @@ export const planVolume = (record: VolumeRecord, view: ClusterView): Plan | unde
   // prove it holds every acknowledged write, or its first lease TTL) acknowledges nothing, and
   // failing the replica it waits for left nothing to promote (cluster simulator seed 105).
   const masterServes = next.master !== undefined && view.aliveNodes.has(next.master) && view.masterLeased.has(next.volume)
-  // The former master's copy is not needed once the new master serves (it holds every acknowledged write).
-  if (masterServes && next.replicas.some((r) => r.formerMaster === true)) {
+  // The former master's copy is not needed once the new master serves (it holds every acknowledged
+  // write): serves, not merely holds its lease. A promoted master that crashed or lost power while
+  // opening its session still holds its lease until it expires; dropping the former master then left
+  // no copy with every acknowledged write, and the promoted one served what its disk kept (cluster
+  // simulator sweep seeds 5578 and 6415).
+  const opened = view.masterServing === undefined || view.masterServing.has(`${next.volume}@${next.master}@${next.epoch}`)
+  if (masterServes && opened && next.replicas.some((r) => r.formerMaster === true)) {
     for (const r of next.replicas.filter((x) => x.formerMaster === true)) events.push(`${record.volume}: former master ${r.node}'s copy dropped: master ${next.master} serves`)
     next = { ...next, replicas: next.replicas.filter((r) => r.formerMaster !== true) }
   }
@@ -227,7 +237,8 @@ export const planVolume = (record: VolumeRecord, view: ClusterView): Plan | unde
         // itself before it acknowledges a write without the replica.
         if (r.state === "in-sync" && (view.lostForMs?.get(r.node) ?? Infinity) < (view.inSyncFailAfterMs ?? 0)) return r
         events.push(`${record.volume}: replica on ${r.node} failed (node lost)`)
-        return { node: r.node, state: "failed", reason: "node lost", failedAtMs: view.nowMs }
+        // A former master's entry keeps its mark: it goes once the master has opened (above), never counted as a replica.
+        return { node: r.node, state: "failed", reason: "node lost", failedAtMs: view.nowMs, ...(r.formerMaster === true ? { formerMaster: true as const } : {}) }
       }),
     }
   }

@@ -106,6 +106,13 @@ export interface VolumeRecord {
   readonly createdAtMs: number
   /** Raised by every promotion; replicas refuse frames from a lower epoch. */
   readonly epoch: number
+  /**
+   * The epoch the volume was created at. An epoch above it means a master change, and every master
+   * change follows a master that served (a promotion or hand-over needs an in-sync copy, synced by
+   * a serving master): the volume has held data, so a copy without one is not the volume (agentPlan.ts
+   * `stepDownDecision`). Absent in records made before it existed.
+   */
+  readonly createdEpoch?: number
   /** The master's node, or undefined when no copy can serve (`unavailableReason` says why). */
   readonly master: string | undefined
   readonly replicas: ReadonlyArray<ReplicaRecord>
@@ -200,7 +207,8 @@ export const decodeVolume = (key: string, text: string): VolumeRecord | ClusterE
     (value.resizeToBytes === undefined || (isCount(value.resizeToBytes) && value.resizeToBytes > (value.sizeBytes as number))) &&
     (value.encryption === undefined || isVolumeEncryption(value.encryption)) &&
     (value.move === undefined || (isRecord(value.move) && typeof value.move.to === "string" && isCount(value.move.requestedAtMs))) &&
-    (value.trimReplicas === undefined || value.trimReplicas === true)
+    (value.trimReplicas === undefined || value.trimReplicas === true) &&
+    (value.createdEpoch === undefined || (isCount(value.createdEpoch) && value.createdEpoch <= (value.epoch as number)))
   if (!ok) return new ClusterError({ reason: "corrupt-record", message: `volume record ${key} is malformed` })
   return { rulesApplied: [], ...value } as unknown as VolumeRecord
 }

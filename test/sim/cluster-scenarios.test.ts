@@ -104,6 +104,14 @@ const scenarios: ReadonlyArray<Scenario> = [
   // volume, never served, waited for good. Fixed: a copy created with no record is recorded
   // `empty` for the volume's id at once (copies.ts `recordedEmpty`). Found by the 10 000-seed sweep.
   { name: "a re-created volume's master, back with a wiped disk, waited for good", seed: 6597, faults: "seed" },
+  // A replica was promoted, and its node crashed (6415: and came back wiped) or lost power (5578)
+  // while it opened its session. It still held its master lease, so the controller took it for
+  // serving and dropped the former master's copy, the only one with every acknowledged write; the
+  // promoted copy then served what its disk kept. Fixed: the former master goes only once the
+  // lease is marked serving (placement.ts `masterServing`); a copy of a volume whose epoch moved
+  // past its creation never serves as empty (records.ts `createdEpoch`). Found by the 10 000-seed sweep.
+  { name: "a former master's copy was dropped while the promoted master was still opening", seed: 5578, faults: "seed" },
+  { name: "a promoted master back with a wiped disk served zeros", seed: 6415, faults: "seed" },
 ]
 
 for (const { name, seed, faults, faultMs } of scenarios) {

@@ -78,6 +78,18 @@ test("a copy that cannot prove it holds every acknowledged write steps down for 
   assert.match(alone._tag === "wait" ? alone.refusal ?? "" : "", "waits for a copy that can prove")
 })
 
+test("an empty copy serves a volume never served, and waits once the volume's epoch moved past its creation", () => {
+  const wiped = { ...stepFacts, own: undefined, createdEmpty: true, recentKnown: true }
+  const fresh = { ...record("me", [{ node: "a", state: "provisioned" }], 7), createdEpoch: 7 }
+  assert.equal(stepDownDecision(fresh, wiped), { _tag: "serve" }, "created, never served: its copy is the volume")
+  const promoted = { ...fresh, epoch: 8 }
+  const decision = stepDownDecision(promoted, wiped)
+  assert.is(decision._tag, "wait", "promoted since creation: the volume held data, an empty copy is not it")
+  assert.match(decision._tag === "wait" ? decision.refusal ?? "" : "", "waits for a copy that can prove")
+  const { createdEpoch: _absent, ...older } = promoted
+  assert.equal(stepDownDecision(older, wiped), { _tag: "serve" }, "a record made before createdEpoch existed keeps the old rule")
+})
+
 test("a copy that cannot prove its recent writes steps down for a replica recorded in sync under its current process, even one started after it", () => {
   const later = { ...stepFacts, recentKnown: false, incarnations: new Map([["me", 20], ["a", 30]]) }
   const continued = record("me", [{ node: "a", state: "in-sync", syncedIncarnation: 30 }])

@@ -64,4 +64,20 @@ test("the lost master stays listed as an in-sync replica that does not vouch, un
   assert.ok(serving?.events.some((e) => e.includes("former master m's copy dropped")))
 })
 
+test("a former master's copy is dropped once the promoted master has opened its session, not while it merely holds its lease", () => {
+  const former: ReplicaRecord = { node: "m", state: "in-sync", syncedEpoch: 5, syncedIncarnation: 0, formerMaster: true }
+  const promoted = { ...record("a", [former]), spec: { ...record("a", []).spec, replicas: 0 } }
+  const leased = (serving: ReadonlyArray<string>, alive = ["a", "m"]): ClusterView => ({
+    ...view(Object.fromEntries(alive.map((n) => [n, 1]))), masterLeased: new Set(["ns/v"]), masterServing: new Set(serving),
+  })
+  const replicasAfter = (v: ClusterView) => (planVolume(promoted, v)?.record ?? promoted).replicas
+  assert.equal(replicasAfter(leased([])), [former], "leased, still opening (it may crash before it serves): the former master stays")
+  assert.equal(replicasAfter(leased(["ns/v@a@4"])), [former], "a mark of another epoch does not count")
+  const opened = planVolume(promoted, leased(["ns/v@a@5"]))
+  assert.equal(opened?.record.replicas, [], "it serves: the former master's copy goes")
+  const lost = planVolume(promoted, { ...leased([], ["a"]), lostForMs: new Map([["m", 60_000]]), inSyncFailAfterMs: 2000 })
+  assert.is(lost?.record.replicas[0]?.state, "failed", "its node lost: failed")
+  assert.is(lost?.record.replicas[0]?.formerMaster, true, "and still marked a former master, never counted as a replica")
+})
+
 test.run()
