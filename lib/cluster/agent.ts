@@ -17,7 +17,7 @@ import { makeHandover } from "./handover.ts"
 import { makeMasterRoles } from "./masterRole.ts"
 import { masterCapacityOf } from "./resize.ts"
 import type { Membership } from "./membership.ts"
-import { encode, keys, uidOf, type MasterLease, type NodeRecord, type ReplicaRecord, type VolumeRecord } from "./records.ts"
+import { encode, keepingFormerMark, keys, uidOf, type MasterLease, type NodeRecord, type ReplicaRecord, type VolumeRecord } from "./records.ts"
 import { listMasterLeases, listNodes, listVolumes, type Versioned } from "./store.ts"
 import type { Copy, Publish } from "./types.ts"
 import { trimmedRecord } from "./volumeInfo.ts"
@@ -191,8 +191,7 @@ export const makeAgent = (options: AgentOptions) =>
     const recordOwnFailure = (record: VolumeRecord, revision: number) =>
       Effect.gen(function* () {
         const reason = "its own write or fdatasync failed: it may have lost writes it acknowledged"
-        // A former master's entry keeps its mark (records.ts `formerMaster`), as masterRole.ts `markReplica` keeps it.
-        const failed = (r: ReplicaRecord): ReplicaRecord => ({ node: r.node, state: "failed", reason, failedAtMs: clock.currentTimeMillisUnsafe(), ...(r.formerMaster === true ? { formerMaster: true as const } : {}) })
+        const failed = (r: ReplicaRecord) => keepingFormerMark(r, { node: r.node, state: "failed", reason, failedAtMs: clock.currentTimeMillisUnsafe() })
         const replicas = record.replicas.map((r) => (r.node === me && r.state === "in-sync" ? failed(r) : r))
         const done = yield* control.transaction({ compare: [{ key: keys.volume(record.volume), revision }], put: [{ key: keys.volume(record.volume), value: encode({ ...record, replicas }) }] })
         if (done.succeeded) publish("replica-failed", `replica ${me} of ${record.volume} recorded itself failed: ${reason}`, record.volume)

@@ -11,7 +11,7 @@ import type { ReplicaPlan } from "../replication/masterVolume.ts"
 import type { Stores } from "../store/Stores.ts"
 import { planLinks, type LinkAction, type Target } from "./agentPlan.ts"
 import { closeScope } from "./copies.ts"
-import { ClusterError, encode, keys, uidOf, type MasterLease, type NodeRecord, type ReplicaRecord, type VolumeRecord } from "./records.ts"
+import { ClusterError, encode, keepingFormerMark, keys, uidOf, type MasterLease, type NodeRecord, type ReplicaRecord, type VolumeRecord } from "./records.ts"
 import { getMasterLease, getNode, updateVolume, type Versioned } from "./store.ts"
 import { growForMaster, resizeStep } from "./resize.ts"
 import type { Copy, MasterRole, Publish } from "./types.ts"
@@ -46,8 +46,7 @@ export const makeMasterRoles = (options: MasterRolesOptions) =>
         const replicas = record.replicas.map((r) => {
           if (r.node !== replicaNode) return r
           // A former master's entry stays marked (records.ts `formerMaster`): the controller drops it once this master serves.
-          const changedTo = change(r)
-          const next = r.formerMaster === true && changedTo.formerMaster !== true ? { ...changedTo, formerMaster: true as const } : changedTo
+          const next = keepingFormerMark(r, change(r))
           changed ||= JSON.stringify(next) !== JSON.stringify(r)
           return next
         })

@@ -12,7 +12,7 @@
  * a failed replica whose node stayed away past the grace period, and fill missing replicas.
  * Being pure, both are tested table by table and driven by the simulator's seeded random.
  */
-import { ClusterError, type ReplicaRecord, type VolumeRecord } from "./records.ts"
+import { ClusterError, keepingFormerMark, type ReplicaRecord, type VolumeRecord } from "./records.ts"
 import { defaultTopologyKey, legacyTopologyKey, type VolumeSpec } from "../volume/labels.ts"
 
 export interface Placement {
@@ -238,7 +238,7 @@ export const planVolume = (record: VolumeRecord, view: ClusterView): Plan | unde
         if (r.state === "in-sync" && (view.lostForMs?.get(r.node) ?? Infinity) < (view.inSyncFailAfterMs ?? 0)) return r
         events.push(`${record.volume}: replica on ${r.node} failed (node lost)`)
         // A former master's entry keeps its mark: it goes once the master has opened (above), never counted as a replica.
-        return { node: r.node, state: "failed", reason: "node lost", failedAtMs: view.nowMs, ...(r.formerMaster === true ? { formerMaster: true as const } : {}) }
+        return keepingFormerMark(r, { node: r.node, state: "failed", reason: "node lost", failedAtMs: view.nowMs })
       }),
     }
   }

@@ -223,4 +223,8 @@ export const decodeMasterLease = (key: string, text: string): MasterLease | Clus
 export const encode = (record: object): string => JSON.stringify(record)
 
 /** The volume's unique id; records made before uids existed get one derived from name and creation time. */
+/** `next`, an update of replica entry `from`, keeping `from`'s former-master mark: a state change never turns a former master into a counted replica. */
+export const keepingFormerMark = (from: ReplicaRecord, next: ReplicaRecord): ReplicaRecord =>
+  from.formerMaster === true && next.formerMaster !== true ? { ...next, formerMaster: true } : next
+
 export const uidOf = (record: VolumeRecord): string => record.uid ?? `c${record.createdAtMs.toString(36)}`
