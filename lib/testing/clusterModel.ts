@@ -6,8 +6,9 @@
  * or may not have landed, a torn one sector by sector); and values a legitimate loss may have
  * brought back. A loss is legitimate only when the last copy holding the acknowledged writes lost
  * its page cache (power loss, or an fdatasync that dropped it): then every write not yet covered by
- * a successful flush may roll back to what the last flush made durable. Anything else that reads
- * back other than these is a lost acknowledged write.
+ * a successful flush may roll back to what the last flush made durable — and so may a write its
+ * master acknowledged before the loss whose acknowledgement reached the application only after it.
+ * Anything else that reads back other than these is a lost acknowledged write.
  *
  * Holders: the copies the cluster's own records say hold every acknowledged write — the master
  * and in-sync replicas — minus the copies a fault damaged since they last became in sync. The
@@ -36,6 +37,10 @@ interface BlockState {
   inflight: Uint8Array[]
   /** Older values a legitimate loss may have brought back. */
   lossAllowed: Uint8Array[]
+  /** A master acknowledged the write in flight (its acknowledgement is still on its way to the application). */
+  masterAcked: boolean
+  /** A legitimate loss came after that acknowledgement: the write may be gone once the application sees it acknowledged. */
+  ackedBeforeLoss: boolean
 }
 
 const zeros = new Uint8Array(blockBytes)
@@ -79,7 +84,7 @@ export class VolumeModel {
   #block(block: number): BlockState {
     let state = this.blocks.get(block)
     if (!state) {
-      state = { acked: undefined, unflushed: [], durable: undefined, inflight: [], lossAllowed: [] }
+      state = { acked: undefined, unflushed: [], durable: undefined, inflight: [], lossAllowed: [], masterAcked: false, ackedBeforeLoss: false }
       this.blocks.set(block, state)
     }
     return state
@@ -90,12 +95,28 @@ export class VolumeModel {
     this.#block(block).inflight.push(data)
   }
 
+  /**
+   * A master acknowledged a write to `length` bytes at `offset` (clusterWorld.ts `noteAcknowledged`):
+   * the blocks' writes in flight are acknowledged writes from now on, though the application has not
+   * seen it yet (cluster simulator sweep seed 1171: the master acknowledged a write, its fdatasync
+   * then failed and dropped the page cache, and the acknowledgement reached the application after).
+   */
+  masterAcknowledged(offset: number, length: number): void {
+    for (let block = Math.floor(offset / blockBytes); block * blockBytes < offset + length; block++) {
+      const state = this.blocks.get(block)
+      if (state !== undefined && state.inflight.length > 0) state.masterAcked = true
+    }
+  }
+
   /** The write of `data` to `block` was acknowledged: it is now what the block must hold. */
   acknowledge(block: number, data: Uint8Array): void {
     const state = this.#block(block)
     state.acked = data
     state.inflight = []
-    state.lossAllowed = []
+    // Acknowledged by its master before a legitimate loss: the loss may have taken it too.
+    if (!state.ackedBeforeLoss) state.lossAllowed = []
+    state.masterAcked = false
+    state.ackedBeforeLoss = false
     state.unflushed.push({ data, ackIndex: ++this.#ackIndex })
     this.acknowledged++
   }
@@ -116,10 +137,14 @@ export class VolumeModel {
     }
   }
 
-  /** The last holder lost its page cache: writes not covered by a flush may roll back to the durable value. */
+  /**
+   * The last holder lost its page cache: writes not covered by a flush may roll back to the durable
+   * value, and so may a write its master acknowledged whose acknowledgement is still on its way.
+   */
   lossOfUnflushed(): void {
     for (const state of this.blocks.values()) {
-      if (state.unflushed.length === 0) continue
+      if (state.masterAcked) state.ackedBeforeLoss = true
+      if (state.unflushed.length === 0 && !state.masterAcked) continue
       state.lossAllowed.push(state.durable ?? zeros, ...state.unflushed.map((u) => u.data))
     }
   }

@@ -139,9 +139,10 @@ export const observeCommits = (inner: ControlStoreShape, onRecord: (name: string
 })
 
 /** The two-masters checker: per volume, acknowledgements never go back to an older epoch once a newer one acknowledged. */
-export const noteAcknowledged = (world: SimWorld, volumeName: string, epoch: number) => {
+export const noteAcknowledged = (world: SimWorld, volumeName: string, epoch: number, offset?: number, length?: number) => {
   const model = world.volumes.find((v) => v.name === volumeName)?.model
   if (!model) return
+  if (offset !== undefined && length !== undefined) model.masterAcknowledged(offset, length)
   if (epoch < model.lastAckEpoch) report(world, "two-masters", `${volumeName}: a master at epoch ${epoch} acknowledged a write after epoch ${model.lastAckEpoch} had (two masters)`)
   model.lastAckEpoch = Math.max(model.lastAckEpoch, epoch)
 }
@@ -150,7 +151,7 @@ export const nodeOptions = (world: SimWorld, index: number) => ({
   name: nameOf(index), address: { host: hostOf(index) }, dataDir: `/sim/${nameOf(index)}`, secret: "cluster-simulation-secret",
   ackTimeoutMs: 1000, handshakeTimeoutMs: 500, reconnectBaseMs: 5, reconnectCeilingMs: 100,
   leaseTtlMs: 1000, tickMs: 200, graceMs: 3000, pauseMaxMs: 4000, inProcessShortcut: false,
-  onWriteAcknowledged: (volumeName: string, epoch: number) => noteAcknowledged(world, volumeName, epoch),
+  onWriteAcknowledged: (volumeName: string, epoch: number, offset: number, length: number) => noteAcknowledged(world, volumeName, epoch, offset, length),
   ...(world.keyRing ? { keyRing: world.keyRing } : {}),
   onClusterEvent: (event: { readonly atMs: number; readonly node: string; readonly kind: string; readonly message: string }) => {
     if (globalThis.process?.env?.DEBUG_SIM) console.error(world.base.currentTimeMillisUnsafe(), event.node, event.kind, event.message)

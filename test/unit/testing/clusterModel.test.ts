@@ -1,0 +1,76 @@
+/**
+ * The cluster simulator's lost-write checker (lib/testing/clusterModel.ts): what a correct cluster
+ * may show for a block after a loss, and what it may not. A checker too lenient hides lost writes;
+ * one too strict sends the sweep chasing correct behaviour.
+ */
+import { suite } from "uvu"
+import * as assert from "uvu/assert"
+import { blockBytes, VolumeModel } from "../../../lib/testing/clusterModel.ts"
+
+const test = suite("cluster simulator model")
+
+const bytes = (fill: number) => new Uint8Array(blockBytes).fill(fill)
+const zeros = bytes(0)
+
+/** A one-volume model whose only holder is n1 (the master of its first record). */
+const soleHolder = () => {
+  const model = new VolumeModel("v", 16 * blockBytes, "uid")
+  model.holders.add("n1")
+  return model
+}
+
+test("a flushed write must survive the last holder's power loss; an unflushed one may roll back", () => {
+  const model = soleHolder()
+  model.issue(1, bytes(1))
+  model.acknowledge(1, bytes(1))
+  model.flushSucceeded(model.flushIssued())
+  model.issue(2, bytes(2))
+  model.acknowledge(2, bytes(2))
+  assert.is(model.damaged("n1"), "legitimate-loss")
+  assert.is(model.problem(1, zeros), "lacks its last acknowledged write")
+  assert.is(model.problem(1, bytes(1)), undefined)
+  assert.is(model.problem(2, zeros), undefined, "unflushed: rolled back to what the last flush made durable")
+})
+
+test("a write its master acknowledged before the page cache was lost may be gone when the acknowledgement arrives", () => {
+  const model = soleHolder()
+  model.issue(3, bytes(3))
+  model.masterAcknowledged(3 * blockBytes, blockBytes)
+  model.damaged("n1")
+  model.acknowledge(3, bytes(3))
+  assert.is(model.problem(3, zeros), undefined)
+  assert.is(model.problem(3, bytes(3)), undefined)
+})
+
+test("a write acknowledged only after the loss must hold (the master wrote it after its page cache went)", () => {
+  const model = soleHolder()
+  model.issue(4, bytes(4))
+  model.damaged("n1")
+  model.masterAcknowledged(4 * blockBytes, blockBytes)
+  model.acknowledge(4, bytes(4))
+  assert.is(model.problem(4, zeros), "lacks its last acknowledged write")
+})
+
+test("the allowance ends with the block's next acknowledged write", () => {
+  const model = soleHolder()
+  model.issue(5, bytes(5))
+  model.masterAcknowledged(5 * blockBytes, blockBytes)
+  model.damaged("n1")
+  model.acknowledge(5, bytes(5))
+  model.issue(5, bytes(6))
+  model.acknowledge(5, bytes(6))
+  assert.is(model.problem(5, zeros), "lacks its last acknowledged write")
+  assert.is(model.problem(5, bytes(5)), "lacks its last acknowledged write")
+})
+
+test("a loss on a copy that is not the last holder allows nothing", () => {
+  const model = soleHolder()
+  model.holders.add("n2")
+  model.issue(6, bytes(7))
+  model.masterAcknowledged(6 * blockBytes, blockBytes)
+  assert.is(model.damaged("n2"), "still-held")
+  model.acknowledge(6, bytes(7))
+  assert.is(model.problem(6, zeros), "lacks its last acknowledged write")
+})
+
+test.run()
