@@ -239,7 +239,14 @@ export const stepDownDecision = (record: VolumeRecord, facts: StepDownFacts): St
   // dropped this copy, the only one left with every acknowledged write, and the dead
   // replica's node returned to serve a copy that had lost power (cluster simulator seed 439).
   if (down && facts.sinceStartMs < facts.leaseTtlMs) return { _tag: "wait" }
-  return down ? { _tag: "step-down" } : { _tag: "serve" }
+  if (down) return { _tag: "step-down" }
+  // About to serve with no proof of its own: an in-sync replica back under a new process that has
+  // not re-stamped its entry yet is waited for too, up to the grace period (its agent re-stamps it
+  // within a tick when its machine stayed up: agent.ts `continueInSync`). Serving at once synced
+  // this copy, which had lost power, over the one holding every acknowledged write (sweep seed
+  // 2578: the view was read just before the replica's re-stamp committed).
+  const restarted = vouchedFor ? [] : inSync.filter((r) => !vouches(r, facts.incarnations)).map((r) => r.node)
+  return waitForCopyThatMayHoldMore(record, facts, restarted, `the in-sync replica on ${restarted.join(", ")} restarted and has not proven its copy yet`) ?? { _tag: "serve" }
 }
 
 /** A serving master's link to one replica, as the agent sees it. */

@@ -118,6 +118,14 @@ const scenarios: ReadonlyArray<Scenario> = [
   // Fixed in the model: a write its master acknowledged before a legitimate loss may be lost with
   // it (clusterModel.ts `masterAcknowledged`). Found by the 10 000-seed sweep.
   { name: "a write acknowledged just before a failed fdatasync dropped the page cache", seed: 1171, faults: "seed" },
+  // The master's node lost power; its in-sync replica's process crashed (the machine stayed up) and
+  // came back. The master, with no proof of its own recent writes, read the record just before the
+  // replica's re-stamp (agent.ts `continueInSync`) committed, saw no replica that vouched, served,
+  // and synced its copy over the replica's, the only one holding every acknowledged write. Fixed:
+  // such a copy waits, up to the grace period, for an in-sync replica that restarted and has not
+  // proven its copy yet (agentPlan.ts `stepDownDecision`). Found by the 10 000-seed sweep (6318 too).
+  { name: "a master that lost power served before its restarted replica re-stamped its copy", seed: 2578, faults: "seed" },
+  { name: "a master that lost power served before its restarted replica re-stamped its copy (again)", seed: 6318, faults: "seed" },
 ]
 
 for (const { name, seed, faults, faultMs } of scenarios) {

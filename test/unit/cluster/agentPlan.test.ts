@@ -95,7 +95,8 @@ test("a copy that cannot prove its recent writes steps down for a replica record
   const continued = record("me", [{ node: "a", state: "in-sync", syncedIncarnation: 30 }])
   assert.equal(stepDownDecision(continued, later), { _tag: "step-down" }, "re-stamped by its agent after a crash (continuity), it holds every acknowledged write")
   const restarted = record("me", [{ node: "a", state: "in-sync", syncedIncarnation: 10 }])
-  assert.equal(stepDownDecision(restarted, later), { _tag: "serve" }, "restarted since it was recorded, it may have lost power too")
+  assert.is(stepDownDecision(restarted, later)._tag, "wait", "restarted since it was recorded: it may re-stamp its entry within a tick")
+  assert.equal(stepDownDecision(restarted, { ...later, sinceStartMs: 30_000 }), { _tag: "serve" }, "past the grace period: it may have lost power too")
   const unknown = record("me", [{ node: "a", state: "in-sync" }])
   assert.equal(stepDownDecision(unknown, later), { _tag: "serve" }, "of no recorded process, only one running since before this copy's process counts")
 })
@@ -138,6 +139,18 @@ test("a copy that cannot prove its recent writes waits for a former master that 
   assert.equal(stepDownDecision(r, stepFacts), { _tag: "serve" }, "a copy whose recent writes are known serves")
   const proven = record("me", [{ node: "a", state: "in-sync", syncedEpoch: 4, syncedIncarnation: 10, formerMaster: true }])
   assert.equal(stepDownDecision(proven, { ...stepFacts, recentKnown: false }), { _tag: "step-down" }, "proven (re-stamped), it takes over")
+})
+
+test("a copy that lost power waits for an in-sync replica that restarted and has not re-stamped its entry yet, then steps down for it", () => {
+  // Sweep seed 2578: the master's node lost power, the replica's process crashed (its machine
+  // stayed up); the master read the record before the replica's re-stamp committed and served.
+  const restarted = record("me", [{ node: "a", state: "in-sync", syncedIncarnation: 3 }])
+  const waiting = stepDownDecision(restarted, { ...stepFacts, recentKnown: false })
+  assert.is(waiting._tag, "wait")
+  assert.match(waiting._tag === "wait" ? waiting.refusal ?? "" : "", "the in-sync replica on a restarted and has not proven its copy yet")
+  assert.equal(stepDownDecision(restarted, { ...stepFacts, recentKnown: false, sinceStartMs: 30_000 }), { _tag: "serve" }, "after the grace period the best copy left serves")
+  const restamped = record("me", [{ node: "a", state: "in-sync", syncedIncarnation: 10 }])
+  assert.equal(stepDownDecision(restamped, { ...stepFacts, recentKnown: false }), { _tag: "step-down" })
 })
 
 test("links: missing ones added, failed ones revived at most once a second, moved ones dropped, unlisted ones removed", () => {
