@@ -14,6 +14,7 @@
  */
 import { ClusterError, keepingFormerMark, type ReplicaRecord, type VolumeRecord } from "./records.ts"
 import { defaultTopologyKey, legacyTopologyKey, type VolumeSpec } from "../volume/labels.ts"
+import { withReplicaCount } from "./volumeInfo.ts"
 
 export interface Placement {
   readonly master: string
@@ -194,6 +195,28 @@ const promote = (record: VolumeRecord, view: ClusterView, events: string[]): Vol
   return { ...rest, epoch: record.epoch + 1, master: chosen.node, replicas }
 }
 
+/**
+ * The new master serves: a former master's entry goes — unless this master synced that copy since
+ * (in sync at this epoch): it is then an ordinary in-sync replica, kept, and a count it exceeds is
+ * lowered as a `volume update` would (in-sync copies kept first). Dropping it lost every
+ * acknowledged write when the new master had just lost power, its lease still marked serving: the
+ * re-synced former master was the only other copy that held them (cluster simulator sweep seed 3439).
+ */
+const settleFormerMasters = (record: VolumeRecord, events: string[]): VolumeRecord => {
+  const resynced = (r: ReplicaRecord) => r.formerMaster === true && r.state === "in-sync" && r.syncedEpoch === record.epoch
+  const replicas: ReplicaRecord[] = []
+  for (const r of record.replicas) {
+    if (r.formerMaster !== true) replicas.push(r)
+    else if (resynced(r)) {
+      const { formerMaster: _mark, ...replica } = r
+      replicas.push(replica)
+      events.push(`${record.volume}: former master ${r.node}'s copy kept as an in-sync replica: master ${record.master} serves and synced it`)
+    } else events.push(`${record.volume}: former master ${r.node}'s copy dropped: master ${record.master} serves`)
+  }
+  const settled = { ...record, replicas }
+  return replicas.length > record.spec.replicas ? withReplicaCount(settled) : settled
+}
+
 /** The controller's next record for one volume, or undefined when nothing is to change. */
 export const planVolume = (record: VolumeRecord, view: ClusterView): Plan | undefined => {
   const events: string[] = []
@@ -221,10 +244,7 @@ export const planVolume = (record: VolumeRecord, view: ClusterView): Plan | unde
   // no copy with every acknowledged write, and the promoted one served what its disk kept (cluster
   // simulator sweep seeds 5578 and 6415).
   const opened = view.masterServing === undefined || view.masterServing.has(`${next.volume}@${next.master}@${next.epoch}`)
-  if (masterServes && opened && next.replicas.some((r) => r.formerMaster === true)) {
-    for (const r of next.replicas.filter((x) => x.formerMaster === true)) events.push(`${record.volume}: former master ${r.node}'s copy dropped: master ${next.master} serves`)
-    next = { ...next, replicas: next.replicas.filter((r) => r.formerMaster !== true) }
-  }
+  if (masterServes && opened && next.replicas.some((r) => r.formerMaster === true)) next = settleFormerMasters(next, events)
   if (masterServes) {
     next = {
       ...next,

@@ -65,7 +65,8 @@ test("the lost master stays listed as an in-sync replica that does not vouch, un
 })
 
 test("a former master's copy is dropped once the promoted master has opened its session, not while it merely holds its lease", () => {
-  const former: ReplicaRecord = { node: "m", state: "in-sync", syncedEpoch: 5, syncedIncarnation: 0, formerMaster: true }
+  // As promote() lists it: in sync at the epoch before the promotion (the record's is 5).
+  const former: ReplicaRecord = { node: "m", state: "in-sync", syncedEpoch: 4, syncedIncarnation: 0, formerMaster: true }
   const promoted = { ...record("a", [former]), spec: { ...record("a", []).spec, replicas: 0 } }
   const leased = (serving: ReadonlyArray<string>, alive = ["a", "m"]): ClusterView => ({
     ...view(Object.fromEntries(alive.map((n) => [n, 1]))), masterLeased: new Set(["ns/v"]), masterServing: new Set(serving),
@@ -78,6 +79,19 @@ test("a former master's copy is dropped once the promoted master has opened its 
   const lost = planVolume(promoted, { ...leased([], ["a"]), lostForMs: new Map([["m", 60_000]]), inSyncFailAfterMs: 2000 })
   assert.is(lost?.record.replicas[0]?.state, "failed", "its node lost: failed")
   assert.is(lost?.record.replicas[0]?.formerMaster, true, "and still marked a former master, never counted as a replica")
+})
+
+test("a former master's copy the new master synced since is kept as an ordinary in-sync replica, the count lowered by dropping an unsynced one (seed 3439)", () => {
+  // Sweep seed 3439: the promoted master synced the former master, then lost power while its lease
+  // was still marked serving; dropping the re-synced copy left none with every acknowledged write.
+  const resynced: ReplicaRecord = { node: "m", state: "in-sync", syncedEpoch: 5, syncedIncarnation: 7, formerMaster: true }
+  const promoted = { ...record("a", [resynced, { node: "c", state: "provisioned" }]), spec: { ...record("a", []).spec, replicas: 1 } }
+  const serving: ClusterView = { ...view({ a: 1, m: 7, c: 2 }), masterLeased: new Set(["ns/v"]), masterServing: new Set(["ns/v@a@5"]) }
+  const plan = planVolume(promoted, serving)
+  assert.equal(plan?.record.replicas, [{ node: "m", state: "in-sync", syncedEpoch: 5, syncedIncarnation: 7 }], JSON.stringify(plan?.record.replicas))
+  assert.ok(plan?.events.some((e) => e.includes("former master m's copy kept as an in-sync replica")))
+  const notSynced = planVolume({ ...promoted, replicas: [{ ...resynced, syncedEpoch: 4 }, { node: "c", state: "provisioned" }] }, serving)
+  assert.equal(notSynced?.record.replicas.map((r) => r.node), ["c"], "synced at the old epoch only: it goes as before")
 })
 
 test.run()
