@@ -210,7 +210,8 @@ const quiesce = (world: SimWorld, volume: SimVolume) =>
 const recreate = (world: SimWorld, index: number) =>
   Effect.gen(function* () {
     const node = world.slots[index]!.host.name
-    const held = world.volumes.filter((v) => v.model.record?.master === node || v.model.record?.replicas.some((r) => r.node === node))
+    // Not a volume another re-creation is under way for (seed 5920: two at once, the second's create found the first's volume).
+    const held = world.volumes.filter((v) => !v.suspended && (v.model.record?.master === node || v.model.record?.replicas.some((r) => r.node === node)))
     if (held.length === 0 || !world.slots[index]!.node) return
     const volume = held[Math.floor(world.faultRandom.next() * held.length)]!
     yield* stopHost(world, index)

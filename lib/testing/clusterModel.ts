@@ -8,6 +8,8 @@
  * its page cache (power loss, or an fdatasync that dropped it): then every write not yet covered by
  * a successful flush may roll back to what the last flush made durable — and so may a write its
  * master acknowledged before the loss whose acknowledgement reached the application only after it.
+ * What the last flush made durable may also be a write that failed (it landed all the same) before
+ * an acknowledged write no flush has covered yet.
  * Anything else that reads back other than these is a lost acknowledged write.
  *
  * Holders: the copies the cluster's own records say hold every acknowledged write — the master
@@ -20,6 +22,7 @@
  * by a `volume update`: a committed record may change it only to the spec of an update under way
  * (`updatesInFlight`), so an older spec written back by another writer is seen at its commit.
  */
+import { assert } from "../core/assert.ts"
 import type { VolumeRecord } from "../cluster/records.ts"
 import type { VolumeSpec } from "../volume/labels.ts"
 
@@ -41,6 +44,11 @@ interface BlockState {
   masterAcked: boolean
   /** A legitimate loss came after that acknowledgement: the write may be gone once the application sees it acknowledged. */
   ackedBeforeLoss: boolean
+  /**
+   * Writes that failed (possibly landed, and a later flush made them durable) before the acknowledged
+   * write of ack number `before`, kept until a flush covers that write: a loss may roll back to them.
+   */
+  failedBefore: Array<{ readonly data: Uint8Array; readonly before: number }>
 }
 
 const zeros = new Uint8Array(blockBytes)
@@ -84,7 +92,7 @@ export class VolumeModel {
   #block(block: number): BlockState {
     let state = this.blocks.get(block)
     if (!state) {
-      state = { acked: undefined, unflushed: [], durable: undefined, inflight: [], lossAllowed: [], masterAcked: false, ackedBeforeLoss: false }
+      state = { acked: undefined, unflushed: [], durable: undefined, inflight: [], lossAllowed: [], masterAcked: false, ackedBeforeLoss: false, failedBefore: [] }
       this.blocks.set(block, state)
     }
     return state
@@ -112,12 +120,15 @@ export class VolumeModel {
   acknowledge(block: number, data: Uint8Array): void {
     const state = this.#block(block)
     state.acked = data
+    const ackIndex = this.#ackIndex + 1
+    for (const failed of state.inflight) if (failed !== data) state.failedBefore.push({ data: failed, before: ackIndex })
     state.inflight = []
     // Acknowledged by its master before a legitimate loss: the loss may have taken it too.
     if (!state.ackedBeforeLoss) state.lossAllowed = []
     state.masterAcked = false
     state.ackedBeforeLoss = false
     state.unflushed.push({ data, ackIndex: ++this.#ackIndex })
+    assert(ackIndex === this.#ackIndex, "ack numbers are given in order")
     this.acknowledged++
   }
 
@@ -132,8 +143,11 @@ export class VolumeModel {
       let covered = 0
       while (covered < state.unflushed.length && state.unflushed[covered]!.ackIndex <= covers) covered++
       if (covered === 0) continue
-      state.durable = state.unflushed[covered - 1]!.data
+      const last = state.unflushed[covered - 1]!
+      state.durable = last.data
       state.unflushed.splice(0, covered)
+      // A failed write before the flushed one was overwritten by it, on every copy.
+      state.failedBefore = state.failedBefore.filter((f) => f.before > last.ackIndex)
     }
   }
 
@@ -145,7 +159,9 @@ export class VolumeModel {
     for (const state of this.blocks.values()) {
       if (state.masterAcked) state.ackedBeforeLoss = true
       if (state.unflushed.length === 0 && !state.masterAcked) continue
-      state.lossAllowed.push(state.durable ?? zeros, ...state.unflushed.map((u) => u.data))
+      // What the last flush made durable: the last flushed acknowledged write, or a failed write
+      // after it that landed before a later flush (sweep seed 6594).
+      state.lossAllowed.push(state.durable ?? zeros, ...state.failedBefore.map((f) => f.data), ...state.unflushed.map((u) => u.data))
     }
   }
 

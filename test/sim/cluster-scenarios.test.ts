@@ -126,6 +126,24 @@ const scenarios: ReadonlyArray<Scenario> = [
   // proven its copy yet (agentPlan.ts `stepDownDecision`). Found by the 10 000-seed sweep (6318 too).
   { name: "a master that lost power served before its restarted replica re-stamped its copy", seed: 2578, faults: "seed" },
   { name: "a master that lost power served before its restarted replica re-stamped its copy (again)", seed: 6318, faults: "seed" },
+  // The promoted master synced the former master's copy, then lost power while its lease was still
+  // marked serving; the controller dropped the former master's entry (the new master "serves"),
+  // the only other copy with every acknowledged write. Fixed: a former master the new master has
+  // synced at its epoch is kept as an ordinary in-sync replica (placement.ts `settleFormerMasters`).
+  { name: "a re-synced former master was dropped while the new master had just lost power", seed: 3439, faults: "seed" },
+  // The checker, not the cluster: a write failed but landed, a flush made it durable, a later write
+  // was acknowledged and lost, unflushed, with the last holder's power; the block read the failed
+  // write, which the model did not count as durable (clusterModel.ts `failedBefore`).
+  { name: "a power loss rolled a block back to a failed write a flush had made durable", seed: 6594, faults: "seed" },
+  // The checker, not the cluster: healthy was seen while a re-synced former master's entry waited
+  // for the controller's next tick; the count is now checked once it settles (clusterSim.ts `countSettles`).
+  { name: "the replica count was judged before a former master's entry was settled", seed: 2468, faults: "seed" },
+  // The simulator, not the cluster: two re-creations of one volume ran at once and the second's
+  // create found the first's volume (clusterFaults.ts `recreate` skips a suspended volume).
+  { name: "two re-creations of one volume at once", seed: 5920, faults: "seed" },
+  // The checker, not the cluster: a lowered count trimmed a replica the master had not yet let go
+  // when the verify after convergence began; that copy closed under it (clusterOperations.ts `verifyCopies`).
+  { name: "a verify after convergence met a replica the lowered count had just trimmed", seed: 114, faults: "seed" },
 ]
 
 for (const { name, seed, faults, faultMs } of scenarios) {

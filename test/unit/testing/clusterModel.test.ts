@@ -73,4 +73,24 @@ test("a loss on a copy that is not the last holder allows nothing", () => {
   assert.is(model.problem(6, zeros), "lacks its last acknowledged write")
 })
 
+test("a loss may roll back to a failed write that landed and was flushed before a later unflushed write", () => {
+  // Sweep seed 6594: a write failed (it had landed), a flush made it durable, a later write was
+  // acknowledged and, unflushed, lost with the last holder's power: the block read the failed write.
+  const model = soleHolder()
+  model.issue(7, bytes(8))
+  model.flushSucceeded(model.flushIssued())
+  model.issue(7, bytes(9))
+  model.acknowledge(7, bytes(9))
+  model.damaged("n1")
+  assert.is(model.problem(7, bytes(8)), undefined)
+  assert.is(model.problem(7, zeros), undefined)
+  const flushed = soleHolder()
+  flushed.issue(7, bytes(8))
+  flushed.issue(7, bytes(9))
+  flushed.acknowledge(7, bytes(9))
+  flushed.flushSucceeded(flushed.flushIssued())
+  flushed.damaged("n1")
+  assert.is(flushed.problem(7, bytes(8)), "lacks its last acknowledged write", "the acknowledged write, flushed, overwrote it")
+})
+
 test.run()
