@@ -14,7 +14,8 @@
  *  - never two masters acknowledging at once: per volume, acknowledgements never go back to an
  *    older epoch once a newer one acknowledged;
  *  - only complete copies promoted: when a record commits a promotion, the promoted copy already
- *    holds every acknowledged write;
+ *    holds every acknowledged write — or, promoted though it did not vouch for its writes (its
+ *    process restarted since it was recorded in sync), when it serves;
  *  - no lost update: a record's spec changes only to the spec of a `volume update` under way;
  *  - convergence: healthy, one master, exactly the requested number of replicas (the count the
  *    last update asked for), every in-sync copy byte-identical to the master's;
@@ -26,7 +27,8 @@ import { Clock, Effect, Fiber, Layer, Random, Scheduler, Scope, Exit } from "eff
 import { TestClock } from "effect/testing"
 import { ControlStore } from "../control/ControlStore.ts"
 import { layerMemory } from "../control/embedded.ts"
-import { ClusterError, uidOf, type VolumeRecord } from "../cluster/records.ts"
+import { ClusterError, uidOf, type NodeRecord, type VolumeRecord } from "../cluster/records.ts"
+import { vouches } from "../cluster/placement.ts"
 import { decodeNamespaceKey, unwrapNamespaceKey, unwrapVolumeCipher, type KeyRing } from "../crypt/keys.ts"
 import { EncryptionError, inlineXts, type CryptoPrimitives } from "../crypt/primitives.ts"
 import type { VolumeCipher } from "../crypt/volumeCipher.ts"
@@ -150,6 +152,7 @@ const onRecord = (world: SimWorld) => (name: string, record: VolumeRecord | Clus
   if (globalThis.process?.env?.DEBUG_SIM) console.error(world.base.currentTimeMillisUnsafe(), "RECORD", name, record.epoch, record.master, JSON.stringify(record.replicas.map((r) => `${r.node}:${r.state}`)), "holders", [...model.holders].join(","))
   if (previous === undefined || record.epoch <= previous.epoch || record.master === undefined) return
   world.counters.promotions++
+  world.promotionsToCheck.delete(name)
   // A node promoted while it is down (its lease not expired yet) cannot serve what its disk holds
   // now: a wiped or rolled-back copy there must step down when it starts, or the final checks see it.
   if (!world.slots.find((s) => s.host.name === record.master)?.node) return
@@ -157,13 +160,34 @@ const onRecord = (world: SimWorld) => (name: string, record: VolumeRecord | Clus
   if (!store) return report(world, "incomplete-promotion", `${name}: promoted ${record.master} at epoch ${record.epoch} has no copy`)
   const acked = [...model.blocks.keys()][0]
   if (world.sabotage === "promote-incomplete" && acked !== undefined) overwrite(store, acked * blockBytes, junk)
+  // A copy promoted though it does not vouch (placement.ts `promote`: no vouching replica was
+  // reachable) may lack writes a power loss took: it must wait for a better copy and step down,
+  // or serve complete — checked when it serves (sweep seed 3513: it waited, stepped down, lost nothing).
+  const entry = previous.replicas.find((r) => r.node === record.master)
+  if (entry !== undefined && !vouches(entry, world.incarnations)) return void world.promotionsToCheck.set(name, { node: record.master, epoch: record.epoch })
+  checkPromotedCopy(world, name, record, record.master)
+}
+
+/** A master's copy holds every acknowledged write when its serving was deferred at promotion (see `onRecord`). */
+const onServing = (world: SimWorld) => (name: string, node: string) => {
+  const pending = world.promotionsToCheck.get(name)
+  const record = world.volumes.find((v) => v.name === name)?.model.record
+  if (pending === undefined || pending.node !== node || record?.master !== node || record.epoch !== pending.epoch) return
+  world.promotionsToCheck.delete(name)
+  checkPromotedCopy(world, name, record, record.master)
+}
+
+const checkPromotedCopy = (world: SimWorld, name: string, record: VolumeRecord, master: string) => {
+  const model = world.volumes.find((v) => v.name === name)!.model
+  const store = world.stores.byPath.get(copyPath(master, name))
+  if (!store) return report(world, "incomplete-promotion", `${name}: promoted ${master} at epoch ${record.epoch} has no copy`)
   // An encrypted copy holds ciphertext: the checker decrypts it with the volume's key (its blocks are whole 4 KiB units).
   const cipher = record.encryption ? cipherOf(world, record) : undefined
-  if (record.encryption && !cipher) return report(world, "incomplete-promotion", `${name}: promoted ${record.master} at epoch ${record.epoch}: the volume's key cannot be unwrapped`)
+  if (record.encryption && !cipher) return report(world, "incomplete-promotion", `${name}: promoted ${master} at epoch ${record.epoch}: the volume's key cannot be unwrapped`)
   for (const block of model.blocks.keys()) {
     const stored = store.peek(block * blockBytes, blockBytes)
     const problem = model.problem(block, cipher ? cipher.decrypt(block * blockBytes, stored) : stored)
-    if (problem) return report(world, "incomplete-promotion", `${name}: promoted ${record.master} at epoch ${record.epoch}: block ${block} ${problem}`)
+    if (problem) return report(world, "incomplete-promotion", `${name}: promoted ${master} at epoch ${record.epoch}: block ${block} ${problem}`)
   }
 }
 
@@ -324,8 +348,11 @@ const makeWorld = (seed: number, profile: ReturnType<typeof drawProfile>, sabota
       counters: { acknowledged: 0, refused: 0, promotions: 0, faults: {} },
       workloadRandom: mulberry32(seed), faultRandom: mulberry32(seed ^ 0x2f6b1d4a), latencyRandom: mulberry32(seed ^ 0x71c3a9e5),
       images: new Map(), sabotage, keyRing: encryption ? simKeyRing(seed, encryption) : undefined, namespaceKeys: new Map(),
+      incarnations: new Map(), promotionsToCheck: new Map(), onServing: undefined,
     }
-    Object.assign(world, { control: observeCommits(yield* ControlStore, onRecord(world), (namespace, text) => void world.namespaceKeys.set(namespace, text)) })
+    const noteNamespaceKey = (namespace: string, text: string) => void world.namespaceKeys.set(namespace, text)
+    const noteNode = (node: NodeRecord) => void world.incarnations.set(node.name, node.incarnation)
+    Object.assign(world, { control: observeCommits(yield* ControlStore, onRecord(world), noteNamespaceKey, noteNode), onServing: onServing(world) })
     return world
   })
 

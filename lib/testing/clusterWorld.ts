@@ -10,7 +10,7 @@
 import { Clock, Effect, Exit, Scope } from "effect"
 import type { ControlStoreShape } from "../control/ControlStore.ts"
 import { startClusterNode, type ClusterNode } from "../cluster/clusterNode.ts"
-import { decodeVolume, keys } from "../cluster/records.ts"
+import { ClusterError, decodeNode, decodeVolume, keys, type NodeRecord } from "../cluster/records.ts"
 import type { SeededRandom } from "../core/seeded.ts"
 import type { makeMemoryStores } from "../store/Stores.ts"
 import type { MemoryStore, MemoryStoreImage } from "../store/memory.ts"
@@ -76,6 +76,16 @@ export interface SimWorld {
   readonly keyRing: KeyRing | undefined
   /** Namespace key records as committed (the promotion checker decrypts what a promoted copy holds). */
   readonly namespaceKeys: Map<string, string>
+  /** Each node's process incarnation as its node record last committed it (records.ts `incarnation`). */
+  readonly incarnations: Map<string, number | undefined>
+  /**
+   * Promotions whose check waits until that master serves, by volume: the promoted copy did not
+   * vouch for its writes (its process restarted since it was recorded in sync), so it must wait
+   * for a better copy and step down, or serve complete (clusterSim.ts `onRecord`).
+   */
+  readonly promotionsToCheck: Map<string, { readonly node: string; readonly epoch: number }>
+  /** Runs a deferred promotion check when a master says it serves (set by clusterSim.ts). */
+  onServing: ((volume: string, node: string) => void) | undefined
   running: boolean
 }
 
@@ -126,8 +136,14 @@ export const runningNodes = (world: SimWorld) => world.slots.filter((s) => s.nod
  * The shared control store, observed: every committed change of a volume record reaches
  * `onRecord` as typed data, at the moment it commits (the promotion checker runs there).
  */
-export const observeCommits = (inner: ControlStoreShape, onRecord: (name: string, record: ReturnType<typeof decodeVolume> | undefined) => void, onNamespaceKey?: (namespace: string, text: string) => void): ControlStoreShape => ({
+export const observeCommits = (inner: ControlStoreShape, onRecord: (name: string, record: ReturnType<typeof decodeVolume> | undefined) => void, onNamespaceKey?: (namespace: string, text: string) => void, onNode?: (record: NodeRecord) => void): ControlStoreShape => ({
   ...inner,
+  put: (key, value, options) =>
+    Effect.tap(inner.put(key, value, options), () =>
+      Effect.sync(() => {
+        const node = key.startsWith(keys.nodes) ? decodeNode(key, value) : undefined
+        if (node !== undefined && !(node instanceof ClusterError)) onNode?.(node)
+      })),
   transaction: (txn) =>
     Effect.tap(inner.transaction(txn), (result) =>
       Effect.sync(() => {
@@ -153,8 +169,9 @@ export const nodeOptions = (world: SimWorld, index: number) => ({
   leaseTtlMs: 1000, tickMs: 200, graceMs: 3000, pauseMaxMs: 4000, inProcessShortcut: false,
   onWriteAcknowledged: (volumeName: string, epoch: number, offset: number, length: number) => noteAcknowledged(world, volumeName, epoch, offset, length),
   ...(world.keyRing ? { keyRing: world.keyRing } : {}),
-  onClusterEvent: (event: { readonly atMs: number; readonly node: string; readonly kind: string; readonly message: string }) => {
+  onClusterEvent: (event: { readonly atMs: number; readonly node: string; readonly kind: string; readonly volume?: string; readonly message: string }) => {
     if (globalThis.process?.env?.DEBUG_SIM) console.error(world.base.currentTimeMillisUnsafe(), event.node, event.kind, event.message)
+    if (event.kind === "master-serving" && event.volume !== undefined) world.onServing?.(event.volume, event.node)
   },
 })
 
