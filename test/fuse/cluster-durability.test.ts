@@ -12,7 +12,8 @@
  * 3. Deleted while away: replicas=1, a flushed pattern; a copy holder's node is killed, the
  *    volume deleted and created again with the same name and size, the node revived and placed
  *    as a replica of the new volume (by a failover that leaves it the only free node). Once
- *    healthy the volume reads all zeros and its copies are byte-identical. Run twice: the
+ *    healthy the volume reads all zeros and its copies are byte-identical. A second volume,
+ *    deleted for good meanwhile, leaves no copy on the returning node. Run twice: the
  *    returning node held the old volume's replica (3a) or its master (3b).
  *
  * Timing: `cluster up` has no grace-period flag (30 s, the node default), so drill 1 revives the
@@ -77,6 +78,9 @@ one.it("the revived, wiped replica's copy is byte-identical to the master's once
     v.health === "healthy" && v.master === before.master && v.replicas.length === 1 && v.replicas.every((r) => r.state === "in-sync"))
   wiped.revivedHealthy = true
   step(`healthy again: ${JSON.stringify(healthy.replicas)}`)
+  // Revived inside the grace period, the wiped node keeps its replica slot: its own copy is the one
+  // that must have been synced in full (a replacement elsewhere would prove nothing about it).
+  assert.is(healthy.replicas[0]!.node, replica, `the in-sync replica is the revived, wiped node ${replica}`)
   const nodes = copyNodes(healthy)
   const copies = await settleCopies(cluster, volume, nodes, copiesSettleMs)
   assert.ok(copies.identical, describeCopies(cluster, volume, copies, { [wiped.patternSha]: "the pattern", [zeroSha]: "all zeros" }))
@@ -149,6 +153,10 @@ const deletedWhileAway = (title: string, options: FuseClusterOptions, volume: st
     const file = `${cluster.mount}/${volume}`
     const step = stepLog(title.replace(/^durability: /, "").split(" (")[0]!)
     await cluster.createVolume(volume, volumeSize, { "storageos.com/replicas": "1" })
+    // A second volume with a copy on every node, deleted for good while the node is away: the
+    // returning node must remove its copy, which no record claims any more (copies.ts `sweepUnclaimed`).
+    const gone = `${volume}-gone`
+    await cluster.createVolume(gone, "4MiB", { "storageos.com/replicas": "2" })
     const oldSha = sha256Hex(await writePatternFile(patternPath(cluster, "old"), volumeMiB * mibBytes, seed))
     await ddWrite(patternPath(cluster, "old"), file, 0, volumeMiB)
     const old = await cluster.inspectCli(volume)
@@ -157,6 +165,9 @@ const deletedWhileAway = (title: string, options: FuseClusterOptions, volume: st
     await nodeDrill(cluster, "kill", away)
     const removed = await cluster.cli("volume", "rm", volume)
     assert.is(removed.code, 0, `volume rm ${volume}: ${removed.stderr}`)
+    assert.ok(await exists(cluster.copyPath(away, gone)), `${away} holds a copy of ${gone} before it is deleted`)
+    const removedGone = await cluster.cli("volume", "rm", gone)
+    assert.is(removedGone.code, 0, `volume rm ${gone}: ${removedGone.stderr}`)
     const others = copyNodes(old).filter((n) => n !== away)
     await pollFor(30_000, async () => {
       if (await exists(file)) return undefined
@@ -169,6 +180,8 @@ const deletedWhileAway = (title: string, options: FuseClusterOptions, volume: st
     step(`created again: master ${recreated.master}, replicas ${JSON.stringify(recreated.replicas)}`)
     assert.is(await mountedSha(file, 0, volumeMiB), zeroSha, "the new volume reads all zeros while the node is away")
     await nodeDrill(cluster, "revive", away)
+    await pollFor(30_000, async () => ((await exists(cluster.copyPath(away, gone))) ? undefined : true),
+      () => `${away} came back and still holds ${cluster.copyPath(away, gone)}, a copy of ${gone}, which was deleted while it was away\nrecent events:\n${volumeEvents(cluster, gone)}`)
     const created = await cluster.inspectCli(volume)
     assert.not.ok(copyNodes(created).includes(away), `the new volume was placed without the killed node: ${JSON.stringify(created)}`)
     step(`${away} revived; killing the new master ${created.master} so that ${away} is placed as the replica`)
