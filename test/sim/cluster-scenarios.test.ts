@@ -98,6 +98,17 @@ const scenarios: ReadonlyArray<Scenario> = [
   // a copy promoted from a vouching in-sync replica counts as complete in the step-down rule too
   // (agentPlan.ts `vouchedFor`). Found by the 10 000-seed sweep.
   { name: "a promoted replica stepped down for one that had lost power", seed: 3271, faults: "seed" },
+  // A sole master's fdatasync failed and it fenced itself; with no copy recorded in sync anywhere
+  // it waited for good. Fixed: such a master serves again once past the grace period (it holds
+  // every write up to its last good flush, all a failed flush promised). The run has changed course
+  // since it was found (sweep of f834626); the unit test in agentPlan.test.ts holds the case.
+  { name: "a master fenced by its own failed fdatasync, no copy in sync anywhere", seed: 1295, faults: "seed" },
+  // A copy that had served as master in this process, then hosted as a replica, looked never
+  // written: its activity log started known and empty, and the next master's delta missed the
+  // writes its fenced session made locally (verify found 2 differing regions). Fixed: createdEmpty
+  // ends at a copy's first write (BlockStore.ts `emptyUntilWritten`; unit test). The run has
+  // changed course since it was found (sweep of f834626).
+  { name: "a copy that served, then hosted a replica, looked never written", seed: 3013, faults: "seed" },
   // A volume was deleted and created again while the node placed as its new master was away with
   // a wiped disk. The node came back, its copy was made while it waited (the old volume's record
   // still stood), closed, and opened again with no record: a copy of unknown content, so the new
