@@ -14,7 +14,7 @@
  */
 import { ClusterError, keepingFormerMark, type ReplicaRecord, type VolumeRecord } from "./records.ts"
 import { defaultTopologyKey, legacyTopologyKey, type VolumeSpec } from "../volume/labels.ts"
-import { withReplicaCount } from "./volumeInfo.ts"
+import { assert } from "../core/assert.ts"
 
 export interface Placement {
   readonly master: string
@@ -197,24 +197,37 @@ const promote = (record: VolumeRecord, view: ClusterView, events: string[]): Vol
 
 /**
  * The new master serves: a former master's entry goes — unless this master synced that copy since
- * (in sync at this epoch): it is then an ordinary in-sync replica, kept, and a count it exceeds is
- * lowered as a `volume update` would (in-sync copies kept first). Dropping it lost every
- * acknowledged write when the new master had just lost power, its lease still marked serving: the
- * re-synced former master was the only other copy that held them (cluster simulator sweep seed 3439).
+ * (in sync at this epoch) while the count lacks in-sync copies: it is then an ordinary in-sync
+ * replica, kept. Dropping it lost every acknowledged write when the new master had just lost
+ * power, its lease still marked serving: the re-synced former master was the only other copy that
+ * held them (cluster simulator sweep seed 3439). A kept one takes the slot of a replica not in
+ * sync yet (`dropForKept`); a count already full of in-sync copies drops it as before, and a
+ * move's or drain's extra copy keeps its place.
  */
 const settleFormerMasters = (record: VolumeRecord, events: string[]): VolumeRecord => {
-  const resynced = (r: ReplicaRecord) => r.formerMaster === true && r.state === "in-sync" && r.syncedEpoch === record.epoch
+  const ordinary = record.replicas.filter((r) => r.formerMaster !== true)
+  let room = record.spec.replicas - ordinary.filter((r) => r.state === "in-sync").length
   const replicas: ReplicaRecord[] = []
   for (const r of record.replicas) {
     if (r.formerMaster !== true) replicas.push(r)
-    else if (resynced(r)) {
+    else if (r.state === "in-sync" && r.syncedEpoch === record.epoch && room > 0) {
+      room--
       const { formerMaster: _mark, ...replica } = r
       replicas.push(replica)
       events.push(`${record.volume}: former master ${r.node}'s copy kept as an in-sync replica: master ${record.master} serves and synced it`)
     } else events.push(`${record.volume}: former master ${r.node}'s copy dropped: master ${record.master} serves`)
   }
-  const settled = { ...record, replicas }
-  return replicas.length > record.spec.replicas ? withReplicaCount(settled) : settled
+  return { ...record, replicas: dropForKept(replicas, replicas.length - Math.max(record.spec.replicas, ordinary.length), record.volume, events) }
+}
+
+/** Drops `surplus` replicas not in sync (failed first, then provisioned, then syncing; the last listed first). */
+const dropForKept = (replicas: ReadonlyArray<ReplicaRecord>, surplus: number, volume: string, events: string[]): ReadonlyArray<ReplicaRecord> => {
+  if (surplus <= 0) return replicas
+  const dropRank: Readonly<Record<ReplicaRecord["state"], number>> = { failed: 0, provisioned: 1, syncing: 2, "in-sync": 3 }
+  const dropped = replicas.filter((r) => r.state !== "in-sync").reverse().sort((a, b) => dropRank[a.state] - dropRank[b.state]).slice(0, surplus)
+  assert(dropped.length === surplus, `${volume}: a kept former master needs a replica slot not in sync (room was counted)`)
+  for (const r of dropped) events.push(`${volume}: replica on ${r.node} (${r.state}) dropped: the kept former master's copy takes its slot`)
+  return replicas.filter((r) => !dropped.includes(r))
 }
 
 /** The controller's next record for one volume, or undefined when nothing is to change. */

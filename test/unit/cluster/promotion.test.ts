@@ -94,4 +94,20 @@ test("a former master's copy the new master synced since is kept as an ordinary 
   assert.equal(notSynced?.record.replicas.map((r) => r.node), ["c"], "synced at the old epoch only: it goes as before")
 })
 
+test("a re-synced former master is dropped as before when in-sync replicas fill the count, and a move's extra copy keeps its place", () => {
+  const resynced: ReplicaRecord = { node: "m", state: "in-sync", syncedEpoch: 5, syncedIncarnation: 7, formerMaster: true }
+  const serving: ClusterView = { ...view({ a: 1, m: 7, b: 2, c: 3 }), masterLeased: new Set(["ns/v"]), masterServing: new Set(["ns/v@a@5"]) }
+  const spec = { ...record("a", []).spec, replicas: 1 }
+  // replicas=1, b in sync, c a drain's extra copy still provisioned (relocation: one beyond the count).
+  const full = { ...record("a", [{ node: "b", state: "in-sync", syncedEpoch: 5 }, { node: "c", state: "provisioned" }, resynced]), spec }
+  const plan = planVolume(full, serving)
+  assert.equal(plan?.record.replicas.map((r) => r.node), ["b", "c"], JSON.stringify(plan?.record.replicas))
+  assert.ok(plan?.events.some((e) => e.includes("former master m's copy dropped")))
+  // replicas=2, b in sync, c provisioned: the former master takes c's slot, b is never dropped.
+  const short = { ...full, spec: { ...spec, replicas: 2 }, replicas: [{ node: "b", state: "in-sync" as const, syncedEpoch: 5 }, { node: "c", state: "provisioned" as const }, resynced] }
+  const kept = planVolume(short, serving)
+  assert.equal(kept?.record.replicas.map((r) => r.node), ["b", "m"], JSON.stringify(kept?.record.replicas))
+  assert.ok(kept?.events.some((e) => e.includes("replica on c (provisioned) dropped")))
+})
+
 test.run()
