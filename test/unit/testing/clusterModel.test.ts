@@ -91,6 +91,13 @@ test("a loss may roll back to a failed write that landed and was flushed before 
   flushed.flushSucceeded(flushed.flushIssued())
   flushed.damaged("n1")
   assert.is(flushed.problem(7, bytes(8)), "lacks its last acknowledged write", "the acknowledged write, flushed, overwrote it")
+  // The same, then a later unflushed write lost with the power: the block may roll back to the
+  // flushed write, never to the failed one the flushed write overwrote on every copy.
+  flushed.issue(7, bytes(10))
+  flushed.acknowledge(7, bytes(10))
+  flushed.damaged("n1")
+  assert.is(flushed.problem(7, bytes(9)), undefined, "rolled back to what the flush made durable")
+  assert.is(flushed.problem(7, bytes(8)), "lacks its last acknowledged write", "the failed write the flushed one overwrote is not a rollback target")
 })
 
 test.run()
