@@ -15,6 +15,7 @@
 import { ClusterError, keepingFormerMark, type ReplicaRecord, type VolumeRecord } from "./records.ts"
 import { defaultTopologyKey, legacyTopologyKey, type VolumeSpec } from "../volume/labels.ts"
 import { assert } from "../core/assert.ts"
+import { replicasKept } from "./volumeInfo.ts"
 
 export interface Placement {
   readonly master: string
@@ -220,14 +221,18 @@ const settleFormerMasters = (record: VolumeRecord, events: string[]): VolumeReco
   return { ...record, replicas: dropForKept(replicas, replicas.length - Math.max(record.spec.replicas, ordinary.length), record.volume, events) }
 }
 
-/** Drops `surplus` replicas not in sync (failed first, then provisioned, then syncing; the last listed first). */
+/**
+ * Drops `surplus` replicas not in sync, ranked as a lowered count ranks them (volumeInfo.ts
+ * `replicasKept`: failed first, then provisioned, then syncing; the last listed first); the rest
+ * keep their order.
+ */
 const dropForKept = (replicas: ReadonlyArray<ReplicaRecord>, surplus: number, volume: string, events: string[]): ReadonlyArray<ReplicaRecord> => {
   if (surplus <= 0) return replicas
-  const dropRank: Readonly<Record<ReplicaRecord["state"], number>> = { failed: 0, provisioned: 1, syncing: 2, "in-sync": 3 }
-  const dropped = replicas.filter((r) => r.state !== "in-sync").reverse().sort((a, b) => dropRank[a.state] - dropRank[b.state]).slice(0, surplus)
-  assert(dropped.length === surplus, `${volume}: a kept former master needs a replica slot not in sync (room was counted)`)
+  const kept = new Set(replicasKept(replicas, replicas.length - surplus))
+  const dropped = replicas.filter((r) => !kept.has(r))
+  assert(dropped.every((r) => r.state !== "in-sync"), `${volume}: a kept former master needs a replica slot not in sync (room was counted)`)
   for (const r of dropped) events.push(`${volume}: replica on ${r.node} (${r.state}) dropped: the kept former master's copy takes its slot`)
-  return replicas.filter((r) => !dropped.includes(r))
+  return replicas.filter((r) => kept.has(r))
 }
 
 /** The controller's next record for one volume, or undefined when nothing is to change. */
