@@ -11,7 +11,7 @@ import type { ControlStore, ControlStoreShape } from "../control/ControlStore.ts
 import type { Transport } from "../net/Transport.ts"
 import type { ReplivolNode } from "../node/node.ts"
 import type { Stores } from "../store/Stores.ts"
-import { planCopy, planPresence, stepDownDecision, type CopyAction, type CopyFacts } from "./agentPlan.ts"
+import { planCopy, planPresence, provenByPromotion, stepDownDecision, type CopyAction, type CopyFacts } from "./agentPlan.ts"
 import { closeScope, type Copies } from "./copies.ts"
 import { makeHandover } from "./handover.ts"
 import { makeMasterRoles } from "./masterRole.ts"
@@ -112,13 +112,15 @@ export const makeAgent = (options: AgentOptions) =>
     const claim = (copy: Copy, record: VolumeRecord, revision: number, nodes: ReadonlyMap<string, NodeRecord>, held: Versioned<MasterLease> | undefined, takeLease: boolean) =>
       Effect.gen(function* () {
         const meta = yield* Effect.result(copy.store.readMeta)
+        const own = meta._tag === "Success" ? meta.success : undefined
+        const promotedHere = !copy.replicaScope && provenByPromotion(record, me, { own, suspect: copy.suspect, continuedFrom: copy.store.continuity?.continuedFrom() })
         const decision = stepDownDecision(record, {
-          me, own: meta._tag === "Success" ? meta.success : undefined, suspect: copy.suspect,
-          createdEmpty: copy.store.createdEmpty === true, recordedInSync: copy.recordedInSync,
+          me, own, suspect: copy.suspect,
+          createdEmpty: copy.store.createdEmpty === true, recordedInSync: copy.recordedInSync || promotedHere,
           // A promoted replica's recent writes are known from its activity log; a master's own copy if this process served
-          // it, or an earlier process of this node served it at this epoch and the copy provably holds what that process
-          // wrote (it crashed, the machine stayed up: lib/store/continuity.ts).
-          recentKnown: copy.replicaScope ? node.replicaActivity(record.volume) !== "all" : copy.servedHere || copy.store.createdEmpty === true || servedBefore(copy, record),
+          // it, or an earlier process of this node served it at this epoch, or held it in sync when it was promoted, and
+          // the copy provably holds what that process wrote (it crashed, the machine stayed up: lib/store/continuity.ts).
+          recentKnown: copy.replicaScope ? node.replicaActivity(record.volume) !== "all" : copy.servedHere || copy.store.createdEmpty === true || servedBefore(copy, record) || promotedHere,
           incarnations, incarnation: options.incarnation, sinceStartMs: viewReadMs - options.startedMs, leaseTtlMs: options.leaseTtlMs, graceMs: options.graceMs,
         })
         if (decision._tag === "wait") {

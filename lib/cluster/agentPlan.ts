@@ -127,6 +127,18 @@ export const planCopy = (record: VolumeRecord, me: string, copy: CopyFacts, fact
   return actions
 }
 
+/**
+ * The record's promotion chose this node's copy while an earlier process of the node held it in
+ * sync (records.ts `promotedFrom`), and this process continues that one (it crashed, the machine
+ * stayed up: lib/store/continuity.ts `continuedFrom`): the copy holds every acknowledged write, as
+ * a replica's re-stamp proves (agent.ts `continueInSync`). The claim counts it recorded in sync.
+ */
+export const provenByPromotion = (record: VolumeRecord, me: string, copy: { readonly own: StoreMeta | undefined; readonly suspect: boolean; readonly continuedFrom: ReadonlyArray<number> | undefined }): boolean => {
+  const from = record.promotedFrom
+  if (from === undefined || from.node !== me || from.epoch !== record.epoch || copy.suspect || copy.continuedFrom === undefined) return false
+  return copy.continuedFrom.includes(from.incarnation) && copy.own !== undefined && copy.own.uid === uidOf(record)
+}
+
 /** What a claim of the master role knows about its copy and the cluster. */
 export interface StepDownFacts {
   readonly me: string

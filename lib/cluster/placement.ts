@@ -192,8 +192,13 @@ const promote = (record: VolumeRecord, view: ClusterView, events: string[]): Vol
   const former: ReplicaRecord[] = lostMaster === undefined ? [] : [{ node: lostMaster, state: "in-sync", syncedEpoch: record.epoch, syncedIncarnation: 0, formerMaster: true }]
   const replicas: ReplicaRecord[] = [...record.replicas.filter((r) => r.node !== chosen.node && r.formerMaster !== true), ...former]
   events.push(`${record.volume}: promoted ${chosen.node} (epoch ${record.epoch + 1}) after master ${lostMaster ?? "(none)"} was lost`)
-  const { unavailableReason: _dropped, ...rest } = record
-  return { ...rest, epoch: record.epoch + 1, master: chosen.node, replicas }
+  const { unavailableReason: _dropped, promotedFrom: _earlier, ...rest } = record
+  // The chosen copy's process may crash before it serves: a later process of its node that
+  // continues this one proves the copy (records.ts `promotedFrom`). Without it, the promoted copy
+  // came back unproven, stepped down, and the controller promoted the former master, which had
+  // lost power (cluster simulator sweep seed 9346).
+  const promotedFrom = chosen.syncedIncarnation === undefined || chosen.syncedIncarnation === 0 ? {} : { promotedFrom: { node: chosen.node, incarnation: chosen.syncedIncarnation, epoch: record.epoch + 1 } }
+  return { ...rest, epoch: record.epoch + 1, master: chosen.node, replicas, ...promotedFrom }
 }
 
 /**

@@ -113,6 +113,13 @@ export interface VolumeRecord {
    * `stepDownDecision`). Absent in records made before it existed.
    */
   readonly createdEpoch?: number
+  /**
+   * Set by a promotion (placement.ts `promote`): the promoted copy's node and the process under
+   * which it was last recorded in sync as a replica. A later process of that node that continues
+   * it (it crashed, the machine stayed up: lib/store/continuity.ts) proves the copy holds every
+   * acknowledged write, as a replica's re-stamp does (agent.ts `continueInSync`). Only for `epoch`.
+   */
+  readonly promotedFrom?: { readonly node: string; readonly incarnation: number; readonly epoch: number }
   /** The master's node, or undefined when no copy can serve (`unavailableReason` says why). */
   readonly master: string | undefined
   readonly replicas: ReadonlyArray<ReplicaRecord>
@@ -208,7 +215,8 @@ export const decodeVolume = (key: string, text: string): VolumeRecord | ClusterE
     (value.encryption === undefined || isVolumeEncryption(value.encryption)) &&
     (value.move === undefined || (isRecord(value.move) && typeof value.move.to === "string" && isCount(value.move.requestedAtMs))) &&
     (value.trimReplicas === undefined || value.trimReplicas === true) &&
-    (value.createdEpoch === undefined || (isCount(value.createdEpoch) && value.createdEpoch <= (value.epoch as number)))
+    (value.createdEpoch === undefined || (isCount(value.createdEpoch) && value.createdEpoch <= (value.epoch as number))) &&
+    (value.promotedFrom === undefined || (isRecord(value.promotedFrom) && typeof value.promotedFrom.node === "string" && isCount(value.promotedFrom.incarnation) && isCount(value.promotedFrom.epoch)))
   if (!ok) return new ClusterError({ reason: "corrupt-record", message: `volume record ${key} is malformed` })
   return { rulesApplied: [], ...value } as unknown as VolumeRecord
 }

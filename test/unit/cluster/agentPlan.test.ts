@@ -1,7 +1,7 @@
 /** The node agent's pure decisions (agentPlan.ts): which copy roles, master claims, step-downs and link actions a node's view leads to. */
 import { suite } from "uvu"
 import * as assert from "uvu/assert"
-import { planCopy, planLinks, planPresence, stepDownDecision, type CopyFacts, type LeaseFacts, type StepDownFacts } from "../../../lib/cluster/agentPlan.ts"
+import { planCopy, planLinks, planPresence, provenByPromotion, stepDownDecision, type CopyFacts, type LeaseFacts, type StepDownFacts } from "../../../lib/cluster/agentPlan.ts"
 import type { ReplicaRecord, VolumeRecord } from "../../../lib/cluster/records.ts"
 
 const test = suite("agent plan")
@@ -151,6 +151,27 @@ test("a copy that lost power waits for an in-sync replica that restarted and has
   assert.equal(stepDownDecision(restarted, { ...stepFacts, recentKnown: false, sinceStartMs: 30_000 }), { _tag: "serve" }, "after the grace period the best copy left serves")
   const restamped = record("me", [{ node: "a", state: "in-sync", syncedIncarnation: 10 }])
   assert.equal(stepDownDecision(restamped, { ...stepFacts, recentKnown: false }), { _tag: "step-down" })
+})
+
+test("a promoted copy whose process crashed before it served is proven by a process continuing the one it was promoted under (seed 9346)", () => {
+  // Sweep seed 9346: the promoted replica's process had crashed (its lease not expired yet), its
+  // machine stayed up. Back as the recorded master it could not prove its copy, stepped down for
+  // the former master (which had lost power), and the controller promoted that one.
+  const promoted = { ...record("me", [{ node: "a", state: "in-sync" as const, syncedEpoch: 5, syncedIncarnation: 0, formerMaster: true as const }], 6), promotedFrom: { node: "me", incarnation: 17, epoch: 6 } }
+  const own = { ...stepFacts.own!, role: "replica" as const, state: "incomplete" as const }
+  const copy = { own, suspect: false, continuedFrom: [17] }
+  assert.ok(provenByPromotion(promoted, "me", copy))
+  assert.not.ok(provenByPromotion(promoted, "me", { ...copy, continuedFrom: [] }), "a process that lost power continues nothing")
+  assert.not.ok(provenByPromotion(promoted, "me", { ...copy, continuedFrom: undefined }), "no continuity marker")
+  assert.not.ok(provenByPromotion(promoted, "me", { ...copy, continuedFrom: [16] }), "it continues another process")
+  assert.not.ok(provenByPromotion(promoted, "me", { ...copy, suspect: true }), "a suspect copy")
+  assert.not.ok(provenByPromotion(promoted, "me", { ...copy, own: { ...own, uid: "another" } }), "a copy of another volume id")
+  assert.not.ok(provenByPromotion(promoted, "me", { ...copy, own: undefined }), "a copy without its record")
+  assert.not.ok(provenByPromotion({ ...promoted, epoch: 7 }, "me", copy), "a promotion of an earlier epoch")
+  assert.not.ok(provenByPromotion(promoted, "b", copy), "another node's promotion")
+  const facts = { ...stepFacts, own, recentKnown: false, incarnations: new Map([["me", 18], ["a", 40]]), incarnation: 18 }
+  assert.equal(stepDownDecision(promoted, { ...facts, recordedInSync: true, recentKnown: true }), { _tag: "serve" }, "proven: it serves, the former master that lost power is synced from it")
+  assert.is(stepDownDecision(promoted, { ...facts, sinceStartMs: 30_000 })._tag, "step-down", "unproven and incomplete, it gives the volume up (the bug)")
 })
 
 test("links: missing ones added, failed ones revived at most once a second, moved ones dropped, unlisted ones removed", () => {

@@ -31,6 +31,16 @@ test("while the lost master may return, a replica that restarted since it was re
   assert.is(vouching?.record.master, "b", "the one that vouches, not the older-synced one that restarted")
 })
 
+test("a promotion records the chosen copy's node and the process it was in sync under; a step-down's promotion replaces it", () => {
+  const plan = planVolume(record("m", [inSync("a", 30), inSync("b", 10)]), view({ a: 30, b: 10 }))
+  assert.equal(plan?.record.promotedFrom, { node: "b", incarnation: 10, epoch: 6 })
+  const again = planVolume({ ...plan!.record, master: undefined, replicas: [inSync("a", 30)] }, view({ a: 30 }))
+  assert.equal(again?.record.promotedFrom, { node: "a", incarnation: 30, epoch: 7 })
+  const unknown = planVolume(record("m", [{ node: "a", state: "in-sync", syncedEpoch: 5 }]), view({ a: 30 }))
+  assert.is(unknown?.record.master, "a")
+  assert.is(unknown?.record.promotedFrom, undefined, "no recorded process: nothing a later one can continue")
+})
+
 test("after a step-down (no master recorded) a replica that restarted may be promoted, the longest-running first", () => {
   const plan = planVolume(record(undefined, [inSync("a", 30), inSync("b", 12)]), view({ a: 40, b: 41 }))
   assert.is(plan?.record.master, "a")
