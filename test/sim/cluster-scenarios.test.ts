@@ -159,6 +159,16 @@ const scenarios: ReadonlyArray<Scenario> = [
   // lost power (it did not vouch) and was promoted; it waited, stepped down for the better copy and
   // served nothing. Such a promotion is now checked when that master serves (clusterSim.ts `onServing`).
   { name: "a promoted copy that did not vouch waited and stepped down", seed: 3513, faults: "seed" },
+  // The promoted replica's process had crashed (its node lease not expired yet). Back as the
+  // recorded master, it could not prove its copy and stepped down; the controller then promoted the
+  // former master, which had lost power, and dropped the copy that held every acknowledged write.
+  // A promotion now names the process it chose (records.ts `promotedFrom`), and one continuing it
+  // proves the copy (agentPlan.ts `provenByPromotion`). Found by the 10 000-seed sweep.
+  { name: "a promoted copy whose process had crashed stepped down for one that had lost power", seed: 9346, faults: "seed" },
+  // The checker, not the cluster: a master's failed write to its only copy ended inside a sector
+  // (a short write stops at any byte); the checker took only whole sectors of a torn write
+  // (clusterModel.ts `tornOf`). Found by the 10 000-seed sweep.
+  { name: "a torn write that ended inside a sector", seed: 7452, faults: "seed" },
 ]
 
 for (const { name, seed, faults, faultMs } of scenarios) {

@@ -100,4 +100,24 @@ test("a loss may roll back to a failed write that landed and was flushed before 
   assert.is(flushed.problem(7, bytes(8)), "lacks its last acknowledged write", "the failed write the flushed one overwrote is not a rollback target")
 })
 
+test("a failed write may have landed in part, ending at any byte; never a mix the failed write could not leave", () => {
+  const model = soleHolder()
+  model.issue(1, bytes(1))
+  model.acknowledge(1, bytes(1))
+  model.issue(1, bytes(2)) // fails: in flight for good
+  const torn = (at: number) => {
+    const block = bytes(1)
+    block.set(bytes(2).subarray(0, at))
+    return block
+  }
+  assert.is(model.problem(1, torn(1024)), undefined, "torn at a sector boundary")
+  assert.is(model.problem(1, torn(1536 + 77)), undefined, "torn inside a sector (a short pwrite)")
+  const holed = bytes(1)
+  holed.set(bytes(2).subarray(0, 100), 300)
+  assert.is(model.problem(1, holed), "lacks its last acknowledged write", "new bytes inside old ones on both sides: no short write leaves that")
+  const garbage = torn(600)
+  garbage[700] = 9
+  assert.is(model.problem(1, garbage), "lacks its last acknowledged write", "a byte of neither")
+})
+
 test.run()
