@@ -290,10 +290,20 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
     const syncFibers = new Map<ReplicaLink, Fiber.Fiber<void>>()
     const startups: Array<Fiber.Fiber<void>> = []
 
+    /**
+     * Records a replica's failure before any write is acknowledged without it. Not once the
+     * master's own write or fdatasync failed (`damaged`): it is fenced and acknowledges nothing more
+     * (`checkUsable` after every wait), and its copy, not the replica's, is the one that may lack
+     * acknowledged writes; a replica it called failed was then neither promoted nor stepped down
+     * for. The cluster simulator found it (sweep seed 7309: the master's fdatasync failed and
+     * dropped its page cache, its replica crashed a moment later and was recorded failed, and the
+     * master served after the grace period, syncing its copy over the one holding every write).
+     * A master fenced for a hand-over still records (handover.ts trusts its record of the drain).
+     */
     const persistFailure = (link: ReplicaLink, failure: LinkFailure) => {
       const persisted = Deferred.makeUnsafe<void>()
       failurePersisted.set(link, persisted)
-      const record = options.onReplicaFailed
+      const record = damaged ? Effect.void : options.onReplicaFailed
         ? options.onReplicaFailed(link.target.node, failure).pipe(
             Effect.retry({ times: 5 }),
             Effect.catch(() => Effect.sync(() => fence("not-master", `volume ${volume}: could not record that replica ${link.target.node} failed; refusing IO rather than risk losing a write`))),
