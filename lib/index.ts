@@ -141,7 +141,7 @@ export const createNode = async (options: CreateNodeOptions): Promise<NodeHandle
 
 // ---- The cluster: placement, failover, resync (see lib/cluster/).
 export { startClusterNode, volumeInfo } from "./cluster/clusterNode.ts"
-export type { ClusterNode, ClusterNodeOptions, ClusterEvent, VolumeInfo, ReplicaInfo, NodeInfo, CreateVolumeOptions, VolumeLabelChange, NodeConfigChange } from "./cluster/clusterNode.ts"
+export type { AcceptLossResult, ClusterNode, ClusterNodeOptions, ClusterEvent, VolumeInfo, ReplicaInfo, NodeInfo, CreateVolumeOptions, VolumeLabelChange, NodeConfigChange } from "./cluster/clusterNode.ts"
 export { makeClusterClient } from "./cluster/client.ts"
 export type { ClusterClient, ClusterClientOptions } from "./cluster/client.ts"
 export type { VolumeClient } from "./cluster/volumeClient.ts"

@@ -10,6 +10,7 @@
  *   GET    /v1/volumes/<ns>/<name>/verify   the running or last verify (VerifyReport)
  *   POST   /v1/volumes/<ns>/<name>/move     move its master { to } → 202 MoveStatus (its progress)
  *   GET    /v1/volumes/<ns>/<name>/move     the running or last move started through this node (MoveStatus)
+ *   POST   /v1/volumes/<ns>/<name>/accept-loss  serve without the copies away (records.ts acceptLoss) → VolumeInfo
  *   PATCH  /v1/volumes/<ns>/<name>          change labels { set?: { key: value }, remove?: [key] } → VolumeInfo
  *   GET    /v1/rules[?namespace=NS]         list
  *   GET    /v1/rules/<ns>/<name>            one rule
@@ -132,6 +133,12 @@ const resize = (node: ClusterNode, request: AdminRequest, name: string) => {
   return Effect.map(node.resizeVolume(name, sizeBytes), (v) => json(v.sizeBytes >= sizeBytes ? 200 : 202, v))
 }
 
+/** POST /v1/volumes/NS/NAME/accept-loss: the volume as recorded, its acceptance for the current epoch set. */
+const acceptLoss = (node: ClusterNode, request: AdminRequest, name: string) =>
+  request.method === "POST"
+    ? Effect.map(node.acceptLoss(name), (v) => json(200, v))
+    : Effect.fail(new AdminError({ reason: "method-not-allowed", message: `${request.method} is not allowed on ${request.path}: use POST` }))
+
 const labelsBody = (body: unknown) => {
   const set = isRecord(body) ? body.set ?? {} : undefined
   const remove = isRecord(body) ? body.remove ?? [] : undefined
@@ -149,7 +156,8 @@ const volumes: Route = (_target, node, request, rest) => {
   if (rest.length === 3 && rest[2] === "verify") return verify(node, request, `${rest[0]}/${rest[1]}`)
   if (rest.length === 3 && rest[2] === "resize") return resize(node, request, `${rest[0]}/${rest[1]}`)
   if (rest.length === 3 && rest[2] === "move") return move(node, request, `${rest[0]}/${rest[1]}`)
-  if (rest.length !== 2) return Effect.fail(new AdminError({ reason: "not-found", message: "volume paths are /v1/volumes/<namespace>/<name> and /v1/volumes/<namespace>/<name>/verify|resize|move" }))
+  if (rest.length === 3 && rest[2] === "accept-loss") return acceptLoss(node, request, `${rest[0]}/${rest[1]}`)
+  if (rest.length !== 2) return Effect.fail(new AdminError({ reason: "not-found", message: "volume paths are /v1/volumes/<namespace>/<name> and /v1/volumes/<namespace>/<name>/verify|resize|move|accept-loss" }))
   const name = rest.join("/")
   if (request.method === "GET") return Effect.map(node.inspectVolume(name), (v) => json(200, v))
   if (request.method === "DELETE") return Effect.as(node.deleteVolume(name), json(204, null))

@@ -169,6 +169,15 @@ export const runClientCommand = async (path: string, args: Readonly<Record<strin
       if (done.state === "failed") throw new CommandError(`drain of ${args.name} failed: ${done.error ?? "unknown reason"}`)
       return
     }
+    case "volume accept-loss": {
+      if (flags.yes !== true) {
+        throw new CommandError(`volume accept-loss gives up on the copies of ${args.volume} that are away: writes only they hold are lost for good. ` +
+          `Check replivol volume inspect ${args.volume} first (bring those nodes back if you can), then run it again with --yes`)
+      }
+      const result = await call<{ accepted: boolean; message: string; volume: VolumeView }>(target, "POST", `/v1/volumes/${args.volume}/accept-loss`)
+      const follow = result.accepted ? `\nfollow it with: replivol volume inspect ${result.volume.volume} --watch` : ""
+      return emit(out, flags, result, () => `${result.message}${follow}\n${volumeDetail(result.volume)}`)
+    }
     case "volume rm": {
       await call(target, "DELETE", `/v1/volumes/${args.volume}`)
       return emit(out, flags, { deleted: args.volume }, () => `deleted ${args.volume}`)

@@ -11,7 +11,7 @@
  * Effect API the CLI's `cluster up` builds on (it provides the layers itself).
  */
 import { Effect, Exit, Layer, Scope } from "effect"
-import { startClusterNode, type ClusterEvent, type ClusterNode, type ClusterNodeOptions, type DrainStatus, type MoveStatus, type NodeConfigChange, type VolumeInfo, type VolumeLabelChange } from "../cluster/clusterNode.ts"
+import { startClusterNode, type AcceptLossResult, type ClusterEvent, type ClusterNode, type ClusterNodeOptions, type DrainStatus, type MoveStatus, type NodeConfigChange, type VolumeInfo, type VolumeLabelChange } from "../cluster/clusterNode.ts"
 import type { NodeConfig } from "../cluster/records.ts"
 import type { VolumeClient } from "../cluster/volumeClient.ts"
 import { ControlStore, type ControlStoreShape } from "../control/ControlStore.ts"
@@ -180,6 +180,8 @@ export interface LocalClusterHandle {
   readonly listVolumes: () => Promise<ReadonlyArray<VolumeInfo>>
   readonly deleteVolume: (volume: string) => Promise<void>
   readonly waitHealthy: (volume: string, timeoutMs: number) => Promise<VolumeInfo>
+  /** Accepts that copies away may hold writes the serving copy lacks (`ClusterNode.acceptLoss`): a waiting master serves what it holds. */
+  readonly acceptLoss: (volume: string) => Promise<AcceptLossResult>
   /** A handle through node `via` (default: a running node other than the volume's master). */
   readonly openVolume: (volume: string, options?: { readonly via?: string }) => Promise<LocalVolume>
   /** Compares every in-sync replica with the master (region checksums) while IO goes on; `repair` re-sends what differs. */
@@ -263,6 +265,7 @@ export const createLocalCluster = async (options: CreateLocalClusterOptions = {}
     listVolumes: () => run(any().listVolumes),
     deleteVolume: (volume) => run(any().deleteVolume(volume)),
     waitHealthy: (volume, timeoutMs) => run(any().waitHealthy(volume, timeoutMs)),
+    acceptLoss: (volume) => run(any().acceptLoss(volume)),
     openVolume,
     verifyVolume: (volume, verifyOptions) => run(any().verifyVolume(volume, verifyOptions)),
     moveVolume: (volume, to, onProgress) => run(any().moveVolume(volume, to, onProgress)),

@@ -140,6 +140,10 @@ const volumeCommands: ReadonlyArray<CommandSpec> = [
     ],
   },
   { path: ["volume", "rm"], summary: "delete a volume", args: [volumeArg], flags: clientFlags },
+  {
+    path: ["volume", "accept-loss"], summary: "let a volume that waits for copies that are away serve what the copies here hold (what only those copies hold is lost)", args: [volumeArg],
+    flags: [{ name: "yes", kind: "boolean", help: "confirm: writes only the copies away hold are lost for good" }, ...clientFlags],
+  },
 ]
 
 const ruleCommands: ReadonlyArray<CommandSpec> = [

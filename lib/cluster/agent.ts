@@ -60,6 +60,12 @@ export const makeAgent = (options: AgentOptions) =>
     let incarnations = new Map<string, number | undefined>()
     /** When (monotonic) the agent's current view of the records began to be read. */
     let viewReadMs = -Infinity
+    /** When this agent first saw each alive node under its current process (monotonic): `stepDownDecision`'s `seenForMs`. */
+    const firstSeen = new Map<string, { readonly incarnation: number | undefined; readonly atMs: number }>()
+    const noteSeen = (alive: ReadonlyMap<string, number | undefined>, atMs: number) => {
+      for (const node of [...firstSeen.keys()]) if (!alive.has(node)) firstSeen.delete(node)
+      for (const [node, incarnation] of alive) if (firstSeen.get(node)?.incarnation !== incarnation || !firstSeen.has(node)) firstSeen.set(node, { incarnation, atMs })
+    }
 
     /** An earlier process of this node served the copy at the record's epoch, and the copy holds what it wrote. */
     const servedBefore = (copy: Copy, record: VolumeRecord): boolean => {
@@ -116,12 +122,14 @@ export const makeAgent = (options: AgentOptions) =>
         const promotedHere = !copy.replicaScope && provenByPromotion(record, me, { own, suspect: copy.suspect, continuedFrom: copy.store.continuity?.continuedFrom() })
         const decision = stepDownDecision(record, {
           me, own, suspect: copy.suspect,
-          createdEmpty: copy.store.createdEmpty === true, recordedInSync: copy.recordedInSync || promotedHere,
+          // A replica copy damaged since the agent last noted it in sync does not count (its fdatasync may have failed since).
+          createdEmpty: copy.store.createdEmpty === true, recordedInSync: (copy.recordedInSync && !factsOf(copy, record).replicaDamaged) || promotedHere,
           // A promoted replica's recent writes are known from its activity log; a master's own copy if this process served
           // it, or an earlier process of this node served it at this epoch, or held it in sync when it was promoted, and
           // the copy provably holds what that process wrote (it crashed, the machine stayed up: lib/store/continuity.ts).
           recentKnown: copy.replicaScope ? node.replicaActivity(record.volume) !== "all" : copy.servedHere || copy.store.createdEmpty === true || servedBefore(copy, record) || promotedHere,
           incarnations, incarnation: options.incarnation, sinceStartMs: viewReadMs - options.startedMs, leaseTtlMs: options.leaseTtlMs, graceMs: options.graceMs,
+          seenForMs: new Map([...firstSeen].map(([n, seen]) => [n, viewReadMs - seen.atMs])),
         })
         if (decision._tag === "wait") {
           if (decision.refusal !== undefined) options.publishThrottled(`refuse:${record.volume}`, "master-refused", decision.refusal, record.volume)
@@ -172,9 +180,12 @@ export const makeAgent = (options: AgentOptions) =>
         const entry = record.replicas.find((r) => r.node === me)
         const continuity = copy.store.continuity
         if (entry?.state !== "in-sync" || entry.syncedIncarnation === undefined || entry.syncedIncarnation === options.incarnation || !continuity) return
-        // A former master's copy (placement.ts `promote`) vouches once it proves a process of this node served it at that epoch.
+        // A former master's copy (placement.ts `promote`) vouches once it proves a process of this node served it at that
+        // epoch, or that it is (or continues) the process the copy was promoted under (records.ts `promotedIncarnation`).
+        const promotedUnder = entry.promotedIncarnation
         const proven = entry.formerMaster === true
-          ? entry.syncedEpoch !== undefined && continuity.servedEpoch() === entry.syncedEpoch
+          ? (entry.syncedEpoch !== undefined && continuity.servedEpoch() === entry.syncedEpoch) ||
+            (promotedUnder !== undefined && !copy.suspect && continuity.holdsWritesOf(promotedUnder))
           : continuity.continuedFrom().includes(entry.syncedIncarnation)
         if (!proven) return
         const meta = yield* Effect.result(copy.store.readMeta)
@@ -237,6 +248,7 @@ export const makeAgent = (options: AgentOptions) =>
       const nodes = new Map(nodeRows.map((n) => [n.value.name, n.value]))
       const nodeLeases = new Map(nodeRows.map((n) => [n.value.name, n.lease]))
       incarnations = new Map(nodeRows.map((n) => [n.value.name, n.value.incarnation]))
+      noteSeen(incarnations, viewReadMs)
       if (!swept) {
         yield* copies.sweepUnclaimed(volumes.map((v) => v.value))
         swept = true

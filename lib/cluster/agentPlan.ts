@@ -11,7 +11,7 @@
  */
 import type { StoreMeta } from "../store/BlockStore.ts"
 import { vouches } from "./placement.ts"
-import { uidOf, type MasterLease, type ReplicaRecord, type VolumeRecord } from "./records.ts"
+import { lossAccepted, uidOf, type MasterLease, type ReplicaRecord, type VolumeRecord } from "./records.ts"
 import type { Versioned } from "./store.ts"
 
 /** A failed link is revived at most this often, and a syncing link's progress recorded at most this often. */
@@ -155,6 +155,11 @@ export interface StepDownFacts {
   readonly incarnation: number
   /** From this process's start to when the agent's view of the records began to be read. */
   readonly sinceStartMs: number
+  /**
+   * For how long this agent has seen each alive node under its current process (monotonic);
+   * a node missing counts as seen since this process started (`sinceStartMs`).
+   */
+  readonly seenForMs?: ReadonlyMap<string, number>
   readonly leaseTtlMs: number
   /** The controller's grace period for a lost node (the longest a claim waits for an in-sync replica that is away). */
   readonly graceMs: number
@@ -167,11 +172,15 @@ export type StepDownDecision =
   | { readonly _tag: "wait"; readonly refusal?: string }
 
 /**
- * A copy that cannot prove its recent writes waits, up to the grace period from its process's
- * start, for `others` (copies that may hold writes it lost); undefined: nothing to wait for.
+ * A copy that cannot prove its recent writes waits for `others` (copies back under a new process
+ * that may hold writes it lost and have not proven it yet) while any of them has been seen back
+ * for less than the grace period (`seenForMs`; a copy re-stamps within a tick or two of its
+ * return, agent.ts `continueInSync`); undefined: nothing to wait for. Timed from its own start
+ * instead, a copy that had waited long for an away replica served in the moment between that
+ * replica's return and its re-stamp (review of the seed-8470 fix).
  */
 const waitForCopyThatMayHoldMore = (record: VolumeRecord, facts: StepDownFacts, others: ReadonlyArray<string>, where: string): StepDownDecision | undefined =>
-  !facts.recentKnown && others.length > 0 && facts.sinceStartMs < facts.graceMs
+  !facts.recentKnown && others.some((node) => (facts.seenForMs?.get(node) ?? facts.sinceStartMs) < facts.graceMs)
     ? { _tag: "wait", refusal: `${facts.me} waits up to ${Math.round(facts.graceMs / 1000)} s before serving ${record.volume}: its copy cannot prove it holds every acknowledged write (its process restarted without proof it kept them), and ${where} and may hold more` }
     : undefined
 
@@ -196,8 +205,17 @@ const holdsEveryAcknowledgedWrite = (r: ReplicaRecord, facts: StepDownFacts): bo
  * A copy that cannot prove it holds every acknowledged write must not serve while an in-sync
  * replica can: after a restart its unflushed writes may be gone (power loss), after a failed
  * fdatasync or write its record says incomplete. It steps down so an in-sync replica is promoted.
+ * It waits while a copy that may hold more is away or unproven (`decideClaim`) — unless an
+ * operator accepted the loss for this epoch (records.ts `acceptLoss`, `volume accept-loss`):
+ * then a copy of this volume serves what it holds instead of waiting.
  */
-export const stepDownDecision = (record: VolumeRecord, facts: StepDownFacts): StepDownDecision => {
+export const stepDownDecision = (record: VolumeRecord, facts: StepDownFacts): StepDownDecision => decideClaim(record, facts, lossAccepted(record))
+
+/** How to run `volume accept-loss` for `record`, for refusals that wait for a copy that is away. */
+const acceptLossHint = (record: VolumeRecord) => `; to serve what this copy holds now (losing what only the copies away hold), run: replivol volume accept-loss ${record.volume}`
+
+/** `accepted`: an operator accepted the loss for this epoch; it ends only the waits for copies that are away. */
+const decideClaim = (record: VolumeRecord, facts: StepDownFacts, accepted: boolean): StepDownDecision => {
   const inSync = record.replicas.filter((r: ReplicaRecord) => r.state === "in-sync" && facts.incarnations.has(r.node))
   const own = facts.own
   const complete = own?.state === "complete" && (own.uid === undefined || own.uid === uidOf(record)) && !facts.suspect
@@ -222,16 +240,14 @@ export const stepDownDecision = (record: VolumeRecord, facts: StepDownFacts): St
     // were syncing or failed). It serves once it is past the grace period from its start.
     const bestLeft = own?.state === "incomplete" && own.uid === uidOf(record) && !record.replicas.some((r) => r.state === "in-sync")
     if (bestLeft && !facts.recordedInSync && facts.sinceStartMs >= facts.graceMs) return { _tag: "serve" }
-    if (!complete && !(empty && !history) && !facts.recordedInSync) {
-      return { _tag: "wait", refusal: `${facts.me} does not serve ${record.volume}: its copy is ${own?.state ?? "without a record"} and no in-sync replica is up; the volume waits for a copy that can prove it holds every acknowledged write` }
+    // An accepted loss lets a copy of this volume that holds data serve what it holds (never an empty one: the volume has history).
+    const acceptedHere = accepted && !empty && own !== undefined && own.uid === uidOf(record)
+    if (!complete && !(empty && !history) && !facts.recordedInSync && !acceptedHere) {
+      const away = record.replicas.some((r) => r.state === "in-sync" && !facts.incarnations.has(r.node))
+      return { _tag: "wait", refusal: `${facts.me} does not serve ${record.volume}: its copy is ${own?.state ?? "without a record"} and no in-sync replica is up; the volume waits for a copy that can prove it holds every acknowledged write${away ? acceptLossHint(record) : ""}` }
     }
-    // A copy that cannot prove its recent writes (its machine lost power: no continuity) does not
-    // serve alone at once while an in-sync replica is listed but away: that replica may hold
-    // writes this copy lost, and serving would sync them away when it returns (cluster simulator
-    // seed 276). It waits for it up to the grace period from its start, then serves what it has.
-    const away = record.replicas.filter((r) => r.state === "in-sync" && !facts.incarnations.has(r.node)).map((r) => r.node)
-    const waitForAway = empty ? undefined : waitForCopyThatMayHoldMore(record, facts, away, `the in-sync replica on ${away.join(", ")} is away`)
-    return waitForAway ?? { _tag: "serve" }
+    // A copy promoted from a replica that vouched, or an empty one (the checks above), has nothing to wait for.
+    return (empty || (facts.recordedInSync && !facts.suspect) || accepted ? undefined : waitForAway(record, facts)) ?? { _tag: "serve" }
   }
   // Step down only for a replica that still vouches (`holdsEveryAcknowledgedWrite`); else this
   // copy, which held every acknowledged write, serves: after a restart of every node, one of
@@ -258,7 +274,23 @@ export const stepDownDecision = (record: VolumeRecord, facts: StepDownFacts): St
   // this copy, which had lost power, over the one holding every acknowledged write (sweep seed
   // 2578: the view was read just before the replica's re-stamp committed).
   const restarted = vouchedFor ? [] : inSync.filter((r) => !vouches(r, facts.incarnations)).map((r) => r.node)
-  return waitForCopyThatMayHoldMore(record, facts, restarted, `the in-sync replica on ${restarted.join(", ")} restarted and has not proven its copy yet`) ?? { _tag: "serve" }
+  return waitForCopyThatMayHoldMore(record, facts, restarted, `the in-sync replica on ${restarted.join(", ")} restarted and has not proven its copy yet`) ??
+    (vouchedFor || accepted ? undefined : waitForAway(record, facts)) ?? { _tag: "serve" }
+}
+
+/**
+ * A copy that cannot prove its recent writes (its machine lost power: no continuity) does not
+ * serve while an in-sync replica is listed but away: that replica may hold writes this copy lost,
+ * and serving would sync them away when it returns (cluster simulator seed 276). It waits until
+ * that copy is back (it then proves itself or not within a tick, `waitForCopyThatMayHoldMore`),
+ * however long that is, as DRBD's wait-for-connection does, or until an operator accepts the loss
+ * (`lossAccepted`). Serving after a grace period instead lost the writes only the away copy held
+ * whenever it stayed away longer (cluster simulator sweep seed 8470, mix seeds 40 and 112).
+ */
+const waitForAway = (record: VolumeRecord, facts: StepDownFacts): StepDownDecision | undefined => {
+  const away = record.replicas.filter((r) => r.state === "in-sync" && !facts.incarnations.has(r.node)).map((r) => r.node)
+  if (facts.recentKnown || away.length === 0) return undefined
+  return { _tag: "wait", refusal: `${facts.me} does not serve ${record.volume} yet: its copy cannot prove it holds every acknowledged write (its process restarted without proof it kept them), and the in-sync replica on ${away.join(", ")} is away and may hold more; it serves once that copy is back${acceptLossHint(record)}` }
 }
 
 /** A serving master's link to one replica, as the agent sees it. */

@@ -19,7 +19,7 @@ import { topologyOf } from "./controller.ts"
 import { loadOf, placeVolume } from "./placement.ts"
 import { ClusterError, decodeNodeConfig, encode, keys, uidOf, type NodeConfig, type VolumeRecord } from "./records.ts"
 import { inProcessMaster } from "./processMasters.ts"
-import { casAttemptsMax, getVolume, listMasterLeases, listNodeConfigs, listNodes, listVolumes, locateMaster } from "./store.ts"
+import { casAttemptsMax, getMasterLease, getVolume, listMasterLeases, listNodeConfigs, listNodes, listVolumes, locateMaster } from "./store.ts"
 import { awaitResize, recordResize, resizeWaitMsDefault } from "./resize.ts"
 import { pollUntil } from "./poll.ts"
 import type { CreateVolumeOptions, NodeConfigChange, NodeInfo, Publish, VolumeLabelChange } from "./types.ts"
@@ -231,6 +231,38 @@ export const makeClusterApi = (options: ClusterApiOptions) =>
         return info
       })
 
+    /**
+     * An operator accepts, for the volume's current epoch, that copies which are away may hold
+     * writes the copy that serves lacks (records.ts `acceptLoss`): a master waiting for them serves
+     * what its copy holds, and a lost master's in-sync replica that cannot prove its recent writes
+     * may be promoted. While a master serves nothing waits, and nothing changes. Says which.
+     */
+    const acceptLoss = (volume: string) =>
+      Effect.gen(function* () {
+        for (let attempt = 0; attempt < casAttemptsMax; attempt++) {
+          const found = yield* getVolume(volume)
+          if (!found) return yield* notFound(volume)
+          const record = found.value
+          const lease = yield* getMasterLease(volume)
+          const alive = yield* aliveSet
+          if (record.master !== undefined && lease?.value.node === record.master && lease.value.epoch === record.epoch && lease.value.serving === true) {
+            return { accepted: false, message: `${volume} is served by ${record.master} at epoch ${record.epoch}: no copy waits, so there is no loss to accept; nothing was changed`, volume: volumeInfo(record, alive) }
+          }
+          // Only a wait for copies that are away can be ended: the lost master, or an in-sync replica on a lost node.
+          const away = [record.master, ...record.replicas.filter((r) => r.state === "in-sync").map((r) => r.node)].filter((n) => n !== undefined && !alive.has(n))
+          if (record.master !== undefined && away.length === 0) {
+            return { accepted: false, message: `${volume}: no copy it could wait for is away (master ${record.master} and every in-sync replica are up); it is opening or proving its copy: nothing was changed (replivol volume inspect ${volume})`, volume: volumeInfo(record, alive) }
+          }
+          const next: VolumeRecord = { ...record, acceptLoss: { epoch: record.epoch, requestedAtMs: now() } }
+          const done = yield* control.transaction({ compare: [{ key: keys.volume(volume), revision: found.revision }], put: [{ key: keys.volume(volume), value: encode(next) }] })
+          if (!done.succeeded) continue
+          const message = `${volume}: the loss of writes only copies away may hold is accepted for epoch ${record.epoch}; ${record.master === undefined || !alive.has(record.master) ? "an in-sync replica here may now be promoted" : `${record.master} serves what its copy holds`}`
+          publish("volume-loss-accepted", message, volume)
+          return { accepted: true, message, volume: volumeInfo(next, alive) }
+        }
+        return yield* new ClusterError({ reason: "conflict", message: `volume ${volume} kept changing while accepting the loss (${casAttemptsMax} tries); try again` })
+      })
+
     /** Deletes the record as read; one that changed meanwhile (sync progress, an in-sync mark) is read again, up to `casAttemptsMax` times. */
     const deleteVolume = (volume: string) =>
       Effect.gen(function* () {
@@ -322,5 +354,5 @@ export const makeClusterApi = (options: ClusterApiOptions) =>
         return report ? Effect.succeed(report) : Effect.fail(new ClusterError({ reason: "not-found", message: `no verify of ${volume} ran since its master opened (epoch ${master.epoch}): start one with replivol volume verify ${volume}` }))
       })
 
-    return { createVolume, deleteVolume, changeVolumeLabels, resizeVolume, waitHealthy, listNodesInfo, configureNode, putRule, deleteRule, verifyingMaster, verifyStatus }
+    return { createVolume, deleteVolume, changeVolumeLabels, resizeVolume, acceptLoss, waitHealthy, listNodesInfo, configureNode, putRule, deleteRule, verifyingMaster, verifyStatus }
   })

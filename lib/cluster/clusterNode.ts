@@ -31,7 +31,7 @@ import { inProcessMaster, registerProcessNode } from "./processMasters.ts"
 import type { ClusterError } from "./records.ts"
 import type { ClusterNode, ClusterNodeOptions } from "./types.ts"
 
-export type { ClusterEvent, ClusterNode, ClusterNodeOptions, CreateVolumeOptions, DrainStatus, MoveStatus, NodeConfigChange, NodeInfo, ReplicaInfo, VolumeInfo, VolumeLabelChange } from "./types.ts"
+export type { AcceptLossResult, ClusterEvent, ClusterNode, ClusterNodeOptions, CreateVolumeOptions, DrainStatus, MoveStatus, NodeConfigChange, NodeInfo, ReplicaInfo, VolumeInfo, VolumeLabelChange } from "./types.ts"
 export { inProcessMaster } from "./processMasters.ts"
 export { replicasKept, volumeInfo } from "./volumeInfo.ts"
 
@@ -111,6 +111,7 @@ export const startClusterNode = (
       inspectVolume: (v) => provide(inspectVolume(v)),
       updateVolume: (v, change) => provide(api.changeVolumeLabels(v, change)),
       resizeVolume: (v, sizeBytes, waitMs) => provide(api.resizeVolume(v, sizeBytes, waitMs)),
+      acceptLoss: (v) => provide(api.acceptLoss(v)),
       waitHealthy: (v, t) => provide(api.waitHealthy(v, t)),
       openVolume: (v) => provide(openVolume(v)),
       listNodes: provide(api.listNodesInfo),

@@ -51,12 +51,15 @@ export const withExtraReplica = (record: VolumeRecord, node: string): VolumeReco
  * holds exactly what the target holds — stays as an in-sync replica, unless the move dropped it.
  */
 export const handoverRecord = (record: VolumeRecord, me: string, incarnation: number): VolumeRecord => {
-  const { move, unavailableReason: _u, handover: _h, ...rest } = record
+  const { move, unavailableReason: _u, handover: _h, promotedFrom: _p, acceptLoss: _a, ...rest } = record
   if (move === undefined || record.master !== me) throw new Error(`handoverRecord: ${record.volume} has no move by ${me}`)
+  const target = record.replicas.find((r) => r.node === move.to)
   const replicas: ReplicaRecord[] = record.replicas.filter((r) => r.node !== move.to)
   // In sync at the new epoch already (the new master's "in sync" mark then finds nothing to change).
   if (move.dropOld !== true) replicas.push({ node: me, state: "in-sync", syncedEpoch: record.epoch + 1, syncedIncarnation: incarnation })
-  return { ...rest, epoch: record.epoch + 1, master: move.to, replicas, handover: { from: me, epoch: record.epoch + 1 } }
+  // As a promotion does: a later process of the target continuing this one proves its copy (records.ts `promotedFrom`).
+  const promotedFrom = target?.syncedIncarnation === undefined || target.syncedIncarnation === 0 ? {} : { promotedFrom: { node: move.to, incarnation: target.syncedIncarnation, epoch: record.epoch + 1 } }
+  return { ...rest, epoch: record.epoch + 1, master: move.to, replicas, handover: { from: me, epoch: record.epoch + 1 }, ...promotedFrom }
 }
 
 /** What draining a node asks of one volume: move its master away, or replace its replica there. */

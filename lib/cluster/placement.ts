@@ -12,7 +12,7 @@
  * a failed replica whose node stayed away past the grace period, and fill missing replicas.
  * Being pure, both are tested table by table and driven by the simulator's seeded random.
  */
-import { ClusterError, keepingFormerMark, type ReplicaRecord, type VolumeRecord } from "./records.ts"
+import { ClusterError, keepingFormerMark, lossAccepted, type ReplicaRecord, type VolumeRecord } from "./records.ts"
 import { defaultTopologyKey, legacyTopologyKey, type VolumeSpec } from "../volume/labels.ts"
 import { assert } from "../core/assert.ts"
 import { replicasKept } from "./volumeInfo.ts"
@@ -174,10 +174,11 @@ const promote = (record: VolumeRecord, view: ClusterView, events: string[]): Vol
   // unflushed writes to a power loss. A master that stepped down (none recorded) proved nothing:
   // then any in-sync replica will do. Found by the cluster simulator (seed 31: a replica lost power
   // while its master was cut off, and was promoted without writes the master had acknowledged).
+  // An operator who accepted the loss for this epoch (records.ts `acceptLoss`) lets one that does not vouch be promoted too.
   const vouching = inSync.filter((r) => vouches(r, view.incarnations))
-  const candidates = lostMaster === undefined || vouching.length > 0 ? (vouching.length > 0 ? vouching : inSync) : []
+  const candidates = lostMaster === undefined || vouching.length > 0 || lossAccepted(record) ? (vouching.length > 0 ? vouching : inSync) : []
   if (candidates.length === 0) {
-    const waiting = inSync.length > 0 ? `; waiting for it: the in-sync replicas restarted since they were recorded in sync` : ""
+    const waiting = inSync.length > 0 ? `; waiting for it: the in-sync replicas restarted since they were recorded in sync (to promote one anyway, losing what only the master held: replivol volume accept-loss ${record.volume})` : ""
     const reason = `master ${lostMaster ?? "(none)"} is lost and no in-sync replica is available to promote (replicas: ${record.replicas.map((r) => `${r.node} ${r.state}${view.aliveNodes.has(r.node) ? "" : " (node lost)"}${cordoned?.has(r.node) ? " (cordoned)" : ""}`).join(", ") || "none"})${waiting}`
     if (record.unavailableReason === reason) return record
     events.push(`${record.volume}: unavailable: ${reason}`)
@@ -189,16 +190,22 @@ const promote = (record: VolumeRecord, view: ClusterView, events: string[]): Vol
   // lease expires, and was promoted while the lost master's copy — the only one with every
   // acknowledged write — was dropped (cluster simulator seeds 211 and 783). A promoted copy that
   // cannot prove its recent writes now waits for the former master and steps down for it.
-  const former: ReplicaRecord[] = lostMaster === undefined ? [] : [{ node: lostMaster, state: "in-sync", syncedEpoch: record.epoch, syncedIncarnation: 0, formerMaster: true }]
+  const from = record.promotedFrom
+  const promotedIncarnation = from !== undefined && from.node === lostMaster && from.epoch === record.epoch ? { promotedIncarnation: from.incarnation } : {}
+  const former: ReplicaRecord[] = lostMaster === undefined ? [] : [{ node: lostMaster, state: "in-sync", syncedEpoch: record.epoch, syncedIncarnation: 0, formerMaster: true, ...promotedIncarnation }]
   const replicas: ReplicaRecord[] = [...record.replicas.filter((r) => r.node !== chosen.node && r.formerMaster !== true), ...former]
   events.push(`${record.volume}: promoted ${chosen.node} (epoch ${record.epoch + 1}) after master ${lostMaster ?? "(none)"} was lost`)
-  const { unavailableReason: _dropped, promotedFrom: _earlier, ...rest } = record
+  const { unavailableReason: _dropped, promotedFrom: _earlier, acceptLoss: accepted, ...rest } = record
   // The chosen copy's process may crash before it serves: a later process of its node that
   // continues this one proves the copy (records.ts `promotedFrom`). Without it, the promoted copy
   // came back unproven, stepped down, and the controller promoted the former master, which had
   // lost power (cluster simulator sweep seed 9346).
   const promotedFrom = chosen.syncedIncarnation === undefined || chosen.syncedIncarnation === 0 ? {} : { promotedFrom: { node: chosen.node, incarnation: chosen.syncedIncarnation, epoch: record.epoch + 1 } }
-  return { ...rest, epoch: record.epoch + 1, master: chosen.node, replicas, ...promotedFrom }
+  // A promotion the operator's acceptance allowed carries it to the new epoch: the promoted copy
+  // does not wait again for the former master the operator gave up on.
+  const carried = accepted !== undefined && lossAccepted(record) && lostMaster !== undefined && !candidates.some((r) => vouches(r, view.incarnations))
+    ? { acceptLoss: { epoch: record.epoch + 1, requestedAtMs: accepted.requestedAtMs } } : {}
+  return { ...rest, epoch: record.epoch + 1, master: chosen.node, replicas, ...promotedFrom, ...carried }
 }
 
 /**
@@ -268,6 +275,12 @@ export const planVolume = (record: VolumeRecord, view: ClusterView): Plan | unde
   // simulator sweep seeds 5578 and 6415).
   const opened = view.masterServing === undefined || view.masterServing.has(`${next.volume}@${next.master}@${next.epoch}`)
   if (masterServes && opened && next.replicas.some((r) => r.formerMaster === true)) next = settleFormerMasters(next, events)
+  // An accepted loss ends with the wait it ended: kept, it would let a later restart of this epoch's
+  // master that lost power again serve at once while a better copy is away.
+  if (masterServes && opened && next.acceptLoss !== undefined) {
+    const { acceptLoss: _ended, ...rest } = next
+    next = rest
+  }
   if (masterServes) {
     next = {
       ...next,

@@ -84,6 +84,14 @@ export interface ReplicaRecord {
    * replica count; dropped by the controller once the new master serves.
    */
   readonly formerMaster?: true
+  /**
+   * A former master that had itself been promoted at `syncedEpoch` from an in-sync replica: the
+   * process it was promoted under (the record's `promotedFrom`). That process, or one continuing
+   * it, proves the copy too, whether or not it served (agent.ts `continueInSync`): a promoted
+   * master paused before it served, then replaced, held every acknowledged write and was not
+   * waited for (cluster simulator sweep seed 8470).
+   */
+  readonly promotedIncarnation?: number
   /** While syncing: bytes copied so far and in all (written by the master about once a second). */
   readonly bytesDone?: number
   readonly bytesTotal?: number
@@ -120,6 +128,14 @@ export interface VolumeRecord {
    * acknowledged write, as a replica's re-stamp does (agent.ts `continueInSync`). Only for `epoch`.
    */
   readonly promotedFrom?: { readonly node: string; readonly incarnation: number; readonly epoch: number }
+  /**
+   * An operator accepted, for `epoch` only, that copies away may hold writes the copy that serves
+   * lacks (`replivol volume accept-loss`): the recorded master serves what it holds instead of
+   * waiting for them (agentPlan.ts `stepDownDecision`), and the controller may promote an in-sync
+   * replica that does not vouch (placement.ts `promote`). The next epoch ends its effect, and the
+   * controller removes it once the master serves (placement.ts `planVolume`).
+   */
+  readonly acceptLoss?: { readonly epoch: number; readonly requestedAtMs: number }
   /** The master's node, or undefined when no copy can serve (`unavailableReason` says why). */
   readonly master: string | undefined
   readonly replicas: ReadonlyArray<ReplicaRecord>
@@ -216,6 +232,7 @@ export const decodeVolume = (key: string, text: string): VolumeRecord | ClusterE
     (value.move === undefined || (isRecord(value.move) && typeof value.move.to === "string" && isCount(value.move.requestedAtMs))) &&
     (value.trimReplicas === undefined || value.trimReplicas === true) &&
     (value.createdEpoch === undefined || (isCount(value.createdEpoch) && value.createdEpoch <= (value.epoch as number))) &&
+    (value.acceptLoss === undefined || (isRecord(value.acceptLoss) && isCount(value.acceptLoss.epoch) && isCount(value.acceptLoss.requestedAtMs))) &&
     (value.promotedFrom === undefined || (isRecord(value.promotedFrom) && typeof value.promotedFrom.node === "string" && isCount(value.promotedFrom.incarnation) && isCount(value.promotedFrom.epoch)))
   if (!ok) return new ClusterError({ reason: "corrupt-record", message: `volume record ${key} is malformed` })
   return { rulesApplied: [], ...value } as unknown as VolumeRecord
@@ -234,5 +251,8 @@ export const encode = (record: object): string => JSON.stringify(record)
 /** `next`, an update of replica entry `from`, keeping `from`'s former-master mark: a state change never turns a former master into a counted replica. */
 export const keepingFormerMark = (from: ReplicaRecord, next: ReplicaRecord): ReplicaRecord =>
   from.formerMaster === true && next.formerMaster !== true ? { ...next, formerMaster: true } : next
+
+/** An operator accepted, for the record's epoch, that copies away may hold writes the one that serves lacks (`acceptLoss`). */
+export const lossAccepted = (record: VolumeRecord): boolean => record.acceptLoss?.epoch === record.epoch
 
 export const uidOf = (record: VolumeRecord): string => record.uid ?? `c${record.createdAtMs.toString(36)}`

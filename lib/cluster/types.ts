@@ -85,6 +85,13 @@ export interface NodeInfo extends NodeRecord {
 }
 
 /** A change to a volume's labels: `set` wins over the current values, then `remove` drops keys. */
+/** What `acceptLoss` did: `accepted` false when a master serves (nothing waited, nothing changed); the message says which. */
+export interface AcceptLossResult {
+  readonly accepted: boolean
+  readonly message: string
+  readonly volume: VolumeInfo
+}
+
 export interface VolumeLabelChange {
   readonly setLabels?: Readonly<Record<string, string>>
   readonly removeLabels?: ReadonlyArray<string>
@@ -121,6 +128,14 @@ export interface ClusterNode {
    * (ReplicationError `shrink` / `bad-size`) and nothing changes.
    */
   readonly resizeVolume: (volume: string, sizeBytes: number, waitMs?: number) => Effect.Effect<VolumeInfo, ApiError>
+  /**
+   * An operator accepts that copies away may hold writes the copy that serves lacks, for the
+   * volume's current epoch (records.ts `acceptLoss`): a master that waits for such a copy serves
+   * what it holds; a lost master's in-sync replica that cannot prove its recent writes may be
+   * promoted. While a master serves nothing waits and nothing changes (`accepted` false). Use only
+   * when the copies away will not come back: what only they hold is lost.
+   */
+  readonly acceptLoss: (volume: string) => Effect.Effect<AcceptLossResult, ApiError>
   /** Waits until the volume is healthy (polling), failing with `timeout` after `timeoutMs`. */
   readonly waitHealthy: (volume: string, timeoutMs: number) => Effect.Effect<VolumeInfo, ApiError>
   /** A handle whose IO follows the volume's master. Closed with the scope. */

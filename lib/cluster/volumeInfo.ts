@@ -15,6 +15,13 @@ import type { VolumeInfo } from "./types.ts"
  * serving: a master that is up but opening, or waiting for a copy that can prove it holds every
  * acknowledged write, serves nothing.
  */
+/** In-sync copies on lost nodes a waiting master may be waiting for, and how to stop waiting for them. */
+const awayHint = (record: VolumeRecord, alive: ReadonlySet<string>): string => {
+  const away = record.replicas.filter((r) => r.state === "in-sync" && !alive.has(r.node)).map((r) => r.node)
+  if (away.length === 0 || record.acceptLoss?.epoch === record.epoch) return ""
+  return `; in sync but away: ${away.join(", ")} (if ${away.length === 1 ? "it does" : "they do"} not return: replivol volume accept-loss ${record.volume} --yes, losing what only ${away.length === 1 ? "it holds" : "they hold"})`
+}
+
 export const volumeInfo = (record: VolumeRecord, alive: ReadonlySet<string>, masterLease?: { readonly lease: MasterLease | undefined }): VolumeInfo => {
   // Counted against the requested replicas: copies on lost nodes and slots not placed yet are failed.
   const requested = record.spec.replicas
@@ -29,7 +36,7 @@ export const volumeInfo = (record: VolumeRecord, alive: ReadonlySet<string>, mas
   const notAvailable = masterUp
     ? leaseOfThisEpoch
       ? `master ${record.master} is not serving yet (it holds the master lease for epoch ${record.epoch} and is still opening its session: its replicas are being reached; its events say why)`
-      : `master ${record.master} is not serving yet (it holds no master lease for epoch ${record.epoch}: waiting for its node's lease, or for a copy that can prove it holds every acknowledged write; its events say why)`
+      : `master ${record.master} is not serving yet (it holds no master lease for epoch ${record.epoch}: waiting for its node's lease, or for a copy that can prove it holds every acknowledged write; its events say why)${awayHint(record, alive)}`
     : `master ${record.master ?? "(none)"} is not available`
   return {
     volume: record.volume, sizeBytes: record.sizeBytes, labels: record.labels, epoch: record.epoch, master: record.master,

@@ -63,6 +63,8 @@ export interface Continuity {
    * again after any failed write, fdatasync or grow of this open.
    */
   readonly continuedFrom: () => ReadonlyArray<number>
+  /** The copy provably holds what process `incarnation` wrote: it is this process or one `continuedFrom` names, and no write, fdatasync or grow of this open failed. */
+  readonly holdsWritesOf: (incarnation: number) => boolean
   /** The epoch at which a process in that chain (or this one) served the copy as master, if any. */
   readonly servedEpoch: () => number | undefined
   /** This process serves the copy as master at `epoch` (kept for its successors). */

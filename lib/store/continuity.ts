@@ -81,6 +81,7 @@ export const continueCopy = (store: BlockStore, markers: CopyMarkers, path: stri
       }))
     const continuity: Continuity = {
       continuedFrom: () => (poisoned ? [] : continuedFrom),
+      holdsWritesOf: (earlier) => !poisoned && (earlier === incarnation || continuedFrom.includes(earlier)),
       servedEpoch: () => (poisoned ? undefined : served),
       noteServed: (epoch) => Effect.suspend(() => {
         served = epoch

@@ -210,28 +210,30 @@ export class VolumeModel {
     const candidates = [acked, ...state.lossAllowed, ...state.inflight]
     if (candidates.some((c) => sameBytes(bytes, c))) return undefined
     // A write that failed may have landed in part (a torn write): sector by sector it is one of them.
-    if (state.inflight.length > 0 && tornOf(bytes, candidates)) return undefined
+    if (state.inflight.length > 0 && tornOf(bytes, candidates, state.inflight)) return undefined
     return state.acked === undefined ? "holds bytes of no write issued to it" : "lacks its last acknowledged write"
   }
 }
 
 /**
  * Sector by sector, one of the candidates; a store's short write may end inside a sector (a
- * partial pwrite stops at any byte), so a sector may also be one candidate up to some byte and
- * another after it (cluster simulator sweep seed 7452: a master's torn write to its only copy ended
- * inside a sector).
+ * partial pwrite stops at any byte), so one sector of the block may also be a write in flight up
+ * to some byte and another candidate after it (cluster simulator sweep seed 7452: a master's torn
+ * write to its only copy ended inside a sector).
  */
-const tornOf = (bytes: Uint8Array, candidates: ReadonlyArray<Uint8Array>): boolean => {
+const tornOf = (bytes: Uint8Array, candidates: ReadonlyArray<Uint8Array>, inflight: ReadonlyArray<Uint8Array>): boolean => {
+  let splits = 0
   for (let at = 0; at < bytes.length; at += sectorBytes) {
     const sector = bytes.subarray(at, at + sectorBytes)
-    const ofCandidates = candidates.map((c) => c.subarray(at, at + sectorBytes))
-    if (!ofCandidates.some((c) => sameBytes(sector, c)) && !splitBetween(sector, ofCandidates)) return false
+    const part = (c: Uint8Array) => c.subarray(at, at + sectorBytes)
+    if (candidates.some((c) => sameBytes(sector, part(c)))) continue
+    if (++splits > 1 || !splitBetween(sector, inflight.map(part), candidates.map(part))) return false
   }
   return true
 }
 
-/** `sector` is one of `candidates` up to some byte and another from there on. */
-const splitBetween = (sector: Uint8Array, candidates: ReadonlyArray<Uint8Array>): boolean => {
+/** `sector` is one of `prefixes` up to some byte and one of `suffixes` from there on. */
+const splitBetween = (sector: Uint8Array, prefixes: ReadonlyArray<Uint8Array>, suffixes: ReadonlyArray<Uint8Array>): boolean => {
   const prefixOf = (c: Uint8Array) => {
     let n = 0
     while (n < sector.length && sector[n] === c[n]) n++
@@ -242,6 +244,6 @@ const splitBetween = (sector: Uint8Array, candidates: ReadonlyArray<Uint8Array>)
     while (n > 0 && sector[n - 1] === c[n - 1]) n--
     return n
   }
-  const longestPrefix = Math.max(...candidates.map(prefixOf))
-  return candidates.some((c) => suffixFrom(c) <= longestPrefix)
+  const longestPrefix = Math.max(...prefixes.map(prefixOf))
+  return suffixes.some((c) => suffixFrom(c) <= longestPrefix)
 }

@@ -54,7 +54,7 @@ test("bash sources the script and registers _replivol for replivol", async () =>
 test("command words: groups, their commands, a prefix, and after global flags", async () => {
   assert.equal(await complete("replivol", ""), ["cert", "cluster", "completion", "node", "rule", "volume"])
   assert.equal(await complete("replivol", "vo"), ["volume"])
-  assert.equal(await complete("replivol", "volume", ""), ["create", "inspect", "ls", "move", "resize", "rm", "update", "verify"])
+  assert.equal(await complete("replivol", "volume", ""), ["accept-loss", "create", "inspect", "ls", "move", "resize", "rm", "update", "verify"])
   assert.equal(await complete("replivol", "--api", "10.0.0.1:5705", "-j", "volume", "in"), ["inspect"])
   assert.equal(await complete("replivol", "cluster", "h"), ["health"])
   assert.equal(await complete("replivol", "rule", "i"), ["inspect"])
@@ -96,7 +96,7 @@ test("zsh: the script loads under zsh and registers the completion (skipped with
   // zsh's bash emulation calls the function with 0-based arrays (ksharrays) and filters by prefix itself.
   const offered = await sh("zsh", `autoload -U compinit && compinit -u && source ${script} && setopt ksharrays && COMP_WORDS=(replivol volume "") && COMP_CWORD=2 && _replivol_complete && print -l -- "\${COMPREPLY[@]}"`)
   assert.is(offered.code, 0, offered.stderr)
-  assert.equal(offered.stdout.split("\n").filter((l) => l !== "").sort(), ["create", "inspect", "ls", "move", "resize", "rm", "update", "verify"])
+  assert.equal(offered.stdout.split("\n").filter((l) => l !== "").sort(), ["accept-loss", "create", "inspect", "ls", "move", "resize", "rm", "update", "verify"])
 })
 
 test.run()

@@ -36,6 +36,7 @@ const validLine = (path: ReadonlyArray<string>): string[] => {
     "volume update": ["volume", "update", "a/b", "--label", "storageos.com/replicas=1"],
     "volume resize": ["volume", "resize", "a/b", "--size", "2MiB"],
     "volume move": ["volume", "move", "a/b", "--to", "n2"],
+    "volume accept-loss": ["volume", "accept-loss", "a/b", "--yes"],
     "rule create": ["rule", "create", "r", "--namespace", "a"],
     "rule ls": ["rule", "ls"],
     "rule inspect": ["rule", "inspect", "r", "--namespace", "a"],
@@ -73,6 +74,15 @@ test("every command that talks to a cluster: an unreachable admin API exits 1 wi
   } finally {
     await rm(dir, { recursive: true, force: true })
   }
+})
+
+test("volume accept-loss without --yes exits 1 saying what it would lose, before it talks to any cluster", async () => {
+  const result = await runCli(["volume", "accept-loss", "a/b", "--api", closedApi, "--token", "t0k3n"])
+  assert.is(result.code, 1, result.stderr)
+  assert.ok(oneLine(result.stderr), result.stderr)
+  assert.match(result.stderr, "writes only they hold are lost for good")
+  assert.match(result.stderr, "--yes")
+  assert.not.match(result.stderr, "cannot reach the admin API", "it asked no cluster")
 })
 
 test("server commands: a failure to start exits 1 (unreadable secret, a data directory under a file, a bad encryption key file)", async () => {

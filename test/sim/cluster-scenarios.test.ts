@@ -169,6 +169,17 @@ const scenarios: ReadonlyArray<Scenario> = [
   // (a short write stops at any byte); the checker took only whole sectors of a torn write
   // (clusterModel.ts `tornOf`). Found by the 10 000-seed sweep.
   { name: "a torn write that ended inside a sector", seed: 7452, faults: "seed" },
+  // The master's fdatasync failed and dropped its page cache; its replica crashed a moment later
+  // and the fenced master recorded it failed, so no copy was in sync and the damaged master served
+  // after the grace period, over the replica that held every write. A master whose own copy is
+  // damaged records no replica failed (masterVolume.ts `persistFailure`). Found by the 10 000-seed sweep.
+  { name: "a master fenced by a failed fdatasync recorded its better replica failed", seed: 7309, faults: "seed" },
+  // A promoted master was paused before it served and replaced; the copy promoted next lost power
+  // while opening, waited only the grace period for it and served without the writes it held. A
+  // copy that may hold more is now waited for until it is back (agentPlan.ts `waitForAway`; an
+  // operator may end the wait: `volume accept-loss`), and the paused one proves its copy by the
+  // process it was promoted under (records.ts `promotedIncarnation`). Found by the 10 000-seed sweep.
+  { name: "a copy that lost power served after the grace period while the better copy was paused", seed: 8470, faults: "seed" },
 ]
 
 for (const { name, seed, faults, faultMs } of scenarios) {

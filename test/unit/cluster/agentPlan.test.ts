@@ -120,13 +120,24 @@ test("a copy promoted from an in-sync replica that vouched does not step down fo
   assert.equal(stepDownDecision(r, { ...promoted, suspect: true }), { _tag: "step-down" }, "a suspect copy steps down")
 })
 
-test("a copy that cannot prove its recent writes waits up to the grace period for an in-sync replica that is away, then serves", () => {
+test("a copy that cannot prove its recent writes waits for an in-sync replica that is away until it is back, or until an operator accepts the loss", () => {
+  // Sweep seed 8470: serving after the grace period lost the writes only the away copy held.
   const r = record("me", [{ node: "a", state: "in-sync" }])
   const away = { ...stepFacts, incarnations: new Map([["me", 20]]) }
   const waiting = stepDownDecision(r, { ...away, recentKnown: false })
   assert.is(waiting._tag, "wait")
   assert.match(waiting._tag === "wait" ? waiting.refusal ?? "" : "", "the in-sync replica on a is away")
-  assert.equal(stepDownDecision(r, { ...away, recentKnown: false, sinceStartMs: 30_000 }), { _tag: "serve" }, "after the grace period the best copy left serves")
+  assert.match(waiting._tag === "wait" ? waiting.refusal ?? "" : "", "replivol volume accept-loss ns/v")
+  assert.is(stepDownDecision(r, { ...away, recentKnown: false, sinceStartMs: 3_600_000 })._tag, "wait", "however long it is away")
+  const accepted = { ...r, acceptLoss: { epoch: 5, requestedAtMs: 1 } }
+  assert.equal(stepDownDecision(accepted, { ...away, recentKnown: false }), { _tag: "serve" }, "the operator accepted the loss for this epoch")
+  assert.is(stepDownDecision({ ...r, acceptLoss: { epoch: 4, requestedAtMs: 1 } }, { ...away, recentKnown: false })._tag, "wait", "an acceptance of an earlier epoch")
+  assert.is(stepDownDecision(accepted, { ...away, recentKnown: false, own: { ...stepFacts.own!, uid: "another" } })._tag, "wait", "never a copy of another volume id")
+  const alsoRestarted = record("me", [{ node: "a", state: "in-sync" }, { node: "b", state: "in-sync", syncedIncarnation: 3 }])
+  assert.is(stepDownDecision(alsoRestarted, { ...away, recentKnown: false, sinceStartMs: 3_600_000, incarnations: new Map([["me", 20], ["b", 30]]) })._tag, "wait",
+    "a replica back but unproven does not end the wait for the one away")
+  const promoted = { ...away, recentKnown: false, recordedInSync: true, own: { ...stepFacts.own!, state: "incomplete" as const } }
+  assert.equal(stepDownDecision(r, promoted), { _tag: "serve" }, "a copy promoted from a replica that vouched holds every acknowledged write: it does not wait")
   assert.equal(stepDownDecision(r, away), { _tag: "serve" }, "a copy whose recent writes are known (it served before its crash) does not wait")
   assert.equal(stepDownDecision(record("me", [{ node: "a", state: "failed" }]), { ...away, recentKnown: false }), { _tag: "serve" }, "a failed replica is not waited for")
 })
@@ -172,6 +183,34 @@ test("a promoted copy whose process crashed before it served is proven by a proc
   const facts = { ...stepFacts, own, recentKnown: false, incarnations: new Map([["me", 18], ["a", 40]]), incarnation: 18 }
   assert.equal(stepDownDecision(promoted, { ...facts, recordedInSync: true, recentKnown: true }), { _tag: "serve" }, "proven: it serves, the former master that lost power is synced from it")
   assert.is(stepDownDecision(promoted, { ...facts, sinceStartMs: 30_000 })._tag, "step-down", "unproven and incomplete, it gives the volume up (the bug)")
+})
+
+test("the wait for a copy back but unproven is timed from its return, not from the waiting copy's start", () => {
+  // Review of the seed-8470 fix: a copy that had waited an hour for an away replica served in the
+  // moment between that replica's return and its re-stamp.
+  const back = record("me", [{ node: "a", state: "in-sync", syncedIncarnation: 3 }])
+  const longWaiting = { ...stepFacts, recentKnown: false, sinceStartMs: 3_600_000 }
+  assert.is(stepDownDecision(back, { ...longWaiting, seenForMs: new Map([["a", 200]]) })._tag, "wait", "just back: it may re-stamp within a tick")
+  assert.equal(stepDownDecision(back, { ...longWaiting, seenForMs: new Map([["a", 30_000]]) }), { _tag: "serve" }, "back a grace period without proving anything: it lost power too")
+})
+
+test("an accepted loss ends only the waits for copies that are away", () => {
+  const accepted = (r: VolumeRecord) => ({ ...r, acceptLoss: { epoch: r.epoch, requestedAtMs: 1 } })
+  const unproven = { ...stepFacts, recentKnown: false }
+  const backUnproven = record("me", [{ node: "a", state: "in-sync", syncedIncarnation: 3 }])
+  assert.is(stepDownDecision(accepted(backUnproven), unproven)._tag, "wait", "a copy back but unproven is still waited for (it proves itself within a tick)")
+  const vouching = record("me", [{ node: "a", state: "in-sync", syncedIncarnation: 10 }])
+  assert.equal(stepDownDecision(accepted(vouching), { ...unproven, sinceStartMs: 500 }), { _tag: "wait" }, "the first lease TTL rule stays")
+  assert.equal(stepDownDecision(accepted(vouching), unproven), { _tag: "step-down" }, "a replica that vouches is still preferred")
+  const away = record("me", [{ node: "b", state: "in-sync" }])
+  const wiped = { ...unproven, own: undefined, createdEmpty: true }
+  const withHistory = { ...accepted(away), createdEpoch: 2 }
+  assert.is(stepDownDecision(withHistory, wiped)._tag, "wait", "a wiped copy never serves a volume with history, accepted or not")
+  const damaged = { ...unproven, suspect: true, own: { ...stepFacts.own!, state: "incomplete" as const } }
+  const refused = stepDownDecision(away, damaged)
+  assert.is(refused._tag, "wait")
+  assert.match(refused._tag === "wait" ? refused.refusal ?? "" : "", "replivol volume accept-loss ns/v", "the damaged copy's refusal says how to end the wait")
+  assert.equal(stepDownDecision(accepted(away), damaged), { _tag: "serve" }, "accepted: the damaged copy of this volume serves what it holds")
 })
 
 test("links: missing ones added, failed ones revived at most once a second, moved ones dropped, unlisted ones removed", () => {

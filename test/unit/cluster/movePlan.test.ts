@@ -41,6 +41,9 @@ test("a hand-over: the target is master at the next epoch, the old master an in-
   const dropped = handoverRecord({ ...moving, move: { to: "b", requestedAtMs: 1, armed: true, dropOld: true } }, "a", 42)
   assert.equal(dropped.replicas.map((r) => r.node), ["c"])
   assert.throws(() => handoverRecord(moving, "b", 1), /no move by b/)
+  assert.is(next.promotedFrom, undefined, "a target of no recorded process: nothing a later one can continue")
+  const stamped = handoverRecord({ ...moving, replicas: [{ node: "b", state: "in-sync", syncedIncarnation: 17 }], promotedFrom: { node: "a", incarnation: 3, epoch: 5 } }, "a", 42)
+  assert.equal(stamped.promotedFrom, { node: "b", incarnation: 17, epoch: 6 }, "the target's process, as a promotion records it (a crash before it serves is proven by continuity)")
 })
 
 test("a drain moves the node's masters and replaces its replicas; an extra copy goes to a free, uncordoned node or nowhere", () => {

@@ -41,6 +41,31 @@ test("a promotion records the chosen copy's node and the process it was in sync 
   assert.is(unknown?.record.promotedFrom, undefined, "no recorded process: nothing a later one can continue")
 })
 
+test("a promoted master replaced before it served is listed with the process it was promoted under; one of an earlier promotion is not", () => {
+  // Sweep seed 8470: the promoted master was paused before it served, then replaced; it held
+  // every acknowledged write, and its agent can prove it by that process (agent.ts continueInSync).
+  const first = planVolume(record("m", [inSync("a", 30), inSync("b", 10)]), view({ a: 30, b: 10 }))!.record
+  const second = planVolume(first, view({ a: 30 }))!.record
+  assert.is(second.master, "a")
+  assert.equal(second.replicas.find((r) => r.node === "b"), { node: "b", state: "in-sync", syncedEpoch: 6, syncedIncarnation: 0, formerMaster: true, promotedIncarnation: 10 })
+  const served = planVolume({ ...first, promotedFrom: { node: "b", incarnation: 10, epoch: 5 } }, view({ a: 30 }))!.record
+  assert.is(served.replicas.find((r) => r.node === "b")?.promotedIncarnation, undefined, "a promotion of another epoch proves nothing")
+})
+
+test("an operator's accepted loss lets a replica that does not vouch be promoted, for that epoch only", () => {
+  const r = record("m", [inSync("a", 30)])
+  assert.is(planVolume(r, view({ a: 31 }))?.record.master, "m", "without it: waiting for the lost master")
+  assert.match(planVolume(r, view({ a: 31 }))?.record.unavailableReason ?? "", "replivol volume accept-loss ns/v")
+  assert.is(planVolume({ ...r, acceptLoss: { epoch: 5, requestedAtMs: 1 } }, view({ a: 31 }))?.record.master, "a")
+  assert.is(planVolume({ ...r, acceptLoss: { epoch: 4, requestedAtMs: 1 } }, view({ a: 31 }))?.record.master, "m", "accepted for an earlier epoch")
+  assert.equal(planVolume({ ...r, acceptLoss: { epoch: 5, requestedAtMs: 1 } }, view({ a: 31 }))?.record.acceptLoss, { epoch: 6, requestedAtMs: 1 },
+    "carried to the promotion it allowed: the promoted copy does not wait again for the master given up on")
+  assert.is(planVolume({ ...record("m", [inSync("a", 30)]), acceptLoss: { epoch: 5, requestedAtMs: 1 } }, view({ a: 30 }))?.record.acceptLoss, undefined,
+    "a promotion of a replica that vouches needed no acceptance: none is carried")
+  const serving = planVolume({ ...r, acceptLoss: { epoch: 5, requestedAtMs: 1 } }, { ...view({ m: 1, a: 31 }), masterLeased: new Set(["ns/v"]) })
+  assert.is(serving?.record.acceptLoss, undefined, "once the master serves, the acceptance ends: a later loss of the same epoch waits again")
+})
+
 test("after a step-down (no master recorded) a replica that restarted may be promoted, the longest-running first", () => {
   const plan = planVolume(record(undefined, [inSync("a", 30), inSync("b", 12)]), view({ a: 40, b: 41 }))
   assert.is(plan?.record.master, "a")

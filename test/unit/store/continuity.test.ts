@@ -36,6 +36,8 @@ test("a restarted process continues the chain of the processes before it; a powe
   assert.equal(await openAs(memory.service, 10, (s) => Effect.andThen(s.writeMeta(meta("g1")), chainOf(s))), [], "a new copy continues nothing")
   assert.equal(await openAs(memory.service, 11, chainOf), [10], "a crash of process 10: the copy holds what it wrote")
   assert.equal(await openAs(memory.service, 12, chainOf), [10, 11])
+  assert.equal(await openAs(memory.service, 14, (s) => Effect.sync(() => [10, 13, 14, 15].map((i) => s.continuity!.holdsWritesOf(i)))), [true, false, true, false],
+    "an earlier process of the chain and this one; not one outside it")
   memory.markerByPath.clear() // power loss: the machine rebooted
   assert.equal(await openAs(memory.service, 13, chainOf), [], "after a power loss nothing is proven")
 })
@@ -60,9 +62,9 @@ test("a failed fdatasync ends continuity at once and for the next process", asyn
     const flushed = yield* Effect.result(s.flush)
     // The copy's owner then records it incomplete: the marker must not come back with it.
     yield* s.writeMeta(meta("g1", "incomplete"))
-    return { before, failed: flushed._tag === "Failure", after: s.continuity!.continuedFrom() }
+    return { before, failed: flushed._tag === "Failure", after: s.continuity!.continuedFrom(), own: s.continuity!.holdsWritesOf(2), earlier: s.continuity!.holdsWritesOf(1) }
   }))
-  assert.equal(afterFailure, { before: [1], failed: true, after: [] })
+  assert.equal(afterFailure, { before: [1], failed: true, after: [], own: false, earlier: false }, "not even what this process wrote")
   assert.equal(await openAs(memory.service, 3, chainOf), [], "the next process proves nothing either")
 })
 

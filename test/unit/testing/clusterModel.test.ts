@@ -118,6 +118,12 @@ test("a failed write may have landed in part, ending at any byte; never a mix th
   const garbage = torn(600)
   garbage[700] = 9
   assert.is(model.problem(1, garbage), "lacks its last acknowledged write", "a byte of neither")
+  const reversed = bytes(2)
+  reversed.set(bytes(1).subarray(0, 1613))
+  assert.is(model.problem(1, reversed), "lacks its last acknowledged write", "old bytes first, then the failed write's: no short write of it leaves that")
+  const twice = torn(100)
+  twice.set(bytes(2).subarray(0, 50), 600)
+  assert.is(model.problem(1, twice), "lacks its last acknowledged write", "two sectors split: one short write ends once")
 })
 
 test.run()
