@@ -209,13 +209,13 @@ const holdsEveryAcknowledgedWrite = (r: ReplicaRecord, facts: StepDownFacts): bo
  * operator accepted the loss for this epoch (records.ts `acceptLoss`, `volume accept-loss`):
  * then a copy of this volume serves what it holds instead of waiting.
  */
-export const stepDownDecision = (record: VolumeRecord, facts: StepDownFacts): StepDownDecision => decideClaim(record, facts, lossAccepted(record))
+export const stepDownDecision = (record: VolumeRecord, facts: StepDownFacts): StepDownDecision => decideClaim(record, facts, lossAccepted(record, facts.incarnation))
 
 /** How to run `volume accept-loss` for `record`, for refusals that wait for a copy that is away. */
 const acceptLossHint = (record: VolumeRecord) => `; to serve what this copy holds now (losing what only the copies away hold), run: replivol volume accept-loss ${record.volume}`
 
-/** `accepted`: an operator accepted the loss for this epoch; it ends only the waits for copies that are away. */
-const decideClaim = (record: VolumeRecord, facts: StepDownFacts, accepted: boolean): StepDownDecision => {
+/** `accepted`: the away copies an operator gave up on for this process (`lossAccepted`); it ends only waits for those. */
+const decideClaim = (record: VolumeRecord, facts: StepDownFacts, accepted: ReadonlySet<string>): StepDownDecision => {
   const inSync = record.replicas.filter((r: ReplicaRecord) => r.state === "in-sync" && facts.incarnations.has(r.node))
   const own = facts.own
   const complete = own?.state === "complete" && (own.uid === undefined || own.uid === uidOf(record)) && !facts.suspect
@@ -241,13 +241,14 @@ const decideClaim = (record: VolumeRecord, facts: StepDownFacts, accepted: boole
     const bestLeft = own?.state === "incomplete" && own.uid === uidOf(record) && !record.replicas.some((r) => r.state === "in-sync")
     if (bestLeft && !facts.recordedInSync && facts.sinceStartMs >= facts.graceMs) return { _tag: "serve" }
     // An accepted loss lets a copy of this volume that holds data serve what it holds (never an empty one: the volume has history).
-    const acceptedHere = accepted && !empty && own !== undefined && own.uid === uidOf(record)
+    // Only when every in-sync copy that is away is one the operator gave up on.
+    const awayNow = awayInSync(record, facts)
+    const acceptedHere = accepted.size > 0 && awayNow.every((n) => accepted.has(n)) && !empty && own !== undefined && own.uid === uidOf(record)
     if (!complete && !(empty && !history) && !facts.recordedInSync && !acceptedHere) {
-      const away = record.replicas.some((r) => r.state === "in-sync" && !facts.incarnations.has(r.node))
-      return { _tag: "wait", refusal: `${facts.me} does not serve ${record.volume}: its copy is ${own?.state ?? "without a record"} and no in-sync replica is up; the volume waits for a copy that can prove it holds every acknowledged write${away ? acceptLossHint(record) : ""}` }
+      return { _tag: "wait", refusal: `${facts.me} does not serve ${record.volume}: its copy is ${own?.state ?? "without a record"} and no in-sync replica is up; the volume waits for a copy that can prove it holds every acknowledged write${awayNow.length > 0 ? acceptLossHint(record) : ""}` }
     }
     // A copy promoted from a replica that vouched, or an empty one (the checks above), has nothing to wait for.
-    return (empty || (facts.recordedInSync && !facts.suspect) || accepted ? undefined : waitForAway(record, facts)) ?? { _tag: "serve" }
+    return (empty || (facts.recordedInSync && !facts.suspect) ? undefined : waitForAway(record, facts, accepted)) ?? { _tag: "serve" }
   }
   // Step down only for a replica that still vouches (`holdsEveryAcknowledgedWrite`); else this
   // copy, which held every acknowledged write, serves: after a restart of every node, one of
@@ -275,7 +276,7 @@ const decideClaim = (record: VolumeRecord, facts: StepDownFacts, accepted: boole
   // 2578: the view was read just before the replica's re-stamp committed).
   const restarted = vouchedFor ? [] : inSync.filter((r) => !vouches(r, facts.incarnations)).map((r) => r.node)
   return waitForCopyThatMayHoldMore(record, facts, restarted, `the in-sync replica on ${restarted.join(", ")} restarted and has not proven its copy yet`) ??
-    (vouchedFor || accepted ? undefined : waitForAway(record, facts)) ?? { _tag: "serve" }
+    (vouchedFor ? undefined : waitForAway(record, facts, accepted)) ?? { _tag: "serve" }
 }
 
 /**
@@ -287,11 +288,15 @@ const decideClaim = (record: VolumeRecord, facts: StepDownFacts, accepted: boole
  * (`lossAccepted`). Serving after a grace period instead lost the writes only the away copy held
  * whenever it stayed away longer (cluster simulator sweep seed 8470, mix seeds 40 and 112).
  */
-const waitForAway = (record: VolumeRecord, facts: StepDownFacts): StepDownDecision | undefined => {
-  const away = record.replicas.filter((r) => r.state === "in-sync" && !facts.incarnations.has(r.node)).map((r) => r.node)
+const waitForAway = (record: VolumeRecord, facts: StepDownFacts, accepted: ReadonlySet<string>): StepDownDecision | undefined => {
+  const away = awayInSync(record, facts).filter((n) => !accepted.has(n))
   if (facts.recentKnown || away.length === 0) return undefined
   return { _tag: "wait", refusal: `${facts.me} does not serve ${record.volume} yet: its copy cannot prove it holds every acknowledged write (its process restarted without proof it kept them), and the in-sync replica on ${away.join(", ")} is away and may hold more; it serves once that copy is back${acceptLossHint(record)}` }
 }
+
+/** The nodes of in-sync replicas that are away (not alive). */
+const awayInSync = (record: VolumeRecord, facts: StepDownFacts): ReadonlyArray<string> =>
+  record.replicas.filter((r) => r.state === "in-sync" && !facts.incarnations.has(r.node)).map((r) => r.node)
 
 /** A serving master's link to one replica, as the agent sees it. */
 export interface LinkFacts {

@@ -244,19 +244,26 @@ export const makeClusterApi = (options: ClusterApiOptions) =>
           if (!found) return yield* notFound(volume)
           const record = found.value
           const lease = yield* getMasterLease(volume)
-          const alive = yield* aliveSet
+          const nodeRows = yield* listNodes
+          const alive = new Set(nodeRows.map((n) => n.value.name))
           if (record.master !== undefined && lease?.value.node === record.master && lease.value.epoch === record.epoch && lease.value.serving === true) {
             return { accepted: false, message: `${volume} is served by ${record.master} at epoch ${record.epoch}: no copy waits, so there is no loss to accept; nothing was changed`, volume: volumeInfo(record, alive) }
           }
           // Only a wait for copies that are away can be ended: the lost master, or an in-sync replica on a lost node.
-          const away = [record.master, ...record.replicas.filter((r) => r.state === "in-sync").map((r) => r.node)].filter((n) => n !== undefined && !alive.has(n))
-          if (record.master !== undefined && away.length === 0) {
-            return { accepted: false, message: `${volume}: no copy it could wait for is away (master ${record.master} and every in-sync replica are up); it is opening or proving its copy: nothing was changed (replivol volume inspect ${volume})`, volume: volumeInfo(record, alive) }
+          const away = [record.master, ...record.replicas.filter((r) => r.state === "in-sync").map((r) => r.node)].filter((n): n is string => n !== undefined && !alive.has(n))
+          if (away.length === 0) {
+            return { accepted: false, message: `${volume}: no copy it could wait for is away (${record.master === undefined ? "no master recorded" : `master ${record.master}`} and every in-sync replica are up); nothing was changed (replivol volume inspect ${volume})`, volume: volumeInfo(record, alive) }
           }
-          const next: VolumeRecord = { ...record, acceptLoss: { epoch: record.epoch, requestedAtMs: now() } }
-          const done = yield* control.transaction({ compare: [{ key: keys.volume(volume), revision: found.revision }], put: [{ key: keys.volume(volume), value: encode(next) }] })
+          // Bound to the waiting master's process (a later restart of it waits again) and to the copies away now.
+          const waiting = record.master !== undefined && alive.has(record.master) ? nodeRows.find((n) => n.value.name === record.master)?.value.incarnation : undefined
+          const next: VolumeRecord = { ...record, acceptLoss: { epoch: record.epoch, requestedAtMs: now(), nodes: away, ...(waiting === undefined ? {} : { incarnation: waiting }) } }
+          const done = yield* control.transaction({
+            // The master lease as read too: a master that began serving meanwhile is not given an acceptance.
+            compare: [{ key: keys.volume(volume), revision: found.revision }, { key: keys.master(volume), revision: lease?.revision ?? 0 }],
+            put: [{ key: keys.volume(volume), value: encode(next) }],
+          })
           if (!done.succeeded) continue
-          const message = `${volume}: the loss of writes only copies away may hold is accepted for epoch ${record.epoch}; ${record.master === undefined || !alive.has(record.master) ? "an in-sync replica here may now be promoted" : `${record.master} serves what its copy holds`}`
+          const message = `${volume}: the loss of writes only ${away.join(", ")} may hold is accepted for epoch ${record.epoch}; ${record.master === undefined || !alive.has(record.master) ? "an in-sync replica here may now be promoted" : `${record.master} serves what its copy holds`}`
           publish("volume-loss-accepted", message, volume)
           return { accepted: true, message, volume: volumeInfo(next, alive) }
         }

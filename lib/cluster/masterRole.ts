@@ -91,6 +91,8 @@ export const makeMasterRoles = (options: MasterRolesOptions) =>
         // the previous session drained onto every in-sync copy, nothing to reconcile.
         const drained = record.handover?.epoch === record.epoch && copy.replicaScope !== undefined && node.replicaActivity(record.volume) !== "all"
         if (copy.replicaScope) {
+          // A replica copy damaged since the agent noted it in sync no longer counts so, should this open fail.
+          if (node.replicaDamaged(record.volume)) copy.recordedInSync = false
           ownActivity = node.detachReplica(record.volume)
           yield* closeScope(copy.replicaScope)
           copy.replicaScope = undefined

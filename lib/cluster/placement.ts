@@ -174,9 +174,10 @@ const promote = (record: VolumeRecord, view: ClusterView, events: string[]): Vol
   // unflushed writes to a power loss. A master that stepped down (none recorded) proved nothing:
   // then any in-sync replica will do. Found by the cluster simulator (seed 31: a replica lost power
   // while its master was cut off, and was promoted without writes the master had acknowledged).
-  // An operator who accepted the loss for this epoch (records.ts `acceptLoss`) lets one that does not vouch be promoted too.
+  // An operator who gave up on the lost master (records.ts `acceptLoss`, given while it was lost) lets one that does not vouch be promoted too.
   const vouching = inSync.filter((r) => vouches(r, view.incarnations))
-  const candidates = lostMaster === undefined || vouching.length > 0 || lossAccepted(record) ? (vouching.length > 0 ? vouching : inSync) : []
+  const accepted = lostMaster !== undefined && lossAccepted(record, "controller").has(lostMaster)
+  const candidates = lostMaster === undefined || vouching.length > 0 || accepted ? (vouching.length > 0 ? vouching : inSync) : []
   if (candidates.length === 0) {
     const waiting = inSync.length > 0 ? `; waiting for it: the in-sync replicas restarted since they were recorded in sync (to promote one anyway, losing what only the master held: replivol volume accept-loss ${record.volume})` : ""
     const reason = `master ${lostMaster ?? "(none)"} is lost and no in-sync replica is available to promote (replicas: ${record.replicas.map((r) => `${r.node} ${r.state}${view.aliveNodes.has(r.node) ? "" : " (node lost)"}${cordoned?.has(r.node) ? " (cordoned)" : ""}`).join(", ") || "none"})${waiting}`
@@ -195,7 +196,7 @@ const promote = (record: VolumeRecord, view: ClusterView, events: string[]): Vol
   const former: ReplicaRecord[] = lostMaster === undefined ? [] : [{ node: lostMaster, state: "in-sync", syncedEpoch: record.epoch, syncedIncarnation: 0, formerMaster: true, ...promotedIncarnation }]
   const replicas: ReplicaRecord[] = [...record.replicas.filter((r) => r.node !== chosen.node && r.formerMaster !== true), ...former]
   events.push(`${record.volume}: promoted ${chosen.node} (epoch ${record.epoch + 1}) after master ${lostMaster ?? "(none)"} was lost`)
-  const { unavailableReason: _dropped, promotedFrom: _earlier, acceptLoss: accepted, ...rest } = record
+  const { unavailableReason: _dropped, promotedFrom: _earlier, acceptLoss: acceptance, ...rest } = record
   // The chosen copy's process may crash before it serves: a later process of its node that
   // continues this one proves the copy (records.ts `promotedFrom`). Without it, the promoted copy
   // came back unproven, stepped down, and the controller promoted the former master, which had
@@ -203,8 +204,9 @@ const promote = (record: VolumeRecord, view: ClusterView, events: string[]): Vol
   const promotedFrom = chosen.syncedIncarnation === undefined || chosen.syncedIncarnation === 0 ? {} : { promotedFrom: { node: chosen.node, incarnation: chosen.syncedIncarnation, epoch: record.epoch + 1 } }
   // A promotion the operator's acceptance allowed carries it to the new epoch: the promoted copy
   // does not wait again for the former master the operator gave up on.
-  const carried = accepted !== undefined && lossAccepted(record) && lostMaster !== undefined && !candidates.some((r) => vouches(r, view.incarnations))
-    ? { acceptLoss: { epoch: record.epoch + 1, requestedAtMs: accepted.requestedAtMs } } : {}
+  const promotedProcess = view.incarnations?.get(chosen.node)
+  const carried = accepted && acceptance !== undefined && vouching.length === 0 && promotedProcess !== undefined
+    ? { acceptLoss: { epoch: record.epoch + 1, requestedAtMs: acceptance.requestedAtMs, nodes: acceptance.nodes, incarnation: promotedProcess } } : {}
   return { ...rest, epoch: record.epoch + 1, master: chosen.node, replicas, ...promotedFrom, ...carried }
 }
 

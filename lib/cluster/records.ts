@@ -129,13 +129,14 @@ export interface VolumeRecord {
    */
   readonly promotedFrom?: { readonly node: string; readonly incarnation: number; readonly epoch: number }
   /**
-   * An operator accepted, for `epoch` only, that copies away may hold writes the copy that serves
-   * lacks (`replivol volume accept-loss`): the recorded master serves what it holds instead of
-   * waiting for them (agentPlan.ts `stepDownDecision`), and the controller may promote an in-sync
-   * replica that does not vouch (placement.ts `promote`). The next epoch ends its effect, and the
-   * controller removes it once the master serves (placement.ts `planVolume`).
+   * An operator accepted that the copies in `nodes`, away, may hold writes the copy that serves
+   * lacks (`replivol volume accept-loss`): the recorded master's process `incarnation` serves what
+   * it holds instead of waiting for them (agentPlan.ts `stepDownDecision`); given while the master
+   * was lost (no `incarnation`), the controller may promote an in-sync replica that does not vouch
+   * (placement.ts `promote`), and the promotion carries it to the promoted copy's process. Only
+   * for `epoch` and those nodes; the controller removes it once the master serves.
    */
-  readonly acceptLoss?: { readonly epoch: number; readonly requestedAtMs: number }
+  readonly acceptLoss?: LossAcceptance
   /** The master's node, or undefined when no copy can serve (`unavailableReason` says why). */
   readonly master: string | undefined
   readonly replicas: ReadonlyArray<ReplicaRecord>
@@ -232,7 +233,8 @@ export const decodeVolume = (key: string, text: string): VolumeRecord | ClusterE
     (value.move === undefined || (isRecord(value.move) && typeof value.move.to === "string" && isCount(value.move.requestedAtMs))) &&
     (value.trimReplicas === undefined || value.trimReplicas === true) &&
     (value.createdEpoch === undefined || (isCount(value.createdEpoch) && value.createdEpoch <= (value.epoch as number))) &&
-    (value.acceptLoss === undefined || (isRecord(value.acceptLoss) && isCount(value.acceptLoss.epoch) && isCount(value.acceptLoss.requestedAtMs))) &&
+    (value.acceptLoss === undefined || (isRecord(value.acceptLoss) && isCount(value.acceptLoss.epoch) && isCount(value.acceptLoss.requestedAtMs) &&
+      Array.isArray(value.acceptLoss.nodes) && value.acceptLoss.nodes.every((n) => typeof n === "string") && (value.acceptLoss.incarnation === undefined || isCount(value.acceptLoss.incarnation)))) &&
     (value.promotedFrom === undefined || (isRecord(value.promotedFrom) && typeof value.promotedFrom.node === "string" && isCount(value.promotedFrom.incarnation) && isCount(value.promotedFrom.epoch)))
   if (!ok) return new ClusterError({ reason: "corrupt-record", message: `volume record ${key} is malformed` })
   return { rulesApplied: [], ...value } as unknown as VolumeRecord
@@ -252,7 +254,26 @@ export const encode = (record: object): string => JSON.stringify(record)
 export const keepingFormerMark = (from: ReplicaRecord, next: ReplicaRecord): ReplicaRecord =>
   from.formerMaster === true && next.formerMaster !== true ? { ...next, formerMaster: true } : next
 
-/** An operator accepted, for the record's epoch, that copies away may hold writes the one that serves lacks (`acceptLoss`). */
-export const lossAccepted = (record: VolumeRecord): boolean => record.acceptLoss?.epoch === record.epoch
+/** What `volume accept-loss` gave up on (records.ts VolumeRecord `acceptLoss`). */
+export interface LossAcceptance {
+  readonly epoch: number
+  readonly requestedAtMs: number
+  /** The copies that were away, given up on: the lost master and in-sync replicas on lost nodes. */
+  readonly nodes: ReadonlyArray<string>
+  /** The process of the recorded master that was waiting; absent when the master was lost. */
+  readonly incarnation?: number
+}
+
+/**
+ * The copies an operator gave up on for the record's epoch, as `process` sees them: the waiting
+ * master's process (`process` its incarnation), or the controller (`process` "controller": only
+ * an acceptance given while the master was lost). None when there is no acceptance for this epoch.
+ */
+export const lossAccepted = (record: VolumeRecord, process: number | "controller"): ReadonlySet<string> => {
+  const accepted = record.acceptLoss
+  if (accepted === undefined || accepted.epoch !== record.epoch) return new Set()
+  if (process === "controller" ? accepted.incarnation !== undefined : accepted.incarnation !== process) return new Set()
+  return new Set(accepted.nodes)
+}
 
 export const uidOf = (record: VolumeRecord): string => record.uid ?? `c${record.createdAtMs.toString(36)}`

@@ -84,14 +84,14 @@ export interface NodeInfo extends NodeRecord {
   readonly cordoned?: boolean
 }
 
-/** A change to a volume's labels: `set` wins over the current values, then `remove` drops keys. */
-/** What `acceptLoss` did: `accepted` false when a master serves (nothing waited, nothing changed); the message says which. */
+/** What `acceptLoss` did: `accepted` false when nothing waits for a copy that is away (nothing changed); the message says which. */
 export interface AcceptLossResult {
   readonly accepted: boolean
   readonly message: string
   readonly volume: VolumeInfo
 }
 
+/** A change to a volume's labels: `set` wins over the current values, then `remove` drops keys. */
 export interface VolumeLabelChange {
   readonly setLabels?: Readonly<Record<string, string>>
   readonly removeLabels?: ReadonlyArray<string>

@@ -8,6 +8,13 @@ import { assessVolume } from "../volume/health.ts"
 import type { MasterLease, ReplicaRecord, VolumeRecord } from "./records.ts"
 import type { VolumeInfo } from "./types.ts"
 
+/** In-sync copies on lost nodes a waiting master may be waiting for, and how to stop waiting for them. */
+const awayHint = (record: VolumeRecord, alive: ReadonlySet<string>): string => {
+  const away = record.replicas.filter((r) => r.state === "in-sync" && !alive.has(r.node)).map((r) => r.node)
+  if (away.length === 0 || away.every((n) => record.acceptLoss?.epoch === record.epoch && record.acceptLoss.nodes.includes(n))) return ""
+  return `; in sync but away: ${away.join(", ")} (if ${away.length === 1 ? "it does" : "they do"} not return: replivol volume accept-loss ${record.volume} --yes, losing what only ${away.length === 1 ? "it holds" : "they hold"})`
+}
+
 /**
  * Health of a volume as its record says (usable by every node, not only the master's). With
  * `masterLease` (the volume's master lease as read, undefined when there is none), the master
@@ -15,13 +22,6 @@ import type { VolumeInfo } from "./types.ts"
  * serving: a master that is up but opening, or waiting for a copy that can prove it holds every
  * acknowledged write, serves nothing.
  */
-/** In-sync copies on lost nodes a waiting master may be waiting for, and how to stop waiting for them. */
-const awayHint = (record: VolumeRecord, alive: ReadonlySet<string>): string => {
-  const away = record.replicas.filter((r) => r.state === "in-sync" && !alive.has(r.node)).map((r) => r.node)
-  if (away.length === 0 || record.acceptLoss?.epoch === record.epoch) return ""
-  return `; in sync but away: ${away.join(", ")} (if ${away.length === 1 ? "it does" : "they do"} not return: replivol volume accept-loss ${record.volume} --yes, losing what only ${away.length === 1 ? "it holds" : "they hold"})`
-}
-
 export const volumeInfo = (record: VolumeRecord, alive: ReadonlySet<string>, masterLease?: { readonly lease: MasterLease | undefined }): VolumeInfo => {
   // Counted against the requested replicas: copies on lost nodes and slots not placed yet are failed.
   const requested = record.spec.replicas

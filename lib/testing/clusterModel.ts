@@ -217,8 +217,8 @@ export class VolumeModel {
 
 /**
  * Sector by sector, one of the candidates; a store's short write may end inside a sector (a
- * partial pwrite stops at any byte), so one sector of the block may also be a write in flight up
- * to some byte and another candidate after it (cluster simulator sweep seed 7452: a master's torn
+ * partial pwrite stops at any byte), so a sector of the block — one per write in flight, each ends
+ * once — may also be a write in flight up to some byte and another candidate after it (cluster simulator sweep seed 7452: a master's torn
  * write to its only copy ended inside a sector).
  */
 const tornOf = (bytes: Uint8Array, candidates: ReadonlyArray<Uint8Array>, inflight: ReadonlyArray<Uint8Array>): boolean => {
@@ -227,7 +227,7 @@ const tornOf = (bytes: Uint8Array, candidates: ReadonlyArray<Uint8Array>, inflig
     const sector = bytes.subarray(at, at + sectorBytes)
     const part = (c: Uint8Array) => c.subarray(at, at + sectorBytes)
     if (candidates.some((c) => sameBytes(sector, part(c)))) continue
-    if (++splits > 1 || !splitBetween(sector, inflight.map(part), candidates.map(part))) return false
+    if (++splits > inflight.length || !splitBetween(sector, inflight.map(part), candidates.map(part))) return false
   }
   return true
 }

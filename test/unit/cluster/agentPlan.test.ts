@@ -129,9 +129,13 @@ test("a copy that cannot prove its recent writes waits for an in-sync replica th
   assert.match(waiting._tag === "wait" ? waiting.refusal ?? "" : "", "the in-sync replica on a is away")
   assert.match(waiting._tag === "wait" ? waiting.refusal ?? "" : "", "replivol volume accept-loss ns/v")
   assert.is(stepDownDecision(r, { ...away, recentKnown: false, sinceStartMs: 3_600_000 })._tag, "wait", "however long it is away")
-  const accepted = { ...r, acceptLoss: { epoch: 5, requestedAtMs: 1 } }
-  assert.equal(stepDownDecision(accepted, { ...away, recentKnown: false }), { _tag: "serve" }, "the operator accepted the loss for this epoch")
-  assert.is(stepDownDecision({ ...r, acceptLoss: { epoch: 4, requestedAtMs: 1 } }, { ...away, recentKnown: false })._tag, "wait", "an acceptance of an earlier epoch")
+  const accepted = { ...r, acceptLoss: { epoch: 5, requestedAtMs: 1, nodes: ["a"], incarnation: 20 } }
+  assert.equal(stepDownDecision(accepted, { ...away, recentKnown: false }), { _tag: "serve" }, "the operator gave up on a for this process and epoch")
+  assert.is(stepDownDecision({ ...r, acceptLoss: { epoch: 4, requestedAtMs: 1, nodes: ["a"], incarnation: 20 } }, { ...away, recentKnown: false })._tag, "wait", "an acceptance of an earlier epoch")
+  assert.is(stepDownDecision(accepted, { ...away, recentKnown: false, incarnation: 21 })._tag, "wait", "a later process of the master (it served, then lost power again) waits again")
+  const awayLater = record("me", [{ node: "a", state: "in-sync" }, { node: "b", state: "in-sync", syncedIncarnation: 3 }])
+  const lateAccepted = { ...awayLater, acceptLoss: { epoch: 5, requestedAtMs: 1, nodes: ["a"], incarnation: 20 } }
+  assert.is(stepDownDecision(lateAccepted, { ...away, recentKnown: false })._tag, "wait", "a copy that went away after the acceptance was not given up on")
   assert.is(stepDownDecision(accepted, { ...away, recentKnown: false, own: { ...stepFacts.own!, uid: "another" } })._tag, "wait", "never a copy of another volume id")
   const alsoRestarted = record("me", [{ node: "a", state: "in-sync" }, { node: "b", state: "in-sync", syncedIncarnation: 3 }])
   assert.is(stepDownDecision(alsoRestarted, { ...away, recentKnown: false, sinceStartMs: 3_600_000, incarnations: new Map([["me", 20], ["b", 30]]) })._tag, "wait",
@@ -195,7 +199,7 @@ test("the wait for a copy back but unproven is timed from its return, not from t
 })
 
 test("an accepted loss ends only the waits for copies that are away", () => {
-  const accepted = (r: VolumeRecord) => ({ ...r, acceptLoss: { epoch: r.epoch, requestedAtMs: 1 } })
+  const accepted = (r: VolumeRecord) => ({ ...r, acceptLoss: { epoch: r.epoch, requestedAtMs: 1, nodes: ["a", "b"], incarnation: 20 } })
   const unproven = { ...stepFacts, recentKnown: false }
   const backUnproven = record("me", [{ node: "a", state: "in-sync", syncedIncarnation: 3 }])
   assert.is(stepDownDecision(accepted(backUnproven), unproven)._tag, "wait", "a copy back but unproven is still waited for (it proves itself within a tick)")

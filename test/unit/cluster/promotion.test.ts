@@ -56,13 +56,16 @@ test("an operator's accepted loss lets a replica that does not vouch be promoted
   const r = record("m", [inSync("a", 30)])
   assert.is(planVolume(r, view({ a: 31 }))?.record.master, "m", "without it: waiting for the lost master")
   assert.match(planVolume(r, view({ a: 31 }))?.record.unavailableReason ?? "", "replivol volume accept-loss ns/v")
-  assert.is(planVolume({ ...r, acceptLoss: { epoch: 5, requestedAtMs: 1 } }, view({ a: 31 }))?.record.master, "a")
-  assert.is(planVolume({ ...r, acceptLoss: { epoch: 4, requestedAtMs: 1 } }, view({ a: 31 }))?.record.master, "m", "accepted for an earlier epoch")
-  assert.equal(planVolume({ ...r, acceptLoss: { epoch: 5, requestedAtMs: 1 } }, view({ a: 31 }))?.record.acceptLoss, { epoch: 6, requestedAtMs: 1 },
-    "carried to the promotion it allowed: the promoted copy does not wait again for the master given up on")
-  assert.is(planVolume({ ...record("m", [inSync("a", 30)]), acceptLoss: { epoch: 5, requestedAtMs: 1 } }, view({ a: 30 }))?.record.acceptLoss, undefined,
+  const givenUp = { epoch: 5, requestedAtMs: 1, nodes: ["m"] }
+  assert.is(planVolume({ ...r, acceptLoss: givenUp }, view({ a: 31 }))?.record.master, "a")
+  assert.is(planVolume({ ...r, acceptLoss: { ...givenUp, epoch: 4 } }, view({ a: 31 }))?.record.master, "m", "accepted for an earlier epoch")
+  assert.is(planVolume({ ...r, acceptLoss: { ...givenUp, nodes: ["x"] } }, view({ a: 31 }))?.record.master, "m", "the lost master was not among the copies given up on")
+  assert.is(planVolume({ ...r, acceptLoss: { ...givenUp, incarnation: 7 } }, view({ a: 31 }))?.record.master, "m", "given while the master was up (for its process), not for a promotion")
+  assert.equal(planVolume({ ...r, acceptLoss: givenUp }, view({ a: 31 }))?.record.acceptLoss, { epoch: 6, requestedAtMs: 1, nodes: ["m"], incarnation: 31 },
+    "carried to the promotion it allowed, for the promoted copy's process: it does not wait again for the master given up on")
+  assert.is(planVolume({ ...record("m", [inSync("a", 30)]), acceptLoss: givenUp }, view({ a: 30 }))?.record.acceptLoss, undefined,
     "a promotion of a replica that vouches needed no acceptance: none is carried")
-  const serving = planVolume({ ...r, acceptLoss: { epoch: 5, requestedAtMs: 1 } }, { ...view({ m: 1, a: 31 }), masterLeased: new Set(["ns/v"]) })
+  const serving = planVolume({ ...r, acceptLoss: givenUp }, { ...view({ m: 1, a: 31 }), masterLeased: new Set(["ns/v"]) })
   assert.is(serving?.record.acceptLoss, undefined, "once the master serves, the acceptance ends: a later loss of the same epoch waits again")
 })
 

@@ -122,8 +122,10 @@ test("a failed write may have landed in part, ending at any byte; never a mix th
   reversed.set(bytes(1).subarray(0, 1613))
   assert.is(model.problem(1, reversed), "lacks its last acknowledged write", "old bytes first, then the failed write's: no short write of it leaves that")
   const twice = torn(100)
-  twice.set(bytes(2).subarray(0, 50), 600)
+  twice.set(bytes(2).subarray(0, 50), 512)
   assert.is(model.problem(1, twice), "lacks its last acknowledged write", "two sectors split: one short write ends once")
+  model.issue(1, bytes(3)) // a second write in flight: it may end inside another sector
+  assert.is(model.problem(1, twice), undefined, "two writes in flight, each torn once")
 })
 
 test.run()
