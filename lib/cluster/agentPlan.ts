@@ -243,7 +243,7 @@ const decideClaim = (record: VolumeRecord, facts: StepDownFacts, accepted: Reado
     // An accepted loss lets a copy of this volume that holds data serve what it holds (never an empty one: the volume has history).
     // Only when every in-sync copy that is away is one the operator gave up on.
     const awayNow = awayInSync(record, facts)
-    const acceptedHere = accepted.size > 0 && awayNow.every((n) => accepted.has(n)) && !empty && own !== undefined && own.uid === uidOf(record)
+    const acceptedHere = awayNow.length > 0 && awayNow.every((n) => accepted.has(n)) && !empty && own !== undefined && own.uid === uidOf(record)
     if (!complete && !(empty && !history) && !facts.recordedInSync && !acceptedHere) {
       return { _tag: "wait", refusal: `${facts.me} does not serve ${record.volume}: its copy is ${own?.state ?? "without a record"} and no in-sync replica is up; the volume waits for a copy that can prove it holds every acknowledged write${awayNow.length > 0 ? acceptLossHint(record) : ""}` }
     }

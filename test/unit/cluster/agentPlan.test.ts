@@ -215,6 +215,8 @@ test("an accepted loss ends only the waits for copies that are away", () => {
   assert.is(refused._tag, "wait")
   assert.match(refused._tag === "wait" ? refused.refusal ?? "" : "", "replivol volume accept-loss ns/v", "the damaged copy's refusal says how to end the wait")
   assert.equal(stepDownDecision(accepted(away), damaged), { _tag: "serve" }, "accepted: the damaged copy of this volume serves what it holds")
+  const noneAway = accepted(record("me", [{ node: "a", state: "failed" }]))
+  assert.is(stepDownDecision(noneAway, { ...damaged, sinceStartMs: 1000 })._tag, "wait", "no copy away any more: the acceptance ends nothing (the seed-1295 rule decides)")
 })
 
 test("links: missing ones added, failed ones revived at most once a second, moved ones dropped, unlisted ones removed", () => {
