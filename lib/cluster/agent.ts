@@ -62,9 +62,15 @@ export const makeAgent = (options: AgentOptions) =>
     let viewReadMs = -Infinity
     /** When this agent first saw each alive node under its current process (monotonic): `stepDownDecision`'s `seenForMs`. */
     const firstSeen = new Map<string, { readonly incarnation: number | undefined; readonly atMs: number }>()
+    /** For how long each alive node has been seen under its current process, as of this tick's view. */
+    let seenForMs: ReadonlyMap<string, number> = new Map()
     const noteSeen = (alive: ReadonlyMap<string, number | undefined>, atMs: number) => {
       for (const node of [...firstSeen.keys()]) if (!alive.has(node)) firstSeen.delete(node)
-      for (const [node, incarnation] of alive) if (firstSeen.get(node)?.incarnation !== incarnation || !firstSeen.has(node)) firstSeen.set(node, { incarnation, atMs })
+      for (const [node, incarnation] of alive) {
+        const seen = firstSeen.get(node)
+        if (seen === undefined || seen.incarnation !== incarnation) firstSeen.set(node, { incarnation, atMs })
+      }
+      seenForMs = new Map([...firstSeen].map(([node, seen]) => [node, atMs - seen.atMs]))
     }
 
     /** An earlier process of this node served the copy at the record's epoch, and the copy holds what it wrote. */
@@ -72,6 +78,9 @@ export const makeAgent = (options: AgentOptions) =>
       const continuity = copy.store.continuity
       return continuity !== undefined && continuity.continuedFrom().length > 0 && continuity.servedEpoch() === record.epoch
     }
+
+    /** The copy hosted as a replica in this process and its own write or fdatasync failed since a master's sync completed it. */
+    const hostedReplicaDamaged = (copy: Copy, volume: string): boolean => copy.replicaScope !== undefined && node.replicaDamaged(volume)
 
     const factsOf = (copy: Copy, record: VolumeRecord): CopyFacts => {
       const volume = copy.master?.volume
@@ -82,7 +91,7 @@ export const makeAgent = (options: AgentOptions) =>
         specDiffers: volume !== undefined && JSON.stringify(volume.spec()) !== JSON.stringify(record.spec),
         resizePending: volume !== undefined && volume.sizeBytes < masterCapacityOf(record),
         hostsReplica: copy.replicaScope !== undefined,
-        replicaDamaged: copy.replicaScope !== undefined && node.replicaDamaged(record.volume),
+        replicaDamaged: hostedReplicaDamaged(copy, record.volume),
       }
     }
 
@@ -123,13 +132,13 @@ export const makeAgent = (options: AgentOptions) =>
         const decision = stepDownDecision(record, {
           me, own, suspect: copy.suspect,
           // A replica copy damaged since the agent last noted it in sync does not count (its fdatasync may have failed since).
-          createdEmpty: copy.store.createdEmpty === true, recordedInSync: (copy.recordedInSync && !factsOf(copy, record).replicaDamaged) || promotedHere,
+          createdEmpty: copy.store.createdEmpty === true, recordedInSync: (copy.recordedInSync && !hostedReplicaDamaged(copy, record.volume)) || promotedHere,
           // A promoted replica's recent writes are known from its activity log; a master's own copy if this process served
           // it, or an earlier process of this node served it at this epoch, or held it in sync when it was promoted, and
           // the copy provably holds what that process wrote (it crashed, the machine stayed up: lib/store/continuity.ts).
           recentKnown: copy.replicaScope ? node.replicaActivity(record.volume) !== "all" : copy.servedHere || copy.store.createdEmpty === true || servedBefore(copy, record) || promotedHere,
           incarnations, incarnation: options.incarnation, sinceStartMs: viewReadMs - options.startedMs, leaseTtlMs: options.leaseTtlMs, graceMs: options.graceMs,
-          seenForMs: new Map([...firstSeen].map(([n, seen]) => [n, viewReadMs - seen.atMs])),
+          seenForMs,
         })
         if (decision._tag === "wait") {
           if (decision.refusal !== undefined) options.publishThrottled(`refuse:${record.volume}`, "master-refused", decision.refusal, record.volume)

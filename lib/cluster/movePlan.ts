@@ -5,7 +5,7 @@
  * and handover.ts (the old master's side).
  */
 import { vouches } from "./placement.ts"
-import { ClusterError, type ReplicaRecord, type VolumeRecord } from "./records.ts"
+import { ClusterError, promotedFromOf, type ReplicaRecord, type VolumeRecord } from "./records.ts"
 
 export interface MoveView {
   /** Nodes whose lease is alive. */
@@ -58,7 +58,7 @@ export const handoverRecord = (record: VolumeRecord, me: string, incarnation: nu
   // In sync at the new epoch already (the new master's "in sync" mark then finds nothing to change).
   if (move.dropOld !== true) replicas.push({ node: me, state: "in-sync", syncedEpoch: record.epoch + 1, syncedIncarnation: incarnation })
   // As a promotion does: a later process of the target continuing this one proves its copy (records.ts `promotedFrom`).
-  const promotedFrom = target?.syncedIncarnation === undefined || target.syncedIncarnation === 0 ? {} : { promotedFrom: { node: move.to, incarnation: target.syncedIncarnation, epoch: record.epoch + 1 } }
+  const promotedFrom = promotedFromOf(target, record.epoch + 1)
   return { ...rest, epoch: record.epoch + 1, master: move.to, replicas, handover: { from: me, epoch: record.epoch + 1 }, ...promotedFrom }
 }
 

@@ -12,7 +12,7 @@
  * a failed replica whose node stayed away past the grace period, and fill missing replicas.
  * Being pure, both are tested table by table and driven by the simulator's seeded random.
  */
-import { ClusterError, keepingFormerMark, lossAccepted, type ReplicaRecord, type VolumeRecord } from "./records.ts"
+import { ClusterError, keepingFormerMark, lossAccepted, promotedFromOf, type ReplicaRecord, type VolumeRecord } from "./records.ts"
 import { defaultTopologyKey, legacyTopologyKey, type VolumeSpec } from "../volume/labels.ts"
 import { assert } from "../core/assert.ts"
 import { replicasKept } from "./volumeInfo.ts"
@@ -201,7 +201,7 @@ const promote = (record: VolumeRecord, view: ClusterView, events: string[]): Vol
   // continues this one proves the copy (records.ts `promotedFrom`). Without it, the promoted copy
   // came back unproven, stepped down, and the controller promoted the former master, which had
   // lost power (cluster simulator sweep seed 9346).
-  const promotedFrom = chosen.syncedIncarnation === undefined || chosen.syncedIncarnation === 0 ? {} : { promotedFrom: { node: chosen.node, incarnation: chosen.syncedIncarnation, epoch: record.epoch + 1 } }
+  const promotedFrom = promotedFromOf(chosen, record.epoch + 1)
   // A promotion the operator's acceptance allowed carries it to the new epoch: the promoted copy
   // does not wait again for the former master the operator gave up on.
   const promotedProcess = view.incarnations?.get(chosen.node)

@@ -254,6 +254,14 @@ export const encode = (record: object): string => JSON.stringify(record)
 export const keepingFormerMark = (from: ReplicaRecord, next: ReplicaRecord): ReplicaRecord =>
   from.formerMaster === true && next.formerMaster !== true ? { ...next, formerMaster: true } : next
 
+/**
+ * `promotedFrom` for a record naming `entry`'s node master at `epoch` (a promotion or a hand-over):
+ * the process it was in sync under; none when that is unknown (an entry of no recorded process, or
+ * a former master's 0).
+ */
+export const promotedFromOf = (entry: ReplicaRecord | undefined, epoch: number): Pick<VolumeRecord, "promotedFrom"> =>
+  entry?.syncedIncarnation === undefined || entry.syncedIncarnation === 0 ? {} : { promotedFrom: { node: entry.node, incarnation: entry.syncedIncarnation, epoch } }
+
 /** What `volume accept-loss` gave up on (records.ts VolumeRecord `acceptLoss`). */
 export interface LossAcceptance {
   readonly epoch: number
