@@ -5,7 +5,8 @@
  * watchers (a bounded queue each: a consumer more than `watchBufferEventsMax` events behind fails
  * with `watch-lagged` instead of growing memory) and optional persistence.
  *
- * Leases expire when Clock passes their deadline: every operation checks first, and a background
+ * Leases expire when Clock's monotonic time passes their deadline (`leaseTimeMs`: a wall-clock
+ * step neither expires nor prolongs a lease): every operation checks first, and a background
  * fiber in the layer's scope sweeps every `sweepIntervalMs` of Clock time, so watchers see the
  * deletes even when nobody calls the store.
  *
@@ -50,6 +51,15 @@ export interface EmbeddedOptions {
 export const sweepIntervalMsDefault = 50
 /** Longest a write of the control store file may take before the store stops (Clock time). */
 export const persistTimeoutMs = 10_000
+
+/**
+ * The time lease deadlines are kept in: the monotonic clock, never the wall clock. A wall clock
+ * stepped forward past a TTL (NTP, a suspended laptop's catch-up, an operator's `date -s`) would
+ * otherwise expire every node and master lease at once and fence healthy masters; stepped back,
+ * it would keep a dead node's lease alive past its TTL. Leases are never persisted, so a deadline
+ * never outlives the process whose clock it was measured on.
+ */
+const leaseTimeMs = (clock: Clock.Clock): number => Number(clock.monotonicTimeNanosUnsafe()) / 1_000_000
 
 const closedError = () =>
   new ControlError({ reason: "closed", message: "the embedded control store was shut down (its layer's scope closed)" })
@@ -118,12 +128,13 @@ const makeCore = (space: KeySpace, options: EmbeddedOptions) =>
       ))
     let settling = false
     const runAt = <A>(body: (nowMs: number) => Effect.Effect<A, ControlError>) =>
-      Effect.flatMap(Clock.currentTimeMillis, (nowMs) => {
+      Clock.clockWith((clock) => {
         if (closed) return Effect.fail(closed)
+        const nowMs = leaseTimeMs(clock)
         record(space.expire(nowMs))
         return body(nowMs)
       })
-    /** Runs `body` at the current Clock time, after expiring due leases; fails if the store is closed. */
+    /** Runs `body` at the current lease time (`leaseTimeMs`), after expiring due leases; fails if the store is closed. */
     const atNow = <A>(body: (nowMs: number) => Effect.Effect<A, ControlError>): Effect.Effect<A, ControlError> =>
       // Uninterruptible: an operation whose change is applied must reach its settle (write, then
       // publish) even if its caller goes away, or a change could be seen before it is durable.

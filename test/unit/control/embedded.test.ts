@@ -3,7 +3,7 @@
  * has — file persistence (restart keeps non-leased keys, corrupt file → typed error), the
  * background expiry sweep seen by a watcher, and a lagging watcher failing instead of growing.
  */
-import { Effect, Fiber, Layer, Stream } from "effect"
+import { Clock, Effect, Fiber, Layer, Stream } from "effect"
 import { TestClock } from "effect/testing"
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -73,6 +73,43 @@ Embedded("keepAlive on a lease past its deadline fails with lease-expired even b
     const result = yield* Effect.result(store.keepAlive(lease))
     assert.is(result._tag === "Failure" ? result.failure.reason : "ok", "lease-expired")
     assert.is(yield* store.get("hb"), undefined)
+  })).pipe(Effect.provide(TestClock.layer())), testTimeoutMs))
+
+/** TestClock with the wall clock moved by `step.ms` on top: monotonic time and sleeps run on TestClock's. */
+const wallStepped = (base: Clock.Clock, step: { ms: number }): Clock.Clock => ({
+  currentTimeMillisUnsafe: () => base.currentTimeMillisUnsafe() + step.ms,
+  currentTimeMillis: Effect.sync(() => base.currentTimeMillisUnsafe() + step.ms),
+  currentTimeNanosUnsafe: () => base.currentTimeNanosUnsafe() + BigInt(step.ms) * 1_000_000n,
+  currentTimeNanos: Effect.sync(() => base.currentTimeNanosUnsafe() + BigInt(step.ms) * 1_000_000n),
+  monotonicTimeNanosUnsafe: () => base.monotonicTimeNanosUnsafe(),
+  monotonicTimeNanos: base.monotonicTimeNanos,
+  sleep: (duration) => base.sleep(duration),
+})
+
+Embedded("a wall-clock step forward or back neither expires a renewed lease nor keeps a dead one alive", () =>
+  runBounded(Effect.scoped(Effect.gen(function* () {
+    const base = yield* Clock.Clock
+    const step = { ms: 0 }
+    const advance = (ms: number) => Effect.provideService(TestClock.adjust(ms), Clock.Clock, base)
+    yield* Effect.gen(function* () {
+      const store = yield* make()
+      const healthy = yield* store.grantLease(1_000)
+      const dead = yield* store.grantLease(1_000)
+      yield* store.put("nodes/healthy", "up", { lease: healthy })
+      yield* store.put("nodes/dead", "up", { lease: dead })
+      step.ms = 3_600_000 // an hour forward: on the wall clock both leases are long past their TTL
+      yield* advance(500)
+      yield* store.keepAlive(healthy)
+      assert.is((yield* store.get("nodes/healthy"))?.value, "up", "a lease renewed within its TTL survives a forward step")
+      assert.is((yield* store.get("nodes/dead"))?.value, "up", "500 ms of 1000 have passed: not expired yet")
+      step.ms = -7_200_000 // an hour back from the start: on the wall clock the TTLs have barely begun
+      yield* advance(600)
+      yield* store.keepAlive(healthy)
+      assert.is(yield* store.get("nodes/dead"), undefined, "a lease not renewed for 1100 ms of a 1000 ms TTL expired, whatever the wall clock says")
+      assert.is((yield* store.get("nodes/healthy"))?.value, "up")
+      const late = yield* Effect.result(store.keepAlive(dead))
+      assert.is(late._tag === "Failure" ? late.failure.reason : "ok", "lease-expired", "the dead node cannot renew it any more")
+    }).pipe(Effect.provideService(Clock.Clock, wallStepped(base, step)))
   })).pipe(Effect.provide(TestClock.layer())), testTimeoutMs))
 
 Embedded.run()
