@@ -325,8 +325,10 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
           // unacknowledged frames is not enough. It is owed everything; the revive path decides.
           result.success.close("the copy lost its session")
           // Another lineage (wiped, replaced, restored) owes everything; a restart within this session owes what fail() marks.
-          if (opened === undefined || !followed(opened.identity, lineageOfLink)) dirty.markAll()
-          fail(new LinkFailure("lost-copy", `replica ${options.target.node} came back without the writes of this session (${describeAnswer(opened)}); it gets a full sync`))
+          const otherLineage = opened === undefined || !followed(opened.identity, lineageOfLink)
+          if (otherLineage) dirty.markAll()
+          const owed = otherLineage ? "it gets a full sync" : "it is revived and sent every region this master has not seen flushed on it"
+          fail(new LinkFailure("lost-copy", `replica ${options.target.node} came back without the writes of this session (${describeAnswer(opened)}); ${owed}`))
         } else {
           state = synced ? "in-sync" : "syncing"
           reconnectCount++
