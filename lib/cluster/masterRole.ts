@@ -8,9 +8,8 @@ import type { ControlStore, ControlStoreShape } from "../control/ControlStore.ts
 import type { Transport } from "../net/Transport.ts"
 import type { ReplivolNode } from "../node/node.ts"
 import type { ReplicaPlan } from "../replication/masterVolume.ts"
-import { LinkFailure } from "../replication/replicaLink.ts"
 import type { Stores } from "../store/Stores.ts"
-import { noteSession, overruled, planLinks, type LinkAction, type Target } from "./agentPlan.ts"
+import { planLinks, type LinkAction, type Target } from "./agentPlan.ts"
 import { closeScope } from "./copies.ts"
 import { ClusterError, encode, keepingFormerMark, keys, uidOf, type MasterLease, type NodeRecord, type ReplicaRecord, type VolumeRecord } from "./records.ts"
 import { getMasterLease, getNode, updateVolume, type Versioned } from "./store.ts"
@@ -62,29 +61,11 @@ export const makeMasterRoles = (options: MasterRolesOptions) =>
      * reconnecting, so in sync). A replica that does not tell (an older version) gets its node's
      * incarnation read now.
      */
-    const markInSync = (role: MasterRole, volume: string, epoch: number, replicaNode: string, stillInSync: () => boolean, answered: number | undefined) =>
+    const markInSync = (volume: string, epoch: number, replicaNode: string, stillInSync: () => boolean, answered: number | undefined) =>
       Effect.gen(function* () {
         const incarnation = answered ?? (yield* getNode(replicaNode).pipe(Effect.provide(context)))?.incarnation
-        yield* markInSession(role, volume, epoch, replicaNode, stillInSync, (r) =>
-          stillInSync() ? { node: r.node, state: "in-sync", syncedEpoch: epoch, ...(incarnation === undefined ? {} : { syncedIncarnation: incarnation }) } : undefined)
-      })
-
-    /**
-     * A replica-state change this master makes during its link's session (`live`: the session
-     * still runs), conditioned on the entry it replaces: never over one `overruled` (a failure
-     * someone else wrote since the session began). Once committed, what it wrote counts as seen
-     * in the session (MasterRole `seenUnfailed`), so a failure written after it is overruled even
-     * before the next tick reads the record.
-     */
-    const markInSession = (role: MasterRole, volume: string, epoch: number, replicaNode: string, live: () => boolean, change: (r: ReplicaRecord) => ReplicaRecord | undefined) =>
-      Effect.gen(function* () {
-        let wrote = false
-        yield* markReplica(volume, epoch, replicaNode, (r) => {
-          const next = overruled(r, role.seenUnfailed) ? undefined : change(r)
-          wrote = next !== undefined && next.state !== "failed"
-          return next ?? r
-        })
-        if (wrote && live()) role.seenUnfailed.add(replicaNode)
+        yield* markReplica(volume, epoch, replicaNode, (r) =>
+          stillInSync() ? { node: r.node, state: "in-sync", syncedEpoch: epoch, ...(incarnation === undefined ? {} : { syncedIncarnation: incarnation }) } : r)
       })
 
     /**
@@ -117,7 +98,7 @@ export const makeMasterRoles = (options: MasterRolesOptions) =>
           copy.replicaScope = undefined
         }
         const scope = yield* Scope.fork(copy.scope)
-        const role: MasterRole = { scope, epoch: record.epoch, volume: undefined, busy: new Set(), reviveAtMs: new Map(), progressAtMs: 0, seenUnfailed: new Set() }
+        const role: MasterRole = { scope, epoch: record.epoch, volume: undefined, busy: new Set(), reviveAtMs: new Map(), progressAtMs: 0 }
         copy.master = role
         const plans: ReplicaPlan[] = []
         for (const r of record.replicas) {
@@ -135,7 +116,7 @@ export const makeMasterRoles = (options: MasterRolesOptions) =>
           onReplicaFailed: (replicaNode, failure) =>
             markReplica(record.volume, record.epoch, replicaNode, (r) => (r.state === "failed" ? r : { node: r.node, state: "failed", reason: failure.message, failedAtMs: now() })),
           onReplicaInSync: (replicaNode, stillInSync, answered) =>
-            markInSync(role, record.volume, record.epoch, replicaNode, stillInSync, answered),
+            markInSync(record.volume, record.epoch, replicaNode, stillInSync, answered),
           onReplicaSyncing: (replicaNode) =>
             markReplica(record.volume, record.epoch, replicaNode, (r) => (r.state === "in-sync" ? { node: r.node, state: "syncing" } : r)),
           uid: uidOf(record),
@@ -192,8 +173,7 @@ export const makeMasterRoles = (options: MasterRolesOptions) =>
         const background = (key: string, effect: Effect.Effect<void, unknown>) => inBackground(role, key, effect)
         const links = volume.links()
         const facts = links.map((l) => ({ node: l.target.node, address: l.target.address, state: l.state(), completed: l.completed() }))
-        noteSession(record, facts, role.seenUnfailed)
-        const actions = planLinks(record, facts, (n) => targetOf(n, nodes), { nowMs: now(), reviveAtMs: role.reviveAtMs, progressAtMs: role.progressAtMs, seenUnfailed: role.seenUnfailed })
+        const actions = planLinks(record, facts, (n) => targetOf(n, nodes), { nowMs: now(), reviveAtMs: role.reviveAtMs, progressAtMs: role.progressAtMs })
         const linkOf = (n: string) => links.find((l) => l.target.node === n)!
         const run = (action: LinkAction): Effect.Effect<void, unknown> => {
           switch (action._tag) {
@@ -204,20 +184,14 @@ export const makeMasterRoles = (options: MasterRolesOptions) =>
               return background(`revive:${action.node}`, volume.reviveReplica(action.node))
             case "mark-in-sync": {
               const link = linkOf(action.node)
-              return background(`state:${action.node}`, markInSync(role, record.volume, record.epoch, action.node, () => link.completed(), link.incarnation()))
-            }
-            case "fail-overruled": {
-              const reason = record.replicas.find((r) => r.node === action.node)?.reason ?? "no reason given"
-              linkOf(action.node).fail(new LinkFailure("overruled", `replica ${action.node} was recorded failed while its link's session ran (${reason}); it is revived, not marked in sync over that`))
-              return Effect.void
+              return background(`state:${action.node}`, markInSync(record.volume, record.epoch, action.node, () => link.completed(), link.incarnation()))
             }
             case "record-progress": {
               const link = linkOf(action.node)
               return Effect.gen(function* () {
                 const status = (yield* volume.status).replicas.find((x) => x.node === action.node)
                 role.progressAtMs = now()
-                const progress = (x: ReplicaRecord): ReplicaRecord | undefined => (link.state() === "syncing" ? { node: x.node, state: "syncing", bytesDone: status?.syncBytesDone ?? 0, bytesTotal: status?.syncBytesTotal ?? 0 } : undefined)
-                yield* background(`state:${action.node}`, markInSession(role, record.volume, record.epoch, action.node, () => link.state() !== "failed", progress))
+                yield* background(`state:${action.node}`, markReplica(record.volume, record.epoch, action.node, (x): ReplicaRecord => (link.state() === "syncing" ? { node: x.node, state: "syncing", bytesDone: status?.syncBytesDone ?? 0, bytesTotal: status?.syncBytesTotal ?? 0 } : x)))
               })
             }
           }
