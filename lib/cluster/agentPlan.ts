@@ -314,6 +314,13 @@ export type LinkAction =
   | { readonly _tag: "drop-moved"; readonly node: string }
   | { readonly _tag: "revive"; readonly node: string }
   | { readonly _tag: "mark-in-sync"; readonly node: string }
+  /**
+   * A replica recorded failed by someone else during its link's session (it recorded its own store
+   * failure while its error was still on the wire, or the controller gave up on its node): the
+   * link is failed too, so it is revived (the copy's answer decides delta or full) rather than
+   * marked in sync, or recorded syncing, over that failure.
+   */
+  | { readonly _tag: "fail-overruled"; readonly node: string }
   | { readonly _tag: "record-progress"; readonly node: string }
   /** A link to a node the record no longer lists. */
   | { readonly _tag: "remove"; readonly node: string }
@@ -322,7 +329,29 @@ export interface LinkTimes {
   readonly nowMs: number
   readonly reviveAtMs: ReadonlyMap<string, number>
   readonly progressAtMs: number
+  /** MasterRole `seenUnfailed`, as `noteSession` left it for this tick. */
+  readonly seenUnfailed: ReadonlySet<string>
 }
+
+/**
+ * Updates `seen` (MasterRole `seenUnfailed`) from this tick's record and links: a replica is in it
+ * once its entry was seen not failed while its link's session runs (any state but `failed`); a
+ * failed or missing link forgets it. So a replica-state change by this master replaces the state it
+ * expects: a "failed" entry it replaces (with syncing, in sync) is one from before the session (its
+ * own record of the link's failure, or one from before it opened), never one written since.
+ */
+export const noteSession = (record: VolumeRecord, links: ReadonlyArray<LinkFacts>, seen: Set<string>): void => {
+  for (const node of seen) {
+    if (!links.some((l) => l.node === node && l.state !== "failed")) seen.delete(node)
+  }
+  for (const link of links) {
+    const entry = record.replicas.find((r) => r.node === link.node)
+    if (link.state !== "failed" && entry !== undefined && entry.state !== "failed") seen.add(link.node)
+  }
+}
+
+/** A "failed" entry written during its link's session by someone else (`noteSession`): never replaced by this master. */
+export const overruled = (entry: ReplicaRecord, seen: ReadonlySet<string>): boolean => entry.state === "failed" && seen.has(entry.node)
 
 /** Keeps an open master's links in line with its record, and the record with its links. */
 export const planLinks = (record: VolumeRecord, links: ReadonlyArray<LinkFacts>, targetOf: (node: string) => Target | undefined, times: LinkTimes): ReadonlyArray<LinkAction> => {
@@ -345,6 +374,9 @@ export const planLinks = (record: VolumeRecord, links: ReadonlyArray<LinkFacts>,
     }
     if (link.state === "failed" && target && times.nowMs - (times.reviveAtMs.get(r.node) ?? -Infinity) >= linkRetryMs) {
       actions.push({ _tag: "revive", node: r.node })
+    } else if ((link.state === "syncing" || link.state === "in-sync" || link.state === "reconnecting") && overruled(r, times.seenUnfailed)) {
+      // Not while connecting: a second start would race the first; the tick after it attaches does it.
+      actions.push({ _tag: "fail-overruled", node: r.node })
     } else if (link.completed && r.state !== "in-sync") {
       actions.push({ _tag: "mark-in-sync", node: r.node })
     } else if (link.state === "syncing" && (r.state === "provisioned" || r.state === "failed" || times.nowMs - progressAtMs >= linkRetryMs)) {

@@ -8,11 +8,12 @@ import type { ControlStore, ControlStoreShape } from "../control/ControlStore.ts
 import type { Transport } from "../net/Transport.ts"
 import type { ReplivolNode } from "../node/node.ts"
 import type { ReplicaPlan } from "../replication/masterVolume.ts"
+import { LinkFailure } from "../replication/replicaLink.ts"
 import type { Stores } from "../store/Stores.ts"
-import { planLinks, type LinkAction, type Target } from "./agentPlan.ts"
+import { noteSession, overruled, planLinks, type LinkAction, type Target } from "./agentPlan.ts"
 import { closeScope } from "./copies.ts"
 import { ClusterError, encode, keepingFormerMark, keys, uidOf, type MasterLease, type NodeRecord, type ReplicaRecord, type VolumeRecord } from "./records.ts"
-import { getMasterLease, getNode, updateVolume, type Versioned } from "./store.ts"
+import { getMasterLease, getNode, getVolume, updateVolume, type Versioned } from "./store.ts"
 import { growForMaster, resizeStep } from "./resize.ts"
 import type { Copy, MasterRole, Publish } from "./types.ts"
 import type { VolumeCipher } from "../crypt/volumeCipher.ts"
@@ -61,11 +62,41 @@ export const makeMasterRoles = (options: MasterRolesOptions) =>
      * reconnecting, so in sync). A replica that does not tell (an older version) gets its node's
      * incarnation read now.
      */
-    const markInSync = (volume: string, epoch: number, replicaNode: string, stillInSync: () => boolean, answered: number | undefined) =>
+    const markInSync = (role: MasterRole, volume: string, epoch: number, replicaNode: string, stillInSync: () => boolean, answered: number | undefined) =>
       Effect.gen(function* () {
         const incarnation = answered ?? (yield* getNode(replicaNode).pipe(Effect.provide(context)))?.incarnation
-        yield* markReplica(volume, epoch, replicaNode, (r) =>
-          stillInSync() ? { node: r.node, state: "in-sync", syncedEpoch: epoch, ...(incarnation === undefined ? {} : { syncedIncarnation: incarnation }) } : r)
+        yield* markInSession(role, volume, epoch, replicaNode, stillInSync, (r) =>
+          stillInSync() ? { node: r.node, state: "in-sync", syncedEpoch: epoch, ...(incarnation === undefined ? {} : { syncedIncarnation: incarnation }) } : undefined)
+      })
+
+    /**
+     * A replica-state change this master makes during its link's session (`live`: the session
+     * still runs), conditioned on the entry it replaces: never over one `overruled` (a failure
+     * someone else wrote since the session began). Once committed, what it wrote counts as seen
+     * in the session (MasterRole `seenUnfailed`), so a failure written after it is overruled even
+     * before the next tick reads the record.
+     */
+    const markInSession = (role: MasterRole, volume: string, epoch: number, replicaNode: string, live: () => boolean, change: (r: ReplicaRecord) => ReplicaRecord | undefined) =>
+      Effect.gen(function* () {
+        let wrote = false
+        yield* markReplica(volume, epoch, replicaNode, (r) => {
+          const next = overruled(r, role.seenUnfailed) ? undefined : change(r)
+          wrote = next !== undefined && next.state !== "failed"
+          return next ?? r
+        })
+        if (wrote && live()) role.seenUnfailed.add(replicaNode)
+      })
+
+    /**
+     * Fails a replica's link for a failure someone else recorded during its session (agentPlan.ts
+     * `overruled`), once a fresh read still shows it: the tick's record may predate this master's
+     * own in-sync write, and a failure older than that write is not one to act on.
+     */
+    const failOverruled = (role: MasterRole, volume: string, replicaNode: string, link: { readonly state: () => string; readonly fail: (failure: LinkFailure) => void }) =>
+      Effect.gen(function* () {
+        const entry = (yield* getVolume(volume).pipe(Effect.provide(context)))?.value.replicas.find((r) => r.node === replicaNode)
+        if (entry === undefined || !overruled(entry, role.seenUnfailed) || link.state() === "failed") return
+        link.fail(new LinkFailure("overruled", `replica ${replicaNode} was recorded failed while its link's session ran (${entry.reason ?? "no reason given"}); it is revived, not marked in sync over that`))
       })
 
     /**
@@ -98,7 +129,7 @@ export const makeMasterRoles = (options: MasterRolesOptions) =>
           copy.replicaScope = undefined
         }
         const scope = yield* Scope.fork(copy.scope)
-        const role: MasterRole = { scope, epoch: record.epoch, volume: undefined, busy: new Set(), reviveAtMs: new Map(), progressAtMs: 0 }
+        const role: MasterRole = { scope, epoch: record.epoch, volume: undefined, busy: new Set(), reviveAtMs: new Map(), progressAtMs: 0, seenUnfailed: new Set() }
         copy.master = role
         const plans: ReplicaPlan[] = []
         for (const r of record.replicas) {
@@ -116,7 +147,7 @@ export const makeMasterRoles = (options: MasterRolesOptions) =>
           onReplicaFailed: (replicaNode, failure) =>
             markReplica(record.volume, record.epoch, replicaNode, (r) => (r.state === "failed" ? r : { node: r.node, state: "failed", reason: failure.message, failedAtMs: now() })),
           onReplicaInSync: (replicaNode, stillInSync, answered) =>
-            markInSync(record.volume, record.epoch, replicaNode, stillInSync, answered),
+            markInSync(role, record.volume, record.epoch, replicaNode, stillInSync, answered),
           onReplicaSyncing: (replicaNode) =>
             markReplica(record.volume, record.epoch, replicaNode, (r) => (r.state === "in-sync" ? { node: r.node, state: "syncing" } : r)),
           uid: uidOf(record),
@@ -173,7 +204,8 @@ export const makeMasterRoles = (options: MasterRolesOptions) =>
         const background = (key: string, effect: Effect.Effect<void, unknown>) => inBackground(role, key, effect)
         const links = volume.links()
         const facts = links.map((l) => ({ node: l.target.node, address: l.target.address, state: l.state(), completed: l.completed() }))
-        const actions = planLinks(record, facts, (n) => targetOf(n, nodes), { nowMs: now(), reviveAtMs: role.reviveAtMs, progressAtMs: role.progressAtMs })
+        noteSession(record, facts, role.seenUnfailed)
+        const actions = planLinks(record, facts, (n) => targetOf(n, nodes), { nowMs: now(), reviveAtMs: role.reviveAtMs, progressAtMs: role.progressAtMs, seenUnfailed: role.seenUnfailed })
         const linkOf = (n: string) => links.find((l) => l.target.node === n)!
         const run = (action: LinkAction): Effect.Effect<void, unknown> => {
           switch (action._tag) {
@@ -184,14 +216,17 @@ export const makeMasterRoles = (options: MasterRolesOptions) =>
               return background(`revive:${action.node}`, volume.reviveReplica(action.node))
             case "mark-in-sync": {
               const link = linkOf(action.node)
-              return background(`state:${action.node}`, markInSync(record.volume, record.epoch, action.node, () => link.completed(), link.incarnation()))
+              return background(`state:${action.node}`, markInSync(role, record.volume, record.epoch, action.node, () => link.completed(), link.incarnation()))
             }
+            case "fail-overruled":
+              return background(`state:${action.node}`, failOverruled(role, record.volume, action.node, linkOf(action.node)))
             case "record-progress": {
               const link = linkOf(action.node)
               return Effect.gen(function* () {
                 const status = (yield* volume.status).replicas.find((x) => x.node === action.node)
                 role.progressAtMs = now()
-                yield* background(`state:${action.node}`, markReplica(record.volume, record.epoch, action.node, (x): ReplicaRecord => (link.state() === "syncing" ? { node: x.node, state: "syncing", bytesDone: status?.syncBytesDone ?? 0, bytesTotal: status?.syncBytesTotal ?? 0 } : x)))
+                const progress = (x: ReplicaRecord): ReplicaRecord | undefined => (link.state() === "syncing" ? { node: x.node, state: "syncing", bytesDone: status?.syncBytesDone ?? 0, bytesTotal: status?.syncBytesTotal ?? 0 } : undefined)
+                yield* background(`state:${action.node}`, markInSession(role, record.volume, record.epoch, action.node, () => link.state() !== "failed", progress))
               })
             }
           }

@@ -225,6 +225,12 @@ export interface MasterRole {
   readonly busy: Set<string>
   readonly reviveAtMs: Map<string, number>
   progressAtMs: number
+  /**
+   * Replicas whose record entry this master saw not failed during their link's current session
+   * (from its start until it fails; agentPlan.ts `noteSession`): a "failed" entry for one of them
+   * was written since by someone else (its own agent, the controller), and is never overwritten.
+   */
+  readonly seenUnfailed: Set<string>
 }
 
 /** This node's open copy of one volume, and the role (replica or master) it plays. */

@@ -40,7 +40,7 @@ export interface ReplicaTarget {
 export class LinkFailure {
   readonly _tag = "LinkFailure"
   constructor(
-    readonly reason: "ack-timeout" | "unreachable" | "refused-connection" | "stale-epoch" | "refused" | "store" | "closed" | "overloaded" | "lost-copy",
+    readonly reason: "ack-timeout" | "unreachable" | "refused-connection" | "stale-epoch" | "refused" | "store" | "closed" | "overloaded" | "lost-copy" | "overruled",
     readonly message: string,
   ) {}
 }

@@ -180,6 +180,14 @@ const scenarios: ReadonlyArray<Scenario> = [
   // operator may end the wait: `volume accept-loss`), and the paused one proves its copy by the
   // process it was promoted under (records.ts `promotedIncarnation`). Found by the 10 000-seed sweep.
   { name: "a copy that lost power served after the grace period while the better copy was paused", seed: 8470, faults: "seed" },
+  // The first version of the rule that a master never marks a replica in sync over a failure
+  // someone else recorded during the link's session (agentPlan.ts `overruled`) acted on the tick's
+  // record: read before the master's own in-sync write, it still showed the failure the session
+  // began from, so the master failed a link it had just marked in sync, and the replica ended
+  // failed. Fixed: the link is failed only when a fresh read still shows the failure
+  // (masterRole.ts `failOverruled`). Found by the sweep of that version (seeds 873 and 952).
+  { name: "a tick's stale record overruled the master's own in-sync mark", seed: 873, faults: "seed" },
+  { name: "a tick's stale record overruled the master's own in-sync mark, another mix", seed: 952, faults: "seed" },
 ]
 
 for (const { name, seed, faults, faultMs } of scenarios) {
