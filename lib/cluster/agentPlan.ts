@@ -314,13 +314,6 @@ export type LinkAction =
   | { readonly _tag: "drop-moved"; readonly node: string }
   | { readonly _tag: "revive"; readonly node: string }
   | { readonly _tag: "mark-in-sync"; readonly node: string }
-  /**
-   * A replica recorded failed by someone else during its link's session (it recorded its own store
-   * failure while its error was still on the wire, or the controller gave up on its node): the
-   * link is failed too, so it is revived (the copy's answer decides delta or full) rather than
-   * marked in sync, or recorded syncing, over that failure.
-   */
-  | { readonly _tag: "fail-overruled"; readonly node: string }
   | { readonly _tag: "record-progress"; readonly node: string }
   /** A link to a node the record no longer lists. */
   | { readonly _tag: "remove"; readonly node: string }
@@ -329,8 +322,6 @@ export interface LinkTimes {
   readonly nowMs: number
   readonly reviveAtMs: ReadonlyMap<string, number>
   readonly progressAtMs: number
-  /** MasterRole `seenUnfailed`, as `noteSession` left it for this tick. */
-  readonly seenUnfailed: ReadonlySet<string>
 }
 
 /**
@@ -350,7 +341,13 @@ export const noteSession = (record: VolumeRecord, links: ReadonlyArray<LinkFacts
   }
 }
 
-/** A "failed" entry written during its link's session by someone else (`noteSession`): never replaced by this master. */
+/**
+ * A "failed" entry written during its link's session by someone else (`noteSession`): it recorded
+ * its own store failure while its error was still on the wire, or the controller gave up on its
+ * node. Never replaced by this master: the compare-and-swap of its in-sync and syncing marks
+ * refuses it, and the link is failed too (masterRole.ts `markInSession`), so it is revived and the
+ * copy's answer decides delta or full sync.
+ */
 export const overruled = (entry: ReplicaRecord, seen: ReadonlySet<string>): boolean => entry.state === "failed" && seen.has(entry.node)
 
 /** Keeps an open master's links in line with its record, and the record with its links. */
@@ -374,9 +371,6 @@ export const planLinks = (record: VolumeRecord, links: ReadonlyArray<LinkFacts>,
     }
     if (link.state === "failed" && target && times.nowMs - (times.reviveAtMs.get(r.node) ?? -Infinity) >= linkRetryMs) {
       actions.push({ _tag: "revive", node: r.node })
-    } else if ((link.state === "syncing" || link.state === "in-sync" || link.state === "reconnecting") && overruled(r, times.seenUnfailed)) {
-      // Not while connecting: a second start would race the first; the tick after it attaches does it.
-      actions.push({ _tag: "fail-overruled", node: r.node })
     } else if (link.completed && r.state !== "in-sync") {
       actions.push({ _tag: "mark-in-sync", node: r.node })
     } else if (link.state === "syncing" && (r.state === "provisioned" || r.state === "failed" || times.nowMs - progressAtMs >= linkRetryMs)) {

@@ -13,7 +13,7 @@ import type { Stores } from "../store/Stores.ts"
 import { noteSession, overruled, planLinks, type LinkAction, type Target } from "./agentPlan.ts"
 import { closeScope } from "./copies.ts"
 import { ClusterError, encode, keepingFormerMark, keys, uidOf, type MasterLease, type NodeRecord, type ReplicaRecord, type VolumeRecord } from "./records.ts"
-import { getMasterLease, getNode, getVolume, updateVolume, type Versioned } from "./store.ts"
+import { getMasterLease, getNode, updateVolume, type Versioned } from "./store.ts"
 import { growForMaster, resizeStep } from "./resize.ts"
 import type { Copy, MasterRole, Publish } from "./types.ts"
 import type { VolumeCipher } from "../crypt/volumeCipher.ts"
@@ -65,38 +65,37 @@ export const makeMasterRoles = (options: MasterRolesOptions) =>
     const markInSync = (role: MasterRole, volume: string, epoch: number, replicaNode: string, stillInSync: () => boolean, answered: number | undefined) =>
       Effect.gen(function* () {
         const incarnation = answered ?? (yield* getNode(replicaNode).pipe(Effect.provide(context)))?.incarnation
-        yield* markInSession(role, volume, epoch, replicaNode, stillInSync, (r) =>
+        return yield* markInSession(role, volume, epoch, replicaNode, stillInSync, (r) =>
           stillInSync() ? { node: r.node, state: "in-sync", syncedEpoch: epoch, ...(incarnation === undefined ? {} : { syncedIncarnation: incarnation }) } : undefined)
       })
 
     /**
      * A replica-state change this master makes during its link's session (`live`: the session
-     * still runs), conditioned on the entry it replaces: never over one `overruled` (a failure
-     * someone else wrote since the session began). Once committed, what it wrote counts as seen
-     * in the session (MasterRole `seenUnfailed`), so a failure written after it is overruled even
-     * before the next tick reads the record.
+     * still runs), conditioned on the entry it replaces as the compare-and-swap reads it: never
+     * over one `overruled` (a failure someone else wrote since the session began), which it returns
+     * for the caller to fail the link on (`failOverruled`). Once committed, what it wrote counts as
+     * seen in the session (MasterRole `seenUnfailed`), so a failure written after it is overruled
+     * even before the next tick reads the record.
      */
     const markInSession = (role: MasterRole, volume: string, epoch: number, replicaNode: string, live: () => boolean, change: (r: ReplicaRecord) => ReplicaRecord | undefined) =>
       Effect.gen(function* () {
         let wrote = false
+        let refused: ReplicaRecord | undefined
         yield* markReplica(volume, epoch, replicaNode, (r) => {
-          const next = overruled(r, role.seenUnfailed) ? undefined : change(r)
+          refused = overruled(r, role.seenUnfailed) ? r : undefined
+          const next = refused ? undefined : change(r)
           wrote = next !== undefined && next.state !== "failed"
           return next ?? r
         })
         if (wrote && live()) role.seenUnfailed.add(replicaNode)
+        return refused
       })
 
-    /**
-     * Fails a replica's link for a failure someone else recorded during its session (agentPlan.ts
-     * `overruled`), once a fresh read still shows it: the tick's record may predate this master's
-     * own in-sync write, and a failure older than that write is not one to act on.
-     */
-    const failOverruled = (role: MasterRole, volume: string, replicaNode: string, link: { readonly state: () => string; readonly fail: (failure: LinkFailure) => void }) =>
-      Effect.gen(function* () {
-        const entry = (yield* getVolume(volume).pipe(Effect.provide(context)))?.value.replicas.find((r) => r.node === replicaNode)
-        if (entry === undefined || !overruled(entry, role.seenUnfailed) || link.state() === "failed") return
-        link.fail(new LinkFailure("overruled", `replica ${replicaNode} was recorded failed while its link's session ran (${entry.reason ?? "no reason given"}); it is revived, not marked in sync over that`))
+    /** Fails a link whose entry `markInSession` refused as overruled: it is revived, not marked over that failure. */
+    const failOverruled = (link: { readonly state: () => string; readonly fail: (failure: LinkFailure) => void }, refused: ReplicaRecord | undefined) =>
+      Effect.sync(() => {
+        if (refused === undefined || link.state() === "failed") return
+        link.fail(new LinkFailure("overruled", `replica ${refused.node} was recorded failed while its link's session ran (${refused.reason ?? "no reason given"}); it is revived, not marked in sync over that`))
       })
 
     /**
@@ -205,7 +204,7 @@ export const makeMasterRoles = (options: MasterRolesOptions) =>
         const links = volume.links()
         const facts = links.map((l) => ({ node: l.target.node, address: l.target.address, state: l.state(), completed: l.completed() }))
         noteSession(record, facts, role.seenUnfailed)
-        const actions = planLinks(record, facts, (n) => targetOf(n, nodes), { nowMs: now(), reviveAtMs: role.reviveAtMs, progressAtMs: role.progressAtMs, seenUnfailed: role.seenUnfailed })
+        const actions = planLinks(record, facts, (n) => targetOf(n, nodes), { nowMs: now(), reviveAtMs: role.reviveAtMs, progressAtMs: role.progressAtMs })
         const linkOf = (n: string) => links.find((l) => l.target.node === n)!
         const run = (action: LinkAction): Effect.Effect<void, unknown> => {
           switch (action._tag) {
@@ -216,17 +215,15 @@ export const makeMasterRoles = (options: MasterRolesOptions) =>
               return background(`revive:${action.node}`, volume.reviveReplica(action.node))
             case "mark-in-sync": {
               const link = linkOf(action.node)
-              return background(`state:${action.node}`, markInSync(role, record.volume, record.epoch, action.node, () => link.completed(), link.incarnation()))
+              return background(`state:${action.node}`, Effect.flatMap(markInSync(role, record.volume, record.epoch, action.node, () => link.completed(), link.incarnation()), (refused) => failOverruled(link, refused)))
             }
-            case "fail-overruled":
-              return background(`state:${action.node}`, failOverruled(role, record.volume, action.node, linkOf(action.node)))
             case "record-progress": {
               const link = linkOf(action.node)
               return Effect.gen(function* () {
                 const status = (yield* volume.status).replicas.find((x) => x.node === action.node)
                 role.progressAtMs = now()
                 const progress = (x: ReplicaRecord): ReplicaRecord | undefined => (link.state() === "syncing" ? { node: x.node, state: "syncing", bytesDone: status?.syncBytesDone ?? 0, bytesTotal: status?.syncBytesTotal ?? 0 } : undefined)
-                yield* background(`state:${action.node}`, markInSession(role, record.volume, record.epoch, action.node, () => link.state() !== "failed", progress))
+                yield* background(`state:${action.node}`, Effect.flatMap(markInSession(role, record.volume, record.epoch, action.node, () => link.state() !== "failed", progress), (refused) => failOverruled(link, refused)))
               })
             }
           }

@@ -184,8 +184,8 @@ const scenarios: ReadonlyArray<Scenario> = [
   // someone else recorded during the link's session (agentPlan.ts `overruled`) acted on the tick's
   // record: read before the master's own in-sync write, it still showed the failure the session
   // began from, so the master failed a link it had just marked in sync, and the replica ended
-  // failed. Fixed: the link is failed only when a fresh read still shows the failure
-  // (masterRole.ts `failOverruled`). Found by the sweep of that version (seeds 873 and 952).
+  // failed. Fixed: the link is failed by the compare-and-swap that refuses the mark, which reads
+  // the entry fresh (masterRole.ts `markInSession`), never from the tick's record. Found by the sweep of that version (seeds 873 and 952).
   { name: "a tick's stale record overruled the master's own in-sync mark", seed: 873, faults: "seed" },
   { name: "a tick's stale record overruled the master's own in-sync mark, another mix", seed: 952, faults: "seed" },
 ]

@@ -229,26 +229,26 @@ test("links: missing ones added, failed ones revived at most once a second, move
     { node: "d", address: at(1), state: "syncing", completed: true },
     { node: "x", address: at(1), state: "in-sync", completed: true },
   ]
-  const actions = planLinks(r, links, targetOf, { nowMs: 5000, reviveAtMs: new Map(), progressAtMs: 0, seenUnfailed: new Set<string>() })
+  const actions = planLinks(r, links, targetOf, { nowMs: 5000, reviveAtMs: new Map(), progressAtMs: 0 })
   assert.equal(actions.map((a) => `${a._tag}:${"node" in a ? a.node : a.target.node}`), ["add:a", "revive:b", "record-progress:c", "mark-in-sync:d", "remove:x"])
-  const soon = planLinks(r, links, targetOf, { nowMs: 5000, reviveAtMs: new Map([["b", 4500]]), progressAtMs: 4500, seenUnfailed: new Set<string>() })
+  const soon = planLinks(r, links, targetOf, { nowMs: 5000, reviveAtMs: new Map([["b", 4500]]), progressAtMs: 4500 })
   assert.equal(soon.map((a) => a._tag), ["add", "mark-in-sync", "remove"])
-  const moved = planLinks(r, [{ ...links[0]!, address: at(9) }], targetOf, { nowMs: 5000, reviveAtMs: new Map(), progressAtMs: 0, seenUnfailed: new Set<string>() })
+  const moved = planLinks(r, [{ ...links[0]!, address: at(9) }], targetOf, { nowMs: 5000, reviveAtMs: new Map(), progressAtMs: 0 })
   assert.ok(moved.some((a) => a._tag === "drop-moved" && a.node === "b"))
 })
 
 test("links: a failure someone else recorded during the link's session is never replaced by this master", () => {
   const at = { host: "127.0.0.1", port: 5703 }
   const targetOf = (n: string) => ({ node: n, address: at })
-  const times = (seenUnfailed: Set<string>) => ({ nowMs: 5000, reviveAtMs: new Map<string, number>(), progressAtMs: 5000, seenUnfailed })
-  const tags = (r: ReturnType<typeof record>, links: ReadonlyArray<LinkFacts>, seen: Set<string>) => planLinks(r, links, targetOf, times(seen)).map((a) => a._tag)
+  const times = { nowMs: 5000, reviveAtMs: new Map<string, number>(), progressAtMs: 5000 }
+  const tags = (r: ReturnType<typeof record>, links: ReadonlyArray<LinkFacts>) => planLinks(r, links, targetOf, times).map((a) => a._tag)
   const syncing = [{ node: "b", address: at, state: "syncing", completed: false }]
   const complete = [{ node: "b", address: at, state: "in-sync", completed: true }]
   const seen = new Set<string>()
   // The master's own failure record came before this session: a fast resync completes and marks it in sync over it.
   const failedBefore = record("me", [{ node: "b", state: "failed", reason: "ack timeout" }])
   noteSession(failedBefore, complete, seen)
-  assert.equal(tags(failedBefore, complete, seen), ["mark-in-sync"])
+  assert.equal(tags(failedBefore, complete), ["mark-in-sync"])
   assert.not.ok(overruled(failedBefore.replicas[0]!, seen))
   // Seen syncing, then in sync, during the session.
   noteSession(record("me", [{ node: "b", state: "syncing" }]), syncing, seen)
@@ -257,17 +257,18 @@ test("links: a failure someone else recorded during the link's session is never 
   // Then its own agent records its store failure (its error still on the wire): the link fails, never marked in sync over it.
   const failedSince = record("me", [{ node: "b", state: "failed", reason: "its own write or fdatasync failed" }])
   noteSession(failedSince, complete, seen)
-  assert.equal(tags(failedSince, complete, seen), ["fail-overruled"])
-  assert.ok(overruled(failedSince.replicas[0]!, seen), "the mark-in-sync compare-and-swap refuses it too")
-  // The controller failing it mid-sync is not recorded syncing over either.
-  assert.equal(tags(failedSince, syncing, seen), ["fail-overruled"])
-  assert.equal(tags(failedSince, [{ ...syncing[0]!, state: "connecting" }], seen), [], "a link still connecting is left to attach first (a second start would race the first)")
+  assert.equal(tags(failedSince, complete), ["mark-in-sync"], "planned, and then refused by its compare-and-swap, which fails the link")
+  assert.ok(overruled(failedSince.replicas[0]!, seen), "the mark-in-sync compare-and-swap refuses it")
+  // The controller failing it mid-sync is not recorded syncing over either: the progress mark is refused the same way.
+  assert.equal(tags(failedSince, syncing), ["record-progress"])
+  assert.equal(tags(failedSince, [{ ...syncing[0]!, state: "connecting" }]), [], "a link still connecting is left to attach first")
   // A failed link ends the session: its revive starts afresh, and its completed resync replaces the failure.
   const failedLink = [{ ...complete[0]!, state: "failed", completed: false }]
   noteSession(failedSince, failedLink, seen)
   assert.not.ok(seen.has("b"))
   noteSession(failedSince, complete, seen)
-  assert.equal(tags(failedSince, complete, seen), ["mark-in-sync"])
+  assert.equal(tags(failedSince, complete), ["mark-in-sync"])
+  assert.not.ok(overruled(failedSince.replicas[0]!, seen), "and its compare-and-swap replaces the failure")
   noteSession(failedSince, [], seen)
   assert.not.ok(seen.has("b"), "a link that is gone forgets it")
 })
