@@ -70,9 +70,15 @@ export const makeSimHost = (index: number, name: string, address: string, latenc
 }
 
 /** The clock the host's process reads: its own wall time; sleeps that end while it is paused end when it resumes. */
-export const hostClock = (base: Clock.Clock, host: SimHost): Clock.Clock => {
-  const wallMs = () => base.currentTimeMillisUnsafe() + host.wallOffsetMs
-  const wallNanos = () => base.currentTimeNanosUnsafe() + BigInt(host.wallOffsetMs) * 1_000_000n
+export const hostClock = (base: Clock.Clock, host: SimHost): Clock.Clock => wallSteppedClock(base, () => host.wallOffsetMs, host.awaitRunning)
+
+/**
+ * `base` with its wall clock moved by `offsetMs()` (a clock step, forward or back, at any time):
+ * monotonic time and sleeps stay `base`'s, and each sleep ends with `afterSleep`.
+ */
+export const wallSteppedClock = (base: Clock.Clock, offsetMs: () => number, afterSleep: Effect.Effect<void> = Effect.void): Clock.Clock => {
+  const wallMs = () => base.currentTimeMillisUnsafe() + offsetMs()
+  const wallNanos = () => base.currentTimeNanosUnsafe() + BigInt(offsetMs()) * 1_000_000n
   return {
     currentTimeMillisUnsafe: wallMs,
     currentTimeMillis: Effect.sync(wallMs),
@@ -80,7 +86,7 @@ export const hostClock = (base: Clock.Clock, host: SimHost): Clock.Clock => {
     currentTimeNanos: Effect.sync(wallNanos),
     monotonicTimeNanosUnsafe: () => base.monotonicTimeNanosUnsafe(),
     monotonicTimeNanos: Effect.sync(() => base.monotonicTimeNanosUnsafe()),
-    sleep: (duration) => Effect.andThen(base.sleep(duration), host.awaitRunning),
+    sleep: (duration) => Effect.andThen(base.sleep(duration), afterSleep),
   }
 }
 

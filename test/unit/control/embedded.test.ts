@@ -14,6 +14,7 @@ import { type ControlError, ControlError as ControlErrorClass, ControlStore } fr
 import type { SnapshotStorage } from "../../../lib/control/snapshot.ts"
 import { layerMemory, make } from "../../../lib/control/embedded.ts"
 import { layerFile } from "../../../lib/control/embeddedFile.ts"
+import { wallSteppedClock } from "../../../lib/testing/simHost.ts"
 import { registerControlStoreCompliance, runBounded } from "../../support/controlStoreCompliance.ts"
 
 const testTimeoutMs = 10_000
@@ -75,17 +76,6 @@ Embedded("keepAlive on a lease past its deadline fails with lease-expired even b
     assert.is(yield* store.get("hb"), undefined)
   })).pipe(Effect.provide(TestClock.layer())), testTimeoutMs))
 
-/** TestClock with the wall clock moved by `step.ms` on top: monotonic time and sleeps run on TestClock's. */
-const wallStepped = (base: Clock.Clock, step: { ms: number }): Clock.Clock => ({
-  currentTimeMillisUnsafe: () => base.currentTimeMillisUnsafe() + step.ms,
-  currentTimeMillis: Effect.sync(() => base.currentTimeMillisUnsafe() + step.ms),
-  currentTimeNanosUnsafe: () => base.currentTimeNanosUnsafe() + BigInt(step.ms) * 1_000_000n,
-  currentTimeNanos: Effect.sync(() => base.currentTimeNanosUnsafe() + BigInt(step.ms) * 1_000_000n),
-  monotonicTimeNanosUnsafe: () => base.monotonicTimeNanosUnsafe(),
-  monotonicTimeNanos: base.monotonicTimeNanos,
-  sleep: (duration) => base.sleep(duration),
-})
-
 Embedded("a wall-clock step forward or back neither expires a renewed lease nor keeps a dead one alive", () =>
   runBounded(Effect.scoped(Effect.gen(function* () {
     const base = yield* Clock.Clock
@@ -109,7 +99,7 @@ Embedded("a wall-clock step forward or back neither expires a renewed lease nor 
       assert.is((yield* store.get("nodes/healthy"))?.value, "up")
       const late = yield* Effect.result(store.keepAlive(dead))
       assert.is(late._tag === "Failure" ? late.failure.reason : "ok", "lease-expired", "the dead node cannot renew it any more")
-    }).pipe(Effect.provideService(Clock.Clock, wallStepped(base, step)))
+    }).pipe(Effect.provideService(Clock.Clock, wallSteppedClock(base, () => step.ms)))
   })).pipe(Effect.provide(TestClock.layer())), testTimeoutMs))
 
 Embedded.run()
