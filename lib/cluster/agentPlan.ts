@@ -11,7 +11,7 @@
  */
 import type { StoreMeta } from "../store/BlockStore.ts"
 import { vouches } from "./placement.ts"
-import { lossAccepted, uidOf, type MasterLease, type ReplicaRecord, type VolumeRecord } from "./records.ts"
+import { inSyncAway, lossAccepted, uidOf, type MasterLease, type ReplicaRecord, type VolumeRecord } from "./records.ts"
 import type { Versioned } from "./store.ts"
 
 /** A failed link is revived at most this often, and a syncing link's progress recorded at most this often. */
@@ -242,7 +242,7 @@ const decideClaim = (record: VolumeRecord, facts: StepDownFacts, accepted: Reado
     if (bestLeft && !facts.recordedInSync && facts.sinceStartMs >= facts.graceMs) return { _tag: "serve" }
     // An accepted loss lets a copy of this volume that holds data serve what it holds (never an empty one: the volume has history).
     // Only when every in-sync copy that is away is one the operator gave up on.
-    const awayNow = awayInSync(record, facts)
+    const awayNow = inSyncAway(record, (n) => facts.incarnations.has(n))
     const acceptedHere = awayNow.length > 0 && awayNow.every((n) => accepted.has(n)) && !empty && own !== undefined && own.uid === uidOf(record)
     if (!complete && !(empty && !history) && !facts.recordedInSync && !acceptedHere) {
       return { _tag: "wait", refusal: `${facts.me} does not serve ${record.volume}: its copy is ${own?.state ?? "without a record"} and no in-sync replica is up; the volume waits for a copy that can prove it holds every acknowledged write${awayNow.length > 0 ? acceptLossHint(record) : ""}` }
@@ -289,14 +289,10 @@ const decideClaim = (record: VolumeRecord, facts: StepDownFacts, accepted: Reado
  * whenever it stayed away longer (cluster simulator sweep seed 8470, mix seeds 40 and 112).
  */
 const waitForAway = (record: VolumeRecord, facts: StepDownFacts, accepted: ReadonlySet<string>): StepDownDecision | undefined => {
-  const away = awayInSync(record, facts).filter((n) => !accepted.has(n))
+  const away = inSyncAway(record, (n) => facts.incarnations.has(n)).filter((n) => !accepted.has(n))
   if (facts.recentKnown || away.length === 0) return undefined
   return { _tag: "wait", refusal: `${facts.me} does not serve ${record.volume} yet: its copy cannot prove it holds every acknowledged write (its process restarted without proof it kept them), and the in-sync replica on ${away.join(", ")} is away and may hold more; it serves once that copy is back${acceptLossHint(record)}` }
 }
-
-/** The nodes of in-sync replicas that are away (not alive). */
-const awayInSync = (record: VolumeRecord, facts: StepDownFacts): ReadonlyArray<string> =>
-  record.replicas.filter((r) => r.state === "in-sync" && !facts.incarnations.has(r.node)).map((r) => r.node)
 
 /** A serving master's link to one replica, as the agent sees it. */
 export interface LinkFacts {

@@ -17,7 +17,7 @@ import type { KeyRing } from "../crypt/keys.ts"
 import { sealNewVolumeKey } from "./volumeKeys.ts"
 import { topologyOf } from "./controller.ts"
 import { loadOf, placeVolume } from "./placement.ts"
-import { ClusterError, decodeNodeConfig, encode, keys, uidOf, type NodeConfig, type VolumeRecord } from "./records.ts"
+import { ClusterError, decodeNodeConfig, encode, inSyncAway, keys, uidOf, type NodeConfig, type VolumeRecord } from "./records.ts"
 import { inProcessMaster } from "./processMasters.ts"
 import { casAttemptsMax, getMasterLease, getVolume, listMasterLeases, listNodeConfigs, listNodes, listVolumes, locateMaster } from "./store.ts"
 import { awaitResize, recordResize, resizeWaitMsDefault } from "./resize.ts"
@@ -250,7 +250,7 @@ export const makeClusterApi = (options: ClusterApiOptions) =>
             return { accepted: false, message: `${volume} is served by ${record.master} at epoch ${record.epoch}: no copy waits, so there is no loss to accept; nothing was changed`, volume: volumeInfo(record, alive) }
           }
           // Only a wait for copies that are away can be ended: the lost master, or an in-sync replica on a lost node.
-          const away = [record.master, ...record.replicas.filter((r) => r.state === "in-sync").map((r) => r.node)].filter((n): n is string => n !== undefined && !alive.has(n))
+          const away = [...(record.master === undefined || alive.has(record.master) ? [] : [record.master]), ...inSyncAway(record, (n) => alive.has(n))]
           if (away.length === 0) {
             return { accepted: false, message: `${volume}: no copy it could wait for is away (${record.master === undefined ? "no master recorded" : `master ${record.master}`} and every in-sync replica are up); nothing was changed (replivol volume inspect ${volume})`, volume: volumeInfo(record, alive) }
           }

@@ -262,6 +262,10 @@ export const keepingFormerMark = (from: ReplicaRecord, next: ReplicaRecord): Rep
 export const promotedFromOf = (entry: ReplicaRecord | undefined, epoch: number): Pick<VolumeRecord, "promotedFrom"> =>
   entry?.syncedIncarnation === undefined || entry.syncedIncarnation === 0 ? {} : { promotedFrom: { node: entry.node, incarnation: entry.syncedIncarnation, epoch } }
 
+/** The nodes of the record's in-sync replicas that are away (`alive` says no): copies that may hold writes no copy up holds. */
+export const inSyncAway = (record: VolumeRecord, alive: (node: string) => boolean): ReadonlyArray<string> =>
+  record.replicas.filter((r) => r.state === "in-sync" && !alive(r.node)).map((r) => r.node)
+
 /** What `volume accept-loss` gave up on (records.ts VolumeRecord `acceptLoss`). */
 export interface LossAcceptance {
   readonly epoch: number

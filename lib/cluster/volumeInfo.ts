@@ -5,12 +5,12 @@
  * serving master, so no copy holding acknowledged writes goes while the master may be dead).
  */
 import { assessVolume } from "../volume/health.ts"
-import type { MasterLease, ReplicaRecord, VolumeRecord } from "./records.ts"
+import { inSyncAway, type MasterLease, type ReplicaRecord, type VolumeRecord } from "./records.ts"
 import type { VolumeInfo } from "./types.ts"
 
 /** In-sync copies on lost nodes a waiting master may be waiting for, and how to stop waiting for them. */
 const awayHint = (record: VolumeRecord, alive: ReadonlySet<string>): string => {
-  const away = record.replicas.filter((r) => r.state === "in-sync" && !alive.has(r.node)).map((r) => r.node)
+  const away = inSyncAway(record, (n) => alive.has(n))
   if (away.length === 0 || away.every((n) => record.acceptLoss?.epoch === record.epoch && record.acceptLoss.nodes.includes(n))) return ""
   return `; in sync but away: ${away.join(", ")} (if ${away.length === 1 ? "it does" : "they do"} not return: replivol volume accept-loss ${record.volume} --yes, losing what only ${away.length === 1 ? "it holds" : "they hold"})`
 }
