@@ -48,7 +48,7 @@ import { volumeIdOf } from "./protocol.ts"
 import { decideSync, type Lineage, type SyncDecision } from "./copyIdentity.ts"
 import { checkResize } from "./resize.ts"
 import { unitSpan, type VolumeCipher } from "../crypt/volumeCipher.ts"
-import { makeReplicaLink, LinkFailure, type ReplicaLink, type ReplicaState, type ReplicaTarget } from "./replicaLink.ts"
+import { makeReplicaLink, LinkFailure, pendingFramesPerReplicaMax, type ReplicaLink, type ReplicaState, type ReplicaTarget } from "./replicaLink.ts"
 
 export interface ReplicaStatus {
   readonly node: string
@@ -247,6 +247,14 @@ const compresses = (spec: VolumeSpec): boolean => !spec.nocompress && spec.encry
 
 /** Sync chunks in flight per replica during a resync. */
 export const syncWindowChunks = 4
+
+/**
+ * Frames a syncing link may fall behind before writes wait for it too (enqueueOnLinks): half its
+ * limit, so the most writes in flight (`inflightWritesPerReplicaMax`) and a sync window on top
+ * never reach the limit that fails it as overloaded.
+ */
+export const syncingBacklogFrames = pendingFramesPerReplicaMax / 2
+assert(syncingBacklogFrames + inflightWritesPerReplicaMax + syncWindowChunks < pendingFramesPerReplicaMax, "a syncing link slowed at its backlog never overflows")
 /** Longest pause the resync throttle takes between chunks while foreground IO is active. */
 export const resyncPauseMaxMs = 50
 
@@ -448,13 +456,19 @@ export const openMasterVolume = (options: MasterVolumeOptions): Effect.Effect<Ma
         )
       })))
 
-    /** Queues a frame on every link; what the chunk waits for on each (see Wait). */
+    /**
+     * Queues a frame on every link; what the chunk waits for on each (see Wait). A chunk waits for
+     * an in-sync link's ack, and for a syncing link's once that link is `syncingBacklogFrames`
+     * behind: writers then go at the pace of the replica being synced instead of outrunning it
+     * until it is failed as overloaded (and revived, and overloaded again: a resync under
+     * sustained writes at queue depth 32 never ended; test/unit/replication/resyncUnderLoad.test.ts).
+     */
     const enqueueOnLinks = (type: MessageType, offset: number, data: Uint8Array): Wait[] => {
       const waits: Wait[] = []
       for (const link of links) {
         const wasInSync = link.inSync()
         const done = link.enqueue(type, offset, data)
-        if (done && wasInSync) waits.push({ link, done })
+        if (done && (wasInSync || link.pendingCount() > syncingBacklogFrames)) waits.push({ link, done })
         const unrecorded = wasInSync ? undefined : failurePersisted.get(link)
         if (unrecorded && !Deferred.isDoneUnsafe(unrecorded)) waits.push({ link, unrecorded })
       }
