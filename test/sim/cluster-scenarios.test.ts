@@ -72,6 +72,14 @@ const scenarios: ReadonlyArray<Scenario> = [
   // (`formerMaster`) until the new master serves; a promoted copy that cannot prove its recent
   // writes waits for it and steps down for it once it proves it served at that epoch.
   { name: "a replica that had just lost power was promoted and the old master's copy dropped", seed: 783, faults: "seed" },
+  // The volume never converged: its restarted master could not prove its recent writes, and the
+  // in-sync replica it needed had been failed by the controller meanwhile, as soon as the
+  // replica's node was lost, while a master that died with it could still hold its lease. Fixed
+  // (1915a45): the controller fails an in-sync replica on a lost node only after two lease TTLs,
+  // when such a master has lost its lease too. Seed 321 of the normal run; 1489, 1705, 1854 and
+  // 1969 of a sweep failed the same way.
+  { name: "an in-sync replica on a lost node was failed while its master still held its lease", seed: 321, faults: "seed" },
+  { name: "an in-sync replica on a lost node was failed while its master still held its lease, a sweep seed", seed: 1969, faults: "seed" },
   // A replica crashed (its machine stayed up) while recorded in sync. Its agent did not re-stamp
   // its entry: it also asked the copy's own record to say complete, and a replica's record says
   // incomplete while a session runs. The copy that held every acknowledged write no longer
