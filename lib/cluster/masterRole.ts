@@ -29,6 +29,9 @@ export interface MasterRolesOptions {
   readonly resyncShare?: number
 }
 
+/** What a replica-state change needs of the link it was made for: a refused one fails it. */
+type FailableLink = { readonly state: () => string; readonly fail: (failure: LinkFailure) => void }
+
 export const targetOf = (name: string, nodes: ReadonlyMap<string, NodeRecord>): Target | undefined => {
   const record = nodes.get(name)
   return record ? { node: name, address: { host: record.host, port: record.port } } : undefined
@@ -52,7 +55,7 @@ export const makeMasterRoles = (options: MasterRolesOptions) =>
           return next
         })
         return changed ? { ...record, replicas } : undefined
-      }).pipe(Effect.asVoid, Effect.provide(context))
+      }).pipe(Effect.provide(context))
 
     /**
      * Records a replica in sync (while `stillInSync`), with the incarnation of the replica's process
@@ -62,40 +65,32 @@ export const makeMasterRoles = (options: MasterRolesOptions) =>
      * reconnecting, so in sync). A replica that does not tell (an older version) gets its node's
      * incarnation read now.
      */
-    const markInSync = (role: MasterRole, volume: string, epoch: number, replicaNode: string, stillInSync: () => boolean, answered: number | undefined) =>
+    const markInSync = (role: MasterRole, volume: string, epoch: number, replicaNode: string, stillInSync: () => boolean, answered: number | undefined, link?: FailableLink) =>
       Effect.gen(function* () {
         const incarnation = answered ?? (yield* getNode(replicaNode).pipe(Effect.provide(context)))?.incarnation
-        return yield* markInSession(role, volume, epoch, replicaNode, stillInSync, (r) =>
-          stillInSync() ? { node: r.node, state: "in-sync", syncedEpoch: epoch, ...(incarnation === undefined ? {} : { syncedIncarnation: incarnation }) } : undefined)
+        yield* markInSession(role, volume, epoch, replicaNode, stillInSync, (r) =>
+          stillInSync() ? { node: r.node, state: "in-sync", syncedEpoch: epoch, ...(incarnation === undefined ? {} : { syncedIncarnation: incarnation }) } : undefined, link)
       })
 
     /**
      * A replica-state change this master makes during its link's session (`live`: the session
      * still runs), conditioned on the entry it replaces as the compare-and-swap reads it: never
-     * over one `overruled` (a failure someone else wrote since the session began), which it returns
-     * for the caller to fail the link on (`failOverruled`). Once committed, what it wrote counts as
-     * seen in the session (MasterRole `seenUnfailed`), so a failure written after it is overruled
-     * even before the next tick reads the record.
+     * over one `overruled` (a failure someone else wrote since the session began); `link`, when
+     * given, is failed for it (and revived by a later tick; the copy's answer decides delta or
+     * full). An entry the compare-and-swap left or wrote not failed counts as seen in the session
+     * (MasterRole `seenUnfailed`), so a failure written after it is overruled even before the next
+     * tick reads the record.
      */
-    const markInSession = (role: MasterRole, volume: string, epoch: number, replicaNode: string, live: () => boolean, change: (r: ReplicaRecord) => ReplicaRecord | undefined) =>
+    const markInSession = (role: MasterRole, volume: string, epoch: number, replicaNode: string, live: () => boolean, change: (r: ReplicaRecord) => ReplicaRecord | undefined, link?: FailableLink) =>
       Effect.gen(function* () {
-        let wrote = false
-        let refused: ReplicaRecord | undefined
-        yield* markReplica(volume, epoch, replicaNode, (r) => {
-          refused = overruled(r, role.seenUnfailed) ? r : undefined
-          const next = refused ? undefined : change(r)
-          wrote = next !== undefined && next.state !== "failed"
-          return next ?? r
-        })
-        if (wrote && live()) role.seenUnfailed.add(replicaNode)
-        return refused
-      })
-
-    /** Fails a link whose entry `markInSession` refused as overruled: it is revived, not marked over that failure. */
-    const failOverruled = (link: { readonly state: () => string; readonly fail: (failure: LinkFailure) => void }, refused: ReplicaRecord | undefined) =>
-      Effect.sync(() => {
-        if (refused === undefined || link.state() === "failed") return
-        link.fail(new LinkFailure("overruled", `replica ${refused.node} was recorded failed while its link's session ran (${refused.reason ?? "no reason given"}); it is revived, not marked in sync over that`))
+        const final = yield* markReplica(volume, epoch, replicaNode, (r) => (overruled(r, role.seenUnfailed) ? r : change(r) ?? r))
+        const entry = final?.replicas.find((r) => r.node === replicaNode)
+        if (entry === undefined) return
+        if (!overruled(entry, role.seenUnfailed)) {
+          if (entry.state !== "failed" && live()) role.seenUnfailed.add(replicaNode)
+        } else if (link !== undefined && link.state() !== "failed") {
+          link.fail(new LinkFailure("overruled", `replica ${replicaNode} was recorded failed while its link's session ran (${entry.reason ?? "no reason given"}); it is revived, not marked in sync over that`))
+        }
       })
 
     /**
@@ -145,6 +140,7 @@ export const makeMasterRoles = (options: MasterRolesOptions) =>
           ...(options.resyncShare === undefined ? {} : { resyncShare: options.resyncShare }),
           onReplicaFailed: (replicaNode, failure) =>
             markReplica(record.volume, record.epoch, replicaNode, (r) => (r.state === "failed" ? r : { node: r.node, state: "failed", reason: failure.message, failedAtMs: now() })),
+          // Refused as overruled here, the link stays up until the next tick's mark-in-sync is refused and fails it.
           onReplicaInSync: (replicaNode, stillInSync, answered) =>
             markInSync(role, record.volume, record.epoch, replicaNode, stillInSync, answered),
           onReplicaSyncing: (replicaNode) =>
@@ -215,7 +211,7 @@ export const makeMasterRoles = (options: MasterRolesOptions) =>
               return background(`revive:${action.node}`, volume.reviveReplica(action.node))
             case "mark-in-sync": {
               const link = linkOf(action.node)
-              return background(`state:${action.node}`, Effect.flatMap(markInSync(role, record.volume, record.epoch, action.node, () => link.completed(), link.incarnation()), (refused) => failOverruled(link, refused)))
+              return background(`state:${action.node}`, markInSync(role, record.volume, record.epoch, action.node, () => link.completed(), link.incarnation(), link))
             }
             case "record-progress": {
               const link = linkOf(action.node)
@@ -223,7 +219,7 @@ export const makeMasterRoles = (options: MasterRolesOptions) =>
                 const status = (yield* volume.status).replicas.find((x) => x.node === action.node)
                 role.progressAtMs = now()
                 const progress = (x: ReplicaRecord): ReplicaRecord | undefined => (link.state() === "syncing" ? { node: x.node, state: "syncing", bytesDone: status?.syncBytesDone ?? 0, bytesTotal: status?.syncBytesTotal ?? 0 } : undefined)
-                yield* background(`state:${action.node}`, Effect.flatMap(markInSession(role, record.volume, record.epoch, action.node, () => link.state() !== "failed", progress), (refused) => failOverruled(link, refused)))
+                yield* background(`state:${action.node}`, markInSession(role, record.volume, record.epoch, action.node, () => link.state() !== "failed", progress, link))
               })
             }
           }

@@ -1,9 +1,10 @@
 /**
  * A "failed" record entry that someone else wrote while the master's link to that replica ran on
  * (the replica's own agent after its store failed, the controller giving up on its node) is never
- * overwritten with "in sync" by the master: the master fails that link too and revives it, and
- * only the revived session's completed sync marks the replica in sync again. Before, the master's
- * next tick marked it in sync straight over the failure, because its link still looked complete.
+ * overwritten with "in sync" by the master: the compare-and-swap of its in-sync mark refuses it,
+ * the master fails that link too and revives it, and only the revived session's completed sync
+ * marks the replica in sync again. Before, the master's next tick marked it in sync straight over
+ * the failure, because its link still looked complete.
  */
 import { suite } from "uvu"
 import * as assert from "uvu/assert"
