@@ -17,7 +17,7 @@ import type { MemoryStore } from "../../../lib/store/memory.ts"
 
 const test = suite("a resync under sustained writes at queue depth 32")
 const secret = "test-secret-0123456789"
-const port = 25713
+const port = 25733
 const sizeBytes = 32 << 20
 const blockBytes = 4096
 const depth = 32
