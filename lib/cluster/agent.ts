@@ -237,7 +237,7 @@ export const makeAgent = (options: AgentOptions) =>
             case "close-master": return copies.closeMaster(copy, action.why)
             case "host-replica": return hostReplica(copy, record)
             case "update-spec": return Effect.sync(() => copy.master?.volume?.updateSpec(record.spec))
-            case "reconcile-links": return copy.master ? roles.reconcileLinks(copy.master, record, nodes) : Effect.void
+            case "reconcile-links": return copy.master ? roles.reconcileLinks(copy.master, record, revision, nodes) : Effect.void
             case "note-serving": return roles.noteServing(record)
             case "trim-replicas": return trimReplicas(record, revision)
             case "resize": return roles.reconcileResize(copy, record)

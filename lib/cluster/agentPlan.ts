@@ -321,30 +321,41 @@ export interface LinkTimes {
 }
 
 /**
- * Updates `seen` (MasterRole `seenUnfailed`) from this tick's record and links: a replica is in it
- * once its entry was seen not failed while its link's session runs (any state but `failed`); a
+ * Updates `seen` (MasterRole `seenUnfailed`) from this tick's record (at mod revision
+ * `revision`) and links: a replica is in it once its entry was seen not failed while its link's
+ * session runs (any state but `failed`), with the newest record revision it was seen so at; a
  * failed or missing link forgets it. So a replica-state change by this master replaces the state it
  * expects: a "failed" entry it replaces (with syncing, in sync) is one from before the session (its
  * own record of the link's failure, or one from before it opened), never one written since.
  */
-export const noteSession = (record: VolumeRecord, links: ReadonlyArray<LinkFacts>, seen: Set<string>): void => {
-  for (const node of seen) {
+export const noteSession = (record: VolumeRecord, revision: number, links: ReadonlyArray<LinkFacts>, seen: Map<string, number>): void => {
+  for (const node of seen.keys()) {
     if (!links.some((l) => l.node === node && l.state !== "failed")) seen.delete(node)
   }
   for (const link of links) {
     const entry = record.replicas.find((r) => r.node === link.node)
-    if (link.state !== "failed" && entry !== undefined && entry.state !== "failed") seen.add(link.node)
+    if (link.state !== "failed" && entry !== undefined && entry.state !== "failed") noteSeen(seen, link.node, revision)
   }
 }
 
+/** Notes that `node`'s entry was not failed in the record at mod revision `revision` (the newest such is kept). */
+export const noteSeen = (seen: Map<string, number>, node: string, revision: number): void => {
+  seen.set(node, Math.max(seen.get(node) ?? 0, revision))
+}
+
 /**
- * A "failed" entry written during its link's session by someone else (`noteSession`): it recorded
- * its own store failure while its error was still on the wire, or the controller gave up on its
- * node. Never replaced by this master: the compare-and-swap of its in-sync and syncing marks
- * refuses it, and the link is failed too (masterRole.ts `markInSession`), so it is revived and the
- * copy's answer decides delta or full sync.
+ * A "failed" entry, in the record at mod revision `revision`, written during its link's session
+ * by someone else (`noteSession`): it recorded its own store failure while its error was still on
+ * the wire, or the controller gave up on its node. A record newer than the one the entry was last
+ * seen not failed in: a read that left before this master's own in-sync write committed shows the
+ * old failure, and is not one (sweep seed 2467). Never replaced by this master: the
+ * compare-and-swap of its in-sync and syncing marks refuses it, and the link is failed too
+ * (masterRole.ts `markInSession`), so it is revived and the copy's answer decides delta or full sync.
  */
-export const overruled = (entry: ReplicaRecord, seen: ReadonlySet<string>): boolean => entry.state === "failed" && seen.has(entry.node)
+export const overruled = (entry: ReplicaRecord, revision: number, seen: ReadonlyMap<string, number>): boolean => {
+  const seenAt = seen.get(entry.node)
+  return entry.state === "failed" && seenAt !== undefined && revision > seenAt
+}
 
 /** Keeps an open master's links in line with its record, and the record with its links. */
 export const planLinks = (record: VolumeRecord, links: ReadonlyArray<LinkFacts>, targetOf: (node: string) => Target | undefined, times: LinkTimes): ReadonlyArray<LinkAction> => {

@@ -10,10 +10,10 @@ import type { ReplivolNode } from "../node/node.ts"
 import type { ReplicaPlan } from "../replication/masterVolume.ts"
 import { LinkFailure } from "../replication/replicaLink.ts"
 import type { Stores } from "../store/Stores.ts"
-import { noteSession, overruled, planLinks, type LinkAction, type Target } from "./agentPlan.ts"
+import { noteSeen, noteSession, overruled, planLinks, type LinkAction, type Target } from "./agentPlan.ts"
 import { closeScope } from "./copies.ts"
 import { ClusterError, encode, keepingFormerMark, keys, uidOf, type MasterLease, type NodeRecord, type ReplicaRecord, type VolumeRecord } from "./records.ts"
-import { getMasterLease, getNode, updateVolume, type Versioned } from "./store.ts"
+import { getMasterLease, getNode, updateVolumeVersioned, type Versioned } from "./store.ts"
 import { growForMaster, resizeStep } from "./resize.ts"
 import type { Copy, MasterRole, Publish } from "./types.ts"
 import type { VolumeCipher } from "../crypt/volumeCipher.ts"
@@ -43,14 +43,14 @@ export const makeMasterRoles = (options: MasterRolesOptions) =>
     const clock = yield* Clock.Clock
     const now = () => clock.currentTimeMillisUnsafe()
 
-    const markReplica = (volume: string, epoch: number, replicaNode: string, change: (r: ReplicaRecord) => ReplicaRecord) =>
-      updateVolume(volume, (record) => {
+    const markReplica = (volume: string, epoch: number, replicaNode: string, change: (r: ReplicaRecord, revision: number) => ReplicaRecord) =>
+      updateVolumeVersioned(volume, (record, revision) => {
         if (record.master !== me || record.epoch !== epoch) return new ClusterError({ reason: "conflict", message: `volume ${volume}: ${me} is no longer its master at epoch ${epoch}` })
         let changed = false
         const replicas = record.replicas.map((r) => {
           if (r.node !== replicaNode) return r
           // A former master's entry stays marked (records.ts `formerMaster`): the controller drops it once this master serves.
-          const next = keepingFormerMark(r, change(r))
+          const next = keepingFormerMark(r, change(r, revision))
           changed ||= JSON.stringify(next) !== JSON.stringify(r)
           return next
         })
@@ -83,11 +83,11 @@ export const makeMasterRoles = (options: MasterRolesOptions) =>
      */
     const markInSession = (role: MasterRole, volume: string, epoch: number, replicaNode: string, live: () => boolean, change: (r: ReplicaRecord) => ReplicaRecord | undefined, link?: FailableLink) =>
       Effect.gen(function* () {
-        const final = yield* markReplica(volume, epoch, replicaNode, (r) => (overruled(r, role.seenUnfailed) ? r : change(r) ?? r))
-        const entry = final?.replicas.find((r) => r.node === replicaNode)
+        const final = yield* markReplica(volume, epoch, replicaNode, (r, revision) => (overruled(r, revision, role.seenUnfailed) ? r : change(r) ?? r))
+        const entry = final.value.replicas.find((r) => r.node === replicaNode)
         if (entry === undefined) return
-        if (!overruled(entry, role.seenUnfailed)) {
-          if (entry.state !== "failed" && live()) role.seenUnfailed.add(replicaNode)
+        if (!overruled(entry, final.revision, role.seenUnfailed)) {
+          if (entry.state !== "failed" && live()) noteSeen(role.seenUnfailed, replicaNode, final.revision)
         } else if (link !== undefined && link.state() !== "failed") {
           link.fail(new LinkFailure("overruled", `replica ${replicaNode} was recorded failed while its link's session ran (${entry.reason ?? "no reason given"}); it is revived, not marked in sync over that`))
         }
@@ -123,7 +123,7 @@ export const makeMasterRoles = (options: MasterRolesOptions) =>
           copy.replicaScope = undefined
         }
         const scope = yield* Scope.fork(copy.scope)
-        const role: MasterRole = { scope, epoch: record.epoch, volume: undefined, busy: new Set(), reviveAtMs: new Map(), progressAtMs: 0, seenUnfailed: new Set() }
+        const role: MasterRole = { scope, epoch: record.epoch, volume: undefined, busy: new Set(), reviveAtMs: new Map(), progressAtMs: 0, seenUnfailed: new Map() }
         copy.master = role
         const plans: ReplicaPlan[] = []
         for (const r of record.replicas) {
@@ -193,13 +193,13 @@ export const makeMasterRoles = (options: MasterRolesOptions) =>
       })
 
     /** Keeps an open master's links in line with its record, and the record with its links (`planLinks`, executed). */
-    const reconcileLinks = (role: MasterRole, record: VolumeRecord, nodes: ReadonlyMap<string, NodeRecord>) =>
+    const reconcileLinks = (role: MasterRole, record: VolumeRecord, revision: number, nodes: ReadonlyMap<string, NodeRecord>) =>
       Effect.gen(function* () {
         const volume = role.volume!
         const background = (key: string, effect: Effect.Effect<void, unknown>) => inBackground(role, key, effect)
         const links = volume.links()
         const facts = links.map((l) => ({ node: l.target.node, address: l.target.address, state: l.state(), completed: l.completed() }))
-        noteSession(record, facts, role.seenUnfailed)
+        noteSession(record, revision, facts, role.seenUnfailed)
         const actions = planLinks(record, facts, (n) => targetOf(n, nodes), { nowMs: now(), reviveAtMs: role.reviveAtMs, progressAtMs: role.progressAtMs })
         const linkOf = (n: string) => links.find((l) => l.target.node === n)!
         const run = (action: LinkAction): Effect.Effect<void, unknown> => {

@@ -78,16 +78,26 @@ export const updateVolume = (
   volume: string,
   change: (record: VolumeRecord) => VolumeRecord | undefined | ClusterError,
 ): Effect.Effect<VolumeRecord | undefined, ControlError | ClusterError, ControlStore> =>
+  Effect.map(updateVolumeVersioned(volume, change), (versioned) => versioned.value)
+
+/**
+ * `updateVolume`, telling the record's mod revision as it left it: the new one when `change`
+ * wrote, else the one it read (`change` is given it too).
+ */
+export const updateVolumeVersioned = (
+  volume: string,
+  change: (record: VolumeRecord, revision: number) => VolumeRecord | undefined | ClusterError,
+): Effect.Effect<{ readonly value: VolumeRecord; readonly revision: number }, ControlError | ClusterError, ControlStore> =>
   Effect.gen(function* () {
     const store = yield* ControlStore
     for (let attempt = 0; attempt < casAttemptsMax; attempt++) {
       const current = yield* getVolume(volume)
       if (!current) return yield* new ClusterError({ reason: "not-found", message: `volume ${volume} does not exist` })
-      const next = change(current.value)
+      const next = change(current.value, current.revision)
       if (next instanceof ClusterError) return yield* next
-      if (next === undefined) return current.value
+      if (next === undefined) return { value: current.value, revision: current.revision }
       const result = yield* store.transaction({ compare: [{ key: keys.volume(volume), revision: current.revision }], put: [{ key: keys.volume(volume), value: encode(next) }] })
-      if (result.succeeded) return next
+      if (result.succeeded) return { value: next, revision: result.revision }
     }
     return yield* new ClusterError({ reason: "conflict", message: `volume ${volume} kept changing; gave up after ${casAttemptsMax} attempts` })
   })

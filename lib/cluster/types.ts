@@ -227,10 +227,11 @@ export interface MasterRole {
   progressAtMs: number
   /**
    * Replicas whose record entry this master saw not failed during their link's current session
-   * (from its start until it fails; agentPlan.ts `noteSession`): a "failed" entry for one of them
-   * was written since by someone else (its own agent, the controller), and is never overwritten.
+   * (from its start until it fails; agentPlan.ts `noteSession`), with the newest record mod
+   * revision it saw that at: a "failed" entry for one of them in a newer record was written since
+   * by someone else (its own agent, the controller), and is never overwritten.
    */
-  readonly seenUnfailed: Set<string>
+  readonly seenUnfailed: Map<string, number>
 }
 
 /** This node's open copy of one volume, and the role (replica or master) it plays. */

@@ -196,6 +196,12 @@ const scenarios: ReadonlyArray<Scenario> = [
   // the entry fresh (masterRole.ts `markInSession`), never from the tick's record. Found by the sweep of that version (seeds 873 and 952).
   { name: "a tick's stale record overruled the master's own in-sync mark", seed: 873, faults: "seed" },
   { name: "a tick's stale record overruled the master's own in-sync mark, another mix", seed: 952, faults: "seed" },
+  // The second version decided in the compare-and-swap, from the entry as it read it, but a read
+  // that left before the master's own in-sync write committed (control-store latency) still
+  // showed the old failure, and its refusal failed the link all the same; the replica ended
+  // failed. Fixed: the master keeps the record revision it last saw the entry not failed at, and a
+  // failure counts only in a newer record (agentPlan.ts `overruled`). Found by the sweep (seed 2467).
+  { name: "a read from before the master's own in-sync write overruled it", seed: 2467, faults: "seed" },
 ]
 
 for (const { name, seed, faults, faultMs } of scenarios) {

@@ -244,32 +244,36 @@ test("links: a failure someone else recorded during the link's session is never 
   const tags = (r: ReturnType<typeof record>, links: ReadonlyArray<LinkFacts>) => planLinks(r, links, targetOf, times).map((a) => a._tag)
   const syncing = [{ node: "b", address: at, state: "syncing", completed: false }]
   const complete = [{ node: "b", address: at, state: "in-sync", completed: true }]
-  const seen = new Set<string>()
+  const seen = new Map<string, number>()
   // The master's own failure record came before this session: a fast resync completes and marks it in sync over it.
   const failedBefore = record("me", [{ node: "b", state: "failed", reason: "ack timeout" }])
-  noteSession(failedBefore, complete, seen)
+  noteSession(failedBefore, 10, complete, seen)
   assert.equal(tags(failedBefore, complete), ["mark-in-sync"])
-  assert.not.ok(overruled(failedBefore.replicas[0]!, seen))
-  // Seen syncing, then in sync, during the session.
-  noteSession(record("me", [{ node: "b", state: "syncing" }]), syncing, seen)
-  assert.ok(seen.has("b"))
-  noteSession(record("me", [{ node: "b", state: "in-sync" }]), complete, seen)
+  assert.not.ok(overruled(failedBefore.replicas[0]!, 10, seen))
+  // Seen syncing, then in sync, during the session (record revisions 11 and 12).
+  noteSession(record("me", [{ node: "b", state: "syncing" }]), 11, syncing, seen)
+  assert.is(seen.get("b"), 11)
+  noteSession(record("me", [{ node: "b", state: "in-sync" }]), 12, complete, seen)
+  // A stale read (an older revision) that still shows the failure from before the session is not overruled.
+  assert.not.ok(overruled(failedBefore.replicas[0]!, 10, seen), "a record older than the one seen not failed")
+  noteSession(failedBefore, 10, complete, seen)
+  assert.is(seen.get("b"), 12, "a stale record does not move the revision back")
   // Then its own agent records its store failure (its error still on the wire): the link fails, never marked in sync over it.
   const failedSince = record("me", [{ node: "b", state: "failed", reason: "its own write or fdatasync failed" }])
-  noteSession(failedSince, complete, seen)
+  noteSession(failedSince, 13, complete, seen)
   assert.equal(tags(failedSince, complete), ["mark-in-sync"], "planned, and then refused by its compare-and-swap, which fails the link")
-  assert.ok(overruled(failedSince.replicas[0]!, seen), "the mark-in-sync compare-and-swap refuses it")
+  assert.ok(overruled(failedSince.replicas[0]!, 13, seen), "the mark-in-sync compare-and-swap refuses it")
   // The controller failing it mid-sync is not recorded syncing over either: the progress mark is refused the same way.
   assert.equal(tags(failedSince, syncing), ["record-progress"])
   assert.equal(tags(failedSince, [{ ...syncing[0]!, state: "connecting" }]), [], "a link still connecting is left to attach first")
   // A failed link ends the session: its revive starts afresh, and its completed resync replaces the failure.
   const failedLink = [{ ...complete[0]!, state: "failed", completed: false }]
-  noteSession(failedSince, failedLink, seen)
+  noteSession(failedSince, 14, failedLink, seen)
   assert.not.ok(seen.has("b"))
-  noteSession(failedSince, complete, seen)
+  noteSession(failedSince, 14, complete, seen)
   assert.equal(tags(failedSince, complete), ["mark-in-sync"])
-  assert.not.ok(overruled(failedSince.replicas[0]!, seen), "and its compare-and-swap replaces the failure")
-  noteSession(failedSince, [], seen)
+  assert.not.ok(overruled(failedSince.replicas[0]!, 14, seen), "and its compare-and-swap replaces the failure")
+  noteSession(failedSince, 15, [], seen)
   assert.not.ok(seen.has("b"), "a link that is gone forgets it")
 })
 
