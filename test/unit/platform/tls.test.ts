@@ -16,10 +16,11 @@ import { tlsTransport } from "../../../lib/platform/tls.ts"
 import { startNode, type ReplivolNode } from "../../../lib/node/node.ts"
 import { makeMemoryStores, type Stores } from "../../../lib/store/Stores.ts"
 import type { MemoryStore } from "../../../lib/store/memory.ts"
+import { testPort } from "../../support/ports.ts"
 
 const test = suite("TLS on port 5703: mutual certificates, typed refusals")
 const secret = "tls-test-secret-0123456789"
-const port = 29703
+const port = testPort(29703)
 const volume = "default/tls"
 const sizeBytes = 1 << 20
 const dayMs = 86_400_000

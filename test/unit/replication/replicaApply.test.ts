@@ -13,10 +13,11 @@ import { makeMemoryStores, Stores } from "../../../lib/store/Stores.ts"
 import { wrapStore } from "../../../lib/store/BlockStore.ts"
 import { startNode } from "../../../lib/node/node.ts"
 import type { MemoryStore } from "../../../lib/store/memory.ts"
+import { testPort } from "../../support/ports.ts"
 
 const test = suite("replica apply order")
 const secret = "test-secret-0123456789"
-const port = 25723
+const port = testPort(25723)
 
 test("slow writes do not hold up later ones; a Flush's fdatasync follows every earlier write", async () => {
   const memory = makeMemoryStores()

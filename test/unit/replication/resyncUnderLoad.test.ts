@@ -14,10 +14,11 @@ import { layerTcp } from "../../../lib/platform/tcp.ts"
 import { makeMemoryStores } from "../../../lib/store/Stores.ts"
 import { startNode } from "../../../lib/node/node.ts"
 import type { MemoryStore } from "../../../lib/store/memory.ts"
+import { testPort } from "../../support/ports.ts"
 
 const test = suite("a resync under sustained writes at queue depth 32")
 const secret = "test-secret-0123456789"
-const port = 25733
+const port = testPort(25733)
 const sizeBytes = 32 << 20
 const blockBytes = 4096
 const depth = 32

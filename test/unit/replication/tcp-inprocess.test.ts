@@ -6,10 +6,11 @@ import { layerTcp } from "../../../lib/platform/tcp.ts"
 import { makeMemoryStores } from "../../../lib/store/Stores.ts"
 import { startNode } from "../../../lib/node/node.ts"
 import type { MemoryStore } from "../../../lib/store/memory.ts"
+import { testPort } from "../../support/ports.ts"
 
 const test = suite("replication over TCP, in one process")
 const secret = "test-secret-0123456789"
-const port = 25703
+const port = testPort(25703)
 
 test("writes reach master and both replicas; reads come back; flush completes", async () => {
   const stores = makeMemoryStores()

@@ -11,10 +11,11 @@ import { layerTcp } from "../../../lib/platform/tcp.ts"
 import { makeMemoryStores } from "../../../lib/store/Stores.ts"
 import { startNode } from "../../../lib/node/node.ts"
 import type { MemoryStore } from "../../../lib/store/memory.ts"
+import { testPort } from "../../support/ports.ts"
 
 const test = suite("a replica's failure, recorded before the master goes on")
 const secret = "test-secret-0123456789"
-const port = 25713
+const port = testPort(25713)
 const size = 1 << 20
 
 test("a write that waited for a replica that failed completes only after the failure is recorded", async () => {
