@@ -157,6 +157,11 @@ const scenarios: ReadonlyArray<Scenario> = [
   // The checker, not the cluster: healthy was seen while a re-synced former master's entry waited
   // for the controller's next tick; the count is now checked once it settles (clusterSim.ts `countSettles`).
   { name: "the replica count was judged before a former master's entry was settled", seed: 2468, faults: "seed" },
+  // The checker, not the cluster: a node paused past its lease re-registered when the faults were
+  // healed; the count had settled once, then the controller failed its replica (node lost) and the
+  // master revived it, in sync 3 ms after the count was judged. The count is now awaited again when
+  // it is judged (clusterSim.ts `checkReplicaCount`). Found by the 10 000-seed sweep.
+  { name: "the replica count was judged while a re-registered node's replica was revived", seed: 8611, faults: "seed" },
   // The simulator, not the cluster: two re-creations of one volume ran at once and the second's
   // create found the first's volume (clusterFaults.ts `recreate` skips a suspended volume).
   { name: "two re-creations of one volume at once", seed: 5920, faults: "seed" },
