@@ -15,7 +15,7 @@
  *
  * Writes that do not cover whole units are widened to whole units (the edge units read,
  * decrypted, merged, encrypted again); `unitSpan` and `mergeEdges` do the arithmetic. The caller
- * (masterVolume.ts) orders that read-modify-write against every other write (its order lock).
+ * (master/encryptedWrite.ts) orders that read-modify-write against every other write (its order lock).
  *
  * `encryptBackground` / `decryptBackground` give the same bytes as an Effect that runs a big run
  * on the cipher's worker threads (XtsCipher.background, where the runtime has them), inline

@@ -384,7 +384,7 @@ export const makeReplicaLink = (options: ReplicaLinkOptions): Effect.Effect<Repl
       }
       if (pending.size >= pendingFramesPerReplicaMax) {
         // A guard that should never fire: writes wait for an in-sync link, and for a syncing one
-        // once it is half this far behind (masterVolume.ts `syncingBacklogFrames`). Fail it; its
+        // once it is half this far behind (master/writePipeline.ts `syncingBacklogFrames`). Fail it; its
         // dirty bitmap keeps what it missed for a delta catch-up.
         fail(new LinkFailure("overloaded", `replica ${options.target.node} fell ${pending.size} frames behind`))
         if (isDataFrame(type) && body.length > 0) dirty.mark(offset, body.length)
