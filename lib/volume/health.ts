@@ -109,6 +109,12 @@ export const assessVolume = (spec: VolumeSpec, counts: ReplicaCounts, masterAvai
   return { health: usable ? "degraded" : "unavailable", usable, reason: modeSentence(spec, counts, usable) }
 }
 
+/** `assessVolume(spec, counts).usable` with a serving master, without its sentence (a master asks this on every IO). */
+export const usableVolume = (spec: VolumeSpec, counts: ReplicaCounts): boolean => {
+  checkInvariants(spec, counts)
+  return usableByMode(spec, spec.replicas - counts.inSync)
+}
+
 /**
  * Whether the failure mode refuses IO only because replicas are still syncing: some are, and with
  * all of them in sync the volume would be usable. Such a volume is coming up (a new volume's first

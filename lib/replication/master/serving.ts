@@ -5,13 +5,17 @@
  */
 import { Clock, Effect, Fiber } from "effect"
 import { StoreError, type BlockStore } from "../../store/BlockStore.ts"
-import { assessVolume, type Assessment } from "../../volume/health.ts"
+import { assessVolume, usableVolume, type Assessment, type ReplicaCounts } from "../../volume/health.ts"
+import type { VolumeSpec } from "../../volume/labels.ts"
 import type { Lineage } from "../copyIdentity.ts"
 import { VolumeUnavailable } from "../errors.ts"
 import { fence, storeFailure, type MasterState } from "./state.ts"
 
-/** The volume's health from its links: the counted slots take in-sync links first, then failures (a missing link is one), then syncing ones. */
-export const assess = (state: MasterState): Assessment => {
+/**
+ * The spec the failure mode counts and the replica counts from the links: the counted slots take
+ * in-sync links first, then failures (a missing link is one), then syncing ones.
+ */
+const countLinks = (state: MasterState): { readonly counted: VolumeSpec; readonly counts: ReplicaCounts } => {
   const { spec, links } = state
   let inSync = 0
   let failed = 0
@@ -25,7 +29,13 @@ export const assess = (state: MasterState): Assessment => {
   const missing = Math.max(0, spec.replicas - links.length)
   const inSyncCounted = Math.min(inSync, counted.replicas)
   const failedCounted = Math.min(failed + missing, counted.replicas - inSyncCounted)
-  return assessVolume(counted, { inSync: inSyncCounted, syncing: counted.replicas - inSyncCounted - failedCounted, failed: failedCounted })
+  return { counted, counts: { inSync: inSyncCounted, syncing: counted.replicas - inSyncCounted - failedCounted, failed: failedCounted } }
+}
+
+/** The volume's health from its links (health.ts `assessVolume`). */
+export const assess = (state: MasterState): Assessment => {
+  const { counted, counts } = countLinks(state)
+  return assessVolume(counted, counts)
 }
 
 const unavailable = (state: MasterState, assessment: Assessment) =>
@@ -49,8 +59,9 @@ export const checkServing = (state: MasterState): Effect.Effect<void, VolumeUnav
 export const checkUsable = (state: MasterState): Effect.Effect<void, VolumeUnavailable> => Effect.suspend(() => {
   if (state.fenced) return Effect.fail(state.fenced)
   if (state.options.leaseValid && !state.options.leaseValid()) return checkServing(state)
-  const assessment = assess(state)
-  return assessment.usable ? Effect.void : Effect.fail(unavailable(state, assessment))
+  // Usable is asked on every IO: the sentence of the assessment is built only for a refusal.
+  const { counted, counts } = countLinks(state)
+  return usableVolume(counted, counts) ? Effect.void : Effect.fail(unavailable(state, assessVolume(counted, counts)))
 })
 
 /** Writes the master's own identity record (durable, atomic). */

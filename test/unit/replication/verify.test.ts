@@ -151,4 +151,17 @@ test("startVerify shows progress while it runs and emits verify events; a second
   assert.ok(events.includes("verify-started") && events.includes("verify-done"), events.filter((e) => e.startsWith("verify")).join(","))
 })
 
+test("every replica counts the frames and bytes it applied (replivol_network_*_total, direction in)", async () => {
+  const metrics = makeMetrics()
+  const inbound = () => [metrics.get("replivol_network_frames_total", { volume: "default/vol", direction: "in" }) ?? 0, metrics.get("replivol_network_bytes_total", { volume: "default/vol", direction: "in" }) ?? 0]
+  const [[framesBefore, bytesBefore], [framesAfter, bytesAfter]] = await withCluster(({ volume }) => Effect.gen(function* () {
+    const before = inbound()
+    for (let i = 0; i < 20; i++) yield* volume.write(i * 4096, patterned(4096, i))
+    return [before, inbound()] as const
+  }), metrics)
+  // Both replicas (n2, n3) count into the same series: 20 writes of 4 KiB each.
+  assert.is(framesAfter! - framesBefore!, 40)
+  assert.is(bytesAfter! - bytesBefore!, 40 * 4096)
+})
+
 test.run()
