@@ -112,7 +112,9 @@ export const assessVolume = (spec: VolumeSpec, counts: ReplicaCounts, masterAvai
 /** `assessVolume(spec, counts).usable` with a serving master, without its sentence (a master asks this on every IO). */
 export const usableVolume = (spec: VolumeSpec, counts: ReplicaCounts): boolean => {
   checkInvariants(spec, counts)
-  return usableByMode(spec, spec.replicas - counts.inSync)
+  const missing = spec.replicas - counts.inSync
+  // As assessVolume: nothing missing is usable whatever the mode says.
+  return missing === 0 || usableByMode(spec, missing)
 }
 
 /**

@@ -14,7 +14,7 @@ import { reply, replyError, storeErrorCode, type ReplicaSession } from "./sessio
 
 /** One Write or SyncChunk: applied, then acknowledged (or refused with the store's error). */
 const applyWrite = (session: ReplicaSession, frame: Frame, entry: Hosted) => Effect.gen(function* () {
-  const { connection } = session
+  const { connection, options } = session
   const result = yield* Effect.result(entry.store.write(frame.offset, frame.body))
   // A store never keeps the caller's bytes past the write: the body's memory may take the next frame.
   connection.recycle?.(frame.body)
@@ -25,9 +25,8 @@ const applyWrite = (session: ReplicaSession, frame: Frame, entry: Hosted) => Eff
     return
   }
   entry.writesApplied++
-  const inbound = session.inbound(entry)
-  inbound?.frames.inc()
-  inbound?.bytes.inc(frame.length)
+  options.metrics?.add("replivol_network_frames_total", { volume: entry.volume, direction: "in" })
+  options.metrics?.add("replivol_network_bytes_total", { volume: entry.volume, direction: "in" }, frame.length)
   entry.bytesApplied += frame.length
   reply(connection, frame, frame.type === MessageType.Write ? MessageType.WriteAck : MessageType.SyncAck, entry.epoch)
 })

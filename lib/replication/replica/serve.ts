@@ -13,7 +13,7 @@ import { handleData } from "./apply.ts"
 import { serveClientFrame } from "./clientFrames.ts"
 import type { Hosted } from "./hosted.ts"
 import { handleOpen } from "./open.ts"
-import { inboundCounters, reply, replyError, type ReplicaSession } from "./session.ts"
+import { reply, replyError, type ReplicaSession } from "./session.ts"
 
 /** Frames queued on one connection before the replica stops reading it (the master's in-flight limit is lower). */
 export const replicaQueueFramesMax = 4096
@@ -109,7 +109,7 @@ export const serveConnection = (
     const applySlots = yield* Semaphore.make(replicaApplyWritesMax)
     const session: ReplicaSession = {
       connection, hosted, options, count, opened: new Set(), clientOpened: new Map(), clientSlots, applySlots,
-      allApplied: applySlots.withPermits(replicaApplyWritesMax)(Effect.void), inbound: inboundCounters(options.metrics),
+      allApplied: applySlots.withPermits(replicaApplyWritesMax)(Effect.void),
     }
     for (;;) {
       const frame = yield* Queue.take(queue)

@@ -4,7 +4,6 @@
  */
 import type { Effect, Semaphore } from "effect"
 import type { Connection } from "../../net/connection.ts"
-import type { Counter, Metrics } from "../../core/metrics.ts"
 import { ErrorCode, makeFrame, MessageType, type Frame } from "../../wire/index.ts"
 import type { ReplicaHostOptions } from "../replicaHost.ts"
 import type { Hosted } from "./hosted.ts"
@@ -26,30 +25,6 @@ export interface ReplicaSession {
   readonly applySlots: Semaphore.Semaphore
   /** Waits until every write started before it is applied (takes every apply slot). */
   readonly allApplied: Effect.Effect<void>
-  /** The copy's inbound frame and byte counters (resolved once per copy and connection, not per frame). */
-  readonly inbound: (entry: Hosted) => InboundCounters | undefined
-}
-
-export interface InboundCounters {
-  readonly frames: Counter
-  readonly bytes: Counter
-}
-
-/** `ReplicaSession.inbound` over `metrics` (none without metrics). */
-export const inboundCounters = (metrics: Metrics | undefined): ((entry: Hosted) => InboundCounters | undefined) => {
-  if (!metrics) return () => undefined
-  const resolved = new WeakMap<Hosted, InboundCounters>()
-  return (entry) => {
-    let counters = resolved.get(entry)
-    if (!counters) {
-      counters = {
-        frames: metrics.counter("replivol_network_frames_total", { volume: entry.volume, direction: "in" }),
-        bytes: metrics.counter("replivol_network_bytes_total", { volume: entry.volume, direction: "in" }),
-      }
-      resolved.set(entry, counters)
-    }
-    return counters
-  }
 }
 
 const encoder = new TextEncoder()

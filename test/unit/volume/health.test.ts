@@ -5,9 +5,10 @@
 // volume must still be usable.
 import { suite } from "uvu"
 import * as assert from "uvu/assert"
-import { assessVolume, waitsForSync, type ReplicaCounts } from "../../../lib/volume/health.ts"
+import { assessVolume, usableVolume, waitsForSync, type ReplicaCounts } from "../../../lib/volume/health.ts"
 import { Label, LabelError, validateLabels, type VolumeSpec } from "../../../lib/volume/labels.ts"
 import { InvariantViolation } from "../../../lib/core/assert.ts"
+import { failureToleranceMax } from "../../../lib/core/limits.ts"
 
 const Health = suite("volume/health")
 
@@ -123,6 +124,31 @@ Health("a refusal is a wait only while syncing replicas are all that is missing"
   const strict = specOf({ [Label.replicas]: "2", [Label.failureTolerance]: "0" })
   assert.not.ok(waitsForSync(strict, { inSync: 0, syncing: 1, failed: 1 }), "one syncing, one failed, tolerance 0: unusable even once synced")
   assert.not.ok(waitsForSync(hard, { inSync: 1, syncing: 0, failed: 0 }), "nothing syncing: nothing to wait for")
+})
+
+Health("usableVolume (asked on every IO) agrees with assessVolume's verdict for every mode, count and tolerance", () => {
+  let compared = 0
+  for (const mode of ["hard", "soft", "alwayson"]) {
+    for (let replicas = 0; replicas <= 5; replicas++) {
+      for (let tolerance = 0; tolerance <= Math.min(replicas, failureToleranceMax); tolerance++) {
+        if (mode !== "soft" && tolerance > 0) continue
+        const spec = specOf({ [Label.replicas]: String(replicas), [Label.failureMode]: mode, ...(mode === "soft" ? { [Label.failureTolerance]: String(tolerance) } : {}) })
+        for (let inSync = 0; inSync <= replicas; inSync++) {
+          for (let syncing = 0; inSync + syncing <= replicas; syncing++) {
+            for (let failed = 0; inSync + syncing + failed <= replicas; failed++) {
+              const counts = { inSync, syncing, failed }
+              assert.is(usableVolume(spec, counts), assessVolume(spec, counts).usable, `${mode} replicas=${replicas} tolerance=${tolerance} ${JSON.stringify(counts)}`)
+              compared++
+            }
+          }
+        }
+      }
+    }
+  }
+  // An unknown mode read from a damaged record: nothing missing is usable, as assessVolume says.
+  const odd = { ...specOf({ [Label.replicas]: "1" }), failureMode: "unheard-of" } as unknown as VolumeSpec
+  assert.is(usableVolume(odd, { inSync: 1, syncing: 0, failed: 0 }), assessVolume(odd, { inSync: 1, syncing: 0, failed: 0 }).usable)
+  assert.ok(compared > 300, `${compared} cases compared`)
 })
 
 Health.run()
