@@ -15,11 +15,12 @@ import type { BlockStore } from "../store/BlockStore.ts"
 import type { Connection } from "../net/connection.ts"
 import { volumeIdOf } from "./protocol.ts"
 import { identityOf } from "./copyIdentity.ts"
-import type { MasterVolume } from "./masterVolume.ts"
-import type { Metrics } from "../core/metrics.ts"
 import { ReplicationError } from "./errors.ts"
 import { activityRanges, persistIdentity, type Hosted } from "./replica/hosted.ts"
 import { serveConnection } from "./replica/serve.ts"
+import type { ReplicaHostOptions } from "./replica/options.ts"
+
+export type { ReplicaHostOptions } from "./replica/options.ts"
 
 export { activityRangesMax, activityWritesMax } from "./replica/hosted.ts"
 export { clientRequestsInflightMax, replicaApplyWritesMax, replicaQueueFramesMax } from "./replica/serve.ts"
@@ -55,20 +56,6 @@ export interface ReplicaHost {
   readonly damaged: (volume: string) => boolean
   /** Rejections seen (typed reasons), for tests and metrics. */
   readonly rejections: () => Readonly<Record<string, number>>
-}
-
-export interface ReplicaHostOptions {
-  readonly nodeName: string
-  readonly metrics?: Metrics
-  /** The master volumes this node serves to remote clients (the cluster's agent keeps them). */
-  readonly lookupMaster?: (volume: string) => MasterVolume | undefined
-  /**
-   * The master of `volume` at `epoch` once it serves, waiting a bounded time while it may still
-   * open here (node.ts); undefined at once when this node cannot be it (a newer or closed epoch).
-   */
-  readonly awaitMaster?: (volume: string, epoch: number) => Effect.Effect<MasterVolume | undefined>
-  /** The process incarnation told in every OpenAck (the master records a copy in sync with the process that holds it). */
-  readonly incarnation?: number
 }
 
 export const makeReplicaHost = (options: ReplicaHostOptions): ReplicaHost => {

@@ -16,7 +16,7 @@ import type { VolumeCipher } from "../../crypt/volumeCipher.ts"
 import type { Lineage } from "../copyIdentity.ts"
 import { VolumeIoError, VolumeUnavailable } from "../errors.ts"
 import type { LinkFailure, ReplicaLink } from "../replicaLink.ts"
-import type { MasterVolumeOptions, VolumeEvent } from "../masterVolume.ts"
+import type { MasterVolumeOptions, VolumeEvent } from "./options.ts"
 
 export interface MasterState {
   readonly options: MasterVolumeOptions

@@ -8,7 +8,7 @@
 import { Effect, Queue, Semaphore } from "effect"
 import type { Connection } from "../../net/connection.ts"
 import { ErrorCode, MessageType, type Frame } from "../../wire/index.ts"
-import type { ReplicaHostOptions } from "../replicaHost.ts"
+import type { ReplicaHostOptions } from "./options.ts"
 import { handleData } from "./apply.ts"
 import { serveClientFrame } from "./clientFrames.ts"
 import type { Hosted } from "./hosted.ts"

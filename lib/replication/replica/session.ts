@@ -5,7 +5,7 @@
 import type { Effect, Semaphore } from "effect"
 import type { Connection } from "../../net/connection.ts"
 import { ErrorCode, makeFrame, MessageType, type Frame } from "../../wire/index.ts"
-import type { ReplicaHostOptions } from "../replicaHost.ts"
+import type { ReplicaHostOptions } from "./options.ts"
 import type { Hosted } from "./hosted.ts"
 
 export interface ReplicaSession {
