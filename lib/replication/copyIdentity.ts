@@ -20,7 +20,7 @@
  * same master session (`uid`, `epoch`, `generation` equal to what the master expects) and whose
  * activity log is known — or, when that session's master is the one deciding, whose possibly
  * lost writes that master tracked itself (every frame not yet acknowledged, every region written
- * since the copy's last acknowledged fdatasync: lib/replication/replicaLink.ts). Everything else — empty, unknown, another uid, an older lineage, an
+ * since the copy's last acknowledged fdatasync: lib/replication/link/frames.ts). Everything else — empty, unknown, another uid, an older lineage, an
  * unknown activity log — gets a full sync, and zero regions are skipped only for an `empty` copy.
  */
 import type { StoreMeta } from "../store/BlockStore.ts"

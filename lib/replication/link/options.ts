@@ -8,15 +8,15 @@ import type { Metrics } from "../../core/metrics.ts"
 import type { Connection } from "../../net/connection.ts"
 import type { Address } from "../../net/Transport.ts"
 
+/** Frames one replica may have unacknowledged; in-sync replicas stay far below (the volume bounds writes in flight). */
+export const pendingFramesPerReplicaMax = inflightWritesPerReplicaMax * 4
+
 /**
  * `connecting`: dialling / opening; `syncing`: receiving live writes while its copy catches up;
  * `in-sync`: a full copy, waited for by every write; `reconnecting`: an in-sync replica whose
  * connection dropped, still waited for until the ack timeout; `failed`: not waited for, dirty
  * regions tracked.
  */
-/** Frames one replica may have unacknowledged; in-sync replicas stay far below (the volume bounds writes in flight). */
-export const pendingFramesPerReplicaMax = inflightWritesPerReplicaMax * 4
-
 export type ReplicaState = "connecting" | "syncing" | "in-sync" | "reconnecting" | "failed"
 
 export interface ReplicaTarget {
