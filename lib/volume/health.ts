@@ -70,6 +70,9 @@ const usableByMode = (spec: VolumeSpec, missing: number): boolean => {
   }
 }
 
+/** Usable with `missing` replicas not in sync: nothing missing is usable whatever the mode says, else the mode decides. */
+const usableMissing = (spec: VolumeSpec, missing: number): boolean => missing === 0 || usableByMode(spec, missing)
+
 const modeSentence = (spec: VolumeSpec, counts: ReplicaCounts, usable: boolean): string => {
   const described = describeCounts(spec, counts)
   switch (spec.failureMode) {
@@ -101,10 +104,10 @@ export const assessVolume = (spec: VolumeSpec, counts: ReplicaCounts, masterAvai
     return { health: "unavailable", usable: false, reason: masterDownSentence(spec, counts) }
   }
   const missing = spec.replicas - counts.inSync
-  const usable = usableByMode(spec, missing)
+  const usable = usableMissing(spec, missing)
   if (missing === 0) {
     const reason = spec.replicas === 0 ? "no replicas requested; the master holds the only copy" : `${describeCounts(spec, counts)}`
-    return { health: "healthy", usable: true, reason }
+    return { health: "healthy", usable, reason }
   }
   return { health: usable ? "degraded" : "unavailable", usable, reason: modeSentence(spec, counts, usable) }
 }
@@ -112,9 +115,7 @@ export const assessVolume = (spec: VolumeSpec, counts: ReplicaCounts, masterAvai
 /** `assessVolume(spec, counts).usable` with a serving master, without its sentence (a master asks this on every IO). */
 export const usableVolume = (spec: VolumeSpec, counts: ReplicaCounts): boolean => {
   checkInvariants(spec, counts)
-  const missing = spec.replicas - counts.inSync
-  // As assessVolume: nothing missing is usable whatever the mode says.
-  return missing === 0 || usableByMode(spec, missing)
+  return usableMissing(spec, spec.replicas - counts.inSync)
 }
 
 /**

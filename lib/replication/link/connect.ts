@@ -90,11 +90,12 @@ export const makeOpeners = (s: LinkState) => {
   return { reconnect, first }
 }
 
+/** This master session, as a copy's identity names the session it follows. */
+const sessionOf = (s: LinkState) => ({ uid: s.options.uid, epoch: s.options.epoch, generation: s.options.generation })
+
 /** The copy answered that it still follows this master session and knows its recent writes. */
-const followsThisSession = (s: LinkState) => {
-  const lineage = { uid: s.options.uid, epoch: s.options.epoch, generation: s.options.generation }
-  return s.opened !== undefined && s.opened.activity !== "all" && followed(s.opened.identity, lineage)
-}
+const followsThisSession = (s: LinkState) =>
+  s.opened !== undefined && s.opened.activity !== "all" && followed(s.opened.identity, sessionOf(s))
 
 /** One reconnect that succeeded while the link still wants it: attached, or failed as a copy that lost its session. */
 const reattach = (s: LinkState, conn: Connection) => {
@@ -109,8 +110,7 @@ const reattach = (s: LinkState, conn: Connection) => {
   // unacknowledged frames is not enough. It is owed everything; the revive path decides.
   conn.close("the copy lost its session")
   // Another lineage (wiped, replaced, restored) owes everything; a restart within this session owes what failLink marks.
-  const lineage = { uid: options.uid, epoch: options.epoch, generation: options.generation }
-  const otherLineage = s.opened === undefined || !followed(s.opened.identity, lineage)
+  const otherLineage = s.opened === undefined || !followed(s.opened.identity, sessionOf(s))
   if (otherLineage) s.dirty.markAll()
   const owed = otherLineage ? "it gets a full sync" : "it is revived and sent every region this master has not seen flushed on it"
   failLink(s, new LinkFailure("lost-copy", `replica ${options.target.node} came back without the writes of this session (${describeAnswer(s.opened)}); ${owed}`))
